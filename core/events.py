@@ -1,0 +1,110 @@
+"""Engine events: small immutable records passed to a callback while a job runs.
+
+The engine calls ``on_event(event)`` from its own thread; consumers (the CLI's
+progress bar, the Qt adapter in ``ui/``) must not block in it. Every event is a
+frozen dataclass so it can cross threads as data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Event",
+    "EventCallback",
+    "ScanProgress",
+    "JobStarted",
+    "AssociationRequested",
+    "AssociationNegotiated",
+    "AssociationFailed",
+    "AssociationReleased",
+    "InstanceStarted",
+    "InstanceFinished",
+    "JobFinished",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every engine event."""
+
+
+EventCallback = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class ScanProgress(Event):
+    """Scanning found `files_seen` files so far; `instance` is the latest record (or None)."""
+
+    files_seen: int
+    instance: Any = None  # core.scan.ScannedInstance
+
+
+@dataclass(frozen=True)
+class JobStarted(Event):
+    """A send job began: `total` instances, `total_bytes` bytes of files."""
+
+    job_id: str
+    total: int
+    total_bytes: int
+
+
+@dataclass(frozen=True)
+class AssociationRequested(Event):
+    """An A-ASSOCIATE-RQ is about to be sent with `strategy` and `n_contexts` contexts."""
+
+    strategy: str
+    n_contexts: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class AssociationNegotiated(Event):
+    """An association was established; `negotiation` is the attempt record (dict)."""
+
+    negotiation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AssociationFailed(Event):
+    """An association attempt failed; `message` says why, `negotiation` holds the details."""
+
+    message: str
+    negotiation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AssociationReleased(Event):
+    """An association ended; `how` is ``"released"`` or ``"aborted"``."""
+
+    how: str
+    stored: int
+
+
+@dataclass(frozen=True)
+class InstanceStarted(Event):
+    """Sending of input `index` began over `transfer_syntax` (conversion from `converted_from`)."""
+
+    index: int
+    transfer_syntax: str | None = None
+    converted_from: str | None = None
+
+
+@dataclass(frozen=True)
+class InstanceFinished(Event):
+    """Input `index` ended; `outcome` is the per-instance result dict (see core.report)."""
+
+    index: int
+    outcome: dict[str, Any] = field(default_factory=dict)
+    bytes_sent: int = 0
+
+
+@dataclass(frozen=True)
+class JobFinished(Event):
+    """The job ended; `summary` holds the counts; `error` a job-level message or None."""
+
+    summary: dict[str, Any]
+    error: str | None = None
+    cancelled: bool = False
