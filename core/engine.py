@@ -30,7 +30,7 @@ from pynetdicom.dsutils import split_dataset
 
 from . import events as ev
 from .config import StoreConfig
-from .convert import load_dataset, encode_dataset, syntax_label
+from .convert import encode_dataset, load_dataset, syntax_label
 from .diagnostics import explain_abort, explain_status, is_transient_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
 from .negotiation import candidate_contexts, open_association, plan_contexts

@@ -23,7 +23,6 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import pydicom
 from pydicom.dataset import Dataset
