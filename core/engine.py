@@ -36,6 +36,7 @@ from .errors import AssociationError, ConversionError, CourierError, TlsConfigEr
 from .negotiation import candidate_contexts, open_association, plan_contexts
 from .scan import ScannedInstance, read_instance, scan_paths
 from .strategies import fallback_chain, parse_strategy
+from .waiting import ExchangeBroken, await_response, drop_connection
 
 LOGGER = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class Item:
     inst: ScannedInstance
     attempts: int = 0
     unknown: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _dataset_record(ds: Dataset, index: int) -> ScannedInstance:
@@ -153,10 +155,11 @@ class JobResult:
 class _Broken(Exception):
     """The association broke during a C-STORE; the outcome of the instance is unknown."""
 
-    def __init__(self, message: str, transient: bool = True):
+    def __init__(self, message: str, transient: bool = True, sent: bool = True):
         super().__init__(message)
         self.message = message
         self.transient = transient
+        self.sent = sent
 
 
 def _outcome(item: Item, status: str, state: str, message: str, **kw: Any) -> dict[str, Any]:
@@ -176,6 +179,7 @@ def _outcome(item: Item, status: str, state: str, message: str, **kw: Any) -> di
         "notes": list(inst.notes) + kw.pop("notes", []),
         "error_comment": kw.pop("error_comment", None),
         "tries": item.attempts,
+        "attempts_detail": [dict(h) for h in item.history],
         "stored_syntax": inst.transfer_syntax or None,
         "size": inst.size,
         "patient_id": inst.patient_id or None,
@@ -230,6 +234,7 @@ class SendJob:
         self._stop = False
         self._first_exc: CourierError | None = None
         self._lock = threading.Lock()
+        self._answered = 0
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -300,51 +305,79 @@ class SendJob:
     def _send_group(self, members: list[Item], contexts: list[tuple[str, str]], strategy: str, attempt: int,
                     can_fall_back: bool, last_reason: dict[int, str]) -> list[Item]:
         """Send `members` over associations proposing `contexts`; return the items to retry
-        with the next strategy."""
+        with the next strategy.
+
+        Recovery (PS3.8 7.3-7.4): after an association breaks mid-batch (abort, timeout,
+        closed connection) a new one is opened and the batch continues, the instance in
+        flight first; at most ``retry_attempts`` breaks in a row without any C-STORE
+        answered. When associating fails transiently (rejected-transient, or the peer
+        went down after an association had worked: refused, reset, aborted) it is retried
+        with back-off for at most ``retry_total_s`` seconds of outage.
+        """
         queue = list(members)
         deferred: list[Item] = []
-        reconnects = 0
+        breaks = 0
+        outage_tries = 0
+        outage_since: float | None = None
+        connected = False
         while queue and not self._halted():
             try:
                 assoc, record = self._associate(contexts, strategy, attempt)
             except AssociationError as exc:
                 kind = exc.details.get("kind")
-                if kind in ("aborted", "no-context", "timeout") and can_fall_back:
+                if kind in ("aborted", "no-context", "timeout") and can_fall_back and not connected:
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
                     return deferred + queue
-                if exc.details.get("transient") and kind != "connect" and reconnects < self.cfg.retry_attempts:
-                    reconnects += 1
-                    self._backoff(reconnects)
-                    continue
-                for it in queue:
-                    self._finish(it, _outcome(it, "failure", "not-sent", f"not sent: {exc.message}",
-                                              strategy_used=strategy))
+                retryable = bool(exc.details.get("transient")) and (kind != "connect" or self._established > 0)
+                if retryable:
+                    now = time.monotonic()
+                    outage_since = now if outage_since is None else outage_since
+                    outage_tries += 1
+                    delay = self._delay(outage_tries)
+                    if now - outage_since + delay <= self.cfg.retry_total_s:
+                        LOGGER.info("Association failed (%s); retrying in %.1f s", exc.message, delay)
+                        self._wait(delay)
+                        continue
+                self._give_up(queue, f"not sent: {exc.message}", strategy)
                 return deferred
+            connected = True
+            outage_since, outage_tries = None, 0
+            answered = self._answered
             try:
                 queue, more_deferred = self._send_on(assoc, record, queue, strategy, can_fall_back, last_reason)
                 deferred += more_deferred
             except _Broken as exc:
                 # `queue` was updated in place by _send_on up to the broken instance
-                reconnects += 1
-                if not exc.transient or reconnects > self.cfg.retry_attempts:
-                    for it in self._unfinished(queue):
-                        if it.unknown:
-                            self._finish(it, _outcome(it, "failure", "unknown", it.unknown, strategy_used=strategy))
-                        else:
-                            self._finish(it, _outcome(it, "failure", "not-sent",
-                                                      f"not sent: {exc.message}", strategy_used=strategy))
+                breaks = 1 if self._answered > answered else breaks + 1
+                if not exc.transient or breaks > self.cfg.retry_attempts:
+                    self._give_up(queue, f"not sent: {exc.message}", strategy)
                     return deferred
-                self._backoff(reconnects)
+                self._backoff(breaks)
             queue = self._unfinished(queue)
         return deferred
+
+    def _give_up(self, queue: list[Item], message: str, strategy: str) -> None:
+        """Finish every unfinished item: "unknown" if it was in flight when a link broke, else not sent."""
+        for it in self._unfinished(queue):
+            if it.unknown:
+                self._finish(it, _outcome(it, "failure", "unknown", it.unknown, strategy_used=strategy))
+            else:
+                self._finish(it, _outcome(it, "failure", "not-sent", message, strategy_used=strategy))
 
     def _unfinished(self, items: list[Item]) -> list[Item]:
         return [it for it in items if it.index not in self._outcomes]
 
+    def _delay(self, n: int) -> float:
+        """Back-off before retry `n` (1-based): exponential, capped at 30 s, with jitter (50-100 %)."""
+        return min(self.cfg.retry_backoff_s * (2 ** (n - 1)), 30.0) * (0.5 + random.random() / 2)
+
     def _backoff(self, n: int) -> None:
-        delay = min(self.cfg.retry_backoff_s * (2 ** (n - 1)), 30.0) * (0.5 + random.random() / 2)
+        delay = self._delay(n)
         LOGGER.info("Retrying in %.1f s (attempt %d)", delay, n)
+        self._wait(delay)
+
+    def _wait(self, delay: float) -> None:
         end = time.monotonic() + delay
         while not self.cancel.is_set() and time.monotonic() < end:
             self._sleep(min(0.1, max(0.0, end - time.monotonic())))
@@ -448,14 +481,25 @@ class SendJob:
         ts = str(cx.transfer_syntax[0])
         while True:
             it.attempts += 1
+            attempt = {"attempt": it.attempts, "started": round(time.time(), 3), "transfer_syntax": ts,
+                       "association": record.get("index")}
+            it.history.append(attempt)
+            t0 = time.monotonic()
             self.on_event(ev.InstanceStarted(it.index, ts, conv_from))
             try:
                 rsp = self._c_store(assoc, cx.context_id, it, data, offset)
             except _Broken as exc:
-                it.unknown = f"outcome unknown - {exc.message}"
+                it.unknown = f"outcome unknown - {exc.message}" if exc.sent else f"not received - {exc.message}"
+                attempt.update(result="unknown" if exc.sent else "not-received", status_code=None,
+                               message=exc.message, elapsed_s=round(time.monotonic() - t0, 3))
+                if not exc.sent:
+                    it.unknown = ""  # the peer cannot have stored a data set it did not fully receive
                 raise
+            self._answered += 1
             code = int(rsp.Status)
             expl = explain_status(code, getattr(rsp, "ErrorComment", None), getattr(rsp, "OffendingElement", None))
+            attempt.update(result=expl.category, status_code=code, message=expl.message,
+                           elapsed_s=round(time.monotonic() - t0, 3))
             if expl.category == "failure" and is_transient_status(code) and it.attempts <= self.cfg.retry_attempts:
                 LOGGER.info("Instance %d refused with transient status 0x%04X; retrying", it.index, code)
                 self._backoff(it.attempts)
@@ -513,24 +557,28 @@ class SendJob:
         else:
             req._dataset_path = (it.source, offset)  # streamed from the file by pynetdicom
         if not assoc.is_established:
-            raise _Broken(explain_abort(None, None, "the previous C-STORE"))
+            raise _Broken(explain_abort(None, None, "the previous C-STORE"), sent=False)
+        size = len(data) if data is not None else max(0, it.inst.size - offset)
         assoc.dimse.send_msg(req, cx_id)
-        while True:
-            _cx, rsp = assoc.dimse.get_msg(block=True)
-            if rsp is None:
-                raise self._broken(assoc)
-            if getattr(rsp, "MessageIDBeingRespondedTo", None) == req.MessageID and rsp.Status is not None:
-                return rsp
-            LOGGER.warning("Ignoring an unexpected DIMSE message from the peer: %s", type(rsp).__name__)
+        try:
+            return await_response(assoc, req.MessageID, self.cfg.dimse_timeout, self.cfg.network_timeout, size)
+        except ExchangeBroken as exc:
+            raise self._broken(assoc, exc) from None
 
-    def _broken(self, assoc: Association) -> _Broken:
+    def _broken(self, assoc: Association, exc: ExchangeBroken) -> _Broken:
+        """Describe a broken exchange and make sure the association is never used again."""
+        pdu = getattr(getattr(assoc, "courier_watch", None), "abort", None)
+        if exc.kind == "write-timeout":
+            drop_connection(assoc)  # the peer does not read: an A-ABORT could not be written either
+        if exc.kind == "closed":
+            during = ("the C-STORE, after the data set was sent, before a response" if exc.sent_all
+                      else "the C-STORE, while the data set was being sent")
+            message = explain_abort(getattr(pdu, "source", None), getattr(pdu, "reason_diagnostic", None), during)
+        else:
+            message = f"{exc.message}; the association was aborted and is not reused"
         if assoc.is_established and not assoc.is_aborted:
             assoc.abort()  # never reuse an association after a timeout in the middle of a message
-            return _Broken(f"no C-STORE response within the DIMSE timeout ({self.cfg.dimse_timeout:g} s); the "
-                           "association was aborted and is not reused")
-        pdu = getattr(getattr(assoc, "courier_watch", None), "abort", None)
-        return _Broken(explain_abort(getattr(pdu, "source", None), getattr(pdu, "reason_diagnostic", None),
-                                     "the C-STORE, after the data set was sent, before a response"))
+        return _Broken(message, sent=exc.sent_all)
 
     def _finish(self, it: Item, outcome: dict[str, Any]) -> None:
         with self._lock:
