@@ -1,6 +1,7 @@
 """Command-line interface: ``python main.py <command>`` (also the ``dicom-courier`` script).
 
-Commands: ``send``, ``echo``, ``scp``. Exit codes for ``send``: 0 every DICOM
+Commands: ``send``, ``echo``, ``scp``; ``resume``, ``retry``, ``jobs`` (see :mod:`core.cli_jobs`).
+Exit codes for ``send``: 0 every DICOM
 instance stored (warnings included), 1 some were not, 2 usage or configuration
 error, 3 no association could be established. ``echo``: 0 or 3.
 """
@@ -16,10 +17,12 @@ import time
 import uuid
 from typing import Any, TextIO
 
+from . import cli_jobs
 from . import events as ev
 from .config import DEFAULT_CALLING_AE, StoreConfig
 from .engine import SendJob, items_from_scan
 from .errors import CourierError
+from .journal import multicast as ev_multicast
 from .report import build_report, write_report
 from .scan import scan_paths
 from .strategies import STRATEGY_ORDER
@@ -68,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--quiet", action="store_true", help="no progress bar")
     send.add_argument("paths", nargs="+", metavar="PATH")
     send.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    cli_jobs.add_send_options(send)
 
     echo = sub.add_parser("echo", help="C-ECHO a PACS and show the negotiation")
     _add_peer(echo)
@@ -81,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="everything, implicit, uncompressed, a strategy name, or comma-separated UIDs")
     scp.add_argument("--bind", default="127.0.0.1", help="address to listen on (default loopback)")
     scp.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    cli_jobs.add_journal_commands(sub)
     return parser
 
 
@@ -150,7 +155,7 @@ def _print_summary(summary: dict[str, Any], elapsed: float, stream: TextIO) -> N
 def cmd_send(args: argparse.Namespace) -> int:
     """``send``: scan, send, report; returns the exit code."""
     try:
-        cfg = _config(args, allow_lossy=args.allow_lossy)
+        cfg = _config(args, allow_lossy=args.allow_lossy, **cli_jobs.retry_config(args))
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -160,11 +165,20 @@ def cmd_send(args: argparse.Namespace) -> int:
         print("nothing to send: no files found in " + ", ".join(args.paths), file=sys.stderr)
         return EXIT_USAGE
     job_id = uuid.uuid4().hex[:12]
+    items = items_from_scan(instances)
+    try:
+        journal, recorder = cli_jobs.open_send_journal(args, cfg, job_id, items)
+    except Exception as exc:  # an explicit --journal FILE that cannot be used
+        print(f"cannot use the journal {args.journal}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     cancel = threading.Event()
     _install_sigint(cancel)
     progress = Progress(sys.stderr, enabled=not args.quiet)
-    job = SendJob(cfg, args.strategy, args.max_retries, not args.stop_on_error, progress, cancel, job_id)
-    result = job.run(items_from_scan(instances))
+    job = SendJob(cfg, args.strategy, args.max_retries, not args.stop_on_error, ev_multicast(recorder, progress),
+                  cancel, job_id)
+    result = job.run(items)
+    if journal is not None:
+        journal.close()
     summary = result.summary()
     if args.report:
         job_info = {"id": job_id, "peer": cfg.peer, "calling_ae": cfg.local_ae_title, "strategy": args.strategy,
@@ -253,7 +267,7 @@ def cmd_scp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"send": cmd_send, "echo": cmd_echo, "scp": cmd_scp}
+COMMANDS = {"send": cmd_send, "echo": cmd_echo, "scp": cmd_scp, **cli_jobs.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
