@@ -27,12 +27,21 @@ from __future__ import annotations
 import logging
 import queue
 import socket
+import sys
 import time
 from typing import Any
 
+try:
+    import fcntl
+    import termios
+
+    _SIOCOUTQ: int | None = termios.TIOCOUTQ  # same value as SIOCOUTQ on Linux
+except (ImportError, AttributeError):  # Windows
+    _SIOCOUTQ = None
+
 LOGGER = logging.getLogger(__name__)
 
-__all__ = ["ExchangeBroken", "await_response", "bound_writes", "drop_connection"]
+__all__ = ["ExchangeBroken", "await_response", "bound_writes", "drop_connection", "unsent_bytes"]
 
 
 class ExchangeBroken(Exception):
@@ -77,23 +86,42 @@ def drop_connection(assoc: Any) -> None:
 
 
 _NOTHING = object()
+_OWN_ABORT_SLACK = 64
 
 
 def _kib(n: float) -> str:
     return f"{n / 1024:.0f} KiB"
 
 
+def unsent_bytes(sock: Any) -> int | None:
+    """Bytes written to `sock` that the peer has not acknowledged yet, or None if unknown.
+
+    Linux ``SIOCOUTQ``; the kernel buffers megabytes, so without it a request
+    would look "sent" long before the peer has read it.
+    """
+    if _SIOCOUTQ is None or sock is None:
+        return None
+    try:
+        buf = fcntl.ioctl(sock.fileno(), _SIOCOUTQ, b"\0\0\0\0")
+        return int.from_bytes(buf, sys.byteorder, signed=True)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def await_response(assoc: Any, message_id: int, dimse_timeout: float, network_timeout: float,
-                   size_bytes: int | None = None, poll_s: float = 0.1) -> Any:
+                   size_bytes: int | None = None, poll_s: float = 0.05) -> Any:
     """Wait for the response to the request with `message_id` (PS3.7 9.3.1.2).
 
-    Call it right after ``assoc.dimse.send_msg(req, cx_id)``.
+    Call it right after ``assoc.dimse.send_msg(req, cx_id)``. The request counts
+    as "being sent" while PDUs are queued or the kernel still holds bytes the peer
+    has not acknowledged; during that time only a lack of progress for
+    `network_timeout` fails. The DIMSE timeout starts once everything is delivered.
 
     Args:
         assoc: an established pynetdicom ``Association`` whose reactor does not
             read DIMSE messages (see ``core.negotiation._guard_reactor``).
         message_id: the request's Message ID.
-        dimse_timeout: seconds to wait for the response once the request is sent.
+        dimse_timeout: seconds to wait for the response once the request is delivered.
         network_timeout: seconds without any write progress before giving up.
         size_bytes: the data set's size, for messages.
         poll_s: how often to look at the progress, seconds.
@@ -107,16 +135,17 @@ def await_response(assoc: Any, message_id: int, dimse_timeout: float, network_ti
     """
     outq = assoc.dul.to_provider_queue
     msgs = assoc.dimse.msg_queue
+    sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
     queued = max(outq.qsize(), 1)
-    last_n = outq.qsize()
-    now = time.monotonic()
-    last_change = now
-    sent_at: float | None = None if last_n else now
+    last: tuple[int, int] = (-1, -1)
+    last_change = time.monotonic()
+    sent_at: float | None = None
 
     def progress() -> str:
         left = outq.qsize()
+        unsent = unsent_bytes(sock) or 0
         if size_bytes:
-            done = size_bytes * (queued - left) / queued
+            done = max(0.0, size_bytes * (queued - left) / queued - unsent)
             return f"~{_kib(done)} of ~{_kib(size_bytes)}"
         return f"{queued - left} of {queued} PDUs"
 
@@ -125,17 +154,22 @@ def await_response(assoc: Any, message_id: int, dimse_timeout: float, network_ti
             _cx, rsp = msgs.get(timeout=poll_s)
         except queue.Empty:
             rsp = _NOTHING
+        if rsp is _NOTHING and (assoc.is_aborted or not assoc.is_established):
+            rsp = None  # e.g. an invalid PDU from the peer: pynetdicom aborts without waking DIMSE readers
         if rsp is _NOTHING:
             now = time.monotonic()
             n = outq.qsize()
-            if n:
-                if n != last_n:
-                    last_n, last_change = n, now
-                try:  # still writing the request: the link is busy, not idle
+            u = unsent_bytes(sock) or 0 if not n else 0
+            if n or u > _OWN_ABORT_SLACK:
+                sent_at = None
+                if (n, u) != last:
+                    last, last_change = (n, u), now
+                try:  # still delivering the request: the link is busy, not idle
                     assoc.dul._idle_timer.restart()
                 except AttributeError:
                     pass
-                if now - last_change > network_timeout + 1.0:  # backstop; the socket timeout acts first
+                # with PDUs queued the socket timeout acts first; this is the backstop
+                if now - last_change > network_timeout + (1.0 if n else 0.0):
                     what = progress()
                     drop_connection(assoc)
                     raise ExchangeBroken(f"timeout while sending: peer stopped reading after {what} "
@@ -149,6 +183,9 @@ def await_response(assoc: Any, message_id: int, dimse_timeout: float, network_ti
             continue
         if rsp is None:
             n = outq.qsize()
+            # bytes still unacknowledged now (not at the last poll) never reached the peer; the
+            # DUL may have queued its own A-ABORT (10 bytes) meanwhile, so ignore a few bytes
+            n = n or int((unsent_bytes(sock) or 0) > _OWN_ABORT_SLACK)
             if n:
                 stalled = time.monotonic() - last_change >= 0.9 * network_timeout
                 what = progress()
