@@ -11,7 +11,8 @@ Acts:
     ``Act()``                        store, answer 0x0000
     ``Act(status=0xA900)``           refuse with that status
     ``Act(silent=S)``                say nothing for S seconds (then answer), DIMSE timeout on the sender
-    ``Act(abort_after_data=True)``   receive the whole data set, then A-ABORT (source 2, reason 0) (c23)
+    ``Act(abort_after_data=True)``   receive the whole data set, then A-ABORT (source 2, reason 0) (c23);
+                                     with ``store_first=True`` it keeps the instance before aborting
     ``Act(abort_after_kib=K)``       A-ABORT (source 2) after K KiB of the data set
     ``Act(close_after_kib=K)``       close the socket, no A-ABORT, after K KiB
     ``Act(stall_after_kib=K, stall_s=S)``  stop reading after K KiB for S s, then close (c22)
@@ -55,6 +56,7 @@ class Act:
     stall_s: float = 0.0
     malformed: bool = False
     slow_s: float = 0.0
+    store_first: bool = False  # with abort_after_data: the peer keeps the instance, the sender cannot know
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +104,7 @@ class BadPeer:
         self._lock = threading.Lock()
         self._state: dict[int, _AssocState] = {}
         self._requests = 0
+        self._closed = False
         ae = AE(ae_title=ae_title)
         ae.add_supported_context(CTImageStorage, [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
         ae.add_supported_context("1.2.840.10008.1.1")
@@ -196,6 +199,9 @@ class BadPeer:
         with self._lock:
             self.log.append((req, act))
         if act.abort_after_data:
+            if act.store_first:
+                with self._lock:
+                    self.seen[uid] += 1
             self._kill(event.assoc, st, A_ABORT_PROVIDER)
             return 0xC000  # never delivered
         if act.malformed:
@@ -213,7 +219,9 @@ class BadPeer:
     def close(self) -> None:
         """Release every stall and stop the server."""
         self.release.set()
-        self.server.shutdown()
+        if not self._closed:
+            self._closed = True
+            self.server.shutdown()
 
     def __enter__(self) -> BadPeer:
         return self
