@@ -25,7 +25,6 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import Association
-from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import split_dataset
 
 from . import events as ev
@@ -33,6 +32,7 @@ from .config import StoreConfig
 from .convert import encode_dataset, load_dataset, syntax_label
 from .diagnostics import explain_abort, explain_status, is_transient_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
+from .fastpath import ChannelBroken, DirectChannel
 from .negotiation import candidate_contexts, open_association, plan_contexts
 from .scan import ScannedInstance, read_instance, scan_paths
 from .strategies import fallback_chain, parse_strategy
@@ -376,12 +376,16 @@ class SendJob:
         deferred: list[Item] = []
         stored = 0
         broken: _Broken | None = None
+        channel = DirectChannel(assoc, self.cfg.dimse_timeout, self.cfg.network_timeout)
+        cache: dict[tuple[str, str], list[Any]] = {}
         try:
             for it in queue:
                 if self._halted():
                     break
-                cands = candidate_contexts(assoc.accepted_contexts, it.inst.sop_class_uid,
-                                           it.inst.transfer_syntax, self.cfg.allow_lossy)
+                key = (it.inst.sop_class_uid, it.inst.transfer_syntax)
+                if key not in cache:
+                    cache[key] = candidate_contexts(assoc.accepted_contexts, *key, self.cfg.allow_lossy)
+                cands = cache[key]
                 if not cands:
                     reason = self._no_context_reason(it, record)
                     if can_fall_back and not self._abstract_refused(it, record):
@@ -392,11 +396,11 @@ class SendJob:
                         if not self.continue_on_error:
                             self._stop = True
                     continue
-                ok = self._store_one(assoc, it, cands, strategy, record)
-                stored += ok
+                stored += self._store_one(channel, it, cands, strategy, record)
         except _Broken as exc:
             broken = exc
         finally:
+            channel.close()
             how = self._close(assoc, broken is not None)
             record["stored"] = stored
             self.on_event(ev.AssociationReleased(how, stored))
@@ -436,7 +440,7 @@ class SendJob:
                 + ("" if it.inst.transfer_syntax and UID(it.inst.transfer_syntax).is_encapsulated
                    else " without lossy compression (enable lossy conversion to send)"))
 
-    def _store_one(self, assoc: Association, it: Item, cands: list[Any], strategy: str,
+    def _store_one(self, channel: DirectChannel, it: Item, cands: list[Any], strategy: str,
                    record: dict[str, Any]) -> int:
         try:
             cx, data, offset, conv_from, notes = self._payload(it, cands)
@@ -450,7 +454,7 @@ class SendJob:
             it.attempts += 1
             self.on_event(ev.InstanceStarted(it.index, ts, conv_from))
             try:
-                rsp = self._c_store(assoc, cx.context_id, it, data, offset)
+                rsp = self._c_store(channel, cx.context_id, it, data, offset)
             except _Broken as exc:
                 it.unknown = f"outcome unknown - {exc.message}"
                 raise
@@ -483,8 +487,9 @@ class SendJob:
             ts = str(cx.transfer_syntax[0])
             if ts == stored and isinstance(it.source, str) and not it.inst.needs_rewrite:
                 try:
-                    _meta, offset = split_dataset(it.source)
-                    return cx, None, offset, None, []
+                    offset = it.inst.data_offset or split_dataset(it.source)[1]
+                    if (it.inst.size - offset) % 2 == 0:
+                        return cx, None, offset, None, []
                 except Exception as exc:  # fall back to a full read
                     LOGGER.debug("Cannot stream %s: %s", it.source, exc)
             try:
@@ -496,41 +501,29 @@ class SendJob:
                 last = exc
         raise last or ConversionError("no usable presentation context")
 
-    def _c_store(self, assoc: Association, cx_id: int, it: Item, data: bytes | None, offset: int) -> Any:
+    def _c_store(self, channel: DirectChannel, cx_id: int, it: Item, data: bytes | None, offset: int) -> Any:
         """Send one C-STORE-RQ and wait for its response (PS3.7 9.3.1).
 
         Raises:
             _Broken: no response within the DIMSE timeout, abort, or an invalid response.
         """
         self._msg_id = self._msg_id % 65535 + 1
-        req = C_STORE()
-        req.MessageID = self._msg_id
-        req.Priority = 2
-        req.AffectedSOPClassUID = it.inst.sop_class_uid
-        req.AffectedSOPInstanceUID = it.inst.sop_instance_uid
-        if data is not None:
-            req.DataSet = BytesIO(data)
-        else:
-            req._dataset_path = (it.source, offset)  # streamed from the file by pynetdicom
-        if not assoc.is_established:
-            raise _Broken(explain_abort(None, None, "the previous C-STORE"))
-        assoc.dimse.send_msg(req, cx_id)
-        while True:
-            _cx, rsp = assoc.dimse.get_msg(block=True)
-            if rsp is None:
-                raise self._broken(assoc)
-            if getattr(rsp, "MessageIDBeingRespondedTo", None) == req.MessageID and rsp.Status is not None:
-                return rsp
-            LOGGER.warning("Ignoring an unexpected DIMSE message from the peer: %s", type(rsp).__name__)
-
-    def _broken(self, assoc: Association) -> _Broken:
-        if assoc.is_established and not assoc.is_aborted:
-            assoc.abort()  # never reuse an association after a timeout in the middle of a message
-            return _Broken(f"no C-STORE response within the DIMSE timeout ({self.cfg.dimse_timeout:g} s); the "
-                           "association was aborted and is not reused")
-        pdu = getattr(getattr(assoc, "courier_watch", None), "abort", None)
-        return _Broken(explain_abort(getattr(pdu, "source", None), getattr(pdu, "reason_diagnostic", None),
-                                     "the C-STORE, after the data set was sent, before a response"))
+        path = it.source if data is None else None
+        try:
+            return channel.store(cx_id, self._msg_id, it.inst.sop_class_uid, it.inst.sop_instance_uid,
+                                 data=data, path=path, offset=offset)  # type: ignore[arg-type]
+        except ChannelBroken as exc:
+            if exc.abort_source is not None:
+                msg = explain_abort(exc.abort_source, exc.abort_reason,
+                                    "the C-STORE, after the data set was sent, before a response")
+            elif exc.after_send:
+                msg = f"{exc.message}; the association was aborted and is not reused"
+            else:
+                msg = exc.message
+            raise _Broken(msg) from None
+        except OSError as exc:  # the file vanished or cannot be read: the message may be half sent
+            self._finish(it, _outcome(it, "failure", "failed", f"cannot read {it.source}: {exc.strerror or exc}"))
+            raise _Broken("a file could not be read in the middle of a message") from exc
 
     def _finish(self, it: Item, outcome: dict[str, Any]) -> None:
         with self._lock:
