@@ -27,6 +27,7 @@ from .strategies import STRATEGY_ORDER
 LOGGER = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_NO_ASSOCIATION = 0, 1, 2, 3
+DEFAULT_PARALLEL = 1
 
 __all__ = ["main", "build_parser"]
 
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--stop-on-error", action="store_true", help="stop at the first failure")
     send.add_argument("--allow-lossy", action="store_true", help="allow lossless-to-lossy conversion")
     send.add_argument("--report", metavar="FILE", help="write a report (.json or .csv)")
+    send.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
+                      help=f"associations to use at once, each study on one (default {DEFAULT_PARALLEL})")
     send.add_argument("--quiet", action="store_true", help="no progress bar")
     send.add_argument("paths", nargs="+", metavar="PATH")
     send.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -163,7 +166,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     _install_sigint(cancel)
     progress = Progress(sys.stderr, enabled=not args.quiet)
-    job = SendJob(cfg, args.strategy, args.max_retries, not args.stop_on_error, progress, cancel, job_id)
+    if args.parallel < 1:
+        print("configuration error: --parallel must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    job = SendJob(cfg, args.strategy, args.max_retries, not args.stop_on_error, progress, cancel, job_id,
+                  parallel=args.parallel)
     result = job.run(items_from_scan(instances))
     summary = result.summary()
     if args.report:
