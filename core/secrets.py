@@ -114,15 +114,19 @@ def _secret_error(resource: str, exc: Exception) -> TlsConfigError:
 
     details = {"kind": "secret", "secret": resource, "error": type(exc).__name__}
     if isinstance(exc, auth_exc.DefaultCredentialsError):
-        text = ("no Google Cloud credentials were found: run `gcloud auth application-default login` "
-                "or set GOOGLE_APPLICATION_CREDENTIALS")
+        text = (
+            "no Google Cloud credentials were found: run `gcloud auth application-default login` "
+            "or set GOOGLE_APPLICATION_CREDENTIALS"
+        )
     elif isinstance(exc, auth_exc.GoogleAuthError):
         text = f"the Google Cloud credentials were refused ({exc}): log in again"
     elif isinstance(exc, gexc.NotFound):
         text = "it does not exist (check the secret ID, the version and the project)"
     elif isinstance(exc, gexc.PermissionDenied | gexc.Unauthenticated):
-        text = ("permission denied: the account needs the role Secret Manager Secret Accessor "
-                "(roles/secretmanager.secretAccessor) on this secret")
+        text = (
+            "permission denied: the account needs the role Secret Manager Secret Accessor "
+            "(roles/secretmanager.secretAccessor) on this secret"
+        )
     elif isinstance(exc, gexc.FailedPrecondition):
         text = "this secret version is disabled or destroyed: enable it or name another version"
     elif isinstance(exc, gexc.RetryError | gexc.DeadlineExceeded | gexc.ServiceUnavailable):
@@ -132,8 +136,9 @@ def _secret_error(resource: str, exc: Exception) -> TlsConfigError:
     return TlsConfigError(f"cannot read Secret Manager secret {resource}: {text}", details=details)
 
 
-def fetch_secret(name: str, project_id: str | None = None, client: Any = None,
-                 timeout: float = SECRET_TIMEOUT_S) -> bytes:
+def fetch_secret(
+    name: str, project_id: str | None = None, client: Any = None, timeout: float = SECRET_TIMEOUT_S
+) -> bytes:
     """Read one secret version's payload from Google Cloud Secret Manager.
 
     Args:
@@ -163,8 +168,10 @@ def fetch_secret(name: str, project_id: str | None = None, client: Any = None,
         raise _secret_error(resource, exc) from None
     data = bytes(response.payload.data)
     if "data_crc32c" in response.payload and _crc32c(data) != response.payload.data_crc32c:
-        raise TlsConfigError(f"Secret Manager secret {resource} arrived corrupted (CRC32C mismatch): retry",
-                             details={"kind": "secret", "secret": resource})
+        raise TlsConfigError(
+            f"Secret Manager secret {resource} arrived corrupted (CRC32C mismatch): retry",
+            details={"kind": "secret", "secret": resource},
+        )
     LOGGER.debug("Read Secret Manager secret %s (%d bytes)", response.name or resource, len(data))
     return data
 

@@ -45,6 +45,7 @@ __all__ = [
     "EXPIRY_WARNING_DAYS",
     "build_ssl_context",
     "diagnose_handshake",
+    "handshake_problem",
     "diagnose_plain_to_tls",
     "tls_session_info",
 ]
@@ -53,12 +54,18 @@ LOGGER = logging.getLogger(__name__)
 
 #: TLS 1.2 cipher suites of BCP 195 (RFC 9325 4.2; PS3.15 B.9): AEAD with forward secrecy only.
 #: DCMTK 3.6.7's default profile offers the RSA ones; TLS 1.3 suites are OpenSSL's defaults.
-BCP195_CIPHERS = ":".join([
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-    "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384",
-])
+BCP195_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "DHE-RSA-AES128-GCM-SHA256",
+        "DHE-RSA-AES256-GCM-SHA384",
+    ]
+)
 #: A peer certificate expiring within this many days is flagged ``expires_soon``.
 EXPIRY_WARNING_DAYS = 30
 #: Seconds to wait for a TLS alert after the handshake (TLS 1.3 sends client-certificate
@@ -103,8 +110,9 @@ def _read_file(path: str, label: str, cfg: StoreConfig) -> _Material:
     raise _fail(f"TLS {label} file {full} {reason}", cfg, item=label, path=full)
 
 
-def _load_item(cfg: StoreConfig, label: str, file_key: str, secret_key: str,
-               secret_client: Any = None) -> _Material | None:
+def _load_item(
+    cfg: StoreConfig, label: str, file_key: str, secret_key: str, secret_client: Any = None
+) -> _Material | None:
     """Load one configured item from its file or its Secret Manager secret (or None).
 
     Raises:
@@ -133,22 +141,30 @@ def _parse_certs(material: _Material, label: str, cfg: StoreConfig) -> list[x509
         TlsConfigError: no PEM certificate, or a damaged one.
     """
     if b"-----BEGIN CERTIFICATE-----" not in material.data:
-        raise _fail(f"TLS {label} ({material.origin}) is not a PEM certificate (no "
-                    "'-----BEGIN CERTIFICATE-----' block); convert DER with "
-                    "`openssl x509 -inform der -in FILE -out FILE.pem`", cfg, item=label)
+        raise _fail(
+            f"TLS {label} ({material.origin}) is not a PEM certificate (no "
+            "'-----BEGIN CERTIFICATE-----' block); convert DER with "
+            "`openssl x509 -inform der -in FILE -out FILE.pem`",
+            cfg,
+            item=label,
+        )
     try:
         return x509.load_pem_x509_certificates(material.data)
     except ValueError:
-        raise _fail(f"TLS {label} ({material.origin}) holds a damaged PEM certificate", cfg,
-                    item=label) from None
+        raise _fail(
+            f"TLS {label} ({material.origin}) holds a damaged PEM certificate", cfg, item=label
+        ) from None
 
 
-def _key_load_error(material: _Material, encrypted: bool, source: str | None,
-                    cfg: StoreConfig) -> TlsConfigError:
+def _key_load_error(
+    material: _Material, encrypted: bool, source: str | None, cfg: StoreConfig
+) -> TlsConfigError:
     """The error for a private key that cryptography could not load."""
     if encrypted and source is None:
-        text = (f"is encrypted and no passphrase is set: store it in the OS keyring (profile's TLS "
-                f"section, tls_key_password_keyring) or set {secrets.PASSWORD_ENV}")
+        text = (
+            f"is encrypted and no passphrase is set: store it in the OS keyring (profile's TLS "
+            f"section, tls_key_password_keyring) or set {secrets.PASSWORD_ENV}"
+        )
     elif encrypted:
         text = f"could not be decrypted: wrong passphrase (from {source})"
     else:
@@ -166,27 +182,39 @@ def _parse_key(material: _Material, password: str | None, source: str | None, cf
         TlsConfigError: not PEM, passphrase needed, wrong passphrase, or damaged.
     """
     if b"PRIVATE KEY-----" not in material.data:
-        raise _fail(f"TLS client private key ({material.origin}) is not a PEM private key (no "
-                    "'-----BEGIN ... PRIVATE KEY-----' block)", cfg, item="client key")
+        raise _fail(
+            f"TLS client private key ({material.origin}) is not a PEM private key (no "
+            "'-----BEGIN ... PRIVATE KEY-----' block)",
+            cfg,
+            item="client key",
+        )
     encrypted = b"ENCRYPTED" in material.data
     secret = password.encode() if (password and encrypted) else None
     try:
         return serialization.load_pem_private_key(material.data, password=secret)
     except UnsupportedAlgorithm:
-        raise _fail(f"TLS client private key ({material.origin}) uses an unsupported key type or "
-                    "encryption", cfg, item="client key") from None
+        raise _fail(
+            f"TLS client private key ({material.origin}) uses an unsupported key type or encryption",
+            cfg,
+            item="client key",
+        ) from None
     except (TypeError, ValueError):
         raise _key_load_error(material, encrypted, source if secret else None, cfg) from None
 
 
-def _check_pair(cert: x509.Certificate, key: Any, cert_m: _Material, key_m: _Material,
-                cfg: StoreConfig) -> None:
+def _check_pair(
+    cert: x509.Certificate, key: Any, cert_m: _Material, key_m: _Material, cfg: StoreConfig
+) -> None:
     """Raise TlsConfigError if `key` is not the private key of `cert`."""
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
-        raise _fail(f"TLS client private key ({key_m.origin}) does not match the client certificate "
-                    f"({cert_m.origin}, subject {cert.subject.rfc4514_string()}): configure the key "
-                    "that belongs to this certificate", cfg, item="client key")
+        raise _fail(
+            f"TLS client private key ({key_m.origin}) does not match the client certificate "
+            f"({cert_m.origin}, subject {cert.subject.rfc4514_string()}): configure the key "
+            "that belongs to this certificate",
+            cfg,
+            item="client key",
+        )
 
 
 @contextlib.contextmanager
@@ -209,8 +237,9 @@ def _private_file(folder: str, name: str, data: bytes) -> str:
     return path
 
 
-def _load_chain(ctx: ssl.SSLContext, cert_m: _Material, key_m: _Material, password: str | None,
-                cfg: StoreConfig) -> None:
+def _load_chain(
+    ctx: ssl.SSLContext, cert_m: _Material, key_m: _Material, password: str | None, cfg: StoreConfig
+) -> None:
     """Give `ctx` the client certificate chain and key.
 
     Secret material goes through a private temporary folder removed right after loading, also
@@ -229,9 +258,13 @@ def _load_chain(ctx: ssl.SSLContext, cert_m: _Material, key_m: _Material, passwo
             key_path = key_m.path or _private_file(folder, "key.pem", key_m.data)
             ctx.load_cert_chain(cert_path, key_path, password=lambda: pw)
     except ssl.SSLError as exc:
-        raise _fail(f"OpenSSL could not load the TLS client certificate ({cert_m.origin}) and key "
-                    f"({key_m.origin}): {exc.reason or exc.library or 'error'}", cfg,
-                    item="client certificate", ssl_reason=exc.reason) from None
+        raise _fail(
+            f"OpenSSL could not load the TLS client certificate ({cert_m.origin}) and key "
+            f"({key_m.origin}): {exc.reason or exc.library or 'error'}",
+            cfg,
+            item="client certificate",
+            ssl_reason=exc.reason,
+        ) from None
 
 
 def _load_ca(ctx: ssl.SSLContext, cfg: StoreConfig, secret_client: Any) -> str:
@@ -242,8 +275,9 @@ def _load_ca(ctx: ssl.SSLContext, cfg: StoreConfig, secret_client: Any) -> str:
         LOGGER.info("No TLS CA configured for %s: the system trust store verifies the peer", cfg.peer)
         return "the system trust store"
     certs = _parse_certs(ca_m, "CA certificate", cfg)
-    ctx.load_verify_locations(cadata="".join(
-        c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs))
+    ctx.load_verify_locations(
+        cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs)
+    )
     return ca_m.origin
 
 
@@ -252,19 +286,25 @@ def _load_client(ctx: ssl.SSLContext, cfg: StoreConfig, secret_client: Any) -> s
 
     A certificate without a key is accepted when the certificate's PEM also holds the key.
     """
-    cert_m = _load_item(cfg, "client certificate", "tls_client_cert_file", "tls_client_cert_secret_name",
-                        secret_client)
-    key_m = _load_item(cfg, "client private key", "tls_client_key_file", "tls_client_key_secret_name",
-                       secret_client)
+    cert_m = _load_item(
+        cfg, "client certificate", "tls_client_cert_file", "tls_client_cert_secret_name", secret_client
+    )
+    key_m = _load_item(
+        cfg, "client private key", "tls_client_key_file", "tls_client_key_secret_name", secret_client
+    )
     if cert_m is None and key_m is None:
         return None
     if cert_m is None:
-        raise _fail("a TLS client private key is configured but no client certificate", cfg,
-                    item="client certificate")
+        raise _fail(
+            "a TLS client private key is configured but no client certificate", cfg, item="client certificate"
+        )
     if key_m is None:
         if b"PRIVATE KEY-----" not in cert_m.data:
-            raise _fail(f"a TLS client certificate ({cert_m.origin}) is configured but no private key",
-                        cfg, item="client key")
+            raise _fail(
+                f"a TLS client certificate ({cert_m.origin}) is configured but no private key",
+                cfg,
+                item="client key",
+            )
         key_m = cert_m
     certs = _parse_certs(cert_m, "client certificate", cfg)
     password, source = secrets.key_password(cfg.tls_key_password_keyring)
@@ -314,8 +354,13 @@ def build_ssl_context(cfg: StoreConfig, secret_client: Any = None) -> tuple[ssl.
     ctx = _new_client_context(cfg.tls_verify_hostname)
     ca_origin = _load_ca(ctx, cfg, secret_client)
     client_origin = _load_client(ctx, cfg, secret_client)
-    LOGGER.debug("TLS context for %s: CA from %s, client certificate %s, host name check %s",
-                 cfg.peer, ca_origin, client_origin or "none", "on" if cfg.tls_verify_hostname else "off")
+    LOGGER.debug(
+        "TLS context for %s: CA from %s, client certificate %s, host name check %s",
+        cfg.peer,
+        ca_origin,
+        client_origin or "none",
+        "on" if cfg.tls_verify_hostname else "off",
+    )
     return ctx, cfg.remote_host
 
 
@@ -326,10 +371,12 @@ def _cert_names(cert: x509.Certificate) -> list[str]:
     """DNS names and IP addresses a certificate names (SAN, else its common name)."""
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        return [*san.get_values_for_type(x509.DNSName),
-                *(str(ip) for ip in san.get_values_for_type(x509.IPAddress))]
+        return [
+            *(str(name) for name in san.get_values_for_type(x509.DNSName)),
+            *(str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
+        ]
     except x509.ExtensionNotFound:
-        return [a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
+        return [str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
 
 
 def _describe_cert(der: bytes) -> dict[str, Any]:
@@ -378,8 +425,10 @@ def _fetch_peer_cert(host: str, port: int, timeout: float) -> dict[str, Any] | N
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     try:
-        with socket.create_connection((host, port), timeout) as raw, \
-                ctx.wrap_socket(raw, server_hostname=_sni(host)) as sock:
+        with (
+            socket.create_connection((host, port), timeout) as raw,
+            ctx.wrap_socket(raw, server_hostname=_sni(host)) as sock,
+        ):
             der = sock.getpeercert(binary_form=True)
             return _describe_cert(der) if der else None
     except (OSError, ValueError):
@@ -408,8 +457,9 @@ class _Trace:
     sent_certificate: bool = False
     alerts: list[str] = field(default_factory=list)
 
-    def __call__(self, conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any,
-                 data: bytes) -> None:
+    def __call__(
+        self, conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: bytes
+    ) -> None:
         kind = getattr(content_type, "name", str(content_type))
         mtype = getattr(msg_type, "name", str(msg_type))
         if direction == "read":
@@ -453,11 +503,13 @@ class _Where:
 
 def _mode(cfg: StoreConfig) -> str:
     client = cfg.tls_client_cert_file or cfg.tls_client_cert_secret_name
-    return ", ".join([
-        "TLS 1.2+",
-        "host name check on" if cfg.tls_verify_hostname else "host name check off",
-        "with a client certificate" if client else "no client certificate",
-    ])
+    return ", ".join(
+        [
+            "TLS 1.2+",
+            "host name check on" if cfg.tls_verify_hostname else "host name check off",
+            "with a client certificate" if client else "no client certificate",
+        ]
+    )
 
 
 _UNKNOWN_ISSUER = {2, 18, 19, 20, 21}  # X509_V_ERR_* meaning "not signed by a trusted CA"
@@ -469,38 +521,54 @@ def _verify_message(exc: ssl.SSLCertVerificationError, where: _Where, cfg: Store
     subject = peer.get("peer_subject", "?")
     code = exc.verify_code
     if code == 10:
-        return where.say(f"the peer's certificate ({subject}) expired on "
-                         f"{peer.get('peer_not_after', '?')[:10]}; the PACS must renew it")
+        return where.say(
+            f"the peer's certificate ({subject}) expired on "
+            f"{peer.get('peer_not_after', '?')[:10]}; the PACS must renew it"
+        )
     if code == 9:
-        return where.say(f"the peer's certificate ({subject}) is not yet valid (from "
-                         f"{peer.get('peer_not_before', '?')[:10]}); check both machines' clocks")
+        return where.say(
+            f"the peer's certificate ({subject}) is not yet valid (from "
+            f"{peer.get('peer_not_before', '?')[:10]}); check both machines' clocks"
+        )
     if code in _UNKNOWN_ISSUER:
         ca = cfg.tls_ca_cert_file or cfg.tls_ca_cert_secret_name or "the system trust store"
-        return where.say(f"TLS certificate verification failed: unknown issuer - the peer's certificate "
-                         f"({subject}, issued by {peer.get('peer_issuer', '?')}) is not signed by a "
-                         f"CA trusted here ({ca}); configure the PACS's CA certificate")
+        return where.say(
+            f"TLS certificate verification failed: unknown issuer - the peer's certificate "
+            f"({subject}, issued by {peer.get('peer_issuer', '?')}) is not signed by a "
+            f"CA trusted here ({ca}); configure the PACS's CA certificate"
+        )
     if code in (62, 64):
         names = ", ".join(peer.get("peer_names", [])) or "?"
-        return where.say(f"the peer's certificate names {names} and does not name host {where.host}; "
-                         "use --no-verify-hostname / the profile switch if the PACS is reached by an "
-                         "address its certificate does not name")
+        return where.say(
+            f"the peer's certificate names {names} and does not name host {where.host}; "
+            "use --no-verify-hostname / the profile switch if the PACS is reached by an "
+            "address its certificate does not name"
+        )
     return where.say(f"TLS certificate verification failed: {exc.verify_message} (subject {subject})")
 
 
-_NOT_TLS_REASONS = {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG",
-                    "UNEXPECTED_EOF_WHILE_READING", "HTTP_REQUEST", "UNEXPECTED_MESSAGE"}
+_NOT_TLS_REASONS = {
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG",
+    "UNEXPECTED_EOF_WHILE_READING",
+    "HTTP_REQUEST",
+    "UNEXPECTED_MESSAGE",
+}
 
 
 def _not_tls(where: _Where, what: str) -> str:
-    return where.say(f"the peer did not answer the TLS handshake ({what}): it does not seem to speak TLS "
-                     "on this port - is TLS enabled on its side? (or use the PACS's TLS port)")
+    return where.say(
+        f"the peer did not answer the TLS handshake ({what}): it does not seem to speak TLS "
+        "on this port - is TLS enabled on its side? (or use the PACS's TLS port)"
+    )
 
 
 _ALERTS = {
     "TLSV13_ALERT_CERTIFICATE_REQUIRED": "the peer requires a client certificate and none was sent: "
-                                         "configure the client certificate and key (--tls-cert/--tls-key)",
+    "configure the client certificate and key (--tls-cert/--tls-key)",
     "TLSV1_ALERT_UNKNOWN_CA": "the peer does not trust our client certificate (unknown CA): have the PACS "
-                              "trust the CA that issued it",
+    "trust the CA that issued it",
     "SSLV3_ALERT_BAD_CERTIFICATE": "the peer rejected our client certificate (bad certificate)",
     "SSLV3_ALERT_UNSUPPORTED_CERTIFICATE": "the peer rejected our client certificate (unsupported type)",
     "SSLV3_ALERT_CERTIFICATE_UNKNOWN": "the peer rejected our client certificate (certificate unknown)",
@@ -520,37 +588,51 @@ def _alert_message(exc: ssl.SSLError, trace: _Trace, where: _Where) -> str:
     if reason == "SSLV3_ALERT_HANDSHAKE_FAILURE":
         if trace.certificate_request and not trace.sent_certificate:
             return where.say(_ALERTS["TLSV13_ALERT_CERTIFICATE_REQUIRED"])
-        return where.say("the peer ended the handshake (handshake failure): no cipher suite in common "
-                         "(BCP 195: TLS 1.2 with AES-GCM, or TLS 1.3), or it requires a client certificate")
+        return where.say(
+            "the peer ended the handshake (handshake failure): no cipher suite in common "
+            "(BCP 195: TLS 1.2 with AES-GCM, or TLS 1.3), or it requires a client certificate"
+        )
     if reason in _NOT_TLS_REASONS or isinstance(exc, ssl.SSLEOFError):
-        return _not_tls(where, "it answered with non-TLS data" if trace.records_read else
-                        "it closed the connection")
+        return _not_tls(
+            where, "it answered with non-TLS data" if trace.records_read else "it closed the connection"
+        )
     return where.say(f"TLS handshake failed: {reason or exc}")
 
 
-def _after_handshake(sock: ssl.SSLSocket, trace: _Trace, where: _Where, timeout: float) -> str:
-    """Wait briefly for an alert (TLS 1.3 reports client-certificate problems after the handshake)."""
+def _after_handshake(sock: ssl.SSLSocket, trace: _Trace, where: _Where, timeout: float) -> tuple[bool, str]:
+    """Wait briefly for an alert (TLS 1.3 reports client-certificate problems after the handshake).
+
+    Returns:
+        ``(tls_ok, message)``.
+    """
     sock.settimeout(min(timeout, POST_HANDSHAKE_WAIT_S))
     try:
         data = sock.recv(1)
     except ssl.SSLError as exc:
-        return _alert_message(exc, trace, where)
+        return False, _alert_message(exc, trace, where)
     except TimeoutError:
         data = None
     except OSError as exc:
-        return where.say(f"the peer closed the connection right after the TLS handshake ({exc})")
+        return False, where.say(f"the peer closed the connection right after the TLS handshake ({exc})")
     if data == b"":
-        return where.say("the peer closed the connection right after the TLS handshake; it may not accept "
-                         "our client certificate (see its log)")
+        return False, where.say(
+            "the peer closed the connection right after the TLS handshake; it may not "
+            "accept our client certificate (see its log)"
+        )
     info = tls_session_info(sock)
-    return (f"TLS to {where.host}:{where.port} ({where.mode}) works: {info['protocol']}, {info['cipher']}, "
-            f"peer certificate {info.get('peer_subject', '?')} accepted; the failure is not in TLS")
+    return True, (
+        f"TLS to {where.host}:{where.port} ({where.mode}) works: {info['protocol']}, "
+        f"{info['cipher']}, peer certificate {info.get('peer_subject', '?')} accepted; "
+        "the failure is not in TLS"
+    )
 
 
 def _connect_message(where: _Where, exc: OSError) -> str:
     if isinstance(exc, ConnectionRefusedError):
-        text = ("connection refused - nothing listens on this port; check the host, the port and that "
-                "the PACS runs")
+        text = (
+            "connection refused - nothing listens on this port; check the host, the port and that "
+            "the PACS runs"
+        )
     elif isinstance(exc, TimeoutError):
         text = "no answer to the TCP connection (timed out) - check the host, the port and firewalls"
     elif isinstance(exc, socket.gaierror):
@@ -560,36 +642,52 @@ def _connect_message(where: _Where, exc: OSError) -> str:
     return f"TLS to {where.host}:{where.port} ({where.mode}) not tried: {text}"
 
 
-def _handshake(ctx: ssl.SSLContext, server_hostname: str | None, where: _Where, cfg: StoreConfig,
-               timeout: float) -> str:
-    """Connect, shake hands with `ctx` and explain the outcome."""
+def _handshake(
+    ctx: ssl.SSLContext, server_hostname: str | None, where: _Where, cfg: StoreConfig, timeout: float
+) -> tuple[bool, str]:
+    """Connect, shake hands with `ctx` and explain the outcome as ``(tls_ok, message)``."""
     try:
         raw = socket.create_connection((where.host, where.port), timeout)
     except OSError as exc:
-        return _connect_message(where, exc)
+        return False, _connect_message(where, exc)
     with _traced(ctx) as trace, raw:
         try:
             sock = ctx.wrap_socket(raw, server_hostname=server_hostname)
         except ssl.SSLCertVerificationError as exc:
-            return _verify_message(exc, where, cfg)
+            return False, _verify_message(exc, where, cfg)
         except ssl.SSLError as exc:
-            return _alert_message(exc, trace, where)
+            return False, _alert_message(exc, trace, where)
         except TimeoutError:
-            return _not_tls(where, f"no reply within {timeout:g} s")
+            return False, _not_tls(where, f"no reply within {timeout:g} s")
         except OSError as exc:
-            return _not_tls(where, f"it reset the connection: {exc.strerror or exc}")
+            return False, _not_tls(where, f"it reset the connection: {exc.strerror or exc}")
         with sock:
             return _after_handshake(sock, trace, where, timeout)
 
 
-def diagnose_handshake(cfg: StoreConfig, timeout: float = 5.0,
-                       tls_args: tuple[ssl.SSLContext, str | None] | None = None) -> str:
+def _diagnose(
+    cfg: StoreConfig, timeout: float, tls_args: tuple[ssl.SSLContext, str | None] | None
+) -> tuple[bool, str]:
+    where = _Where(cfg.remote_host, cfg.remote_port, _mode(cfg))
+    try:
+        ctx, server_hostname = tls_args or build_ssl_context(cfg)
+    except TlsConfigError as exc:
+        return False, exc.message
+    ok, message = _handshake(ctx, server_hostname, where, cfg, timeout)
+    LOGGER.info("TLS diagnosis for %s: %s", cfg.peer, message)
+    return ok, message
+
+
+def diagnose_handshake(
+    cfg: StoreConfig, timeout: float = 5.0, tls_args: tuple[ssl.SSLContext, str | None] | None = None
+) -> str:
     """Find out why a TLS association with ``cfg``'s peer failed, in words.
 
     Call it after ``ae.associate(..., tls_args=...)`` failed to establish an association while
-    TLS was on: pynetdicom only logs the ``ssl`` error. This opens its own TCP connection and
-    repeats the handshake with the same context, then waits up to 1.5 s for a TLS alert (a
-    TLS 1.3 peer reports a missing or refused client certificate only after the handshake).
+    TLS was on and no A-ASSOCIATE-RJ arrived: pynetdicom only logs the ``ssl`` error. This opens
+    its own TCP connection and repeats the handshake with the same context, then waits up to
+    1.5 s for a TLS alert (a TLS 1.3 peer reports a missing or refused client certificate only
+    after the handshake, so pynetdicom sees an established connection that then breaks).
 
     Args:
         cfg: the connection configuration the association used.
@@ -598,29 +696,36 @@ def diagnose_handshake(cfg: StoreConfig, timeout: float = 5.0,
             from `cfg` with :func:`build_ssl_context`.
 
     Returns:
-        One message naming ``host:port``, "TLS" and the mode, e.g. the peer's certificate
-        expired / is not yet valid / has an unknown issuer / does not name the host; the peer
-        requires a client certificate; the peer does not speak TLS on this port; connection
-        refused; or, when the handshake works, that the failure is not in TLS. A
-        configuration error returns the :class:`TlsConfigError` message instead of raising.
+        One message naming ``host:port``, "TLS" and the mode: the peer's certificate expired /
+        is not yet valid / has an unknown issuer / does not name the host; the peer requires a
+        client certificate or does not trust ours; the peer does not speak TLS on this port;
+        connection refused; or, when the handshake works, that the failure is not in TLS (use
+        :func:`handshake_problem` to tell these apart). A configuration error returns the
+        :class:`TlsConfigError` message instead of raising.
     """
-    where = _Where(cfg.remote_host, cfg.remote_port, _mode(cfg))
-    try:
-        ctx, server_hostname = tls_args or build_ssl_context(cfg)
-    except TlsConfigError as exc:
-        return exc.message
-    message = _handshake(ctx, server_hostname, where, cfg, timeout)
-    LOGGER.info("TLS diagnosis for %s: %s", cfg.peer, message)
-    return message
+    return _diagnose(cfg, timeout, tls_args)[1]
+
+
+def handshake_problem(
+    cfg: StoreConfig, timeout: float = 5.0, tls_args: tuple[ssl.SSLContext, str | None] | None = None
+) -> str | None:
+    """Like :func:`diagnose_handshake`, but None when the TLS handshake works.
+
+    Returns:
+        The diagnosis when TLS is the problem (raise ``TlsConfigError`` with it), else None
+        (explain the association failure the usual way).
+    """
+    ok, message = _diagnose(cfg, timeout, tls_args)
+    return None if ok else message
 
 
 def _lenient_context() -> ssl.SSLContext:
-    """A context that accepts any TLS server, only to detect whether a port speaks TLS."""
+    """A context that accepts any TLS server certificate, only to detect whether a port speaks TLS.
+
+    A peer limited to older TLS versions still answers with a TLS alert, which counts as TLS.
+    """
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
-    with contextlib.suppress(ValueError, ssl.SSLError):
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
-        ctx.set_ciphers("ALL:@SECLEVEL=0")
     return ctx
 
 
@@ -655,7 +760,9 @@ def diagnose_plain_to_tls(host: str, port: int, timeout: float = 5.0) -> str | N
             answer = f"it answered our TLS ClientHello ({exc.reason})"
         except OSError:
             return None
-    message = (f"plain DICOM to {host}:{port} failed and the port speaks TLS ({answer}): the peer may "
-               "require TLS: enable TLS in the profile (--tls)")
+    message = (
+        f"plain DICOM to {host}:{port} failed and the port speaks TLS ({answer}): the peer may "
+        "require TLS: enable TLS in the profile (--tls)"
+    )
     LOGGER.info("%s", message)
     return message

@@ -17,8 +17,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["Authority", "Leaf", "make_ca", "make_leaf", "write_leaf", "LOCAL_SANS", "TestPki",
-           "make_test_pki"]
+__all__ = [
+    "Authority",
+    "Leaf",
+    "make_ca",
+    "make_leaf",
+    "write_leaf",
+    "LOCAL_SANS",
+    "TestPki",
+    "make_test_pki",
+]
 
 #: Subject alternative names for a server reached on loopback.
 LOCAL_SANS: list[x509.GeneralName] = [
@@ -27,9 +35,17 @@ LOCAL_SANS: list[x509.GeneralName] = [
 ]
 
 
-_CA_USAGE = x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                          encipher_only=False, decipher_only=False)
+_CA_USAGE = x509.KeyUsage(
+    digital_signature=False,
+    content_commitment=False,
+    key_encipherment=False,
+    data_encipherment=False,
+    key_agreement=False,
+    key_cert_sign=True,
+    crl_sign=True,
+    encipher_only=False,
+    decipher_only=False,
+)
 
 
 def _now() -> dt.datetime:
@@ -67,8 +83,7 @@ class Leaf:
 
     def key_pem(self, password: bytes | None = None) -> bytes:
         """The private key in PKCS#8 PEM, encrypted with `password` when given."""
-        enc = (serialization.BestAvailableEncryption(password) if password
-               else serialization.NoEncryption())
+        enc = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
         return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 
 
@@ -76,9 +91,13 @@ def make_ca(cn: str, days: int = 365) -> Authority:
     """Make a self-signed CA valid from yesterday for `days` days."""
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(_now() - dt.timedelta(days=1)).not_valid_after(_now() + dt.timedelta(days=days))
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(_now() - dt.timedelta(days=1))
+        .not_valid_after(_now() + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_CA_USAGE, critical=True)
         .sign(key, hashes.SHA256())
@@ -86,8 +105,14 @@ def make_ca(cn: str, days: int = 365) -> Authority:
     return Authority(key, cert)
 
 
-def make_leaf(ca: Authority, cn: str, sans: list[x509.GeneralName] | None = None,
-              days: tuple[int, int] = (-1, 365), client: bool = False, use_rsa: bool = False) -> Leaf:
+def make_leaf(
+    ca: Authority,
+    cn: str,
+    sans: list[x509.GeneralName] | None = None,
+    days: tuple[int, int] = (-1, 365),
+    client: bool = False,
+    use_rsa: bool = False,
+) -> Leaf:
     """Make an end-entity certificate.
 
     Args:
@@ -102,8 +127,11 @@ def make_leaf(ca: Authority, cn: str, sans: list[x509.GeneralName] | None = None
     """
     key = rsa.generate_private_key(65537, 2048) if use_rsa else ec.generate_private_key(ec.SECP256R1())
     builder = (
-        x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca.cert.subject)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(_now() + dt.timedelta(days=days[0]))
         .not_valid_after(_now() + dt.timedelta(days=days[1]))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -169,13 +197,34 @@ def make_test_pki(folder: Path, client_key_password: str = "correct horse batter
     enc_key = folder / "client_encrypted.key"
     enc_key.touch(mode=0o600)
     enc_key.write_bytes(client_leaf.key_pem(client_key_password.encode()))
-    expired_key, expired = write_leaf(folder, "expired",
-                                      make_leaf(ca, "old-pacs", LOCAL_SANS, days=(-30, -1)))
+    expired_key, expired = write_leaf(
+        folder, "expired", make_leaf(ca, "old-pacs", LOCAL_SANS, days=(-30, -1))
+    )
     future_key, future = write_leaf(folder, "future", make_leaf(ca, "new-pacs", LOCAL_SANS, days=(10, 40)))
-    other_key, other = write_leaf(folder, "othername",
-                                  make_leaf(ca, "pacs.example", [x509.DNSName("pacs.example")]))
+    other_key, other = write_leaf(
+        folder, "othername", make_leaf(ca, "pacs.example", [x509.DNSName("pacs.example")])
+    )
     rogue_ck, rogue_c = write_leaf(folder, "rogue_client", make_leaf(rogue, "intruder", client=True))
     rsa_key, rsa_cert = write_leaf(folder, "rsa_server", make_leaf(ca, "rsa-pacs", LOCAL_SANS, use_rsa=True))
-    return TestPki(folder, ca, folder / "ca.pem", folder / "rogue_ca.pem", server_key, server, client_key,
-                   client, enc_key, client_key_password, expired_key, expired, future_key, future,
-                   other_key, other, rogue_ck, rogue_c, rsa_key, rsa_cert)
+    return TestPki(
+        folder,
+        ca,
+        folder / "ca.pem",
+        folder / "rogue_ca.pem",
+        server_key,
+        server,
+        client_key,
+        client,
+        enc_key,
+        client_key_password,
+        expired_key,
+        expired,
+        future_key,
+        future,
+        other_key,
+        other,
+        rogue_ck,
+        rogue_c,
+        rsa_key,
+        rsa_cert,
+    )
