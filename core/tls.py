@@ -80,8 +80,8 @@ POST_HANDSHAKE_WAIT_S = 1.5
 class _Material:
     """PEM bytes and where they came from (``origin`` is for messages; ``path`` for files)."""
 
-    data: bytes
-    origin: str
+    data: bytes = field(repr=False)  # may be a private key: never shown
+    origin: str = ""
     path: str | None = None
 
 
@@ -398,8 +398,8 @@ def tls_session_info(assoc_or_sslsocket: Any) -> dict[str, Any]:
     """Describe the TLS session of an association or an ``ssl.SSLSocket`` (for *Test connection*).
 
     Args:
-        assoc_or_sslsocket: an established ``pynetdicom.association.Association`` or an
-            ``ssl.SSLSocket`` after its handshake.
+        assoc_or_sslsocket: an established ``pynetdicom.association.Association`` (ask before
+            releasing it) or an ``ssl.SSLSocket`` after its handshake.
 
     Returns:
         ``{"tls": False}`` for a plain connection, else ``tls`` (True), ``protocol`` (e.g.
