@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -107,6 +108,9 @@ def open_send_journal(args: argparse.Namespace, cfg: StoreConfig, job_id: str,
 
 
 def _open(args: argparse.Namespace) -> Journal | None:
+    if args.journal and not os.path.exists(args.journal):
+        print(f"no journal at {args.journal}", file=sys.stderr)
+        return None
     try:
         return Journal(args.journal)
     except (OSError, sqlite3.Error) as exc:

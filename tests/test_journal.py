@@ -178,3 +178,19 @@ def test_cli_kill_then_resume(tmp_path):
     assert len(peer.seen) == 40
     dups = {u for u, c in peer.seen.items() if c > 1}
     assert dups <= in_flight, "an instance the journal had recorded as stored was sent again"
+
+
+def test_cli_journal_errors_and_defaults(tmp_path):
+    env = {**os.environ, "DICOM_COURIER_DATA_DIR": str(tmp_path / "data")}
+    missing = cli("jobs", "--journal", str(tmp_path / "nope.sqlite"), env=env)
+    assert missing.returncode == 2 and "no journal" in missing.stderr
+    assert cli("jobs", "--json", env=env).stdout.strip() == "[]"  # the default journal, empty
+    assert cli("resume", env=env).stderr.startswith("nothing to resume")
+
+
+def test_synchronous_mode(tmp_path, monkeypatch):
+    with Journal(tmp_path / "a.sqlite") as j:
+        assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    monkeypatch.setenv("DICOM_COURIER_JOURNAL_SYNC", "full")
+    with Journal(tmp_path / "b.sqlite") as j:
+        assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
