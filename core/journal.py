@@ -356,7 +356,8 @@ class Journal:
 
     def attempts(self, job_id: str, idx: int | None = None) -> list[dict[str, Any]]:
         """Attempt rows of a job (or of one instance), in order."""
-        sql, args = "SELECT * FROM attempts WHERE job = ?", [job_id]
+        sql = "SELECT * FROM attempts WHERE job = ?"
+        args: list[Any] = [job_id]
         if idx is not None:
             sql += " AND idx = ?"
             args.append(idx)
