@@ -27,9 +27,9 @@ def add_probe_command(sub: Any, add_peer: Any) -> None:
     """Register ``probe`` on the subparsers `sub`; `add_peer` adds the connection options."""
     p = sub.add_parser("probe", help="ask a PACS which SOP classes and transfer syntaxes it accepts")
     add_peer(p)
-    p.add_argument("--sop-classes", default="used", metavar="all|used|UID,...",
-                   help="which storage SOP classes to probe: all pynetdicom knows, those of the PATHs (default "
-                        "when PATHs are given), or a comma-separated list")
+    p.add_argument("--sop-classes", default=None, metavar="all|used|UID,...",
+                   help="which storage SOP classes to probe: all pynetdicom knows (default without PATHs), those "
+                        "of the PATHs (default with PATHs), or a comma-separated list")
     p.add_argument("--syntaxes", default="all", metavar="all|common|UID,...",
                    help="transfer syntaxes to propose: every one pydicom knows (default), the 13 common ones, or UIDs")
     p.add_argument("--json", metavar="FILE", help="write the acceptance map as JSON")
@@ -62,7 +62,7 @@ def cmd_probe(args: argparse.Namespace, config: Any) -> int:
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    which = args.sop_classes
+    which = args.sop_classes or ("used" if args.paths else "all")
     used: list[str] = []
     if args.paths:
         used = [i.sop_class_uid for i in scan_paths(args.paths) if i.status == "ok"]

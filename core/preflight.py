@@ -229,7 +229,7 @@ def _header_findings(path: str, stored_ts: str) -> list[Finding]:
     except Exception:
         elem = None
     if elem is not None:
-        undefined = getattr(elem, "length", 0) == 0xFFFFFFFF
+        undefined = bool(getattr(elem, "is_undefined_length", False)) or getattr(elem, "length", 0) == 0xFFFFFFFF
         if undefined and not ts.is_encapsulated:
             out.append(Finding("(7FE0,0010)", "PixelData", "error",
                                f"encapsulated (undefined length) under {ts.name}, which is not a compressed syntax"))
