@@ -204,14 +204,20 @@ def _header_findings(path: str, stored_ts: str) -> list[Finding]:
     """Read the header again and check the syntax against the encoding and the pixel data."""
     out: list[Finding] = []
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             ds = pydicom.dcmread(path, force=True, defer_size=256)
     except Exception:
         return out  # the scanner has said why already
     meta = getattr(ds, "file_meta", None)
     declared = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     implicit, little = ds.original_encoding
+    for w in caught:  # pydicom reads on in the other VR encoding but keeps the declared one in original_encoding
+        text = str(w.message)
+        if "Expected explicit VR, but found implicit VR" in text:
+            implicit = True
+        elif "Expected implicit VR, but found explicit VR" in text:
+            implicit = False
     encoding = (ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     if declared and UID(declared).is_transfer_syntax:
         d = UID(declared)
