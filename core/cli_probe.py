@@ -132,8 +132,8 @@ def run_dry_run(args: argparse.Namespace, cfg: Any, instances: list[Any]) -> int
     for p in plans:
         name = p.path or p.sop_instance_uid
         print(f"{p.plan:<9} {name}: {p.message}")
-        for f in p.findings:
-            print(f"          {f.severity}: {f}")
+        for finding in p.findings:
+            print(f"          {finding.severity}: {finding}")
     counts = summarize(plans)
     print(f"Plan: {summary_text(plans)} (dry run: nothing was sent)", file=sys.stderr)
     if args.report:

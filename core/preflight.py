@@ -363,16 +363,19 @@ class _Answers:
 
 def _plan_from_candidate(inst: ScannedInstance, target: str, strategy: str) -> InstancePlan:
     stored = inst.transfer_syntax
-    cp = conversion_plan(stored, target, True)  # the kind only; possibility was decided by candidate_contexts
-    base = dict(index=inst.index, path=inst.path, sop_class_uid=inst.sop_class_uid,
-                sop_instance_uid=inst.sop_instance_uid, stored_syntax=stored, target_syntax=target,
-                strategy=strategy)
+
+    def make(plan: str, kind: str, message: str) -> InstancePlan:
+        return InstancePlan(index=inst.index, path=inst.path, sop_class_uid=inst.sop_class_uid,
+                            sop_instance_uid=inst.sop_instance_uid, stored_syntax=stored, plan=plan, kind=kind,
+                            message=message, target_syntax=target, strategy=strategy)
+
     if target == stored:
-        return InstancePlan(plan="as-stored", kind="as-stored", message="as stored", **base)
+        return make("as-stored", "as-stored", "as stored")
+    cp = conversion_plan(stored, target, True)  # the kind only; possibility was decided by candidate_contexts
     arrow = f"{syntax_label(stored)} → {syntax_label(target)}"
     words = {"lossless": "lossless", "decompress-lossy": "decompress lossy source", "lossy": "lossy"}
     kind = cp.kind if cp.kind in words else "lossless"
-    return InstancePlan(plan="convert", kind=kind, message=f"convert {arrow} ({words[kind]})", **base)
+    return make("convert", kind, f"convert {arrow} ({words[kind]})")
 
 
 def _blocked(inst: ScannedInstance, message: str, strategy: str | None = None) -> InstancePlan:

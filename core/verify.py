@@ -166,7 +166,7 @@ def _commit(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, liste
     """Storage commitment; returns the SOP Instance UIDs the PACS committed to."""
     waiter = _ReportWaiter(generate_uid())
     result.commitment["transaction_uid"] = waiter.transaction_uid
-    handlers = [(evt.EVT_N_EVENT_REPORT, waiter.handler)]
+    handlers: list[Any] = [(evt.EVT_N_EVENT_REPORT, waiter.handler)]
     server = None
     ae = AE(ae_title=cfg.local_ae_title)
     ae.acse_timeout, ae.dimse_timeout = cfg.acse_timeout, cfg.dimse_timeout
@@ -299,7 +299,10 @@ def _find_one(assoc: Any, cx: Any, ident: Dataset, msg_id: int, timeout_s: float
     req.MessageID = msg_id
     req.AffectedSOPClassUID = STUDY_ROOT_FIND
     req.Priority = 2
-    req.Identifier = BytesIO(encode(ident, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated))
+    data = encode(ident, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
+    if data is None:
+        raise _FindFailed("the C-FIND identifier could not be encoded")
+    req.Identifier = BytesIO(data)
     assoc.dimse.send_msg(req, cx.context_id)
     uids: set[str] = set()
     while True:
