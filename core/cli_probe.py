@@ -122,7 +122,8 @@ def run_dry_run(args: argparse.Namespace, cfg: Any, instances: list[Any]) -> int
             return EXIT_USAGE
     t0 = time.monotonic()
     try:
-        plans = plan_instances(instances, amap, cfg, args.strategy, args.max_retries)
+        plans = plan_instances(instances, amap, cfg, args.strategy, args.max_retries,
+                               parallel=max(1, getattr(args, "parallel", 1)))
     except PlanError as exc:
         print(f"no plan: {exc.message}", file=sys.stderr)
         return EXIT_NO_ASSOCIATION

@@ -37,7 +37,7 @@ from pynetdicom.presentation import PresentationContext
 
 from .config import StoreConfig
 from .convert import conversion_plan, syntax_label
-from .engine import Item, SendJob
+from .engine import Item, SendJob, _partition_by_study
 from .errors import AssociationError, CourierError
 from .negotiation import candidate_contexts, open_association, plan_contexts
 from .probe import REASON_ABSTRACT, REASON_NONE, REASON_TRANSFER, REASON_USER, AcceptanceMap
@@ -420,6 +420,7 @@ def plan_instances(
     cfg: StoreConfig | dict[str, Any],
     strategy: str = "standard",
     max_retries: int = 4,
+    parallel: int = 1,
     validate: bool = True,
     on_progress: Callable[[PlanProgress], None] | None = None,
     cancel: threading.Event | None = None,
@@ -439,6 +440,8 @@ def plan_instances(
         cfg: the connection; ``allow_lossy`` decides whether lossy targets may be used.
         strategy: the first transfer-syntax strategy, as given to the send.
         max_retries: how many more conservative strategies the send may try (CLI default 4).
+        parallel: associations the send will use at once (``SendJob(parallel=...)``): instances are
+            split by study the way the engine splits them, and each part gets its own contexts.
         validate: add :func:`validate_instances` findings to each plan.
         on_progress: called with :class:`PlanProgress` after each group is planned.
         cancel: when set, planning stops; unplanned instances are ``blocked`` ("planning cancelled").
@@ -455,65 +458,83 @@ def plan_instances(
     parse_strategy(strategy)
     answers = _Answers(cfg, amap, live=True)
     plans: dict[int, InstancePlan] = {}
-    pending: list[ScannedInstance] = []
+    ready: list[ScannedInstance] = []
     for inst in instances:
         if inst.status == "ok":
-            pending.append(inst)
+            ready.append(inst)
         elif inst.status == "skipped":
             plans[inst.index] = InstancePlan(inst.index, inst.path, inst.sop_class_uid, inst.sop_instance_uid,
                                              inst.transfer_syntax, "skipped", "skipped", f"skipped: {inst.reason}")
         else:
             plans[inst.index] = _blocked(inst, f"blocked: file problem ({inst.reason})")
     chain = fallback_chain(strategy, max_retries)
-    last_record: dict[int, dict[str, Any] | None] = {}
-    done = 0
-    for attempt, strat in enumerate(chain, start=1):
-        if not pending or (cancel is not None and cancel.is_set()):
-            break
-        deferred: list[ScannedInstance] = []
-        groups = plan_contexts(((i.sop_class_uid, i.transfer_syntax) for i in pending), strat, cfg.allow_lossy)
-        more = attempt < len(chain)
-        for group in groups:
-            members = [i for i in pending if i.sop_class_uid in group.sop_classes]
-            try:
-                accepted, record = answers(group.contexts, str(strat), attempt)
-            except AssociationError as exc:
-                kind = exc.details.get("kind")
-                rec = exc.details.get("negotiation")
-                if kind in ("aborted", "no-context", "timeout"):
-                    for i in members:
-                        last_record[i.index] = rec
-                    if more:
-                        deferred += members
-                    else:
+    progress = {"done": 0}
+
+    def one_pass(pending: list[ScannedInstance], primary: bool) -> list[ScannedInstance]:
+        """The engine's ``_send_with_fallback`` for one set of instances; returns the instances a
+        secondary association gave up (the engine sends them over the primary one afterwards)."""
+        last_record: dict[int, dict[str, Any] | None] = {}
+        for attempt, strat in enumerate(chain, start=1):
+            if not pending or (cancel is not None and cancel.is_set()):
+                break
+            deferred: list[ScannedInstance] = []
+            groups = plan_contexts(((i.sop_class_uid, i.transfer_syntax) for i in pending), strat, cfg.allow_lossy)
+            more = attempt < len(chain)
+            for gi, group in enumerate(groups):
+                members = [i for i in pending if i.sop_class_uid in group.sop_classes]
+                try:
+                    accepted, record = answers(group.contexts, str(strat), attempt)
+                except AssociationError as exc:
+                    kind = exc.details.get("kind")
+                    rec = exc.details.get("negotiation")
+                    if not primary and kind in ("rejected", "aborted", "timeout"):
+                        return [i for i in pending if i.index not in plans]
+                    if kind in ("aborted", "no-context", "timeout"):
                         for i in members:
-                            plans[i.index] = _blocked(i, _blocked_message(i, rec, amap, cfg.allow_lossy, strat), strat)
-                    continue
-                raise PlanError(f"cannot plan: {exc.message}", remote_ae=cfg.remote_ae_title,
-                                details=exc.details) from exc
-            except CourierError as exc:  # TLS set-up
-                raise PlanError(f"cannot plan: {exc.message}", remote_ae=cfg.remote_ae_title,
-                                details=exc.details) from exc
-            for i in members:
-                cands = candidate_contexts(accepted, i.sop_class_uid, i.transfer_syntax, cfg.allow_lossy)
-                if cands:
-                    plans[i.index] = _plan_from_candidate(i, str(cands[0][0].transfer_syntax[0]), str(strat))
-                    continue
-                last_record[i.index] = record
-                if more and not SendJob._abstract_refused(Item(i.index, i.path, i), record):  # the engine's rule
-                    deferred.append(i)
-                else:
-                    plans[i.index] = _blocked(i, _blocked_message(i, record, amap, cfg.allow_lossy, strat), strat)
-            done += 1
-            if on_progress is not None:
-                on_progress(PlanProgress(done, done + len(groups) - groups.index(group) - 1, str(strat)))
-        pending = deferred
-    for i in pending:
-        if cancel is not None and cancel.is_set():
-            plans[i.index] = _blocked(i, "blocked: planning cancelled")
-        else:
-            plans[i.index] = _blocked(i, _blocked_message(i, last_record.get(i.index), amap, cfg.allow_lossy,
-                                                          str(chain[-1])), str(chain[-1]))
+                            last_record[i.index] = rec
+                        if more:
+                            deferred += members
+                        else:
+                            for i in members:
+                                plans[i.index] = _blocked(i, _blocked_message(i, rec, amap, cfg.allow_lossy, strat),
+                                                          strat)
+                        continue
+                    raise PlanError(f"cannot plan: {exc.message}", remote_ae=cfg.remote_ae_title,
+                                    details=exc.details) from exc
+                except CourierError as exc:  # TLS set-up
+                    raise PlanError(f"cannot plan: {exc.message}", remote_ae=cfg.remote_ae_title,
+                                    details=exc.details) from exc
+                for i in members:
+                    cands = candidate_contexts(accepted, i.sop_class_uid, i.transfer_syntax, cfg.allow_lossy)
+                    if cands:
+                        plans[i.index] = _plan_from_candidate(i, str(cands[0][0].transfer_syntax[0]), str(strat))
+                        continue
+                    last_record[i.index] = record
+                    if more and not SendJob._abstract_refused(Item(i.index, i.path, i), record):  # the engine's rule
+                        deferred.append(i)
+                    else:
+                        plans[i.index] = _blocked(i, _blocked_message(i, record, amap, cfg.allow_lossy, strat), strat)
+                progress["done"] += 1
+                if on_progress is not None:
+                    on_progress(PlanProgress(progress["done"], progress["done"] + len(groups) - gi - 1, str(strat)))
+            pending = deferred
+        for i in pending:
+            if cancel is not None and cancel.is_set():
+                plans[i.index] = _blocked(i, "blocked: planning cancelled")
+            else:
+                plans[i.index] = _blocked(i, _blocked_message(i, last_record.get(i.index), amap, cfg.allow_lossy,
+                                                              str(chain[-1])), str(chain[-1]))
+        return []
+
+    if parallel > 1 and len(ready) > 1:  # as SendJob._send_parallel: each bucket plans its own contexts
+        buckets = _partition_by_study([Item(i.index, i.path, i) for i in ready], parallel)
+        leftovers: list[ScannedInstance] = []
+        for n, bucket in enumerate(buckets):
+            leftovers += one_pass([it.inst for it in bucket], n == 0)
+        if leftovers:
+            one_pass(sorted(leftovers, key=lambda i: i.index), True)
+    else:
+        one_pass(ready, True)
     if validate:
         for index, findings in validate_instances(instances).items():
             if index in plans:
