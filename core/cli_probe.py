@@ -89,10 +89,11 @@ def cmd_probe(args: argparse.Namespace, config: Any) -> int:
         return EXIT_NO_ASSOCIATION
     peer = amap.peer
     accepted = sum(1 for e in amap.sop_classes.values() if e["accepted"])
-    print(f"Probe of {cfg.peer} ({peer.get('implementation_version_name') or peer.get('implementation_class_uid') or '?'}"
-          f", max PDU {peer.get('max_pdu')}): {len(amap.sop_classes)} SOP classes x {len(peer['syntaxes'])} transfer "
-          f"syntaxes over {peer['associations']} association(s) in {time.monotonic() - t0:.1f} s; "
-          f"{accepted} SOP classes accepted")
+    about = [x for x in (peer.get("implementation_version_name") or peer.get("implementation_class_uid"),
+                         f"max PDU {peer['max_pdu']}" if peer.get("max_pdu") is not None else "") if x]
+    print(f"Probe of {cfg.peer}{' (' + ', '.join(about) + ')' if about else ''}: {len(amap.sop_classes)} SOP "
+          f"classes x {len(peer['syntaxes'])} transfer syntaxes over {peer['associations']} association(s) in "
+          f"{time.monotonic() - t0:.1f} s; {accepted} SOP classes accepted")
     print(amap.table())
     for err in amap.errors:
         print(f"  warning: {err}", file=sys.stderr)

@@ -40,7 +40,7 @@ from .convert import conversion_plan, syntax_label
 from .engine import Item, SendJob, _partition_by_study
 from .errors import AssociationError, CourierError
 from .negotiation import candidate_contexts, open_association, plan_contexts
-from .probe import REASON_ABSTRACT, REASON_NONE, REASON_TRANSFER, REASON_USER, AcceptanceMap
+from .probe import REASON_ABSTRACT, REASON_NONE, REASON_TRANSFER, REASON_USER, AcceptanceMap, quiet_no_context
 from .scan import ScannedInstance
 from .strategies import fallback_chain, is_lossy_syntax, parse_strategy, strategy_syntaxes
 
@@ -323,7 +323,8 @@ class _Answers:
         if self.amap is not None and (self.amap.covers(contexts) or not self.live):
             return self._from_map(contexts, strategy, attempt)
         self.negotiations += 1
-        assoc, record = open_association(self.cfg, contexts, f"{strategy} (plan)", attempt)
+        with quiet_no_context():
+            assoc, record = open_association(self.cfg, contexts, f"{strategy} (plan)", attempt)
         accepted = list(assoc.accepted_contexts)
         try:
             assoc.release()

@@ -19,6 +19,7 @@ the GUI saves ``to_dict()`` with the profile and reloads it with
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import io
@@ -28,7 +29,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -403,11 +404,31 @@ def _answered_pairs(amap: AcceptanceMap) -> Iterable[tuple[str, str]]:
             yield a, t
 
 
+class _NoContextFilter(logging.Filter):
+    """Drops pynetdicom's "No accepted presentation contexts" error: for a probe it is an answer."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No accepted presentation contexts" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_no_context() -> Iterator[None]:
+    """While active, pynetdicom does not log an all-rejected association as an error."""
+    log = logging.getLogger("pynetdicom.acse")
+    filt = _NoContextFilter()
+    log.addFilter(filt)
+    try:
+        yield
+    finally:
+        log.removeFilter(filt)
+
+
 def _negotiate(cfg: StoreConfig, contexts: list[tuple[str, str]], n: int, amap: AcceptanceMap,
                first: bool) -> dict[str, Any] | None:
     """One probe association: negotiate, release, return the negotiation record (None on failure)."""
     try:
-        assoc, record = open_association(cfg, contexts, "probe", n)
+        with quiet_no_context():
+            assoc, record = open_association(cfg, contexts, "probe", n)
     except AssociationError as exc:
         record = exc.details.get("negotiation") or {}
         if exc.details.get("kind") == "no-context":  # everything rejected: still an answer per context

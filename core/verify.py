@@ -39,7 +39,7 @@ from pynetdicom.dsutils import decode, encode
 
 from .config import StoreConfig
 from .errors import AssociationError, CourierError
-from .negotiation import open_association
+from .negotiation import _tls_args, open_association
 
 LOGGER = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def _commit(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, liste
         contexts = [build_context(STORAGE_COMMITMENT_PUSH, [ImplicitVRLittleEndian]),
                     build_context(STORAGE_COMMITMENT_PUSH, [ExplicitVRLittleEndian])]
         assoc = ae.associate(cfg.remote_host, cfg.remote_port, contexts=contexts, ae_title=cfg.remote_ae_title,
-                             max_pdu=cfg.max_pdu, evt_handlers=handlers)
+                             max_pdu=cfg.max_pdu, evt_handlers=handlers, tls_args=_tls_args(cfg))
         if not assoc.is_established:
             result.messages.append("storage commitment: the PACS did not accept an association for the Storage "
                                    "Commitment Push Model")
