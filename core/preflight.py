@@ -316,6 +316,7 @@ class _Answers:
         self.amap = amap
         self.live = live
         self.negotiations = 0
+        self.offline = ""
         self.records: list[dict[str, Any]] = []
 
     def __call__(self, contexts: list[tuple[str, str]], strategy: str, attempt: int
@@ -323,8 +324,17 @@ class _Answers:
         if self.amap is not None and (self.amap.covers(contexts) or not self.live):
             return self._from_map(contexts, strategy, attempt)
         self.negotiations += 1
-        with quiet_no_context():
-            assoc, record = open_association(self.cfg, contexts, f"{strategy} (plan)", attempt)
+        try:
+            with quiet_no_context():
+                assoc, record = open_association(self.cfg, contexts, f"{strategy} (plan)", attempt)
+        except AssociationError as exc:
+            if self.amap is not None and exc.details.get("kind") == "connect":
+                # the PACS is out of reach: plan from the saved map, contexts it lacks counting as refused
+                LOGGER.info("Planning from the acceptance map alone: %s", exc.message)
+                self.live = False
+                self.offline = exc.message
+                return self._from_map(contexts, strategy, attempt)
+            raise
         accepted = list(assoc.accepted_contexts)
         try:
             assoc.release()
@@ -505,8 +515,12 @@ def plan_instances(
                 except CourierError as exc:  # TLS set-up
                     raise PlanError(f"cannot plan: {exc.message}", remote_ae=cfg.remote_ae_title,
                                     details=exc.details) from exc
+                cache: dict[tuple[str, str], list[Any]] = {}
                 for i in members:
-                    cands = candidate_contexts(accepted, i.sop_class_uid, i.transfer_syntax, cfg.allow_lossy)
+                    key = (i.sop_class_uid, i.transfer_syntax)
+                    if key not in cache:
+                        cache[key] = candidate_contexts(accepted, *key, cfg.allow_lossy)
+                    cands = cache[key]
                     if cands:
                         plans[i.index] = _plan_from_candidate(i, str(cands[0][0].transfer_syntax[0]), str(strat))
                         continue

@@ -268,3 +268,10 @@ def test_plan_message_names_only_lossy_after_a_probe_of_a_pynetdicom_scp(mixed):
     assert live.plan == mapped.plan == "blocked" and result.outcomes[0]["status"] == "failure"
     assert "none of the transfer syntaxes proposed" in live.message
     assert mapped.message == MSG_ONLY_LOSSY
+
+
+def test_partial_map_with_the_peer_out_of_reach_plans_from_the_map():
+    insts = scan_paths([TEST_FILES / "CT_small.dcm"])
+    amap = AcceptanceMap({}, {CT: {"accepted": [IMPLICIT], "rejected": {}}})  # probed with one syntax only
+    [p] = plan_instances(insts, amap, config(1), "standard")
+    assert p.plan == "convert" and p.target_syntax == IMPLICIT
