@@ -183,7 +183,8 @@ def _commit(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, liste
         contexts = [build_context(STORAGE_COMMITMENT_PUSH, [ImplicitVRLittleEndian]),
                     build_context(STORAGE_COMMITMENT_PUSH, [ExplicitVRLittleEndian])]
         assoc = ae.associate(cfg.remote_host, cfg.remote_port, contexts=contexts, ae_title=cfg.remote_ae_title,
-                             max_pdu=cfg.max_pdu, evt_handlers=handlers, tls_args=_tls_args(cfg))
+                             max_pdu=cfg.max_pdu, evt_handlers=handlers,
+                             tls_args=_tls_args(cfg))  # type: ignore[arg-type]  # (SSLContext, hostname or None)
         if not assoc.is_established:
             result.messages.append("storage commitment: the PACS did not accept an association for the Storage "
                                    "Commitment Push Model")
