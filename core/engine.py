@@ -527,8 +527,11 @@ class SendJob:
             break
         comment = getattr(rsp, "ErrorComment", None)
         state = {"success": "stored", "warning": "stored-warning"}.get(expl.category, "failed")
-        msg = expl.message if expl.category != "success" else ("stored" + (
-            f" (converted: {notes[0]})" if notes else " (sent as stored)"))
+        if expl.category == "success":
+            how = f"converted: {notes[0]}" if notes else "sent as stored"
+            msg = "; ".join([f"stored ({how})", *it.inst.notes])
+        else:
+            msg = expl.message
         self._finish(it, _outcome(it, expl.category, state, msg, status_code=code, transfer_syntax=ts,
                                   converted_from=conv_from, strategy_used=strategy, notes=notes,
                                   error_comment=str(comment) if comment else None, status_meaning=expl.meaning,
