@@ -411,8 +411,9 @@ def _blocked_message(inst: ScannedInstance, record: dict[str, Any] | None, amap:
             mine = [r for r in rec.get("rejected", []) if r["abstract_syntax"] == sop]
             if not mine or all(r.get("result") in (1, 3) for r in mine):
                 return MSG_CLASS_REFUSED
+            proposed = [p["transfer_syntax"] for p in rec.get("proposed", []) if p["abstract_syntax"] == sop]
             return ("blocked: the PACS accepts none of the transfer syntaxes proposed for this SOP class ("
-                    + ", ".join(syntax_label(r["transfer_syntax"]) for r in mine[:6]) + ")")
+                    + ", ".join(syntax_label(t) for t in proposed[:6]) + (", ..." if len(proposed) > 6 else "") + ")")
     if any(conversion_plan(stored, t, True).possible for t in accepted):
         if not allow_lossy:
             return MSG_ONLY_LOSSY

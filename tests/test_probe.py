@@ -213,3 +213,17 @@ def test_cli_probe_exit_codes(tmp_path):
     assert p.returncode == 3 and "could not connect" in p.stderr
     p = run_cli("probe", "--host", "127.0.0.1", "--port", "1", "--called-ae", "X", "--sop-classes", "used")
     assert p.returncode == 2
+
+
+def test_negotiation_record_names_the_proposed_syntax_of_rejected_contexts(pynetdicom_scp):
+    """pynetdicom reports a rejected context with the syntax of the A-ASSOCIATE-AC, which is not
+    significant (PS3.8 9.3.3.2); the record must name the syntax we proposed."""
+    from core.config import StoreConfig
+    from core.negotiation import open_association
+
+    port, _seen = pynetdicom_scp
+    cxs = [(CT, J2K_LOSSLESS), (CT, IMPLICIT), (MR, EXPLICIT), (SC, "1.2.840.10008.1.2.5")]
+    assoc, record = open_association(StoreConfig.from_dict(config(port, "PICKY")), cxs)
+    assoc.release()
+    assert [(r["abstract_syntax"], r["transfer_syntax"], r["result"]) for r in record["rejected"]] == [
+        (CT, J2K_LOSSLESS, 4), (MR, EXPLICIT, 4), (SC, "1.2.840.10008.1.2.5", 3)]
