@@ -39,6 +39,7 @@ from .config import StoreConfig
 from .convert import conversion_plan, syntax_label
 from .engine import Item, SendJob, _partition_by_study
 from .errors import AssociationError, CourierError
+from .events import Event
 from .negotiation import candidate_contexts, open_association, plan_contexts
 from .probe import REASON_ABSTRACT, REASON_NONE, REASON_TRANSFER, REASON_USER, AcceptanceMap, quiet_no_context
 from .scan import ScannedInstance
@@ -72,7 +73,7 @@ class PlanError(CourierError):
 
 
 @dataclass(frozen=True)
-class PlanProgress:
+class PlanProgress(Event):
     """Progress of a plan: `done` of `total` negotiations (a saved map needs none)."""
 
     done: int

@@ -37,6 +37,7 @@ from pydicom.uid import UID, AllTransferSyntaxes
 
 from .config import StoreConfig
 from .errors import AssociationError, CourierError
+from .events import Event
 from .negotiation import MAX_CONTEXTS, open_association
 
 LOGGER = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class ProbeError(CourierError):
 
 
 @dataclass(frozen=True)
-class ProbeProgress:
+class ProbeProgress(Event):
     """Progress of a probe: `done` of `total` associations negotiated so far.
 
     Attributes:

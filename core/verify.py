@@ -39,6 +39,7 @@ from pynetdicom.dsutils import decode, encode
 
 from .config import StoreConfig
 from .errors import AssociationError, CourierError
+from .events import Event
 from .negotiation import _tls_args, open_association
 
 LOGGER = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ _PENDING = (0xFF00, 0xFF01)
 
 
 @dataclass(frozen=True)
-class VerifyProgress:
+class VerifyProgress(Event):
     """Progress of an arrival check: `step` (``"commitment"`` or ``"c-find"``), `done` of `total`."""
 
     step: str
