@@ -126,10 +126,10 @@ def run_dry_run(args: argparse.Namespace, cfg: Any, instances: list[Any]) -> int
         plans = plan_instances(instances, amap, cfg, args.strategy, args.max_retries,
                                parallel=max(1, getattr(args, "parallel", 1)))
     except PlanError as exc:
-        print(f"no plan: {exc.message}", file=sys.stderr)
+        print(exc.message, file=sys.stderr)
         return EXIT_NO_ASSOCIATION
     except CourierError as exc:
-        print(f"no plan: {exc.message}", file=sys.stderr)
+        print(f"cannot plan: {exc.message}", file=sys.stderr)
         return EXIT_NO_ASSOCIATION
     for p in plans:
         name = p.path or p.sop_instance_uid
