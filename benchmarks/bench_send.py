@@ -25,7 +25,9 @@ The script
    with the corpus manifest;
 5. measures each run: wall time, files/s, MB/s (1 MB = 10^6 bytes of DICOM files), CPU seconds
    per file (user + system time of the sender and of the children it waited for, from
-   ``os.wait4``) and peak RSS (``ru_maxrss``: the largest single process, not a sum);
+   ``os.wait4``) and peak RSS (the largest single process, not a sum; read through GNU ``time``
+   when installed, because ``wait4``'s ``ru_maxrss`` of a child also counts the harness's own
+   RSS, which Linux carries across ``execve``); Linux only;
 6. prints, per corpus, the median of each sender over the verified runs and the ratio
    Courier / storescu (and Courier / pynetdicom) of those medians, with the issue 6 targets,
    and writes every raw run to ``--json FILE``.
@@ -34,7 +36,7 @@ Usage (from the project root)::
 
     python benchmarks/bench_send.py                              # full size, 3 pairs
     python benchmarks/bench_send.py --scale 0.05 --pairs 3       # quick check
-    python benchmarks/bench_send.py --corpora small --with-pynetdicom --json bench-out/small.json
+    python benchmarks/bench_send.py --corpora small --scale 0.1 --with-pynetdicom --json bench-out/small.json
     # before main.py exists: pynetdicom's storescu as a stand-in Courier
     python benchmarks/bench_send.py --scale 0.05 \\
         --courier-cmd '{python} -m pynetdicom storescu -r -cx -aec {aet} {host} {port} {dir}'
