@@ -1,7 +1,7 @@
 """Command-line interface: ``python main.py <command>`` (also the ``dicom-courier`` script).
 
-Commands: ``send``, ``echo``, ``scp``; ``resume``, ``retry``, ``jobs`` (see :mod:`core.cli_jobs`).
-Exit codes for ``send``: 0 every DICOM
+Commands: ``send``, ``echo``, ``probe``, ``scp``; ``resume``, ``retry``, ``jobs`` (see
+:mod:`core.cli_jobs`). Exit codes for ``send``: 0 every DICOM
 instance stored (warnings included), 1 some were not, 2 usage or configuration
 error, 3 no association could be established. ``echo``: 0 or 3.
 """
@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from . import cli_jobs
 from . import events as ev
+from .cli_probe import add_probe_command, add_send_options, cmd_probe, run_dry_run, run_verify
 from .config import DEFAULT_CALLING_AE, StoreConfig
 from .engine import SendJob, items_from_scan
 from .errors import CourierError
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
                       help=f"associations to use at once, each study on one (default {DEFAULT_PARALLEL})")
     send.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_send_options(send)
     send.add_argument("paths", nargs="+", metavar="PATH")
     send.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     cli_jobs.add_send_options(send)
@@ -90,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     echo = sub.add_parser("echo", help="C-ECHO a PACS and show the negotiation")
     _add_peer(echo)
     echo.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    add_probe_command(sub, _add_peer)
 
     scp = sub.add_parser("scp", help="run the embedded Storage SCP (local test PACS)")
     scp.add_argument("--port", type=int, default=11112)
@@ -182,6 +186,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     if not instances:
         print("nothing to send: no files found in " + ", ".join(args.paths), file=sys.stderr)
         return EXIT_USAGE
+    if args.dry_run:
+        return run_dry_run(args, cfg, instances)
+    if args.parallel < 1:
+        print("configuration error: --parallel must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
     job_id = uuid.uuid4().hex[:12]
     items = items_from_scan(instances)
     try:
@@ -198,9 +207,12 @@ def cmd_send(args: argparse.Namespace) -> int:
     if journal is not None:
         journal.close()
     summary = result.summary()
+    arrival = run_verify(args, cfg, result.outcomes) if args.verify_arrival and not result.no_association else None
     if args.report:
         job_info = {"id": job_id, "peer": cfg.peer, "calling_ae": cfg.local_ae_title, "strategy": args.strategy,
                     "started": t0, "elapsed_s": round(time.monotonic() - t0, 3)}
+        if arrival is not None:
+            job_info["arrival_check"] = arrival
         try:
             write_report(args.report, build_report(result.outcomes, summary, result.associations, job_info))
         except OSError as exc:
@@ -210,6 +222,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(f"no association could be established: {result.error or _first_failure(result)}", file=sys.stderr)
         return EXIT_NO_ASSOCIATION
     dicom = [o for o in result.outcomes if o["status"] != "skipped" or o.get("state") == "not-sent"]
+    if arrival is not None and any(o.get("verified") not in (None, "committed", "found") for o in dicom):
+        return EXIT_SOME_FAILED
     return EXIT_OK if all(o["status"] in ("success", "warning") for o in dicom) else EXIT_SOME_FAILED
 
 
@@ -285,7 +299,8 @@ def cmd_scp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"send": cmd_send, "echo": cmd_echo, "scp": cmd_scp, **cli_jobs.COMMANDS}
+COMMANDS = {"send": cmd_send, "echo": cmd_echo, "scp": cmd_scp, "probe": lambda args: cmd_probe(args, _config),
+            **cli_jobs.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:
