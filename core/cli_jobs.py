@@ -20,15 +20,15 @@ import time
 from typing import Any
 
 from .config import StoreConfig
-from .engine import Item, SendJob
+from .engine import Item
 from .journal import (
     FINAL_OK_STATES,
     RESUME_STATES,
     RETRY_STATES,
     Journal,
     JournalRecorder,
-    multicast,
     prepare_rerun,
+    run_rerun,
 )
 from .report import build_report, write_report
 
@@ -174,11 +174,7 @@ def _rerun(args: argparse.Namespace, states: tuple[str, ...], verb: str) -> int:
             from .cli import _install_sigint
 
             _install_sigint(cancel)
-            opts = plan.options
-            job = SendJob(cfg, opts.get("strategy", "standard"), int(opts.get("max_retries", 4)),
-                          bool(opts.get("continue_on_error", True)), multicast(journal.recorder(plan.job.id), progress),
-                          cancel, plan.job.id)
-            result = job.run(plan.items)
+            result = run_rerun(journal, plan, progress, cancel)
             _print_summary(result.summary(), time.monotonic() - t0, sys.stderr)
         rows = journal.instances(plan.job.id)
         fresh = {o["index"]: o for o in (result.outcomes if result else [])}

@@ -55,6 +55,7 @@ __all__ = [
     "default_journal_path",
     "new_job_id",
     "prepare_rerun",
+    "run_rerun",
     "RESUME_STATES",
     "RETRY_STATES",
     "FINAL_OK_STATES",
@@ -507,3 +508,28 @@ def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_
                                   f"{inst.sop_instance_uid}, not {row['sop_instance_uid']}")
         items.append(Item(row["idx"], path, inst))
     return RerunPlan(job, config, {k: v for k, v in job.options.items() if k != "config"}, items)
+
+
+def run_rerun(journal: Journal, plan: RerunPlan, on_event: ev.EventCallback | None = None,
+              cancel: threading.Event | None = None) -> Any:
+    """Send a :class:`RerunPlan` with the job's saved settings, recording into `journal` (same job ID).
+
+    This is what the app's *Resume* button and ``main.py resume/retry`` run.
+
+    Args:
+        on_event: a further event callback (progress bar, Qt adapter); the journal sees each event first.
+        cancel: set it to stop between C-STOREs.
+
+    Returns:
+        the :class:`core.engine.JobResult` of this run (only the instances re-sent).
+
+    Raises:
+        ValueError: the saved settings are no longer valid.
+    """
+    from .engine import SendJob
+
+    opts = plan.options
+    job = SendJob(plan.config, opts.get("strategy", "standard"), int(opts.get("max_retries", 4)),
+                  bool(opts.get("continue_on_error", True)), multicast(journal.recorder(plan.job.id), on_event),
+                  cancel, plan.job.id)
+    return job.run(plan.items)

@@ -285,3 +285,22 @@ def _rebind(port: int) -> BadPeer:
             if time.monotonic() > end:
                 raise
             time.sleep(0.1)
+
+
+def test_outage_longer_than_retry_total_gives_up_in_time(tmp_path):
+    paths = make_ct(tmp_path, 20, 32, "gone")
+    peer = BadPeer(lambda req: Act(silent=0.01))
+
+    def vanish():
+        while sum(peer.seen.values()) < 5:
+            time.sleep(0.01)
+        peer.close()  # and never comes back
+    threading.Thread(target=vanish, daemon=True).start()
+    t0 = time.monotonic()
+    result = SendJob(config(peer.port, retry_backoff_s=0.2, retry_total_s=3)).run(items_from_inputs(paths))
+    took = time.monotonic() - t0
+    assert took < 12, f"{took:.1f} s with retry_total_s=3"
+    states = [o["state"] for o in result.outcomes]
+    assert states.count("stored") >= 5 and set(states) <= {"stored", "not-sent", "unknown"}
+    assert all(o["message"] for o in result.outcomes)
+    assert not result.no_association
