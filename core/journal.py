@@ -104,9 +104,8 @@ CREATE TABLE IF NOT EXISTS instances (
     first_started REAL,
     last_started REAL,
     finished REAL,
-    PRIMARY KEY (job, idx)
+    PRIMARY KEY (job, idx)  -- no index on state: each commit would rewrite one more page
 );
-CREATE INDEX IF NOT EXISTS instances_state ON instances(job, state);
 CREATE TABLE IF NOT EXISTS attempts (
     job TEXT NOT NULL,
     idx INTEGER NOT NULL,
@@ -356,14 +355,31 @@ class Journal:
             return [dict(r) for r in self._db.execute(sql + " ORDER BY idx", args).fetchall()]
 
     def attempts(self, job_id: str, idx: int | None = None) -> list[dict[str, Any]]:
-        """Attempt rows of a job (or of one instance), in order."""
-        sql = "SELECT * FROM attempts WHERE job = ?"
+        """Attempt rows of a job (or of one instance), in order.
+
+        Attempts are written with the instance's outcome; those of an instance whose
+        outcome never came (a crash) appear with ``result`` None, the last one with
+        its start time and transfer syntax.
+        """
+        where = "job = ?"
         args: list[Any] = [job_id]
         if idx is not None:
-            sql += " AND idx = ?"
+            where += " AND idx = ?"
             args.append(idx)
         with self._lock:
-            return [dict(r) for r in self._db.execute(sql + " ORDER BY idx, attempt", args).fetchall()]
+            rows = [dict(r) for r in self._db.execute(f"SELECT * FROM attempts WHERE {where}", args).fetchall()]
+            counts = self._db.execute(f"SELECT idx, attempts, last_started, transfer_syntax FROM instances "
+                                      f"WHERE {where} AND attempts > 0", args).fetchall()
+        have = {(r["idx"], r["attempt"]) for r in rows}
+        for c in counts:
+            for n in range(1, c["attempts"] + 1):
+                if (c["idx"], n) not in have:
+                    last = n == c["attempts"]
+                    rows.append({"job": job_id, "idx": c["idx"], "attempt": n, "run": None,
+                                 "started": c["last_started"] if last else None,
+                                 "transfer_syntax": c["transfer_syntax"] if last else None, "association": None,
+                                 "result": None, "status_code": None, "message": None, "elapsed_s": None})
+        return sorted(rows, key=lambda r: (r["idx"], r["attempt"]))
 
 
 class JournalRecorder:
@@ -378,6 +394,7 @@ class JournalRecorder:
         self.job_id = job_id
         self.run = 0
         self._base: dict[int, int] = {}  # journal attempts before this run, per instance
+        self._done: dict[int, int] | None = None  # journal attempts so far, per instance
         self._failed = False
 
     def __call__(self, event: ev.Event) -> None:
@@ -404,34 +421,39 @@ class JournalRecorder:
             self.run = row["runs"] if row else 1
 
     def _started(self, event: ev.InstanceStarted) -> None:
+        """Mark the instance in flight: one autocommitted statement (the hot path)."""
         now = time.time()
-        with self.journal._tx() as db:
-            row = db.execute("SELECT attempts FROM instances WHERE job = ? AND idx = ?",
-                             (self.job_id, event.index)).fetchone()
-            done = row["attempts"] if row else 0
-            self._base.setdefault(event.index, done)
-            db.execute("UPDATE instances SET state = 'in-flight', attempts = ?, transfer_syntax = ?, "
-                       "first_started = COALESCE(first_started, ?), last_started = ? WHERE job = ? AND idx = ?",
-                       (done + 1, event.transfer_syntax, now, now, self.job_id, event.index))
-            db.execute("INSERT OR REPLACE INTO attempts (job, idx, attempt, run, started, transfer_syntax) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (self.job_id, event.index, done + 1, self.run, now, event.transfer_syntax))
+        if self._done is None:  # one query per run instead of one per attempt
+            with self.journal._lock:
+                self._done = {r[0]: r[1] for r in self.journal._db.execute(
+                    "SELECT idx, attempts FROM instances WHERE job = ? AND attempts > 0", (self.job_id,))}
+        done = self._done.get(event.index, 0)
+        self._done[event.index] = done + 1
+        self._base.setdefault(event.index, done)
+        with self.journal._lock:
+            self.journal._db.execute(
+                "UPDATE instances SET state = 'in-flight', attempts = ?, transfer_syntax = ?, "
+                "first_started = COALESCE(first_started, ?), last_started = ? WHERE job = ? AND idx = ?",
+                (done + 1, event.transfer_syntax, now, now, self.job_id, event.index))
 
     def _finished(self, event: ev.InstanceFinished) -> None:
+        """Record the outcome and this run's attempts of the instance in one transaction."""
         o = event.outcome
         now = time.time()
         base = self._base.get(event.index, 0)
+        rows = [(self.job_id, event.index, base + int(a.get("attempt", 0)), self.run, a.get("started"),
+                 a.get("transfer_syntax"), a.get("association"), a.get("result"), a.get("status_code"),
+                 a.get("message"), a.get("elapsed_s")) for a in o.get("attempts_detail") or []]
         with self.journal._tx() as db:
             db.execute("UPDATE instances SET state = ?, status = ?, status_code = ?, message = ?, "
                        "transfer_syntax = COALESCE(?, transfer_syntax), finished = ?, "
                        "sop_instance_uid = COALESCE(sop_instance_uid, ?) WHERE job = ? AND idx = ?",
                        (o.get("state"), o.get("status"), o.get("status_code"), o.get("message"),
                         o.get("transfer_syntax"), now, o.get("sop_instance_uid"), self.job_id, event.index))
-            for a in o.get("attempts_detail") or []:
-                db.execute("UPDATE attempts SET result = ?, status_code = ?, message = ?, elapsed_s = ?, "
-                           "association = ? WHERE job = ? AND idx = ? AND attempt = ?",
-                           (a.get("result"), a.get("status_code"), a.get("message"), a.get("elapsed_s"),
-                            a.get("association"), self.job_id, event.index, base + int(a.get("attempt", 0))))
+            if rows:
+                db.executemany("INSERT OR REPLACE INTO attempts (job, idx, attempt, run, started, transfer_syntax, "
+                               "association, result, status_code, message, elapsed_s) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def _job_finished(self, event: ev.JobFinished) -> None:
         with self.journal._tx() as db:
