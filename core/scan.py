@@ -330,7 +330,9 @@ def _classify_fast(path: str, fast: FastHeader, size: int) -> ScannedInstance:
     uid = {kw: fast.values.get(kw, b"").rstrip(b"\0 ").decode("ascii") for kw in ("SOPClassUID", "SOPInstanceUID")}
     rec = _record(path, size, fast.meta["TransferSyntaxUID"], media_class, uid["SOPClassUID"], uid["SOPInstanceUID"],
                   [], False, fast.problem, fast.odd_tags, texts)
-    return replace(rec, data_offset=fast.offset) if rec.status == "ok" else rec
+    if rec.status == "ok":
+        object.__setattr__(rec, "data_offset", fast.offset)  # a fresh record: cheaper than dataclasses.replace
+    return rec
 
 
 def _decode(raw: bytes, charset: str, keyword: str) -> str:
