@@ -1,0 +1,146 @@
+"""core.scan.scan_paths: files, folders (recursive), DICOMDIR, header-only reads, bad input kept
+with a reason, duplicates flagged, nothing modified."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+from pydicom.fileset import FileSet
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
+
+import casegen
+
+scan = pytest.importorskip("core.scan")
+
+ATTRS = (
+    "path",
+    "status",
+    "reason",
+    "notes",
+    "sop_class_uid",
+    "sop_instance_uid",
+    "transfer_syntax",
+    "patient_id",
+    "study_instance_uid",
+    "series_instance_uid",
+    "modality",
+    "size",
+)
+
+
+def by_name(instances) -> dict[str, object]:
+    return {Path(str(i.path)).name: i for i in instances}
+
+
+def test_folder_is_scanned_recursively_in_order(tmp_path):
+    casegen.make_ct(tmp_path / "a", 2, key="a")
+    casegen.make_ct(tmp_path / "b" / "deeper", 2, key="b")
+    found = scan.scan_paths([tmp_path])
+    assert len(found) == 4
+    assert all(i.status == "ok" for i in found)
+    # a second scan gives the same order
+    assert [str(i.path) for i in found] == [str(i.path) for i in scan.scan_paths([tmp_path])]
+
+
+def test_record_fields(tmp_path):
+    path = casegen.make_ct(tmp_path, 1)[0]
+    (inst,) = scan.scan_paths([path])
+    for attr in ATTRS:
+        assert hasattr(inst, attr), attr
+    ds = dcmread(path)
+    assert inst.status == "ok" and not inst.reason
+    assert inst.sop_class_uid == CTImageStorage
+    assert inst.sop_instance_uid == ds.SOPInstanceUID
+    assert inst.transfer_syntax == ExplicitVRLittleEndian
+    assert inst.patient_id == "TEST-CT"
+    assert inst.study_instance_uid == ds.StudyInstanceUID
+    assert inst.series_instance_uid == ds.SeriesInstanceUID
+    assert inst.modality == "CT"
+    assert inst.size == path.stat().st_size
+    assert list(inst.notes) == []
+
+
+def test_compressed_syntaxes_are_read_from_the_header(tmp_path):
+    paths = casegen.c11_j2k_lossless_and_rle(tmp_path)
+    found = scan.scan_paths(paths)
+    assert [i.transfer_syntax for i in found] == [JPEG2000Lossless, JPEG2000Lossless, RLELossless]
+
+
+def test_non_dicom_files_are_skipped_with_a_reason(tmp_path):
+    casegen.make_ct(tmp_path, 1)
+    (tmp_path / "notes.txt").write_text("hello\n")
+    (tmp_path / "empty.dcm").write_bytes(b"")
+    (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    found = by_name(scan.scan_paths([tmp_path]))
+    for name in ("notes.txt", "empty.dcm", "picture.png"):
+        assert found[name].status == "skipped", (name, found[name].status, found[name].reason)
+        assert found[name].reason, name
+    assert found["ct_001.dcm"].status == "ok"
+
+
+def test_truncated_file_is_a_failure_with_reason(tmp_path):
+    path = casegen.make_ct(tmp_path, 1, 64, 64)[0]
+    cut = tmp_path / "truncated.dcm"
+    cut.write_bytes(path.read_bytes()[:1500])
+    (inst,) = scan.scan_paths([cut])
+    assert inst.status == "failure" and inst.reason
+
+
+def test_missing_sop_instance_uid_is_a_failure_naming_it(tmp_path):
+    path = casegen.make_ct(tmp_path, 1)[0]
+    ds = dcmread(path)
+    del ds.SOPInstanceUID
+    ds.save_as(path, enforce_file_format=True)
+    (inst,) = scan.scan_paths([path])
+    assert inst.status == "failure"
+    assert "0008,0018" in inst.reason or "sop instance uid" in inst.reason.lower(), inst.reason
+
+
+def test_bare_dataset_without_file_meta(tmp_path):
+    dose, _ = casegen.c06_bare_rtdose_and_notes(tmp_path)
+    (inst,) = scan.scan_paths([dose])
+    assert inst.status == "ok"
+    assert any("meta" in n.lower() for n in inst.notes), inst.notes
+
+
+def test_duplicate_sop_instance_uids_are_flagged(tmp_path):
+    path = casegen.make_ct(tmp_path / "one", 1)[0]
+    copy = tmp_path / "two" / "copy.dcm"
+    copy.parent.mkdir()
+    copy.write_bytes(path.read_bytes())
+    found = scan.scan_paths([tmp_path / "one", tmp_path / "two"])
+    assert len(found) == 2
+    assert any("duplicate" in n.lower() for n in found[1].notes), found[1].notes
+
+
+def test_dicomdir_expands_to_referenced_instances(tmp_path):
+    src = casegen.make_ct(tmp_path / "src", 3, key="dd")
+    fs = FileSet()
+    for p in src:
+        fs.add(dcmread(p))
+    out = tmp_path / "cd"
+    fs.write(out)
+    found = scan.scan_paths([out / "DICOMDIR"])
+    ok = [i for i in found if i.status == "ok"]
+    assert {i.sop_instance_uid for i in ok} == {str(dcmread(p).SOPInstanceUID) for p in src}
+    assert len(ok) == 3
+
+
+def test_scan_does_not_modify_files(tmp_path):
+    paths = casegen.make_ct(tmp_path, 2) + casegen.c18_odd_length_sc(tmp_path / "odd")
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+    scan.scan_paths([tmp_path])
+    assert before == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_one_bad_file_never_stops_the_rest(tmp_path):
+    good = casegen.make_ct(tmp_path, 3)
+    (tmp_path / "ct_000_bad.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\xff" * 40)
+    found = scan.scan_paths([tmp_path])
+    assert len(found) == 4
+    assert sum(i.status == "ok" for i in found) == 3
+    assert {Path(str(i.path)).name for i in found if i.status == "ok"} == {p.name for p in good}
