@@ -90,14 +90,34 @@ def require_binary(tool: str, package: str) -> str:
     return path
 
 
+def engine_config_keys() -> set[str]:
+    """The config keys the engine knows (its StoreConfig fields), or an empty set."""
+    try:
+        from dataclasses import fields
+
+        from core.config import StoreConfig
+
+        return {f.name for f in fields(StoreConfig)}
+    except Exception:
+        return set()
+
+
+def engine_extras(**wanted: Any) -> dict[str, Any]:
+    """The subset of engine-specific config extensions (e.g. retry_backoff_s) that the engine knows,
+    so tests stay fast without breaking if an extension is renamed."""
+    known = engine_config_keys()
+    return {k: v for k, v in wanted.items() if k in known}
+
+
 def make_config(port: int, called_ae: str, calling_ae: str = "TEST_SCU", **extra: Any) -> dict[str, Any]:
-    """A seed-style config dict for a loopback peer, with short timeouts."""
+    """A seed-style config dict for a loopback peer, with short timeouts and short retry back-off."""
     cfg: dict[str, Any] = {
         "remote_host": "127.0.0.1",
         "remote_port": port,
         "remote_ae_title": called_ae,
         "local_ae_title": calling_ae,
         **SHORT_TIMEOUTS,
+        **engine_extras(retry_backoff_s=0.05),
     }
     cfg.update(extra)
     return cfg

@@ -47,8 +47,8 @@ def test_c01_lossy_j2k_to_uncompressed_only_pacs(scp_factory, tmp_path):
         got = scp.received[uid_of(path)]
         assert np.array_equal(got.pixel_array, src.pixel_array), "compare with the decoded (lossy) source"
         assert got.LossyImageCompression == "01"
-        assert list(got.LossyImageCompressionRatio) == [12]
-        assert list(got.LossyImageCompressionMethod) == ["ISO_15444_1"]
+        assert float(got.LossyImageCompressionRatio) == 12
+        assert got.LossyImageCompressionMethod == "ISO_15444_1"
 
 
 def test_c01_report_names_the_transcoding(scp_factory, tmp_path):
@@ -255,7 +255,6 @@ def test_c12_in_a_batch_is_a_per_item_failure(scp_factory, tmp_path):
 # --------------------------------------------------------------------------- c13
 
 
-@pytest.mark.slow
 def test_c13_130_sop_classes_need_two_associations(scp_factory, tmp_path):
     paths = casegen.c13_many_sop_classes(tmp_path)
     classes = casegen.storage_sop_classes()[:130]
@@ -281,7 +280,7 @@ def _c14_policy(req):
 def test_c14_partial_a700(scp_factory, tmp_path):
     scp = scp_factory(policy=_c14_policy)
     paths = casegen.c14_six_ct(tmp_path)
-    r = core.store_datasets_batch(scp.config(), paths)
+    r = core.store_datasets_batch(scp.config(retry_backoff_s=0.05), paths)
     assert (r["successful"], r["warnings"], r["failed"]) == (4, 0, 2)
     assert [d["status"] for d in r["details"]] == ["success", "failure", "success", "success", "failure", "success"]
     for i in (1, 4):
@@ -290,13 +289,15 @@ def test_c14_partial_a700(scp_factory, tmp_path):
         msg = d["message"].lower()
         assert "a700" in msg and "test quota exceeded" in msg and "resources" in msg, d["message"]
     assert r["associations"] == 1
-    assert [int(q.dataset.InstanceNumber) for q in scp.requests] == [1, 2, 3, 4, 5, 6]
+    numbers = [int(q.dataset.InstanceNumber) for q in scp.requests]
+    assert list(dict.fromkeys(numbers)) == [1, 2, 3, 4, 5, 6], numbers  # in order; a refused one may be retried
+    assert all(numbers.count(n) == 1 for n in (1, 3, 4, 6)), numbers
 
 
 def test_c14_failed_ones_can_be_resent_alone(scp_factory, tmp_path):
     paths = casegen.c14_six_ct(tmp_path)
     scp = scp_factory(policy=_c14_policy)
-    r = core.store_datasets_batch(scp.config(), paths)
+    r = core.store_datasets_batch(scp.config(retry_backoff_s=0.05), paths)
     failed = [paths[d["dataset_index"]] for d in r["details"] if d["status"] == "failure"]
     again = scp_factory()  # the PACS got more space
     r2 = core.store_datasets_batch(again.config(), failed)

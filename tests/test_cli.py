@@ -76,6 +76,7 @@ def test_send_folder_all_stored_exit_0_and_json_report(scp_factory, run_cli, tmp
     assert len(scp.received) == 3
 
 
+@pytest.mark.slow  # the engine retries 0xA700 (out of resources) with back-off
 def test_send_partial_failure_exit_1(scp_factory, run_cli, tmp_path):
     def policy(req):
         code = casegen.C14_PEER_STATUS[int(req.dataset.InstanceNumber)]

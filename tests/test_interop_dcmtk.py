@@ -4,6 +4,7 @@ and an accept-anything configuration, and a strict peer for odd-length values.""
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 
@@ -71,14 +72,34 @@ CANDIDATES = compressed_test_files()
 BIG = 1_000_000
 
 
+def _same_length_uid(old: str, seed: str) -> str | None:
+    """A new valid UID exactly as long as `old` (pydicom's root + digits), or None if too short."""
+    root = "1.2.826.0.1.3680043.8.498."
+    room = len(old) - len(root)
+    if room < 8:
+        return None
+    digits = str(int(hashlib.sha256(seed.encode()).hexdigest(), 16))
+    return root + "9" + digits[: room - 1]
+
+
 def fresh_copy(src: Path, folder: Path) -> Path:
-    """Copy `src` with a new SOP Instance UID (several test files share one); syntax and pixels kept."""
+    """Copy `src` with a new SOP Instance UID (several test files share one), keeping its transfer
+    syntax, encoding and pixel data untouched: the UID is replaced byte-for-byte by one of the
+    same length when possible (some files are deliberately inconsistent and pydicom would not
+    write them back), otherwise the data set is re-saved."""
+    folder.mkdir(parents=True, exist_ok=True)
+    dst = folder / src.name
+    old = str(dcmread(src, stop_before_pixels=True).SOPInstanceUID)
+    new = _same_length_uid(old, f"courier-interop/{src.name}")
+    raw = src.read_bytes()
+    if new and raw.count(old.encode()) >= 1:
+        dst.write_bytes(raw.replace(old.encode(), new.encode()))
+        if str(dcmread(dst, stop_before_pixels=True).SOPInstanceUID) == new:
+            return dst
     ds = dcmread(src)
     uid = generate_uid(entropy_srcs=["courier-interop", src.name])
     ds.SOPInstanceUID = uid
     ds.file_meta.MediaStorageSOPInstanceUID = uid
-    folder.mkdir(parents=True, exist_ok=True)
-    dst = folder / src.name
     ds.save_as(dst)
     return dst
 
