@@ -327,6 +327,10 @@ def c03_mr_swap_visible(folder: Path) -> list[Path]:
     ds.RepetitionTime = 3500
     ds.EchoTrainLength = 1
     ds.DiffusionBValue = 1000.0
+    item = Dataset()
+    item.DiffusionBValue = 500.0  # FD inside a sequence item must be swapped too
+    item.DiffusionDirectionality = "ISOTROPIC"
+    ds.MRDiffusionSequence = [item]
     ds.BitsAllocated = 16
     ds.BitsStored = 16
     ds.HighBit = 15

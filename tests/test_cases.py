@@ -79,6 +79,7 @@ def test_c03_big_endian_only_peer_gets_real_byte_swap(scp_factory, tmp_path):
     arr = casegen.c03_mr_pixels()
     assert np.array_equal(got.pixel_array, arr), "pixel bytes were not swapped"
     assert got.DiffusionBValue == 1000.0
+    assert got.MRDiffusionSequence[0].DiffusionBValue == 500.0
     assert got.LargestImagePixelValue == int(arr.max())
     assert got.SmallestImagePixelValue == int(arr.min())
     assert arr.byteswap().tobytes() in scp.raw[uid], "the wire must carry big endian pixel words"

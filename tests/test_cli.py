@@ -305,3 +305,52 @@ def test_cli_scp_accept_explicit_syntax_list(cli_scp, tmp_path):
     cfg = {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "COURIER", "dimse_timeout": 5}
     r = core.store_dataset(cfg, path, transfer_syntax_strategy="universal")
     assert r["status"] == "success" and r["transfer_syntax"] == ExplicitVRLittleEndian
+
+
+def test_send_single_files_and_a_dicomdir(scp_factory, run_cli, tmp_path):
+    from pydicom.fileset import FileSet
+
+    scp = scp_factory()
+    src = casegen.make_ct(tmp_path / "src", 3, key="cd")
+    fs = FileSet()
+    for p in src:
+        fs.add(dcmread(p))
+    fs.write(tmp_path / "cd")
+    extra = casegen.make_ct(tmp_path / "loose", 1, key="loose")[0]
+    report = tmp_path / "r.json"
+    p = run_cli(*send_args(scp.port), "--report", report, tmp_path / "cd" / "DICOMDIR", extra)
+    assert p.returncode == 0, p.stderr[-2000:]
+    want = {str(dcmread(x).SOPInstanceUID) for x in [*src, extra]}
+    assert set(scp.received) == want
+    rep = load(report)
+    assert sum(i["status"] == "success" for i in rep["instances"]) == 4
+
+
+def test_send_duplicate_uids_are_reported(scp_factory, run_cli, tmp_path):
+    scp = scp_factory()
+    path = casegen.make_ct(tmp_path / "a", 1)[0]
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "copy.dcm").write_bytes(path.read_bytes())
+    report = tmp_path / "r.json"
+    p = run_cli(*send_args(scp.port), "--report", report, tmp_path / "a", tmp_path / "b")
+    assert p.returncode in (0, 1), p.stderr[-2000:]
+    rep = load(report)
+    assert len(rep["instances"]) == 2
+    assert "duplicate" in rep["instances"][1]["message"].lower(), rep["instances"][1]
+
+
+def test_send_nothing_to_send(scp_factory, run_cli, tmp_path):
+    scp = scp_factory()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "readme.txt").write_text("no DICOM here\n")
+    p = run_cli(*send_args(scp.port), tmp_path / "in")
+    assert p.returncode in (0, 1, 2), p.stderr[-2000:]
+    assert not scp.requests
+
+
+def test_send_missing_path_is_named(scp_factory, run_cli, tmp_path):
+    scp = scp_factory()
+    p = run_cli(*send_args(scp.port), tmp_path / "does-not-exist")
+    assert p.returncode in (1, 2), (p.returncode, p.stderr[-1000:])  # usage error or a failed input
+    assert "does-not-exist" in p.stderr
+    assert not scp.requests

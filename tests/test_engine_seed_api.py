@@ -537,3 +537,67 @@ def test_compressed_source_keeps_its_uid_when_decompressed(scp_factory, tmp_path
     assert r["status"] == "success", r["message"]
     assert r["sop_instance_uid"] == dcmread(path).SOPInstanceUID
     assert set(scp.received) == {str(dcmread(path).SOPInstanceUID)}
+
+
+# --------------------------------------------------------------------------- odd inputs
+
+
+def test_in_memory_dataset_without_file_meta(scp_factory):
+    scp = scp_factory()
+    ds = casegen.ct_dataset("nometa", 0)
+    del ds.file_meta
+    r = core.store_dataset(scp.config(), ds)
+    assert r["status"] == "success", r["message"]
+    got = scp.received[str(ds.SOPInstanceUID)]
+    assert np.array_equal(got.pixel_array, casegen.ct_dataset("nometa", 0).pixel_array)
+
+
+def test_in_memory_dataset_without_transfer_syntax(scp_factory):
+    scp = scp_factory()
+    ds = casegen.ct_dataset("nots", 0)
+    del ds.file_meta.TransferSyntaxUID
+    r = core.store_dataset(scp.config(), ds)
+    assert r["status"] == "success", r["message"]
+    assert str(ds.SOPInstanceUID) in scp.received
+
+
+def test_sop_class_the_peer_does_not_support_is_named(scp_factory, tmp_path):
+    scp = scp_factory(accept={CTImageStorage: list(UNCOMPRESSED_LE)})
+    ct = casegen.make_ct(tmp_path / "ct", 1)[0]
+    mr = casegen.c03_mr_swap_visible(tmp_path / "mr")[0]
+    r = core.store_datasets_batch(scp.config(), [ct, mr, ct.parent / ct.name])
+    st = [d["status"] for d in r["details"]]
+    assert st[0] == "success" and st[1] == "failure", r["details"]
+    msg = r["details"][1]["message"]
+    assert "MR Image Storage" in msg or MRImageStorage in msg, msg
+    assert str(dcmread(mr).SOPInstanceUID) not in {q.sop_instance_uid for q in scp.requests}
+
+
+def test_private_sop_class_is_negotiated(scp_factory, tmp_path):
+    from pynetdicom.service_class import StorageServiceClass
+    from pynetdicom.sop_class import register_uid
+
+    private = "1.2.826.0.1.3680043.8.498.77.1"
+    register_uid(private, "CourierTestPrivateStorage", StorageServiceClass)  # so the test SCP stores it
+    scp = scp_factory(accept={private: list(UNCOMPRESSED_LE)})
+
+    def make_private(ds, i):
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = private
+
+    path = casegen.make_ct(tmp_path, 1, mutate=make_private)[0]
+    r = core.store_dataset(scp.config(), path)
+    assert r["status"] == "success", r["message"]
+    assert scp.requests[0].sop_class_uid == private
+
+
+def test_mixed_syntaxes_of_one_class_share_one_association(scp_factory, tmp_path):
+    scp = scp_factory(accept={CTImageStorage: [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless,
+                                               JPEG2000Lossless]})
+    paths = (casegen.make_ct(tmp_path / "e", 1, 64, 64, key="e")
+             + casegen.make_ct(tmp_path / "i", 1, 64, 64, key="i", transfer_syntax=ImplicitVRLittleEndian)
+             + casegen.make_ct(tmp_path / "r", 1, 64, 64, key="r", transfer_syntax=RLELossless)
+             + casegen.make_ct(tmp_path / "j", 1, 64, 64, key="j", transfer_syntax=JPEG2000Lossless))
+    r = core.store_datasets_batch(scp.config(), paths)
+    assert r["successful"] == 4 and r["associations"] == 1
+    assert [d["transfer_syntax"] for d in r["details"]] == [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
+                                                            RLELossless, JPEG2000Lossless]
