@@ -408,7 +408,7 @@ def scp_factory() -> Callable[..., RecordingSCP]:
 class StoreSCPProcess:
     """A running DCMTK storescp; ``received()`` maps SOP Instance UID -> stored file."""
 
-    def __init__(self, workdir: Path, flags: Iterable[str], aet: str) -> None:
+    def __init__(self, workdir: Path, flags: Iterable[str], aet: str, nodelay: bool = True) -> None:
         exe = require_binary("storescp", "dcmtk")
         self.aet = aet
         self.out_dir = workdir / "received"
@@ -416,10 +416,14 @@ class StoreSCPProcess:
         self.port = free_port()
         self.log_path = workdir / f"storescp-{self.port}.log"
         self._log = open(self.log_path, "w")
+        env = os.environ.copy()
+        if nodelay:  # DCMTK leaves Nagle on unless told; keep the peer from being the bottleneck
+            env["TCP_NODELAY"] = "1"
         self.proc = subprocess.Popen(
             [exe, "-aet", aet, "-od", str(self.out_dir), *flags, str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            env=env,
         )
         try:
             wait_listening(self.port, self.proc)
@@ -449,13 +453,14 @@ class StoreSCPProcess:
 
 @pytest.fixture
 def storescp(tmp_path) -> Callable[..., StoreSCPProcess]:
-    """``storescp(*flags, aet="STORESCP")`` starts DCMTK storescp (e.g. ``"+xi"``: Implicit VR LE only)."""
+    """``storescp(*flags, aet="STORESCP", nodelay=True)`` starts DCMTK storescp (e.g. ``"+xi"``: Implicit
+    VR LE only); ``nodelay`` sets DCMTK's TCP_NODELAY environment variable for the peer."""
     started: list[StoreSCPProcess] = []
 
-    def start(*flags: str, aet: str = "STORESCP") -> StoreSCPProcess:
+    def start(*flags: str, aet: str = "STORESCP", nodelay: bool = True) -> StoreSCPProcess:
         workdir = tmp_path / f"storescp{len(started)}"
         workdir.mkdir()
-        p = StoreSCPProcess(workdir, flags, aet)
+        p = StoreSCPProcess(workdir, flags, aet, nodelay)
         started.append(p)
         return p
 

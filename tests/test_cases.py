@@ -403,3 +403,29 @@ def test_c18_odd_length_pixel_data_is_padded(scp_factory, tmp_path, as_dataset):
     assert len(scp.raw[uid_of(odd)]) % 2 == 0
     assert "pad" in r["details"][0]["message"].lower(), r["details"][0]["message"]
     assert uid_of(normal) in scp.received
+
+
+def test_c13_kind_many_class_syntax_pairs(scp_factory, tmp_path):
+    """65 SOP classes, each present in Explicit VR LE and in RLE Lossless: 130 (class, syntax) pairs."""
+    classes = casegen.storage_sop_classes()[:65]
+    paths = casegen.c13_many_sop_classes(tmp_path / "e", count=65)
+    rle = []
+    for i, p in enumerate(paths):
+        ds = dcmread(p)
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = casegen.uid_for("c13-rle", i)
+        ds.SeriesDescription = "RLE copy"
+        q = tmp_path / "r" / p.name
+        q.parent.mkdir(exist_ok=True)
+        # no pixel data: relabel as RLE would be a lie, so give each a tiny RLE image instead
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.Rows, ds.Columns = 1, "MONOCHROME2", 4, 4
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+        ds.PixelData = bytes(range(16))
+        ds.compress(RLELossless)
+        ds.save_as(q, enforce_file_format=True)
+        rle.append(q)
+    scp = scp_factory(accept={uid: [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless] for uid in classes})
+    r = core.store_datasets_batch(scp.config(), paths + rle)
+    assert r["successful"] == 130, [d for d in r["details"] if d["status"] != "success"][:3]
+    assert scp.max_contexts_requested <= 128
+    assert len(set(scp.received)) == 130
+    assert [d["transfer_syntax"] for d in r["details"][65:]] == [RLELossless] * 65, "sent as stored"

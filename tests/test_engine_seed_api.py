@@ -237,7 +237,7 @@ def _silent_server(behaviour: str):
     return srv, conns
 
 
-@pytest.mark.parametrize("behaviour", ["silent", "garbage"])
+@pytest.mark.parametrize("behaviour", [pytest.param("silent", marks=pytest.mark.slow), "garbage"])
 def test_bad_peer_during_negotiation_raises_association_error(tmp_path, behaviour):
     srv, conns = _silent_server(behaviour)
     try:
@@ -601,3 +601,27 @@ def test_mixed_syntaxes_of_one_class_share_one_association(scp_factory, tmp_path
     assert r["successful"] == 4 and r["associations"] == 1
     assert [d["transfer_syntax"] for d in r["details"]] == [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                                                             RLELossless, JPEG2000Lossless]
+
+
+def test_lossy_source_may_be_recompressed_losslessly(scp_factory):
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import JPEGBaseline8Bit
+
+    src = dcmread(get_testdata_file("SC_rgb_jpeg_dcmtk.dcm"))
+    scp = scp_factory(accept={str(src.SOPClassUID): [RLELossless]})
+    r = core.store_dataset(scp.config(), src, transfer_syntax_strategy="compression")
+    assert r["status"] == "success", r["message"]
+    assert r["transfer_syntax"] == RLELossless and r["converted_from"] == JPEGBaseline8Bit
+    got = scp.received[str(src.SOPInstanceUID)]
+    assert np.array_equal(got.pixel_array, src.pixel_array)
+
+
+def test_jpeg_ls_lossless_when_that_is_all_the_peer_takes(scp_factory, tmp_path):
+    from pydicom.uid import JPEGLSLossless
+
+    scp = scp_factory(accept={CTImageStorage: [JPEGLSLossless]})
+    path = casegen.make_ct(tmp_path, 1, 32, 32)[0]
+    r = core.store_dataset(scp.config(), path, transfer_syntax_strategy="compression")
+    assert r["status"] == "success", r["message"]
+    assert r["transfer_syntax"] == JPEGLSLossless
+    assert np.array_equal(scp.received[str(dcmread(path).SOPInstanceUID)].pixel_array, dcmread(path).pixel_array)
