@@ -140,7 +140,13 @@ def courier_home(tmp_path_factory, monkeypatch) -> Path:
         monkeypatch.setenv(var, str(home / sub))
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    # a working keyring that lives in the temporary data directory (keyrings.alt), never the user's
+    try:
+        import keyrings.alt.file  # noqa: F401
+
+        monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyrings.alt.file.PlaintextKeyring")
+    except ImportError:
+        monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     return home
 
 
