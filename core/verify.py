@@ -40,7 +40,7 @@ from pynetdicom.dsutils import decode, encode
 from .config import StoreConfig
 from .errors import AssociationError, CourierError
 from .events import Event
-from .negotiation import _tls_args, open_association
+from .negotiation import open_association, tls_args_for
 
 LOGGER = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def _commit(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, liste
                     build_context(STORAGE_COMMITMENT_PUSH, [ExplicitVRLittleEndian])]
         assoc = ae.associate(cfg.remote_host, cfg.remote_port, contexts=contexts, ae_title=cfg.remote_ae_title,
                              max_pdu=cfg.max_pdu, evt_handlers=handlers,
-                             tls_args=_tls_args(cfg))  # type: ignore[arg-type]  # (SSLContext, hostname or None)
+                             tls_args=tls_args_for(cfg))  # type: ignore[arg-type]
         if not assoc.is_established:
             result.messages.append("storage commitment: the PACS did not accept an association for the Storage "
                                    "Commitment Push Model")
