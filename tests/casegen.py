@@ -57,6 +57,8 @@ __all__ = [
     "c16_two_ct",
     "c17_large_ct",
     "c18_odd_length_sc",
+    "c18_odd_length_private_ob",
+    "c12_rtstruct_big_contour",
     "C14_PEER_STATUS",
     "C12_DVH_VALUES",
 ]
@@ -385,9 +387,9 @@ def c06_dose_grid() -> np.ndarray:
     return (150000 * np.exp(-((xx - 7) ** 2 + (yy - 9) ** 2 + (zz - 1) ** 2) / 25.0)).astype(np.uint32)
 
 
-def c06_bare_rtdose_and_notes(folder: Path) -> list[Path]:
-    """An RT Dose written as a bare Implicit VR LE data set (no preamble, no DICM, no group 2)
-    and a plain-text notes.txt beside it."""
+def c06_bare_rtdose_and_notes(folder: Path, implicit: bool = True) -> list[Path]:
+    """An RT Dose written as a bare data set (no preamble, no DICM, no group 2), Implicit VR LE by
+    default or Explicit VR LE, and a plain-text notes.txt beside it."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ds = base_dataset(RTDoseStorage, "c06", 0, "RTDOSE", patient_id="TEST-C06")
@@ -409,9 +411,10 @@ def c06_bare_rtdose_and_notes(folder: Path) -> list[Path]:
     ds.DoseGridScaling = 1e-5
     ds.PixelData = c06_dose_grid().tobytes()
     dose = folder / "c06_rtdose_no_meta.dcm"
-    dcmwrite(dose, ds, implicit_vr=True, little_endian=True)
+    dcmwrite(dose, ds, implicit_vr=implicit, little_endian=True)
     raw = dose.read_bytes()
     assert raw[:4] == b"\x08\x00\x05\x00" and raw[128:132] != b"DICM"
+    assert (raw[4:6] == b"CS") != implicit
     notes = folder / "notes.txt"
     notes.write_text("Planning export of TEST^PATIENT. This is a text file, not DICOM.\n")
     return [dose, notes]
@@ -606,21 +609,91 @@ def _sc(index: int, rows: int, cols: int) -> Dataset:
     return ds
 
 
-def c18_odd_length_sc(folder: Path) -> list[Path]:
+def c18_odd_length_sc(folder: Path, implicit: bool = False) -> list[Path]:
     """An 8-bit Secondary Capture whose Pixel Data is 31x33 = 1023 bytes, stored with an odd
-    element length and no pad byte (patched on disk), then a conformant 32x32 one."""
+    element length and no pad byte (patched on disk), then a conformant 32x32 one.
+    Explicit VR LE by default, Implicit VR LE with `implicit`."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     odd = folder / "c18_1_sc_odd_pixeldata.dcm"
-    _sc(0, 31, 33).save_as(odd, enforce_file_format=True)
+    ds = _sc(0, 31, 33)
+    if implicit:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    ds.save_as(odd, enforce_file_format=True)
     data = bytearray(odd.read_bytes())
-    header = b"\xe0\x7f\x10\x00OB\x00\x00" + struct.pack("<I", 1024)
+    if implicit:
+        header = b"\xe0\x7f\x10\x00" + struct.pack("<I", 1024)
+        length_at = 4
+    else:
+        header = b"\xe0\x7f\x10\x00OB\x00\x00" + struct.pack("<I", 1024)
+        length_at = 8
     at = data.rfind(header)
-    assert at > 0 and at + 12 + 1024 == len(data) and data[-1] == 0, "Pixel Data must be the last element"
-    data[at + 8 : at + 12] = struct.pack("<I", 1023)
+    assert at > 0 and at + len(header) + 1024 == len(data) and data[-1] == 0, "Pixel Data must be last"
+    data[at + length_at : at + length_at + 4] = struct.pack("<I", 1023)
     del data[-1]
     odd.write_bytes(bytes(data))
     assert odd.stat().st_size % 2 == 1
     normal = folder / "c18_2_sc_normal.dcm"
     _sc(1, 32, 32).save_as(normal, enforce_file_format=True)
     return [odd, normal]
+
+
+C18_PRIVATE_VALUE = b"\x01\x02\x03\x04\x05"
+
+
+def c18_odd_length_private_ob(folder: Path) -> list[Path]:
+    """A Secondary Capture with a private OB element (0029,1010) of odd length 5 (patched on disk),
+    before a normal even-length Pixel Data."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = _sc(5, 8, 8)
+    block = ds.private_block(0x0029, "COURIER TEST", create=True)
+    block.add_new(0x10, "OB", C18_PRIVATE_VALUE + b"\x00")
+    path = folder / "c18_private_ob_odd.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    data = bytearray(path.read_bytes())
+    header = b"\x29\x00\x10\x10OB\x00\x00" + struct.pack("<I", 6)
+    at = data.find(header)
+    assert at > 0 and data[at + 12 : at + 18] == C18_PRIVATE_VALUE + b"\x00"
+    data[at + 8 : at + 12] = struct.pack("<I", 5)
+    del data[at + 12 + 5]
+    path.write_bytes(bytes(data))
+    check = dcmread(path)
+    assert check[0x00291010].value == C18_PRIVATE_VALUE
+    assert np.array_equal(check.pixel_array, c18_pixels(8, 8))
+    return [path]
+
+
+def c12_rtstruct_big_contour(folder: Path, points: int = 6000) -> list[Path]:
+    """An RT Structure Set in Implicit VR LE whose Contour Data (3006,0050) DS holds 3 x `points`
+    values, far above what a 2-byte explicit length can carry."""
+    from pydicom.uid import RTStructureSetStorage
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ds = base_dataset(RTStructureSetStorage, "c12-rtss", 0, "RTSTRUCT", ImplicitVRLittleEndian, "TEST-C12")
+    ds.StructureSetLabel = "TEST"
+    ds.StructureSetDate = "20260101"
+    ds.StructureSetTime = "080000"
+    roi = Dataset()
+    roi.ROINumber = 1
+    roi.ReferencedFrameOfReferenceUID = uid_for("c12-rtss", "for")
+    roi.ROIName = "BODY"
+    roi.ROIGenerationAlgorithm = "MANUAL"
+    ds.StructureSetROISequence = [roi]
+    contour = Dataset()
+    contour.ContourGeometricType = "CLOSED_PLANAR"
+    contour.NumberOfContourPoints = points
+    angles = np.linspace(0, 2 * np.pi, points, endpoint=False)
+    xyz = np.stack([120.5 * np.cos(angles), 98.25 * np.sin(angles), np.full(points, -12.5)], axis=1)
+    values = [f"{v:.6f}" for v in xyz.ravel()]
+    contour.ContourData = values
+    item = Dataset()
+    item.ReferencedROINumber = 1
+    item.ROIDisplayColor = [255, 0, 0]
+    item.ContourSequence = [contour]
+    ds.ROIContourSequence = [item]
+    assert len("\\".join(values)) > 0xFFFE
+    path = folder / "c12_rtss_big_contour_implicit.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return [path]

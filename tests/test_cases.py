@@ -429,3 +429,84 @@ def test_c13_kind_many_class_syntax_pairs(scp_factory, tmp_path):
     assert scp.max_contexts_requested <= 128
     assert len(set(scp.received)) == 130
     assert [d["transfer_syntax"] for d in r["details"][65:]] == [RLELossless] * 65, "sent as stored"
+
+
+# --------------------------------------------------------------------------- other inputs of the same kinds
+
+
+def test_c03_kind_compressed_source_to_big_endian_only_peer(scp_factory, tmp_path):
+    scp = scp_factory(accept={CTImageStorage: [ExplicitVRBigEndian]})
+    path = casegen.c11_j2k_lossless_and_rle(tmp_path)[0]
+    r = core.store_dataset(scp.config(), path, transfer_syntax_strategy="standard")
+    assert r["status"] == "success", r["message"]
+    assert r["transfer_syntax"] == ExplicitVRBigEndian and r["converted_from"] == JPEG2000Lossless
+    got = scp.received[uid_of(path)]
+    assert np.array_equal(got.pixel_array, casegen.c11_pixels(0))
+    assert casegen.c11_pixels(0).byteswap().tobytes() in scp.raw[uid_of(path)]
+
+
+def test_c06_kind_bare_explicit_dataset(scp_factory, tmp_path):
+    from core.scan import scan_paths
+
+    dose, _notes = casegen.c06_bare_rtdose_and_notes(tmp_path, implicit=False)
+    (inst,) = scan_paths([dose])
+    assert inst.status == "ok" and inst.transfer_syntax == ExplicitVRLittleEndian, (inst.status, inst.reason)
+    scp = scp_factory(accept={RTDoseStorage: list(UNCOMPRESSED_LE)})
+    r = core.store_datasets_batch(scp.config(), [dose])
+    assert r["successful"] == 1, r["details"]
+    (got,) = scp.received.values()
+    assert np.array_equal(got.pixel_array, casegen.c06_dose_grid())
+
+
+def test_c12_kind_rt_structure_set_contour_over_64k(scp_factory, tmp_path):
+    from pydicom.uid import RTStructureSetStorage
+
+    path = casegen.c12_rtstruct_big_contour(tmp_path)[0]
+    keep = scp_factory(accept={RTStructureSetStorage: [ExplicitVRLittleEndian, ImplicitVRLittleEndian]})
+    r = core.store_dataset(keep.config(), path)
+    assert r["status"] == "success" and r["transfer_syntax"] == ImplicitVRLittleEndian, r
+    elem = keep.received[uid_of(path)].ROIContourSequence[0].ContourSequence[0]["ContourData"]
+    assert elem.VR == "DS" and len(elem.value) == 18000
+    strict = scp_factory(accept={RTStructureSetStorage: [ExplicitVRLittleEndian]})
+    try:
+        r = core.store_dataset(strict.config(), path, max_retries=0)
+        message, status = r["message"], r["status"]
+    except core.AssociationError as e:  # pragma: no cover
+        message, status = str(e), "failure"
+    assert status == "failure" and "3006,0050" in message, message
+    assert not strict.received
+
+
+def test_c18_kind_implicit_source(scp_factory, tmp_path):
+    scp = scp_factory(accept={SecondaryCaptureImageStorage: [ImplicitVRLittleEndian]}, abort_on_odd_length=True)
+    odd, normal = casegen.c18_odd_length_sc(tmp_path, implicit=True)
+    r = core.store_datasets_batch(scp.config(), [odd, normal])
+    assert [d["status"] for d in r["details"]] == ["success", "success"], r["details"]
+    got = scp.received[uid_of(odd)]
+    assert len(got.PixelData) == 1024 and np.array_equal(got.pixel_array, casegen.c18_pixels(31, 33))
+
+
+def test_c18_kind_odd_private_ob_element(scp_factory, tmp_path):
+    scp = scp_factory(accept={SecondaryCaptureImageStorage: [ExplicitVRLittleEndian]}, abort_on_odd_length=True)
+    path = casegen.c18_odd_length_private_ob(tmp_path)[0]
+    r = core.store_dataset(scp.config(), path)
+    assert r["status"] == "success", r["message"]
+    got = scp.received[uid_of(path)]
+    assert got[0x00291010].value == casegen.C18_PRIVATE_VALUE + b"\x00"
+    assert len(scp.raw[uid_of(path)]) % 2 == 0
+    assert np.array_equal(got.pixel_array, casegen.c18_pixels(8, 8))
+
+
+def test_c13_kind_second_association_rejected_loses_nothing(scp_factory, tmp_path):
+    paths = casegen.c13_many_sop_classes(tmp_path)
+    classes = casegen.storage_sop_classes()[:130]
+    scp = scp_factory(accept={uid: list(UNCOMPRESSED_LE) for uid in classes},
+                      reject=lambda n, rec: (1, 1, 1) if n >= 1 else None)
+    r = core.store_datasets_batch(scp.config(), paths)
+    assert len(r["details"]) == 130 and r["total"] == 130
+    ok = [d for d in r["details"] if d["status"] == "success"]
+    rest = [d for d in r["details"] if d["status"] != "success"]
+    assert ok and rest, "one association worked, the other was rejected"
+    assert len(ok) == len(scp.received)
+    assert all("reject" in d["message"].lower() for d in rest), rest[0]["message"]
+    assert r["successful"] + r["failed"] + r["skipped"] + r["warnings"] == 130
