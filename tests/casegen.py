@@ -23,11 +23,11 @@ from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import (
+    JPEG2000,
     PYDICOM_IMPLEMENTATION_UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGLossless,
     JPEGLosslessSV1,
@@ -530,10 +530,7 @@ def storage_sop_classes() -> list[str]:
     found = [
         uid
         for uid, (name, kind, _info, retired, _kw) in UID_dictionary.items()
-        if kind == "SOP Class"
-        and name.endswith("Storage")
-        and not retired
-        and uid.startswith("1.2.840.10008.5.1.4.1.1.")
+        if kind == "SOP Class" and name.endswith("Storage") and not retired and uid.startswith("1.2.840.10008.5.1.4.1.1.")
     ]
     return sorted(found, key=lambda u: tuple(int(p) for p in u.split(".")))
 

@@ -3,8 +3,10 @@ against an in-process SCP that behaves like the PEER of the case, and checks the
 
 from __future__ import annotations
 
+import casegen
 import numpy as np
 import pytest
+from conftest import UNCOMPRESSED_LE, make_config
 from pydicom import dcmread
 from pydicom.uid import (
     JPEG2000,
@@ -20,9 +22,6 @@ from pydicom.uid import (
     RTDoseStorage,
     SecondaryCaptureImageStorage,
 )
-
-import casegen
-from conftest import UNCOMPRESSED_LE, make_config
 
 core = pytest.importorskip("core")
 
@@ -500,8 +499,7 @@ def test_c18_kind_odd_private_ob_element(scp_factory, tmp_path):
 def test_c13_kind_second_association_rejected_loses_nothing(scp_factory, tmp_path):
     paths = casegen.c13_many_sop_classes(tmp_path)
     classes = casegen.storage_sop_classes()[:130]
-    scp = scp_factory(accept={uid: list(UNCOMPRESSED_LE) for uid in classes},
-                      reject=lambda n, rec: (1, 1, 1) if n >= 1 else None)
+    scp = scp_factory(accept={uid: list(UNCOMPRESSED_LE) for uid in classes}, reject=lambda n, rec: (1, 1, 1) if n >= 1 else None)
     r = core.store_datasets_batch(scp.config(), paths)
     assert len(r["details"]) == 130 and r["total"] == 130
     ok = [d for d in r["details"] if d["status"] == "success"]

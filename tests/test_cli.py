@@ -8,20 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import casegen
 import pytest
+from conftest import PROJECT_ROOT, UNCOMPRESSED_LE, free_port, stop_process, wait_listening
 from pydicom import dcmread
 from pydicom.uid import (
     JPEG2000,
+    UID,
     CTImageStorage,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     RLELossless,
-    UID,
 )
-
-import casegen
-from conftest import PROJECT_ROOT, UNCOMPRESSED_LE, free_port, stop_process, wait_listening
 
 pytestmark = pytest.mark.skipif(not (PROJECT_ROOT / "main.py").exists(), reason="main.py not written yet")
 
@@ -139,8 +138,7 @@ def test_send_converted_from_in_report(scp_factory, run_cli, tmp_path):
 
 
 def test_send_as_stored_in_report(scp_factory, run_cli, tmp_path):
-    scp = scp_factory(accept={CTImageStorage: [ImplicitVRLittleEndian, ExplicitVRLittleEndian, RLELossless,
-                                               JPEG2000Lossless]})
+    scp = scp_factory(accept={CTImageStorage: [ImplicitVRLittleEndian, ExplicitVRLittleEndian, RLELossless, JPEG2000Lossless]})
     casegen.c11_j2k_lossless_and_rle(tmp_path / "in")
     report = tmp_path / "r.json"
     p = run_cli(*send_args(scp.port), "--report", report, tmp_path / "in")
@@ -257,8 +255,20 @@ def cli_scp(tmp_path):
         port = free_port()
         store = tmp_path / f"store{len(procs)}"
         proc = subprocess.Popen(
-            [sys.executable, "main.py", "scp", "--port", str(port), "--ae-title", "COURIER", "--store-dir",
-             str(store), "--bind", "127.0.0.1", *extra],
+            [
+                sys.executable,
+                "main.py",
+                "scp",
+                "--port",
+                str(port),
+                "--ae-title",
+                "COURIER",
+                "--store-dir",
+                str(store),
+                "--bind",
+                "127.0.0.1",
+                *extra,
+            ],
             cwd=PROJECT_ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -281,8 +291,10 @@ def test_cli_scp_stores_what_it_receives(cli_scp, tmp_path):
 
     port, store = cli_scp()
     paths = casegen.make_ct(tmp_path / "in", 2)
-    r = core.store_datasets_batch({"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "COURIER",
-                                   "dimse_timeout": 5, "acse_timeout": 5}, paths)
+    r = core.store_datasets_batch(
+        {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "COURIER", "dimse_timeout": 5, "acse_timeout": 5},
+        paths,
+    )
     assert r["successful"] == 2, r["details"]
     assert set(_stored(store)) == {str(dcmread(p).SOPInstanceUID) for p in paths}
 
@@ -292,8 +304,9 @@ def test_cli_scp_accept_limits_syntaxes(cli_scp, tmp_path):
 
     port, store = cli_scp("--accept", "universal")
     path = casegen.make_ct(tmp_path / "in", 1)[0]
-    r = core.store_dataset({"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "COURIER",
-                            "dimse_timeout": 5}, path)
+    r = core.store_dataset(
+        {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "COURIER", "dimse_timeout": 5}, path
+    )
     assert r["status"] == "success" and r["transfer_syntax"] == ImplicitVRLittleEndian
 
 

@@ -8,8 +8,10 @@ import hashlib
 import tempfile
 from pathlib import Path
 
+import casegen
 import numpy as np
 import pytest
+from conftest import RecordingSCP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom import dcmread
@@ -23,13 +25,9 @@ from pydicom.uid import (
     SecondaryCaptureImageStorage,
 )
 
-import casegen
-from conftest import RecordingSCP
-
 core = pytest.importorskip("core")
 
-TARGETS = [ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian, RLELossless,
-           JPEG2000Lossless]
+TARGETS = [ImplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian, RLELossless, JPEG2000Lossless]
 
 
 @st.composite

@@ -8,11 +8,14 @@ import socket
 import threading
 import time
 
+import casegen
 import numpy as np
 import pytest
+from conftest import UNCOMPRESSED_LE, engine_extras, free_port, make_config
 from pydicom import dcmread
 from pydicom.uid import (
     JPEG2000,
+    UID,
     CTImageStorage,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -21,11 +24,7 @@ from pydicom.uid import (
     JPEG2000Lossless,
     MRImageStorage,
     RLELossless,
-    UID,
 )
-
-import casegen
-from conftest import UNCOMPRESSED_LE, engine_extras, free_port, make_config
 
 core = pytest.importorskip("core")
 
@@ -195,8 +194,7 @@ def test_dimse_timeout_raises_dimse_command_error(scp_factory, tmp_path):
     scp = scp_factory(policy=lambda req: ("sleep", 3, 0x0000))
     t0 = time.monotonic()
     with pytest.raises(core.DimseCommandError) as info:
-        core.store_dataset(scp.config(dimse_timeout=1, **engine_extras(retry_attempts=0)),
-                           casegen.make_ct(tmp_path, 1)[0])
+        core.store_dataset(scp.config(dimse_timeout=1, **engine_extras(retry_attempts=0)), casegen.make_ct(tmp_path, 1)[0])
     assert time.monotonic() - t0 < 15
     text = str(info.value).lower()
     assert "time" in text or "no response" in text, str(info.value)
@@ -241,8 +239,7 @@ def _silent_server(behaviour: str):
 def test_bad_peer_during_negotiation_raises_association_error(tmp_path, behaviour):
     srv, conns = _silent_server(behaviour)
     try:
-        cfg = make_config(srv.getsockname()[1], "BADPEER", acse_timeout=1, network_timeout=2,
-                          **engine_extras(retry_attempts=0))
+        cfg = make_config(srv.getsockname()[1], "BADPEER", acse_timeout=1, network_timeout=2, **engine_extras(retry_attempts=0))
         t0 = time.monotonic()
         with pytest.raises(core.AssociationError) as info:
             core.store_dataset(cfg, casegen.make_ct(tmp_path, 1)[0], max_retries=0)
@@ -431,8 +428,7 @@ def test_fallback_after_abort_during_negotiation(scp_factory, tmp_path):
 def test_fallback_is_bounded_by_max_retries(scp_factory, tmp_path):
     scp = scp_factory(reject=(1, 1, 1))
     with pytest.raises(core.AssociationError) as info:
-        core.store_dataset(scp.config(), casegen.make_ct(tmp_path, 1)[0], transfer_syntax_strategy="extended",
-                           max_retries=1)
+        core.store_dataset(scp.config(), casegen.make_ct(tmp_path, 1)[0], transfer_syntax_strategy="extended", max_retries=1)
     assert len(scp.associations) <= 2
     assert isinstance(info.value.details, dict)
 
@@ -591,16 +587,21 @@ def test_private_sop_class_is_negotiated(scp_factory, tmp_path):
 
 
 def test_mixed_syntaxes_of_one_class_share_one_association(scp_factory, tmp_path):
-    scp = scp_factory(accept={CTImageStorage: [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless,
-                                               JPEG2000Lossless]})
-    paths = (casegen.make_ct(tmp_path / "e", 1, 64, 64, key="e")
-             + casegen.make_ct(tmp_path / "i", 1, 64, 64, key="i", transfer_syntax=ImplicitVRLittleEndian)
-             + casegen.make_ct(tmp_path / "r", 1, 64, 64, key="r", transfer_syntax=RLELossless)
-             + casegen.make_ct(tmp_path / "j", 1, 64, 64, key="j", transfer_syntax=JPEG2000Lossless))
+    scp = scp_factory(accept={CTImageStorage: [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless, JPEG2000Lossless]})
+    paths = (
+        casegen.make_ct(tmp_path / "e", 1, 64, 64, key="e")
+        + casegen.make_ct(tmp_path / "i", 1, 64, 64, key="i", transfer_syntax=ImplicitVRLittleEndian)
+        + casegen.make_ct(tmp_path / "r", 1, 64, 64, key="r", transfer_syntax=RLELossless)
+        + casegen.make_ct(tmp_path / "j", 1, 64, 64, key="j", transfer_syntax=JPEG2000Lossless)
+    )
     r = core.store_datasets_batch(scp.config(), paths)
     assert r["successful"] == 4 and r["associations"] == 1
-    assert [d["transfer_syntax"] for d in r["details"]] == [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
-                                                            RLELossless, JPEG2000Lossless]
+    assert [d["transfer_syntax"] for d in r["details"]] == [
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        RLELossless,
+        JPEG2000Lossless,
+    ]
 
 
 def test_lossy_source_may_be_recompressed_losslessly(scp_factory):

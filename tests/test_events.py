@@ -6,9 +6,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-import pytest
-
 import casegen
+import pytest
 
 core = pytest.importorskip("core")
 events = pytest.importorskip("core.events")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 
+import casegen
 import numpy as np
 import pytest
 from pydicom import dcmread
 from pydicom.uid import CTImageStorage, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE
-
-import casegen
 
 
 def _scu(scp, contexts, calling="FIXTURE_SCU", called=None):
@@ -87,7 +86,6 @@ def test_scp_big_endian_only_decodes_swapped_pixels(scp_factory, tmp_path):
 @pytest.mark.interop
 def test_storescp_fixture_receives(storescp, tmp_path):
     peer = storescp("+xi")
-    path = casegen.make_ct(tmp_path, 1)[0]
     ae = AE(ae_title="FIXTURE_SCU")
     ae.add_requested_context(CTImageStorage, [ImplicitVRLittleEndian])
     assoc = ae.associate("127.0.0.1", peer.port, ae_title=peer.aet)

@@ -8,21 +8,19 @@ import hashlib
 import warnings
 from pathlib import Path
 
+import casegen
 import numpy as np
 import pytest
 from pydicom import dcmread
 from pydicom.pixels import pixel_array as decode_pixels
 from pydicom.uid import (
+    UID,
     ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     RLELossless,
-    UID,
     generate_uid,
 )
-
-import casegen
 
 core = pytest.importorskip("core")
 pytestmark = pytest.mark.interop
@@ -141,8 +139,9 @@ def test_cli_sends_all_test_files_to_implicit_only_storescp(storescp, run_cli, t
         sources.append(Path(pydicom.data.__file__).parent / "test_files" / name)
     copies = [fresh_copy(p, folder / f"{i:03d}") for i, p in enumerate(sources)]
     report = tmp_path / "r.json"
-    p = run_cli("send", "--host", "127.0.0.1", "--port", peer.port, "--called-ae", peer.aet, "--report", report,
-                folder, timeout=280)
+    p = run_cli(
+        "send", "--host", "127.0.0.1", "--port", peer.port, "--called-ae", peer.aet, "--report", report, folder, timeout=280
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     want = {str(dcmread(c, stop_before_pixels=True).SOPInstanceUID) for c in copies}
     assert set(peer.received()) == want
@@ -204,4 +203,3 @@ def test_batch_of_twenty_goes_over_one_association(storescp, tmp_path):
     r = core.store_datasets_batch(peer.config(), paths)
     assert r["successful"] == 20 and r["associations"] == 1
     assert len(peer.received()) == 20
-

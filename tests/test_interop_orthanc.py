@@ -7,13 +7,12 @@ import io
 import json
 from pathlib import Path
 
+import casegen
 import numpy as np
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless, RLELossless, generate_uid
-
-import casegen
 
 core = pytest.importorskip("core")
 pytestmark = pytest.mark.interop
@@ -92,8 +91,20 @@ def test_cli_mixed_folder_to_picky_orthanc(orthanc, run_cli, tmp_path):
     (folder / "notes.txt").write_text("not a DICOM file\n")
     (folder / "truncated.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes()[:1500])
     report = tmp_path / "r.json"
-    p = run_cli("send", "--host", "127.0.0.1", "--port", peer.dicom_port, "--called-ae", peer.aet,
-                "--calling-ae", "TEST_CLI", "--report", report, folder)
+    p = run_cli(
+        "send",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        peer.dicom_port,
+        "--called-ae",
+        peer.aet,
+        "--calling-ae",
+        "TEST_CLI",
+        "--report",
+        report,
+        folder,
+    )
     assert p.returncode == 1, p.stderr[-2000:]
     rep = json.loads(report.read_text())
     by = {Path(i["path"]).name: i for i in rep["instances"]}
@@ -108,4 +119,3 @@ def test_cli_echo_orthanc(orthanc, run_cli):
     peer = orthanc()
     p = run_cli("echo", "--host", "127.0.0.1", "--port", peer.dicom_port, "--called-ae", peer.aet)
     assert p.returncode == 0, p.stderr[-1000:]
-

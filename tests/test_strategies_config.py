@@ -5,19 +5,18 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import casegen
 import pytest
+from conftest import PROJECT_ROOT, make_config
 from pydicom.uid import (
+    JPEG2000,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     RLELossless,
 )
-
-import casegen
-from conftest import PROJECT_ROOT, make_config
 
 core = pytest.importorskip("core")
 
@@ -111,8 +110,9 @@ def test_sixteen_character_ae_titles_are_fine(scp_factory, tmp_path):
 
 def test_seed_tls_keys_are_accepted_when_tls_is_off(scp_factory, tmp_path):
     scp = scp_factory()
-    cfg = scp.config(tls_enabled=False, tls_ca_cert_secret_name=None, tls_client_cert_secret_name=None,
-                     tls_client_key_secret_name=None)
+    cfg = scp.config(
+        tls_enabled=False, tls_ca_cert_secret_name=None, tls_client_cert_secret_name=None, tls_client_key_secret_name=None
+    )
     assert _send(cfg, tmp_path)["status"] == "success"
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 import time
 import tracemalloc
 
+import casegen
 import numpy as np
 import pytest
 from pydicom import dcmread
-
-import casegen
 
 core = pytest.importorskip("core")
 pytestmark = pytest.mark.interop
