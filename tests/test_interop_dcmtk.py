@@ -16,6 +16,7 @@ from pydicom.pixels import pixel_array as decode_pixels
 from pydicom.uid import (
     UID,
     ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
     RLELossless,
@@ -203,3 +204,15 @@ def test_batch_of_twenty_goes_over_one_association(storescp, tmp_path):
     r = core.store_datasets_batch(peer.config(), paths)
     assert r["successful"] == 20 and r["associations"] == 1
     assert len(peer.received()) == 20
+
+
+def test_storescp_preferring_deflate_does_not_force_zlib(storescp, tmp_path):
+    """DESIGN trap: storescp +xa prefers Deflated when a context offers it beside uncompressed ones.
+    With one syntax per context, the file goes as stored."""
+    peer = storescp("+xa")
+    path = casegen.make_ct(tmp_path / "in", 1)[0]
+    r = core.store_dataset(peer.config(), path, transfer_syntax_strategy="extended")
+    assert r["status"] == "success", r["message"]
+    assert r["transfer_syntax"] == ExplicitVRLittleEndian and r["converted_from"] is None
+    got = dcmread(peer.received()[str(dcmread(path).SOPInstanceUID)])
+    assert got.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian

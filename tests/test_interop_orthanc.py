@@ -119,3 +119,28 @@ def test_cli_echo_orthanc(orthanc, run_cli):
     peer = orthanc()
     p = run_cli("echo", "--host", "127.0.0.1", "--port", peer.dicom_port, "--called-ae", peer.aet)
     assert p.returncode == 0, p.stderr[-1000:]
+
+
+def test_unregistered_calling_ae_is_named(orthanc, tmp_path):
+    """c16 variant B against a real PACS: Orthanc stores only from registered modalities."""
+    peer = orthanc(
+        DicomAlwaysAllowStore=False,
+        DicomAlwaysAllowEcho=False,
+        DicomModalities={"registered": ["REGISTERED", "127.0.0.1", 104]},
+    )
+    with pytest.raises(core.AssociationError) as info:
+        core.store_dataset(peer.config("TESTSENDER"), casegen.make_ct(tmp_path, 1)[0])
+    text = str(info.value)
+    assert "TESTSENDER" in text and "calling ae" in text.lower(), text
+    assert peer.sop_instance_uids() == set()
+
+
+def test_registered_calling_ae_stores(orthanc, tmp_path):
+    peer = orthanc(
+        DicomAlwaysAllowStore=False,
+        DicomModalities={"courier": ["TESTSENDER", "127.0.0.1", 104]},
+    )
+    path = casegen.make_ct(tmp_path, 1)[0]
+    r = core.store_dataset(peer.config("TESTSENDER"), path)
+    assert r["status"] == "success", r["message"]
+    assert peer.sop_instance_uids() == {uid_of(path)}
