@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -235,8 +236,11 @@ def test_send_log_level_goes_to_stderr(scp_factory, run_cli, tmp_path):
 
 def test_echo(scp_factory, run_cli):
     scp = scp_factory()
-    ok = run_cli("echo", "--host", "127.0.0.1", "--port", scp.port, "--called-ae", "TESTPACS")
+    ok = run_cli("echo", "--host", "127.0.0.1", "--port", scp.port, "--called-ae", "TESTPACS", "--calling-ae", "ECHO_TEST")
     assert ok.returncode == 0, ok.stderr[-1000:]
+    assert re.search(r"\d+(\.\d+)?\s*ms", ok.stdout), "the round-trip time is printed"
+    assert "16384" in ok.stdout, "the negotiation (peer max PDU) is printed"
+    assert scp.associations[0].calling_ae == "ECHO_TEST"
     closed = run_cli("echo", "--host", "127.0.0.1", "--port", free_port(), "--called-ae", "TESTPACS")
     assert closed.returncode == 3
     wrong = run_cli("echo", "--host", "127.0.0.1", "--port", scp.port, "--called-ae", "NOPE")
@@ -367,3 +371,13 @@ def test_send_missing_path_is_named(scp_factory, run_cli, tmp_path):
     assert p.returncode in (1, 2), (p.returncode, p.stderr[-1000:])  # usage error or a failed input
     assert "does-not-exist" in p.stderr
     assert not scp.requests
+
+
+def test_cli_report_keeps_the_associations(scp_factory, run_cli, tmp_path):
+    scp = scp_factory(max_pdu=20480)
+    casegen.make_ct(tmp_path / "in", 2)
+    report = tmp_path / "r.json"
+    p = run_cli("send", "--host", "127.0.0.1", "--port", scp.port, "--called-ae", "TESTPACS", "--report", report, tmp_path / "in")
+    assert p.returncode == 0, p.stderr[-1000:]
+    assocs = json.loads(report.read_text())["associations"]
+    assert len(assocs) == 1 and "20480" in json.dumps(assocs)

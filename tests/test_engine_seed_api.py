@@ -626,3 +626,21 @@ def test_jpeg_ls_lossless_when_that_is_all_the_peer_takes(scp_factory, tmp_path)
     assert r["status"] == "success", r["message"]
     assert r["transfer_syntax"] == JPEGLSLossless
     assert np.array_equal(scp.received[str(dcmread(path).SOPInstanceUID)].pixel_array, dcmread(path).pixel_array)
+
+
+def test_attempts_keep_the_negotiation(scp_factory, tmp_path):
+    """Issue 2 item 3: proposed / accepted / rejected contexts with the reason, the peer's max PDU,
+    implementation class UID and version name."""
+    import json
+
+    scp = scp_factory(accept={CTImageStorage: [ImplicitVRLittleEndian]}, max_pdu=20480)
+    r = core.store_dataset(scp.config(), casegen.make_ct(tmp_path, 1)[0], transfer_syntax_strategy="standard")
+    assert r["status"] == "success"
+    attempt = r["attempts"][0]
+    assert {"strategy", "proposed", "accepted", "rejected"} <= set(attempt), set(attempt)
+    assert attempt["proposed"] and attempt["accepted"] and attempt["rejected"]
+    rejected = json.dumps(attempt["rejected"]).lower()
+    assert "not supported" in rejected or "transfer syntax" in rejected, attempt["rejected"]
+    text = json.dumps(r["attempts"], default=str)
+    assert "20480" in text, "peer max PDU"
+    assert "1.2.826.0.1.3680043.9.3811" in text and "PYNETDICOM" in text, "peer implementation UID and version"
