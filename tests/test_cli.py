@@ -381,3 +381,17 @@ def test_cli_report_keeps_the_associations(scp_factory, run_cli, tmp_path):
     assert p.returncode == 0, p.stderr[-1000:]
     assocs = json.loads(report.read_text())["associations"]
     assert len(assocs) == 1 and "20480" in json.dumps(assocs)
+
+
+def test_send_unknown_host_exit_3(run_cli, tmp_path):
+    casegen.make_ct(tmp_path / "in", 1)
+    p = run_cli("send", "--host", "no-such-host.invalid", "--port", "104", "--called-ae", "X", tmp_path / "in")
+    assert p.returncode == 3, (p.returncode, p.stderr[-1500:])
+    assert "no-such-host.invalid" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_echo_unknown_host_exit_3(run_cli):
+    p = run_cli("echo", "--host", "no-such-host.invalid", "--port", "104", "--called-ae", "X")
+    assert p.returncode == 3, (p.returncode, p.stderr[-1500:])
+    assert "Traceback" not in p.stderr

@@ -644,3 +644,18 @@ def test_attempts_keep_the_negotiation(scp_factory, tmp_path):
     text = json.dumps(r["attempts"], default=str)
     assert "20480" in text, "peer max PDU"
     assert "1.2.826.0.1.3680043.9.3811" in text and "PYNETDICOM" in text, "peer implementation UID and version"
+
+
+def test_dns_failure_is_named(tmp_path):
+    cfg = make_config(104, "NOWHERE", remote_host="no-such-host.invalid", **engine_extras(retry_attempts=0))
+    with pytest.raises(core.AssociationError) as info:
+        core.store_dataset(cfg, casegen.make_ct(tmp_path, 1)[0], max_retries=0)
+    text = str(info.value).lower()
+    assert "no-such-host.invalid" in text, str(info.value)
+    assert any(w in text for w in ("resolve", "dns", "unknown host", "name")), str(info.value)
+
+
+def test_localhost_by_name(scp_factory, tmp_path):
+    scp = scp_factory()
+    r = core.store_dataset(scp.config(remote_host="localhost"), casegen.make_ct(tmp_path, 1)[0])
+    assert r["status"] == "success", r["message"]
