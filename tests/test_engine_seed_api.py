@@ -4,6 +4,7 @@ exceptions, batches, negotiation and conversion. No mocked sockets."""
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import threading
 import time
@@ -187,6 +188,7 @@ def test_connection_refused_raises_association_error(tmp_path):
         core.store_dataset(make_config(port, "NOBODY"), casegen.make_ct(tmp_path, 1)[0], max_retries=1)
     text = str(info.value).lower()
     assert any(w in text for w in ("refused", "could not connect", "unreachable")), str(info.value)
+    assert str(port) in text, "the message names host and port"
     assert info.value.remote_ae == "NOBODY"
 
 
@@ -198,6 +200,7 @@ def test_dimse_timeout_raises_dimse_command_error(scp_factory, tmp_path):
     assert time.monotonic() - t0 < 15
     text = str(info.value).lower()
     assert "time" in text or "no response" in text, str(info.value)
+    assert re.search(r"\b1(\.0)?\s*s\b", text), "the timeout is given in seconds"
     assert info.value.remote_ae == "TESTPACS" and isinstance(info.value.details, dict)
 
 
@@ -659,3 +662,15 @@ def test_localhost_by_name(scp_factory, tmp_path):
     scp = scp_factory()
     r = core.store_dataset(scp.config(remote_host="localhost"), casegen.make_ct(tmp_path, 1)[0])
     assert r["status"] == "success", r["message"]
+
+
+def test_core_never_logs_patient_names(scp_factory, tmp_path, caplog):
+    import logging
+
+    scp = scp_factory(policy=lambda req: ("status", 0xA900, "TEST mismatch") if req.index == 1 else 0)
+    paths = casegen.make_ct(tmp_path, 2) + casegen.c18_odd_length_sc(tmp_path / "odd")
+    with caplog.at_level(logging.DEBUG):
+        core.store_datasets_batch(scp.config(), paths)
+    ours = [r for r in caplog.records if r.name.split(".")[0] == "core"]
+    assert ours, "core logs what it does"
+    assert not [r.getMessage() for r in ours if "TEST^PATIENT" in r.getMessage()]
