@@ -395,3 +395,12 @@ def test_echo_unknown_host_exit_3(run_cli):
     p = run_cli("echo", "--host", "no-such-host.invalid", "--port", "104", "--called-ae", "X")
     assert p.returncode == 3, (p.returncode, p.stderr[-1500:])
     assert "Traceback" not in p.stderr
+
+
+def test_send_warnings_only_exit_0(scp_factory, run_cli, tmp_path):
+    scp = scp_factory(policy=lambda req: 0xB000)
+    casegen.make_ct(tmp_path / "in", 2)
+    report = tmp_path / "r.json"
+    p = run_cli(*send_args(scp.port), "--report", report, tmp_path / "in")
+    assert p.returncode == 0, p.stderr[-1000:]
+    assert [i["status"] for i in load(report)["instances"]] == ["warning", "warning"]

@@ -674,3 +674,20 @@ def test_core_never_logs_patient_names(scp_factory, tmp_path, caplog):
     ours = [r for r in caplog.records if r.name.split(".")[0] == "core"]
     assert ours, "core logs what it does"
     assert not [r.getMessage() for r in ours if "TEST^PATIENT" in r.getMessage()]
+
+
+def test_encapsulated_pixels_under_a_native_syntax_never_reach_the_peer_as_is(scp_factory, tmp_path):
+    src = casegen.c11_j2k_lossless_and_rle(tmp_path / "src")[0]
+    ds = dcmread(src)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    path = tmp_path / "lying.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    scp = scp_factory()
+    r = core.store_datasets_batch(scp.config(), [path])
+    d = r["details"][0]
+    uid = str(ds.SOPInstanceUID)
+    if d["status"] in ("success", "warning"):
+        got = scp.received[uid]
+        assert np.array_equal(got.pixel_array, casegen.c11_pixels(0)), "the peer got unusable pixel data"
+    else:
+        assert uid not in scp.received and d["message"]

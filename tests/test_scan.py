@@ -143,3 +143,24 @@ def test_one_bad_file_never_stops_the_rest(tmp_path):
     assert len(found) == 4
     assert sum(i.status == "ok" for i in found) == 3
     assert {Path(str(i.path)).name for i in found if i.status == "ok"} == {p.name for p in good}
+
+
+def _lying_file(tmp_path) -> Path:
+    """JPEG 2000 Lossless pixel data (encapsulated, undefined length) under a File Meta that claims
+    Explicit VR Little Endian."""
+    src = casegen.c11_j2k_lossless_and_rle(tmp_path / "src")[0]
+    ds = dcmread(src)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    path = tmp_path / "lying.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_transfer_syntax_contradicting_the_encoding_is_caught(tmp_path):
+    (inst,) = scan.scan_paths([_lying_file(tmp_path)])
+    if inst.status == "ok":  # a safe inference is allowed, and must be stated
+        assert inst.transfer_syntax == JPEG2000Lossless and inst.notes, (inst.transfer_syntax, inst.notes)
+    else:
+        assert inst.status == "failure"
+        text = inst.reason.lower()
+        assert "transfer syntax" in text or "encapsulated" in text or "0002,0010" in text, inst.reason
