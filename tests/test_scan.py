@@ -164,3 +164,88 @@ def test_transfer_syntax_contradicting_the_encoding_is_caught(tmp_path):
         assert inst.status == "failure"
         text = inst.reason.lower()
         assert "transfer syntax" in text or "encapsulated" in text or "0002,0010" in text, inst.reason
+
+
+def test_file_truncated_inside_pixel_data_is_a_failure(tmp_path):
+    path = casegen.make_ct(tmp_path, 1, 64, 64)[0]
+    cut = tmp_path / "cut_in_pixels.dcm"
+    cut.write_bytes(path.read_bytes()[:-100])
+    (inst,) = scan.scan_paths([cut])
+    assert inst.status == "failure", (inst.status, inst.reason)
+    assert "truncat" in inst.reason.lower() or "7fe0,0010" in inst.reason.lower(), inst.reason
+
+
+def test_truncated_file_is_never_sent(scp_factory, tmp_path):
+    core = pytest.importorskip("core")
+    path = casegen.make_ct(tmp_path, 1, 64, 64)[0]
+    cut = tmp_path / "cut_in_pixels.dcm"
+    cut.write_bytes(path.read_bytes()[:-100])
+    scp = scp_factory()
+    r = core.store_datasets_batch(scp.config(), [cut, path])
+    assert [d["status"] for d in r["details"]] == ["failure", "success"], r["details"]
+    assert len(scp.requests) == 1
+
+
+@pytest.fixture(scope="module")
+def whole_ct(tmp_path_factory) -> bytes:
+    return casegen.make_ct(tmp_path_factory.mktemp("whole"), 1, 32, 32)[0].read_bytes()
+
+
+def _element_boundaries(raw: bytes) -> set[int]:
+    """Offsets where an element starts or the file ends (Explicit VR LE, no sequences)."""
+    long_vrs = {b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SQ", b"UT", b"UN", b"UC", b"UR"}
+    pos, bounds = 132, {132}
+    while pos < len(raw):
+        vr = raw[pos + 4 : pos + 6]
+        assert vr != b"SQ"
+        if vr in long_vrs:
+            pos += 12 + int.from_bytes(raw[pos + 8 : pos + 12], "little")
+        else:
+            pos += 8 + int.from_bytes(raw[pos + 6 : pos + 8], "little")
+        bounds.add(pos)
+    return bounds
+
+
+def test_every_truncation_inside_an_element_is_caught(whole_ct, tmp_path):
+    """Cut a valid file inside an element (header or Pixel Data): never "ok", never an exception.
+    (A cut exactly between two elements leaves a shorter but well-formed file.)"""
+    bounds = _element_boundaries(whole_ct)
+    offsets = [n for n in range(133, len(whole_ct), 7) if n not in bounds]
+    folder = tmp_path / "cuts"
+    folder.mkdir()
+    for n in offsets:
+        (folder / f"cut_{n:05d}.dcm").write_bytes(whole_ct[:n])
+    found = scan.scan_paths([folder])
+    assert len(found) == len(offsets)
+    wrong = [int(Path(str(i.path)).stem[4:]) for i in found if i.status == "ok"]
+    assert not wrong, f"{len(wrong)} of {len(offsets)} cut files pass as ok, e.g. cut at bytes {wrong[:8]}"
+    assert all(i.reason for i in found)
+
+
+def test_cut_in_the_header_is_never_sent(scp_factory, whole_ct, tmp_path):
+    core = pytest.importorskip("core")
+    bounds = _element_boundaries(whole_ct)
+    n = next(x for x in range(900, 1100) if x not in bounds)
+    cut = tmp_path / "cut_header.dcm"
+    cut.write_bytes(whole_ct[:n])
+    scp = scp_factory()
+    r = core.store_datasets_batch(scp.config(), [cut])
+    assert r["details"][0]["status"] == "failure", r["details"][0]
+    assert not scp.requests
+
+
+def test_random_bytes_never_crash_the_scanner(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(body=st.binary(max_size=600), dicm=st.booleans())
+    def check(body, dicm):
+        path = tmp_path / "random.dcm"
+        path.write_bytes((b"\x00" * 128 + b"DICM" if dicm else b"") + body)
+        (inst,) = scan.scan_paths([path])
+        assert inst.status in ("ok", "skipped", "failure")
+        if inst.status != "ok":
+            assert inst.reason
+
+    check()
