@@ -223,10 +223,11 @@ def test_every_truncation_inside_an_element_is_caught(whole_ct, tmp_path):
 
 
 def test_cut_in_the_header_is_never_sent(scp_factory, whole_ct, tmp_path):
-    """A file cut just after the SOP UIDs still has what negotiation needs, but no image."""
+    """A file cut just after the SOP UIDs, inside the next element's header, still has what
+    negotiation needs, but no image."""
     core = pytest.importorskip("core")
     uid = str(dcmread(__import__("io").BytesIO(whole_ct)).SOPInstanceUID).encode()
-    n = whole_ct.index(uid, 300) + len(uid) + 11  # inside the element after the SOP Instance UID
+    n = whole_ct.index(uid, 300) + len(uid) + 3  # inside the tag/VR/length of the next element
     cut = tmp_path / "cut_header.dcm"
     cut.write_bytes(whole_ct[:n])
     scp = scp_factory()
