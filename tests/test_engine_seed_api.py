@@ -691,3 +691,16 @@ def test_encapsulated_pixels_under_a_native_syntax_never_reach_the_peer_as_is(sc
         assert np.array_equal(got.pixel_array, casegen.c11_pixels(0)), "the peer got unusable pixel data"
     else:
         assert uid not in scp.received and d["message"]
+
+
+@pytest.mark.parametrize("peer_syntax", [ImplicitVRLittleEndian, ExplicitVRBigEndian, RLELossless])
+def test_callers_dataset_is_not_modified(scp_factory, tmp_path, peer_syntax):
+    """Converting for the wire must not change the caller's Dataset object (syntax, pixels, UIDs)."""
+    path = casegen.c11_j2k_lossless_and_rle(tmp_path)[0]
+    ds = dcmread(path)
+    before = (ds.file_meta.TransferSyntaxUID, ds.PixelData, ds.SOPInstanceUID, ds.PhotometricInterpretation, len(ds))
+    scp = scp_factory(accept={CTImageStorage: [peer_syntax]})
+    r = core.store_dataset(scp.config(), ds, transfer_syntax_strategy="compression")
+    assert r["status"] == "success", r["message"]
+    after = (ds.file_meta.TransferSyntaxUID, ds.PixelData, ds.SOPInstanceUID, ds.PhotometricInterpretation, len(ds))
+    assert after == before
