@@ -572,12 +572,12 @@ def test_sop_class_the_peer_does_not_support_is_named(scp_factory, tmp_path):
     assert str(dcmread(mr).SOPInstanceUID) not in {q.sop_instance_uid for q in scp.requests}
 
 
-def test_private_sop_class_is_negotiated(scp_factory, tmp_path):
-    from pynetdicom.service_class import StorageServiceClass
-    from pynetdicom.sop_class import register_uid
+def test_private_sop_class_is_negotiated(scp_factory, tmp_path, monkeypatch):
+    from pynetdicom import sop_class
 
     private = "1.2.826.0.1.3680043.8.498.77.1"
-    register_uid(private, "CourierTestPrivateStorage", StorageServiceClass)  # so the test SCP stores it
+    # let the test SCP treat it as a storage class, for this test only (pynetdicom's registry is global)
+    monkeypatch.setitem(sop_class._STORAGE_CLASSES, "CourierTestPrivateStorage", private)
     scp = scp_factory(accept={private: list(UNCOMPRESSED_LE)})
 
     def make_private(ds, i):
