@@ -19,13 +19,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from io import BytesIO
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 from pynetdicom import Association
-from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import split_dataset
 
 from . import events as ev
@@ -33,6 +31,7 @@ from .config import StoreConfig
 from .convert import encode_dataset, load_dataset, syntax_label
 from .diagnostics import explain_abort, explain_status, is_transient_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
+from .fastpath import ChannelBroken, DirectChannel
 from .negotiation import candidate_contexts, open_association, plan_contexts
 from .scan import ScannedInstance, read_instance, scan_paths
 from .strategies import fallback_chain, parse_strategy
@@ -150,6 +149,28 @@ class JobResult:
         return counts
 
 
+class _GiveUp(Exception):
+    """A secondary association could not be opened: hand its instances back."""
+
+    def __init__(self, items: list[Item]):
+        super().__init__("association refused")
+        self.items = items
+
+
+def _partition_by_study(items: list[Item], n: int) -> list[list[Item]]:
+    """Split `items` into at most `n` lists of similar size in bytes, keeping each study whole."""
+    studies: dict[str, list[Item]] = {}
+    for it in items:
+        studies.setdefault(it.inst.study_instance_uid or f"#{it.index}", []).append(it)
+    buckets: list[list[Item]] = [[] for _ in range(min(n, len(studies)))]
+    sizes = [0] * len(buckets)
+    for group in sorted(studies.values(), key=lambda g: -sum(i.inst.size + 1 for i in g)):
+        k = sizes.index(min(sizes))
+        buckets[k].extend(group)
+        sizes[k] += sum(i.inst.size + 1 for i in group)
+    return [sorted(b, key=lambda it: it.index) for b in buckets if b]
+
+
 class _Broken(Exception):
     """The association broke during a C-STORE; the outcome of the instance is unknown."""
 
@@ -199,6 +220,9 @@ class SendJob:
         cancel: set it to stop between C-STOREs; the association is released and
             the rest are reported "not sent (cancelled)".
         job_id: an identifier for events and the journal.
+        parallel: how many associations to use at once; each study stays on one
+            association; associations the peer rejects or aborts are given up and their
+            instances go over the others.
 
     Raises:
         ValueError: bad config or strategy (from the constructor).
@@ -214,6 +238,7 @@ class SendJob:
         cancel: threading.Event | None = None,
         job_id: str = "",
         sleep: Callable[[float], None] = time.sleep,
+        parallel: int = 1,
     ):
         self.cfg = StoreConfig.from_dict(config)
         self.strategy = parse_strategy(strategy)
@@ -222,8 +247,8 @@ class SendJob:
         self.on_event = on_event or (lambda e: None)
         self.cancel = cancel or threading.Event()
         self.job_id = job_id
+        self.parallel = max(1, int(parallel))
         self._sleep = sleep
-        self._msg_id = 0
         self._outcomes: dict[int, dict[str, Any]] = {}
         self._records: list[dict[str, Any]] = []
         self._established = 0
@@ -250,7 +275,10 @@ class SendJob:
                                           "skipped" if it.inst.status == "skipped" else "failed", it.inst.reason))
         error = None
         try:
-            self._send_with_fallback(pending)
+            if self.parallel > 1 and len(pending) > 1:
+                self._send_parallel(pending)
+            else:
+                self._send_with_fallback(pending)
         except CourierError as exc:  # a job-level failure (e.g. TLS cannot be set up)
             error = exc.message
             self._first_exc = self._first_exc or exc
@@ -275,7 +303,35 @@ class SendJob:
 
     # -- fallback across strategies ----------------------------------------------------------------
 
-    def _send_with_fallback(self, pending: list[Item]) -> None:
+    def _send_parallel(self, pending: list[Item]) -> None:
+        """Send over up to `parallel` associations at once, one thread each (PS3.8 allows many)."""
+        buckets = _partition_by_study(pending, self.parallel)
+        leftovers: list[Item] = []
+        errors: list[CourierError] = []
+
+        def worker(bucket: list[Item], primary: bool) -> None:
+            try:
+                self._send_with_fallback(bucket, primary)
+            except _GiveUp as exc:
+                with self._lock:
+                    leftovers.extend(exc.items)
+            except CourierError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(b, i == 0), name=f"courier-send-{i}", daemon=True)
+                   for i, b in enumerate(buckets)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if leftovers:
+            LOGGER.info("The peer refused %d extra association(s); sending %d instance(s) over fewer",
+                        len(buckets) - 1, len(leftovers))
+            self._send_with_fallback(sorted(leftovers, key=lambda it: it.index))
+        if errors:
+            raise errors[0]
+
+    def _send_with_fallback(self, pending: list[Item], primary: bool = True) -> None:
         chain = fallback_chain(self.strategy, self.max_retries)
         last_reason: dict[int, str] = {}
         for attempt, strategy in enumerate(chain, start=1):
@@ -287,7 +343,7 @@ class SendJob:
             for group in groups:
                 members = [it for it in pending if it.inst.sop_class_uid in group.sop_classes]
                 more = attempt < len(chain)
-                deferred += self._send_group(members, group.contexts, strategy, attempt, more, last_reason)
+                deferred += self._send_group(members, group.contexts, strategy, attempt, more, last_reason, primary)
                 if self._halted():
                     return
             pending = deferred
@@ -298,7 +354,7 @@ class SendJob:
         return self._stop or self.cancel.is_set()
 
     def _send_group(self, members: list[Item], contexts: list[tuple[str, str]], strategy: str, attempt: int,
-                    can_fall_back: bool, last_reason: dict[int, str]) -> list[Item]:
+                    can_fall_back: bool, last_reason: dict[int, str], primary: bool = True) -> list[Item]:
         """Send `members` over associations proposing `contexts`; return the items to retry
         with the next strategy."""
         queue = list(members)
@@ -309,6 +365,8 @@ class SendJob:
                 assoc, record = self._associate(contexts, strategy, attempt)
             except AssociationError as exc:
                 kind = exc.details.get("kind")
+                if not primary and kind in ("rejected", "aborted", "timeout"):
+                    raise _GiveUp(self._unfinished(members)) from exc  # fewer associations, same work
                 if kind in ("aborted", "no-context", "timeout") and can_fall_back:
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
@@ -363,7 +421,8 @@ class SendJob:
             if isinstance(exc, TlsConfigError):
                 raise
             raise
-        self._established += 1
+        with self._lock:
+            self._established += 1
         record["index"] = len(self._records)
         self._records.append(record)
         self.on_event(ev.AssociationNegotiated(record))
@@ -376,12 +435,16 @@ class SendJob:
         deferred: list[Item] = []
         stored = 0
         broken: _Broken | None = None
+        channel = DirectChannel(assoc, self.cfg.dimse_timeout, self.cfg.network_timeout)
+        cache: dict[tuple[str, str], list[Any]] = {}
         try:
             for it in queue:
                 if self._halted():
                     break
-                cands = candidate_contexts(assoc.accepted_contexts, it.inst.sop_class_uid,
-                                           it.inst.transfer_syntax, self.cfg.allow_lossy)
+                key = (it.inst.sop_class_uid, it.inst.transfer_syntax)
+                if key not in cache:
+                    cache[key] = candidate_contexts(assoc.accepted_contexts, *key, self.cfg.allow_lossy)
+                cands = cache[key]
                 if not cands:
                     reason = self._no_context_reason(it, record)
                     if can_fall_back and not self._abstract_refused(it, record):
@@ -392,11 +455,11 @@ class SendJob:
                         if not self.continue_on_error:
                             self._stop = True
                     continue
-                ok = self._store_one(assoc, it, cands, strategy, record)
-                stored += ok
+                stored += self._store_one(channel, it, cands, strategy, record)
         except _Broken as exc:
             broken = exc
         finally:
+            channel.close()
             how = self._close(assoc, broken is not None)
             record["stored"] = stored
             self.on_event(ev.AssociationReleased(how, stored))
@@ -436,7 +499,7 @@ class SendJob:
                 + ("" if it.inst.transfer_syntax and UID(it.inst.transfer_syntax).is_encapsulated
                    else " without lossy compression (enable lossy conversion to send)"))
 
-    def _store_one(self, assoc: Association, it: Item, cands: list[Any], strategy: str,
+    def _store_one(self, channel: DirectChannel, it: Item, cands: list[Any], strategy: str,
                    record: dict[str, Any]) -> int:
         try:
             cx, data, offset, conv_from, notes = self._payload(it, cands)
@@ -450,7 +513,7 @@ class SendJob:
             it.attempts += 1
             self.on_event(ev.InstanceStarted(it.index, ts, conv_from))
             try:
-                rsp = self._c_store(assoc, cx.context_id, it, data, offset)
+                rsp = self._c_store(channel, cx.context_id, it, data, offset)
             except _Broken as exc:
                 it.unknown = f"outcome unknown - {exc.message}"
                 raise
@@ -464,8 +527,11 @@ class SendJob:
             break
         comment = getattr(rsp, "ErrorComment", None)
         state = {"success": "stored", "warning": "stored-warning"}.get(expl.category, "failed")
-        msg = expl.message if expl.category != "success" else ("stored" + (
-            f" (converted: {notes[0]})" if notes else " (sent as stored)"))
+        if expl.category == "success":
+            how = f"converted: {notes[0]}" if notes else "sent as stored"
+            msg = "; ".join([f"stored ({how})", *it.inst.notes])
+        else:
+            msg = expl.message
         self._finish(it, _outcome(it, expl.category, state, msg, status_code=code, transfer_syntax=ts,
                                   converted_from=conv_from, strategy_used=strategy, notes=notes,
                                   error_comment=str(comment) if comment else None, status_meaning=expl.meaning,
@@ -483,8 +549,9 @@ class SendJob:
             ts = str(cx.transfer_syntax[0])
             if ts == stored and isinstance(it.source, str) and not it.inst.needs_rewrite:
                 try:
-                    _meta, offset = split_dataset(it.source)
-                    return cx, None, offset, None, []
+                    offset = it.inst.data_offset or split_dataset(it.source)[1]
+                    if (it.inst.size - offset) % 2 == 0:
+                        return cx, None, offset, None, []
                 except Exception as exc:  # fall back to a full read
                     LOGGER.debug("Cannot stream %s: %s", it.source, exc)
             try:
@@ -496,41 +563,28 @@ class SendJob:
                 last = exc
         raise last or ConversionError("no usable presentation context")
 
-    def _c_store(self, assoc: Association, cx_id: int, it: Item, data: bytes | None, offset: int) -> Any:
+    def _c_store(self, channel: DirectChannel, cx_id: int, it: Item, data: bytes | None, offset: int) -> Any:
         """Send one C-STORE-RQ and wait for its response (PS3.7 9.3.1).
 
         Raises:
             _Broken: no response within the DIMSE timeout, abort, or an invalid response.
         """
-        self._msg_id = self._msg_id % 65535 + 1
-        req = C_STORE()
-        req.MessageID = self._msg_id
-        req.Priority = 2
-        req.AffectedSOPClassUID = it.inst.sop_class_uid
-        req.AffectedSOPInstanceUID = it.inst.sop_instance_uid
-        if data is not None:
-            req.DataSet = BytesIO(data)
-        else:
-            req._dataset_path = (it.source, offset)  # streamed from the file by pynetdicom
-        if not assoc.is_established:
-            raise _Broken(explain_abort(None, None, "the previous C-STORE"))
-        assoc.dimse.send_msg(req, cx_id)
-        while True:
-            _cx, rsp = assoc.dimse.get_msg(block=True)
-            if rsp is None:
-                raise self._broken(assoc)
-            if getattr(rsp, "MessageIDBeingRespondedTo", None) == req.MessageID and rsp.Status is not None:
-                return rsp
-            LOGGER.warning("Ignoring an unexpected DIMSE message from the peer: %s", type(rsp).__name__)
-
-    def _broken(self, assoc: Association) -> _Broken:
-        if assoc.is_established and not assoc.is_aborted:
-            assoc.abort()  # never reuse an association after a timeout in the middle of a message
-            return _Broken(f"no C-STORE response within the DIMSE timeout ({self.cfg.dimse_timeout:g} s); the "
-                           "association was aborted and is not reused")
-        pdu = getattr(getattr(assoc, "courier_watch", None), "abort", None)
-        return _Broken(explain_abort(getattr(pdu, "source", None), getattr(pdu, "reason_diagnostic", None),
-                                     "the C-STORE, after the data set was sent, before a response"))
+        path = it.source if data is None else None
+        try:
+            return channel.store(cx_id, channel.next_message_id(), it.inst.sop_class_uid, it.inst.sop_instance_uid,
+                                 data=data, path=path, offset=offset)  # type: ignore[arg-type]
+        except ChannelBroken as exc:
+            if exc.abort_source is not None:
+                msg = explain_abort(exc.abort_source, exc.abort_reason,
+                                    "the C-STORE, after the data set was sent, before a response")
+            elif exc.after_send:
+                msg = f"{exc.message}; the association was aborted and is not reused"
+            else:
+                msg = exc.message
+            raise _Broken(msg) from None
+        except OSError as exc:  # the file vanished or cannot be read: the message may be half sent
+            self._finish(it, _outcome(it, "failure", "failed", f"cannot read {it.source}: {exc.strerror or exc}"))
+            raise _Broken("a file could not be read in the middle of a message") from exc
 
     def _finish(self, it: Item, outcome: dict[str, Any]) -> None:
         with self._lock:

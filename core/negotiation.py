@@ -172,13 +172,18 @@ def _guard_reactor(assoc: Association) -> None:
     """
     dimse = assoc.dimse
     original = dimse.get_msg
+    taken = threading.Event()
 
     def get_msg(block: bool = False) -> Any:
         if not block and threading.current_thread() is assoc:
+            taken.set()
             return None, None
         return original(block)
 
     dimse.get_msg = get_msg  # type: ignore[method-assign]
+    # the reactor may be inside the original call right now: wait for one loop with ours
+    if not taken.wait(2.0) and assoc.is_alive():
+        LOGGER.debug("association reactor did not poll within 2 s")
 
 
 def _make_ae(cfg: StoreConfig) -> AE:

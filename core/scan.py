@@ -29,6 +29,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from .fastheader import FastHeader, read_fast_header
+
 LOGGER = logging.getLogger(__name__)
 
 __all__ = ["ScannedInstance", "scan_paths", "iter_files", "read_instance", "MEDIA_STORAGE_DIRECTORY"]
@@ -79,6 +81,7 @@ class ScannedInstance:
     duplicate_of: int | None = None
     fix_sop_class: bool = False
     pad_tags: tuple[int, ...] = field(default=())
+    data_offset: int = 0
 
     @property
     def sendable(self) -> bool:
@@ -208,6 +211,13 @@ def read_instance(path: str) -> ScannedInstance:
     if size == 0:
         return ScannedInstance(path, "skipped", "not a DICOM file (empty)", size=size)
     has_dicm = len(head) >= 132 and head[128:132] == b"DICM"
+    if has_dicm:
+        fast = read_fast_header(path, size)
+        if fast is not None:
+            try:
+                return _classify_fast(path, fast, size)
+            except (UnicodeDecodeError, ValueError):
+                pass  # let pydicom judge the values
     if not has_dicm and not _looks_like_bare_dataset(head):
         return ScannedInstance(path, "skipped", "not a DICOM file (no 'DICM' marker and no data set found)", size=size)
     try:
@@ -265,7 +275,46 @@ def _classify(path: str, ds: Dataset, size: int, has_dicm: bool, warns: list[str
         ts = str(encoding)
         rewrite = True
 
-    sop_class = _text(ds, "SOPClassUID")
+    problem, pads = _check_elements(ds, size, UID(ts))
+    warn_notes = [f"pydicom: {w.split(' - ')[0]}" for w in warns
+                  if "Expected explicit VR" in w or "Expected implicit VR" in w]
+    texts = {kw: _text(ds, kw) for kw in _TEXT_FIELDS}
+    return _record(path, size, ts, media_class, _text(ds, "SOPClassUID"), _text(ds, "SOPInstanceUID"),
+                   notes + warn_notes, rewrite or not has_dicm, problem, pads, texts)
+
+
+_TEXT_FIELDS = ("PatientName", "PatientID", "StudyInstanceUID", "StudyDate", "StudyDescription",
+                "SeriesInstanceUID", "SeriesDescription", "SeriesNumber", "Modality", "InstanceNumber")
+
+
+def _classify_fast(path: str, fast: FastHeader, size: int) -> ScannedInstance:
+    media_class = fast.meta.get("MediaStorageSOPClassUID", "")
+    if media_class == MEDIA_STORAGE_DIRECTORY:
+        return ScannedInstance(path, "skipped", "DICOMDIR index", size=size, sop_class_uid=media_class)
+    charset = fast.values.get("SpecificCharacterSet", b"").decode("ascii", "replace").strip(" \0")
+    texts = {kw: _decode(fast.values.get(kw, b""), charset, kw) for kw in _TEXT_FIELDS}
+    uid = {kw: fast.values.get(kw, b"").rstrip(b"\0 ").decode("ascii") for kw in ("SOPClassUID", "SOPInstanceUID")}
+    rec = _record(path, size, fast.meta["TransferSyntaxUID"], media_class, uid["SOPClassUID"], uid["SOPInstanceUID"],
+                  [], False, fast.problem, fast.odd_tags, texts)
+    return replace(rec, data_offset=fast.offset) if rec.status == "ok" else rec
+
+
+def _decode(raw: bytes, charset: str, keyword: str) -> str:
+    if not raw:
+        return ""
+    if keyword == "PatientName" and charset and charset not in ("ISO_IR 100", "ISO_IR 6"):
+        from pydicom.charset import convert_encodings, decode_bytes
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return decode_bytes(raw, convert_encodings(charset.split("\\")), set()).rstrip(" \0")
+    return raw.decode("latin-1").rstrip(" \0")
+
+
+def _record(path: str, size: int, ts: str, media_class: str, sop_class: str, sop_inst: str, notes: list[str],
+            rewrite: bool, problem: str, pads: list[int], texts: dict[str, str]) -> ScannedInstance:
+    """Build the scanner's record from what either reader found (the checks live here)."""
+    base = ScannedInstance(path, size=size, transfer_syntax=ts)
     fix_class = False
     if not sop_class:
         if media_class:
@@ -274,37 +323,28 @@ def _classify(path: str, ds: Dataset, size: int, has_dicm: bool, warns: list[str
             notes.append("data set lacks SOP Class UID (0008,0016); used Media Storage SOP Class UID (0002,0002) "
                          "from File Meta")
         else:
-            return replace(base, status="failure", transfer_syntax=ts,
-                           reason="no SOP Class UID: neither (0008,0016) nor (0002,0002) present")
-    sop_inst = _text(ds, "SOPInstanceUID")
+            return replace(base, status="failure", reason="no SOP Class UID: neither (0008,0016) nor (0002,0002) present")
     if not sop_inst:
-        return replace(base, status="failure", sop_class_uid=sop_class, transfer_syntax=ts,
+        return replace(base, status="failure", sop_class_uid=sop_class,
                        reason="missing SOP Instance UID (0008,0018): the PACS cannot store an instance without it")
     for kw, tag, value in (("SOP Class UID", "(0008,0016)", sop_class), ("SOP Instance UID", "(0008,0018)", sop_inst)):
         if not _valid_uid(value):
             return replace(base, status="failure", sop_class_uid=sop_class, sop_instance_uid=sop_inst,
-                           transfer_syntax=ts, reason=f"malformed {kw} {tag} {value!r} (PS3.5 9.1)")
-
-    problem, pads = _check_elements(ds, size, UID(ts))
+                           reason=f"malformed {kw} {tag} {value!r} (PS3.5 9.1)")
     if problem:
-        return replace(base, status="failure", sop_class_uid=sop_class, sop_instance_uid=sop_inst,
-                       transfer_syntax=ts, reason=problem)
+        return replace(base, status="failure", sop_class_uid=sop_class, sop_instance_uid=sop_inst, reason=problem)
     if pads:
         rewrite = True
         names = ", ".join(f"({t >> 16:04X},{t & 0xFFFF:04X})" for t in pads)
         notes.append(f"odd-length value padded to even length: {names}")
-    for w in warns:
-        if "Expected explicit VR" in w or "Expected implicit VR" in w:
-            notes.append(f"pydicom: {w.split(' - ')[0]}")
-
     return ScannedInstance(
         path=path, status="ok", notes=tuple(notes), sop_class_uid=sop_class, sop_instance_uid=sop_inst,
-        transfer_syntax=ts, needs_rewrite=rewrite or not has_dicm, size=size,
-        patient_name=_text(ds, "PatientName"), patient_id=_text(ds, "PatientID"),
-        study_instance_uid=_text(ds, "StudyInstanceUID"), study_date=_text(ds, "StudyDate"),
-        study_description=_text(ds, "StudyDescription"), series_instance_uid=_text(ds, "SeriesInstanceUID"),
-        series_description=_text(ds, "SeriesDescription"), series_number=_text(ds, "SeriesNumber"),
-        modality=_text(ds, "Modality"), instance_number=_text(ds, "InstanceNumber"),
+        transfer_syntax=ts, needs_rewrite=rewrite, size=size,
+        patient_name=texts["PatientName"], patient_id=texts["PatientID"],
+        study_instance_uid=texts["StudyInstanceUID"], study_date=texts["StudyDate"],
+        study_description=texts["StudyDescription"], series_instance_uid=texts["SeriesInstanceUID"],
+        series_description=texts["SeriesDescription"], series_number=texts["SeriesNumber"],
+        modality=texts["Modality"], instance_number=texts["InstanceNumber"],
         fix_sop_class=fix_class, pad_tags=tuple(pads),
     )
 
