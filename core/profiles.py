@@ -107,6 +107,8 @@ class Profile:
         local_ae_title: calling AE title (ours), default ``AXIOM_SCU``.
         strategy: first transfer-syntax strategy (``universal`` ... ``extended``).
         max_retries: how many more conservative strategies to try after the first (0-4).
+        parallel_associations: how many associations to send over at once (1-16); each
+            study stays on one association.
         acse_timeout_s / dimse_timeout_s / network_timeout_s / connect_timeout_s: seconds.
         max_pdu_bytes: our maximum PDU length in bytes, 0 (unlimited) or 4096-4294967295.
         allow_lossy: allow lossless-to-lossy conversion.
@@ -128,6 +130,7 @@ class Profile:
     local_ae_title: str = DEFAULT_CALLING_AE
     strategy: str = "standard"
     max_retries: int = 4
+    parallel_associations: int = 1
     acse_timeout_s: float = 30.0
     dimse_timeout_s: float = 60.0
     network_timeout_s: float = 60.0
@@ -263,7 +266,7 @@ def coerce_field(name: str, value: Any) -> Any:
     Raises:
         ValueError: the value cannot be read as that type; the message says why.
     """
-    if name in ("remote_port", "max_retries", "max_pdu_bytes"):
+    if name in ("remote_port", "max_retries", "max_pdu_bytes", "parallel_associations"):
         if isinstance(value, bool):
             raise ValueError("must be a whole number")
         if isinstance(value, int):
@@ -339,6 +342,8 @@ def check_field(name: str, value: Any) -> tuple[bool, str]:
     if name == "max_retries":
         return (True, "") if 0 <= v <= len(STRATEGY_ORDER) - 1 else (
             False, f"{v} is outside 0-{len(STRATEGY_ORDER) - 1} (one retry per more conservative strategy)")
+    if name == "parallel_associations":
+        return (True, "") if 1 <= v <= 16 else (False, f"{v} is outside 1-16")
     if name in _SECONDS:
         if not v > 0:
             return False, "must be more than 0 seconds"

@@ -89,6 +89,27 @@ def _local_scp_start(port: int, accept: str, store_dir: str | None) -> EmbeddedS
         return EmbeddedSCP(0, "COURIER", store_dir, accept).start()
 
 
+class FileTreeView(QTreeView):
+    """The file tree; when empty it says what to do."""
+
+    HINT = ("Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)\n\n"
+            "No PACS yet? Choose “Local test PACS” and press Send:\nthe built-in test PACS starts by itself.")
+
+    def paintEvent(self, event: Any) -> None:
+        super().paintEvent(event)
+        model = self.model()
+        if model is not None and model.rowCount() == 0:
+            from PySide6.QtGui import QPainter
+
+            p = QPainter(self.viewport())
+            p.setPen(self.palette().placeholderText().color())
+            f = p.font()
+            f.setPointSizeF(f.pointSizeF() * 1.25)
+            p.setFont(f)
+            p.drawText(self.viewport().rect(), int(Qt.AlignmentFlag.AlignCenter), self.HINT)
+            p.end()
+
+
 class ExportDialog(QDialog):
     """Asks where to write the failure report, in which format, and whether to leave patient data out."""
 
@@ -184,7 +205,11 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_ui(log_buffer)
         self._build_menus()
-        self.model.contents_changed.connect(self._update_counts)
+        self.counts_timer = QTimer(self)
+        self.counts_timer.setSingleShot(True)
+        self.counts_timer.setInterval(200)
+        self.counts_timer.timeout.connect(self._update_counts)
+        self.model.contents_changed.connect(self.counts_timer.start)
         self.view.selectionModel().selectionChanged.connect(self._update_send_button)
         self.progress_timer = QTimer(self)
         self.progress_timer.setInterval(250)
@@ -320,7 +345,7 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.banner)
 
         # tree
-        self.view = QTreeView(self)
+        self.view = FileTreeView(self)
         self.view.setModel(self.proxy)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -525,6 +550,7 @@ class MainWindow(QMainWindow):
         self._scans = [w for w in self._scans if w is not worker]
         if not self._scans:
             self.scan_bar.hide()
+        self._update_counts()
         s = self.model.stats()
         self._set_info(f"Scan finished: {seen} file(s) read. {s['instances']} DICOM instance(s) ready to send"
                        + (f", {s['bad']} not DICOM or unreadable (listed at the end with the reason)" if s["bad"]
@@ -539,6 +565,7 @@ class MainWindow(QMainWindow):
             return
         idx = [self.proxy.mapToSource(i) for i in self.view.selectionModel().selectedRows(0)]
         self.model.remove(idx)
+        self._update_counts()
 
     @Slot()
     def clear_all(self) -> None:
@@ -546,6 +573,7 @@ class MainWindow(QMainWindow):
         if self._send is None:
             self.model.clear()
             self.banner.hide()
+            self._update_counts()
 
     def selected_source_indexes(self) -> list[QModelIndex]:
         """Selected rows as indexes of the tree model."""
@@ -796,7 +824,8 @@ class MainWindow(QMainWindow):
         for n in nodes:
             self.model.set_state(n, st.QUEUED, None)
         self.model.flush()
-        spec = JobSpec(p.to_config_dict(), p.strategy, p.max_retries, items, job.job_id)
+        spec = JobSpec(p.to_config_dict(), p.strategy, p.max_retries, items, job.job_id,
+                       parallel=p.parallel_associations)
         worker = SendWorker(spec)
         worker.job_started.connect(self._on_send_job_started)
         worker.association_requested.connect(self._on_send_association_requested)

@@ -220,6 +220,13 @@ class ProfileEditor(QDialog):
         self.max_retries.setValue(int(profile.max_retries) if str(profile.max_retries).isdigit() else 4)
         self.max_retries.setToolTip("How many more conservative strategies to try when the PACS refuses")
         sf.addRow("Max retries (fallback steps)", self.max_retries)
+        self.parallel = QSpinBox(self)
+        self.parallel.setRange(1, 16)
+        self.parallel.setValue(int(profile.parallel_associations) if str(profile.parallel_associations).isdigit()
+                               else 1)
+        self.parallel.setToolTip("Send over several associations at once (each study stays on one); "
+                                 "associations the PACS refuses are given up")
+        sf.addRow("Parallel associations", self.parallel)
         self.allow_lossy = QCheckBox("Allow lossy conversion (never needed for uncompressed files)", self)
         self.allow_lossy.setChecked(bool(profile.allow_lossy))
         sf.addRow("", self.allow_lossy)
@@ -366,6 +373,7 @@ class ProfileEditor(QDialog):
                 values[key] = text
         values["strategy"] = self.strategy.currentData()
         values["max_retries"] = self.max_retries.value()
+        values["parallel_associations"] = self.parallel.value()
         values["allow_lossy"] = self.allow_lossy.isChecked()
         values["tls_enabled"] = self.tls_enabled.isChecked()
         values["tls_verify_hostname"] = self.tls_verify.isChecked()

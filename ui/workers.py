@@ -90,6 +90,7 @@ class JobSpec:
     items: Sequence[Item]
     job_id: str
     continue_on_error: bool = True
+    parallel: int = 1
 
 
 class SendWorker(EngineEventAdapter):
@@ -119,7 +120,8 @@ class SendWorker(EngineEventAdapter):
         result: JobResult | dict[str, Any]
         try:
             job = SendJob(self.spec.config, self.spec.strategy, self.spec.max_retries, self.spec.continue_on_error,
-                          on_event=self, cancel=self.cancel_event, job_id=self.spec.job_id)
+                          on_event=self, cancel=self.cancel_event, job_id=self.spec.job_id,
+                          parallel=self.spec.parallel)
             result = job.run(self.spec.items)
         except Exception as exc:  # errors cross threads as data
             LOGGER.error("Send job %s could not run: %s", self.spec.job_id, exc)
