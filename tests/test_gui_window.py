@@ -213,7 +213,7 @@ def test_drop_a_folder_fills_the_tree(qtbot, window, tmp_path) -> None:
     assert "not a DICOM file" in reasons["README.txt"] and "truncated" in reasons["broken.dcm"]
     # selecting a series chooses what is sent
     ct = next(n for n in window.model.leaves() if n.inst.path.endswith("CT_small.dcm"))
-    series = window.proxy.mapFromSource(window.model.index_of(ct).parent())
+    series = window.to_view(window.model.index_of(ct).parent())
     window.view.selectionModel().select(series, window.view.selectionModel().SelectionFlag.ClearAndSelect
                                         | window.view.selectionModel().SelectionFlag.Rows)
     assert window.send_button.text() == "Send selected (1)"

@@ -143,7 +143,7 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     loop.exec()
 
     # show a readable mix: a few conversions of different kinds, every failure, the unreadable files
-    view, proxy, model = window.view, window.proxy, window.model
+    view, model = window.view, window.model
     view.collapseAll()
     picked: list[Any] = []
     kinds: set[str] = set()
@@ -156,11 +156,11 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     for n in picked:
         p = model.index_of(n).parent()
         while p.isValid():
-            view.expand(proxy.mapFromSource(p))
+            view.expand(window.to_view(p))
             p = p.parent()
     group = next((i for i in range(model.rowCount()) if model.index(i, 0).data() == "Not DICOM or unreadable"), None)
     if group is not None:
-        view.expand(proxy.mapFromSource(model.index(group, 0)))
+        view.expand(window.to_view(model.index(group, 0)))
     view.scrollToTop()
     window.splitter.setSizes([800, 330])
     window.diag_pane.view.setColumnWidth(0, 330)

@@ -346,22 +346,24 @@ class MainWindow(QMainWindow):
 
         # tree
         self.view = FileTreeView(self)
-        self.view.setModel(self.proxy)
+        # the view shows the model directly; the filter proxy only while "failed only" is on
+        # (every proxied cell costs extra Python calls while painting, see set_failed_only)
+        self.view.setModel(self.model)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setUniformRowHeights(True)
         self.view.setAlternatingRowColors(True)
         self.view.setAllColumnsShowFocus(True)
         self.view.setIconSize(QSize(16, 16))
-        self.view.setColumnHidden(Col.PLAN, True)
         hdr = self.view.header()
         hdr.setStretchLastSection(True)
         hdr.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         hdr.customContextMenuRequested.connect(self._on_header_menu)
-        for col, width in ((Col.ITEM, 250), (Col.PATIENT_ID, 80), (Col.DATE, 80), (Col.MODALITY, 55),
-                           (Col.COUNT, 40), (Col.SOP_CLASS, 160), (Col.SYNTAX, 115), (Col.SIZE, 75),
-                           (Col.STATE, 135), (Col.STATUS, 115), (Col.SENT_AS, 230)):
-            self.view.setColumnWidth(col, width)
+        self._column_widths = {Col.ITEM: 250, Col.PATIENT_ID: 80, Col.DATE: 80, Col.MODALITY: 55, Col.COUNT: 40,
+                               Col.SOP_CLASS: 160, Col.SYNTAX: 115, Col.SIZE: 75, Col.STATE: 135, Col.STATUS: 115,
+                               Col.SENT_AS: 230}
+        self._hidden_columns = {Col.PLAN}
+        self._apply_columns()
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_tree_menu)
@@ -563,7 +565,7 @@ class MainWindow(QMainWindow):
         """Remove the selected rows (not while sending)."""
         if self._send is not None:
             return
-        idx = [self.proxy.mapToSource(i) for i in self.view.selectionModel().selectedRows(0)]
+        idx = [self.to_source(i) for i in self.view.selectionModel().selectedRows(0)]
         self.model.remove(idx)
         self._update_counts()
 
@@ -577,7 +579,7 @@ class MainWindow(QMainWindow):
 
     def selected_source_indexes(self) -> list[QModelIndex]:
         """Selected rows as indexes of the tree model."""
-        return [self.proxy.mapToSource(i) for i in self.view.selectionModel().selectedRows(0)]
+        return [self.to_source(i) for i in self.view.selectionModel().selectedRows(0)]
 
     # -- counts and labels -------------------------------------------------------------------------
 
@@ -988,10 +990,47 @@ class MainWindow(QMainWindow):
         self.banner.show()
 
     def set_failed_only(self, on: bool) -> None:
-        """Show only problem rows (and their parents)."""
+        """Show only problem rows (and their parents).
+
+        The filter proxy sits between the model and the view only while the filter is on:
+        each proxied cell costs two more Python calls per paint, and Python calls made from
+        the GUI thread wait for the GIL while the engine works.
+        """
+        if on == (self.view.model() is self.proxy):
+            return
+        self._remember_columns()
         self.proxy.set_only_problems(on)
+        self.view.setModel(self.proxy if on else self.model)
+        self.view.selectionModel().selectionChanged.connect(self._update_send_button)
+        self._apply_columns()
         if on:
             self.view.expandAll()
+        else:
+            self.view.expandToDepth(0 if self.model.rowCount() > 3 else 1)
+        self._update_send_button()
+
+    def _remember_columns(self) -> None:
+        for col in Col:
+            if self.view.isColumnHidden(col):
+                self._hidden_columns.add(col)
+            else:
+                self._hidden_columns.discard(col)
+                if col != Col.DETAILS:
+                    self._column_widths[col] = self.view.columnWidth(col)
+
+    def _apply_columns(self) -> None:
+        for col in Col:
+            self.view.setColumnHidden(col, col in self._hidden_columns)
+            if col in self._column_widths:
+                self.view.setColumnWidth(col, self._column_widths[col])
+
+    def to_source(self, index: QModelIndex) -> QModelIndex:
+        """A view index as an index of the tree model."""
+        return self.proxy.mapToSource(index) if index.model() is self.proxy else index
+
+    def to_view(self, index: QModelIndex) -> QModelIndex:
+        """A tree-model index as an index of whatever the view shows."""
+        return self.proxy.mapFromSource(index) if self.view.model() is self.proxy else index
 
     # -- failure report ----------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from core.convert import syntax_label
 from core.scan import ScannedInstance
 
 from . import states as st
-from .qtcompat import emit
+from .qtcompat import emit, fill_role_data
 
 #: The invalid index (the root), as the default parent argument of Qt overrides.
 _ROOT = QModelIndex()
@@ -98,6 +98,12 @@ class Role(IntEnum):
 _CHANGED_ROLES = [int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.DecorationRole),
                   int(Qt.ItemDataRole.ForegroundRole), int(Qt.ItemDataRole.ToolTipRole), int(Role.STATE)]
 
+#: Roles the item delegate asks for when painting (cached per cell).
+_PAINT_ROLES = (int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.DecorationRole),
+                int(Qt.ItemDataRole.ForegroundRole), int(Qt.ItemDataRole.FontRole),
+                int(Qt.ItemDataRole.TextAlignmentRole), int(Qt.ItemDataRole.BackgroundRole),
+                int(Qt.ItemDataRole.CheckStateRole))
+
 PATIENT, STUDY, SERIES, INSTANCE, GROUP, BAD = "patient", "study", "series", "instance", "group", "bad"
 
 
@@ -105,7 +111,7 @@ class Node:
     """One row of the tree (plain Python; the model owns every node)."""
 
     __slots__ = ("kind", "parent", "children", "row", "key", "inst", "uid", "state", "outcome", "counts", "size",
-                 "sending_as", "plan", "index_map")
+                 "sending_as", "plan", "index_map", "cache")
 
     def __init__(self, kind: str, parent: Node | None, key: str = "", inst: ScannedInstance | None = None):
         self.kind = kind
@@ -122,6 +128,7 @@ class Node:
         self.sending_as: tuple[str | None, str | None] = (None, None)
         self.plan = ""
         self.index_map: dict[str, Node] = {}
+        self.cache: dict[int, dict[int, Any]] | None = None  # column -> role -> value, for painting
 
     def n_files(self) -> int:
         """Number of leaves below (1 for a leaf)."""
@@ -230,10 +237,7 @@ class InstanceTreeModel(QAbstractItemModel):
     def hasChildren(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> bool:
         return self.rowCount(parent) > 0
 
-    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+    # flags(): the base class's (enabled, selectable) is what we want, without a Python call per cell
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(Col):
@@ -247,8 +251,26 @@ class InstanceTreeModel(QAbstractItemModel):
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid():
             return None
+        return self._role_data(index.internalPointer(), index.column(), role)
+
+    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:  # noqa: N803
+        # One Python call per painted cell instead of one per role (the delegate asks ~7), served
+        # from a per-node cache: while the engine works, every call from the GUI thread into
+        # Python waits for the GIL, so painting must enter Python as little as possible.
+        if not index.isValid():
+            fill_role_data(roleDataSpan, lambda role: None)
+            return
         node: Node = index.internalPointer()
         col = index.column()
+        cache = node.cache
+        if cache is None:
+            cache = node.cache = {}
+        values = cache.get(col)
+        if values is None:
+            values = cache[col] = {r: self._role_data(node, col, r) for r in _PAINT_ROLES}
+        fill_role_data(roleDataSpan, lambda role: values[role] if role in values else self._role_data(node, col, role))
+
+    def _role_data(self, node: Node, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(node, col)
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -453,6 +475,7 @@ class InstanceTreeModel(QAbstractItemModel):
         for i in range(row, len(parent.children)):
             parent.children[i].row = i
         parent.index_map[node.key] = node
+        parent.cache = None
         self.endInsertRows()
         return node
 
@@ -617,17 +640,20 @@ class InstanceTreeModel(QAbstractItemModel):
             node.outcome = outcome
         if sending_as is not None:
             node.sending_as = sending_as
+        node.cache = None
         self._dirty.add(node)
         self._mark_ancestors(node.parent)
 
     def set_plan(self, node: Node, text: str) -> None:
         """Set the Plan column of a leaf (for pre-flight plans)."""
         node.plan = text
+        node.cache = None
         self._dirty.add(node)
         self._schedule()
 
     def _mark_ancestors(self, node: Node | None) -> None:
         while node is not None and node is not self._root:
+            node.cache = None
             self._dirty.add(node)
             node = node.parent
         self._schedule()
@@ -688,6 +714,14 @@ class ProblemFilterProxy(QSortFilterProxyModel):
             self._only_problems = on
             self.setDynamicSortFilter(on)
             self.endFilterChange()
+
+    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:  # noqa: N803
+        # QSortFilterProxyModel asks the source role by role; forward the whole span instead
+        source = self.sourceModel()
+        if source is None or not index.isValid():
+            fill_role_data(roleDataSpan, lambda role: None)
+            return
+        source.multiData(self.mapToSource(index), roleDataSpan)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
         if not self._only_problems:

@@ -7,6 +7,10 @@ interpreter aborts with "Fatal Python error: bool_dealloc: deallocating True
 or False". :func:`emit` emits and, when the running binding has this bug
 (probed once at import), gives the reference back. Every emission in ``ui/``
 goes through it.
+
+The same binding's ``QModelRoleData.setData()`` / ``clearData()`` return
+``None`` without a reference; :func:`fill_role_data` (used by the models'
+``multiData``) gives those back too.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import ctypes
 import sys
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QModelRoleData, QObject, Signal
 
-__all__ = ["emit", "EMIT_DROPS_BOOL_REF"]
+__all__ = ["emit", "EMIT_DROPS_BOOL_REF", "fill_role_data", "SETDATA_DROPS_NONE_REF"]
 
 
 class _Probe(QObject):
@@ -44,3 +48,29 @@ def emit(signal: Any, *args: Any) -> None:
     result = signal.emit(*args)
     if EMIT_DROPS_BOOL_REF and isinstance(result, bool):
         ctypes.pythonapi.Py_IncRef(ctypes.py_object(result))
+
+
+def _probe_set_data() -> bool:
+    rd = QModelRoleData(0)
+    before = sys.getrefcount(None)
+    result = rd.setData("probe")
+    del result
+    dropped = sys.getrefcount(None) < before
+    if dropped:
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(None))
+    return dropped
+
+
+#: True when ``QModelRoleData.setData`` drops a reference to the None it returns.
+SETDATA_DROPS_NONE_REF = _probe_set_data()
+_NONE = ctypes.py_object(None)
+_incref = ctypes.pythonapi.Py_IncRef
+
+
+def fill_role_data(span: Any, value_for: Any) -> None:
+    """Fill a ``QModelRoleDataSpan``: ``value_for(role)`` for each entry (None clears it)."""
+    fix = SETDATA_DROPS_NONE_REF
+    for rd in span:
+        rd.setData(value_for(rd.role()))
+        if fix:
+            _incref(_NONE)
