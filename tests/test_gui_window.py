@@ -329,6 +329,12 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     assert cell("MR_small.dcm", Col.STATUS).startswith("0xC000")
     assert "MR <rejected> by policy" in cell("MR_small.dcm", Col.DETAILS)
     assert "RT Plan Storage" in cell("rtplan.dcm", Col.DETAILS)
+    # double-click (or Details…) shows everything about one file
+    mr = next(x for x in m.leaves() if x.inst.path.endswith("MR_small.dcm"))
+    box = window.show_details(m.index_of(mr))
+    assert box is not None and "PACS comment: MR <rejected> by policy" in box.informativeText()
+    assert "0xC000" in box.informativeText() and "failed" in box.text()
+    box.close()
     # the summary banner, retry button and the diagnostics
     assert window.banner.isVisible()
     banner = window.banner_label.text()

@@ -81,7 +81,7 @@ def run_gui(args: list[str]) -> int:
     app.setApplicationName("DICOM Courier")
     app.setOrganizationName("dicom-courier")
     if ns.screenshot:
-        app.setStyle("Fusion")
+        QApplication.setStyle("Fusion")  # the same look on every machine
     level = getattr(logging, str(ns.log_level).upper(), logging.INFO)
     buffer = install_logging(level if isinstance(level, int) else logging.INFO)
     if ns.screenshot:

@@ -367,6 +367,7 @@ class MainWindow(QMainWindow):
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._on_tree_menu)
+        self.view.doubleClicked.connect(self._on_view_double_clicked)
         self.view.setToolTip("")
 
         self.diag_pane = DiagnosticsPane(self.diag_model, self)
@@ -470,9 +471,35 @@ class MainWindow(QMainWindow):
             a.toggled.connect(lambda on, c=col: self.view.setColumnHidden(c, not on))
         menu.exec(self.view.header().mapToGlobal(pos))
 
+    @Slot(QModelIndex)
+    def _on_view_double_clicked(self, index: QModelIndex) -> None:
+        self.show_details(self.to_source(index))
+
+    def show_details(self, index: QModelIndex) -> QMessageBox | None:
+        """Show everything known about one file (the reason, status, conversion, notes) in a dialog."""
+        if not index.isValid():
+            return None
+        node: Node = index.internalPointer()
+        if node.kind not in ("instance", "bad") or node.inst is None:
+            return None
+        box = QMessageBox(self)
+        box.setWindowTitle(os.path.basename(node.inst.path))
+        box.setIcon(QMessageBox.Icon.Critical if node.state in st.PROBLEM_STATES else QMessageBox.Icon.Information)
+        box.setText(f"<b>{st.LABELS.get(node.state, node.state)}</b>")
+        box.setInformativeText(self.model.index(index.row(), Col.ITEM, index.parent()).data(
+            Qt.ItemDataRole.ToolTipRole))
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.open()
+        return box
+
     @Slot(object)
     def _on_tree_menu(self, pos: Any) -> None:
         menu = QMenu(self)
+        index = self.view.indexAt(pos)
+        if index.isValid():
+            details = menu.addAction("Details…")
+            details.triggered.connect(lambda: self.show_details(self.to_source(index)))
+            menu.addSeparator()
         for a in (self.act_send, self.act_retry, None, self.act_remove, None, self.act_failed_only):
             menu.addSeparator() if a is None else menu.addAction(a)
         menu.exec(self.view.viewport().mapToGlobal(pos))
