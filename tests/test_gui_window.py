@@ -487,3 +487,24 @@ def test_local_test_pacs_from_the_menu(qtbot, window, tmp_path) -> None:
     with qtbot.waitSignal(window.local_scp_changed, timeout=20000) as b:
         window.act_scp.setChecked(False)
     assert b.args == [False] and window.scp is None
+
+
+def test_window_layout_is_remembered(qtbot, tmp_path) -> None:
+    from ui.app import build_window
+    from ui.logpane import LogBuffer
+    from ui.models import Col
+
+    cfg = str(tmp_path / "layout")
+    w = build_window(LogBuffer(), cfg, str(tmp_path / "data"), remember_layout=True)
+    qtbot.addWidget(w)
+    w.view.setColumnWidth(Col.SOP_CLASS, 333)
+    w.view.setColumnHidden(Col.SIZE, True)
+    w.act_show_log.setChecked(False)
+    w.set_scp_accept("uncompressed", restart=False)
+    w.close()
+    assert (tmp_path / "layout" / "window.ini").exists()
+    w2 = build_window(LogBuffer(), cfg, str(tmp_path / "data"), remember_layout=True)
+    qtbot.addWidget(w2)
+    assert w2.view.columnWidth(Col.SOP_CLASS) == 333 and w2.view.isColumnHidden(Col.SIZE)
+    assert not w2.act_show_log.isChecked() and w2.scp_accept == "uncompressed"
+    w2.close()

@@ -50,19 +50,26 @@ def install_logging(level: int = logging.INFO) -> Any:
     return buffer
 
 
-def build_window(log_buffer: Any, config_dir: str | None = None, data_dir: str | None = None) -> Any:
-    """Create the main window with its profile store (tests call this too)."""
+def build_window(log_buffer: Any, config_dir: str | None = None, data_dir: str | None = None,
+                 remember_layout: bool = False) -> Any:
+    """Create the main window with its profile store (tests call this too).
+
+    With `remember_layout`, the window's size, splitters, columns and panes are kept in
+    ``window.ini`` beside ``profiles.json``.
+    """
     from core.profiles import ProfileStore
     from core.profiles import config_dir as default_config_dir
     from core.profiles import data_dir as default_data_dir
 
     from .main_window import MainWindow
 
-    store = ProfileStore(os.path.join(config_dir or default_config_dir(), "profiles.json"))
+    folder = config_dir or default_config_dir()
+    store = ProfileStore(os.path.join(folder, "profiles.json"))
     store.load()
     if store.read_only_reason:
         LOGGER.warning("%s", store.read_only_reason)
-    return MainWindow(store, log_buffer, data_dir or default_data_dir())
+    return MainWindow(store, log_buffer, data_dir or default_data_dir(),
+                      settings_path=os.path.join(folder, "window.ini") if remember_layout else None)
 
 
 def run_gui(args: list[str]) -> int:
@@ -86,7 +93,7 @@ def run_gui(args: list[str]) -> int:
     buffer = install_logging(level if isinstance(level, int) else logging.INFO)
     if ns.screenshot:
         return _screenshot(app, buffer, ns.screenshot)
-    window = build_window(buffer)
+    window = build_window(buffer, remember_layout=True)
     window.show()
     if ns.paths:
         window.add_paths(ns.paths)

@@ -9,6 +9,7 @@ log pane. Every file or network operation runs on a worker thread
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -178,8 +179,10 @@ class MainWindow(QMainWindow):
     report_written = Signal(str, str)
     local_scp_changed = Signal(bool)
 
-    def __init__(self, store: ProfileStore, log_buffer: LogBuffer, data_dir: str, parent: QWidget | None = None):
+    def __init__(self, store: ProfileStore, log_buffer: LogBuffer, data_dir: str, parent: QWidget | None = None,
+                 settings_path: str | None = None):
         super().__init__(parent)
+        self.settings_path = settings_path
         self.setWindowTitle("DICOM Courier")
         self.setAcceptDrops(True)
         self.store = store
@@ -221,6 +224,7 @@ class MainWindow(QMainWindow):
         self._update_counts()
         self._update_scp_label()
         self.resize(1500, 900)
+        self.restore_view_state()
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -1121,8 +1125,62 @@ class MainWindow(QMainWindow):
         self.log_pane.timer.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_view_state()
         self.shutdown()
         super().closeEvent(event)
+
+    # -- window state (size, splitters, columns, panes; never data) --------------------------------
+
+    def _settings(self) -> Any:
+        from PySide6.QtCore import QSettings
+
+        return QSettings(self.settings_path, QSettings.Format.IniFormat) if self.settings_path else None
+
+    def save_view_state(self) -> None:
+        """Remember the window's geometry, splitters, columns and panes (an INI file beside the profiles)."""
+        st_ = self._settings()
+        if st_ is None:
+            return
+        self._remember_columns()
+        st_.setValue("window/geometry", self.saveGeometry())
+        st_.setValue("window/splitter", self.splitter.saveState())
+        st_.setValue("window/bottom", self.bottom.saveState())
+        st_.setValue("tree/widths", json.dumps({int(k): v for k, v in self._column_widths.items()}))
+        st_.setValue("tree/hidden", json.dumps(sorted(int(c) for c in self._hidden_columns)))
+        st_.setValue("panes/diagnostics", self.act_show_diag.isChecked())
+        st_.setValue("panes/log", self.act_show_log.isChecked())
+        st_.setValue("panes/log_level", self.log_pane.level)
+        st_.setValue("local_pacs/accept", self.scp_accept)
+        st_.sync()
+
+    def restore_view_state(self) -> None:
+        """Restore what :meth:`save_view_state` saved (anything missing or broken is ignored)."""
+        st_ = self._settings()
+        if st_ is None:
+            return
+        try:
+            if st_.value("window/geometry") is not None:
+                self.restoreGeometry(st_.value("window/geometry"))
+            if st_.value("window/splitter") is not None:
+                self.splitter.restoreState(st_.value("window/splitter"))
+            if st_.value("window/bottom") is not None:
+                self.bottom.restoreState(st_.value("window/bottom"))
+            widths = json.loads(str(st_.value("tree/widths", "{}")))
+            self._column_widths.update({Col(int(k)): int(v) for k, v in widths.items() if int(k) in set(Col)})
+            hidden = json.loads(str(st_.value("tree/hidden", "null")))
+            if isinstance(hidden, list):
+                self._hidden_columns = {Col(int(c)) for c in hidden if int(c) in set(Col) and c != Col.ITEM}
+            self._apply_columns()
+            self.act_show_diag.setChecked(str(st_.value("panes/diagnostics", "true")).lower() != "false")
+            self.act_show_log.setChecked(str(st_.value("panes/log", "true")).lower() != "false")
+            level = int(st_.value("panes/log_level", self.log_pane.level))
+            if level in (10, 20, 30, 40):
+                self.log_pane.set_level(level)
+            accept = str(st_.value("local_pacs/accept", self.scp_accept))
+            if accept in ACCEPT_CHOICES:
+                self.set_scp_accept(accept, restart=False)
+        except (ValueError, TypeError) as exc:
+            LOGGER.warning("Ignoring the saved window layout: %s", exc)
 
 
 def _write_report(path: str, outcomes: list[dict[str, Any]], insts: list[Any], job: SendRecord,
