@@ -32,7 +32,7 @@ from .convert import encode_dataset, load_dataset, syntax_label
 from .diagnostics import explain_abort, explain_status, is_transient_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
 from .fastpath import ChannelBroken, DirectChannel
-from .negotiation import candidate_contexts, open_association, plan_contexts
+from .negotiation import candidate_contexts, open_association, plan_contexts, tls_args_for
 from .scan import ScannedInstance, read_instance, scan_paths
 from .strategies import fallback_chain, parse_strategy
 
@@ -255,6 +255,7 @@ class SendJob:
         self._stop = False
         self._first_exc: CourierError | None = None
         self._lock = threading.Lock()
+        self._tls_args: Any = None
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -275,6 +276,7 @@ class SendJob:
                                           "skipped" if it.inst.status == "skipped" else "failed", it.inst.reason))
         error = None
         try:
+            self._tls_args = tls_args_for(self.cfg) if pending else None
             if self.parallel > 1 and len(pending) > 1:
                 self._send_parallel(pending)
             else:
@@ -318,7 +320,7 @@ class SendJob:
             except CourierError as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=worker, args=(b, i == 0), name=f"courier-send-{i}", daemon=True)
+        threads = [threading.Thread(target=worker, args=(b, False), name=f"courier-send-{i}", daemon=True)
                    for i, b in enumerate(buckets)]
         for t in threads:
             t.start()
@@ -411,7 +413,7 @@ class SendJob:
                    ) -> tuple[Association, dict[str, Any]]:
         self.on_event(ev.AssociationRequested(strategy, len(contexts), attempt))
         try:
-            assoc, record = open_association(self.cfg, contexts, strategy, attempt)
+            assoc, record = open_association(self.cfg, contexts, strategy, attempt, self._tls_args)
         except (AssociationError, TlsConfigError) as exc:
             record = exc.details.get("negotiation", {"strategy": strategy, "attempt": attempt})
             record["outcome"] = exc.message
