@@ -272,7 +272,7 @@ def test_test_connection_success_and_rejection(qtbot, window, picky) -> None:
         window.test_button.click()
     result, error = b.args
     assert error is None and result["status_code"] == 0
-    assert window.echo_label.text().startswith("✓ C-ECHO")
+    assert window.echo_label.text().startswith("✓ C-ECHO") and "accepted Implicit VR LE" in window.echo_label.text()
     assert "Verification" in window.echo_label.toolTip()
     use_profile(window, scp, name="Wrong AE", remote_ae_title="NOT_PICKY")
     with qtbot.waitSignal(window.echo_finished, timeout=20000) as b:
@@ -508,3 +508,22 @@ def test_window_layout_is_remembered(qtbot, tmp_path) -> None:
     assert w2.view.columnWidth(Col.SOP_CLASS) == 333 and w2.view.isColumnHidden(Col.SIZE)
     assert not w2.act_show_log.isChecked() and w2.scp_accept == "uncompressed"
     w2.close()
+
+
+def test_plan_fills_the_plan_column_without_sending(qtbot, window, picky, tmp_path) -> None:
+    from ui.models import Col
+
+    scp = picky(sop_classes=(CT, MR, "1.2.840.10008.5.1.4.1.1.7"))
+    use_profile(window, scp)
+    drop(qtbot, window, [study_folder(tmp_path)])
+    assert window.view.isColumnHidden(Col.PLAN)
+    with qtbot.waitSignal(window.plan_finished, timeout=30000) as b:
+        window.act_plan.trigger()
+    plans, error = b.args
+    assert error is None and len(plans) == 4
+    assert not window.view.isColumnHidden(Col.PLAN)
+    by_file = {Path(n.inst.path).name: n.plan for n in window.model.leaves() if n.plan}
+    assert "Explicit VR LE → Implicit VR LE" in by_file["CT_small.dcm"]
+    assert by_file["rtplan.dcm"].startswith("blocked")
+    assert "Plan" in window.banner_label.text() and "1 blocked" in window.banner_label.text()
+    assert scp.stored == [], "planning stores nothing"

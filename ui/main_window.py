@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.convert import syntax_label
 from core.echo import echo
 from core.engine import Item, JobResult
 from core.profiles import Profile, ProfileStore
@@ -170,10 +171,12 @@ class MainWindow(QMainWindow):
         send_finished(object): a send ended; its :class:`SendRecord`.
         echo_finished(object, object): ``(result dict or None, error or None)``.
         report_written(str, str): ``(path, error or "")``.
+        plan_finished(object, object): ``(list of core.preflight.InstancePlan or None, error or None)``.
         local_scp_changed(bool): the local test PACS started (True) or stopped (False).
     """
 
     scan_finished = Signal(int)
+    plan_finished = Signal(object, object)
     send_finished = Signal(object)
     echo_finished = Signal(object, object)
     report_written = Signal(str, str)
@@ -204,6 +207,8 @@ class MainWindow(QMainWindow):
         self.last_job: SendRecord | None = None
         self._job: SendRecord | None = None
         self._pending_paths: list[str] = []
+        self._planning = False
+        self._plan_nodes: list[Node] = []
 
         self._build_actions()
         self._build_ui(log_buffer)
@@ -251,6 +256,9 @@ class MainWindow(QMainWindow):
         self.act_send = self._action("Send", self.send, "Ctrl+Return",
                                      "Send the selected studies/series, or everything when nothing is selected "
                                      "(Ctrl+Enter)")
+        self.act_plan = self._action("Plan", self.plan, "Ctrl+Shift+P",
+                                     "Work out what will happen to each selected instance before sending: as stored, "
+                                     "converted, or blocked and why (asks the PACS; nothing is stored) (Ctrl+Shift+P)")
         self.act_cancel = self._action("Cancel", self.cancel_send, "Esc",
                                        "Stop after the current instance; the rest are marked 'not sent' (Esc)")
         self.act_test = self._action("Test connection", self.test_connection, "Ctrl+T",
@@ -306,6 +314,7 @@ class MainWindow(QMainWindow):
         self.echo_label = QLabel(self)
         self.echo_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         head.addWidget(self.echo_label, 1)
+        head.addWidget(self._button(self.act_plan))
         self.send_button = self._button(self.act_send)
         self.send_button.setDefault(True)
         self.send_button.setStyleSheet("QPushButton{font-weight:bold;padding:4px 18px;}")
@@ -407,7 +416,7 @@ class MainWindow(QMainWindow):
                   self.act_export, None, self.act_quit):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&Send")
-        for a in (self.act_send, self.act_cancel, None, self.act_retry, self.act_failed_only):
+        for a in (self.act_plan, self.act_send, self.act_cancel, None, self.act_retry, self.act_failed_only):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&PACS")
         m.addAction(self.act_profiles)
@@ -637,6 +646,7 @@ class MainWindow(QMainWindow):
         self.send_button.setText(f"Send selected ({n})" if sel else f"Send all ({n})")
         busy = self._send is not None
         self.act_send.setEnabled(n > 0 and not busy)
+        self.act_plan.setEnabled(n > 0 and not busy and not self._planning)
         self.act_remove.setEnabled(not busy)
         self.act_clear.setEnabled(not busy)
         self.act_cancel.setEnabled(busy)
@@ -713,7 +723,12 @@ class MainWindow(QMainWindow):
             assert result is not None
             good = result.get("status") != "failure"
             self.echo_label.setStyleSheet("color:#15803d;" if good else "color:#b91c1c;")
-            self.echo_label.setText(f"{'✓' if good else '✗'} C-ECHO {result.get('rtt_ms', 0):.1f} ms")
+            neg = result.get("negotiation") or {}
+            acc = (neg.get("accepted") or [{}])[0]
+            ctx = f" - accepted {syntax_label(acc.get('transfer_syntax'))}" if acc.get("transfer_syntax") else ""
+            tls = " - TLS" if result.get("tls") else ""
+            self.echo_label.setText(f"{'✓' if good else '✗'} C-ECHO {result.get('message', '')}: "
+                                    f"{result.get('rtt_ms', 0):.1f} ms{ctx}{tls}")
             self.echo_label.setToolTip(format_echo(result))
         self.diag_model.echo_result(name, result, error)
         emit(self.echo_finished, result, error)
@@ -885,6 +900,72 @@ class MainWindow(QMainWindow):
                     p.remote_port)
         self.pool.start(worker, "send")
         return True
+
+    @Slot()
+    def plan(self) -> None:
+        """Plan the selected instances (or all) against the chosen PACS, in the background."""
+        self.start_plan(self.model.sendable_under(self.selected_source_indexes()))
+
+    def start_plan(self, nodes: list[Node], profile: Profile | None = None) -> bool:
+        """Run the pre-flight plan for `nodes`; the Plan column and the banner show the result."""
+        p = profile or self.current_profile()
+        if p is None or not nodes or self._planning or self._send is not None:
+            return False
+        if p.errors():
+            self._show_plan(None, "the profile is not valid: " + "; ".join(f"{k}: {v}" for k, v in p.errors().items()))
+            return False
+        if p.is_local_test and self.scp is None:
+            self._after_scp.append(lambda: self.start_plan(nodes, p))
+            self.start_local_scp()
+            return True
+        self._planning = True
+        self._plan_nodes = list(nodes)
+        self._update_send_button()
+        self._set_info(f"Planning {len(nodes)} instance(s) against {p.name}…")
+        worker = TaskWorker(_plan, [n.inst for n in nodes], p.to_config_dict(), p.strategy, p.max_retries,
+                            p.parallel_associations)
+        worker.succeeded.connect(self._on_plan_succeeded)
+        worker.failed.connect(self._on_plan_failed)
+        self.pool.start(worker, "plan")
+        return True
+
+    @Slot(object)
+    def _on_plan_succeeded(self, plans: list[Any]) -> None:
+        self._show_plan(plans, None)
+
+    @Slot(object)
+    def _on_plan_failed(self, exc: Exception) -> None:
+        self._show_plan(None, str(exc))
+
+    def _show_plan(self, plans: list[Any] | None, error: str | None) -> None:
+        import html
+
+        self._planning = False
+        nodes, self._plan_nodes = self._plan_nodes, []
+        if plans is not None:
+            from core.preflight import needs_confirmation, summary_text
+
+            for node, plan in zip(nodes, plans, strict=False):
+                text = plan.message + (f" ({len(plan.findings)} finding(s))" if plan.findings else "")
+                self.model.set_plan(node, text)
+            self.model.flush()
+            self._hidden_columns.discard(Col.PLAN)
+            self.view.setColumnHidden(Col.PLAN, False)
+            if self.view.columnWidth(Col.PLAN) < 150:
+                self.view.setColumnWidth(Col.PLAN, 260)
+            warn = needs_confirmation(plans)
+            self.banner.setStyleSheet(f"#banner{{background:{'#fef3c7' if warn else '#dbeafe'};border-radius:4px;}}")
+            self.banner_label.setText(f"<b>Plan</b> for {len(plans)} instance(s): {html.escape(summary_text(plans))}"
+                                      + (" - check the blocked or lossy rows before sending" if warn else "")
+                                      + ". Nothing was sent.")
+            self._set_info("Plan ready: see the Plan column.")
+        else:
+            self.banner.setStyleSheet("#banner{background:#fee2e2;border-radius:4px;}")
+            self.banner_label.setText(f"<b>No plan</b>: {html.escape(error or '')}")
+            self._set_info("Planning failed.")
+        self.banner.show()
+        self._update_send_button()
+        emit(self.plan_finished, plans, error)
 
     @Slot()
     def cancel_send(self) -> None:
@@ -1181,6 +1262,14 @@ class MainWindow(QMainWindow):
                 self.set_scp_accept(accept, restart=False)
         except (ValueError, TypeError) as exc:
             LOGGER.warning("Ignoring the saved window layout: %s", exc)
+
+
+def _plan(insts: list[ScannedInstance], cfg: dict[str, Any], strategy: str, max_retries: int,
+          parallel: int) -> list[Any]:
+    """The pre-flight plan (worker thread): negotiates with the PACS when needed, stores nothing."""
+    from core.preflight import plan_instances
+
+    return plan_instances(insts, None, cfg, strategy, max_retries, parallel)
 
 
 def _write_report(path: str, outcomes: list[dict[str, Any]], insts: list[Any], job: SendRecord,

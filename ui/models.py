@@ -390,6 +390,8 @@ class InstanceTreeModel(QAbstractItemModel):
                 lines.append(f"SOP class: {inst.sop_class_name} ({inst.sop_class_uid})")
             if inst.transfer_syntax:
                 lines.append(f"Stored as: {inst.transfer_syntax_name}")
+            if node.plan:
+                lines.append(f"Plan: {node.plan}")
             lines += [f"Note: {n}" for n in (o.get("notes") if o else inst.notes) or []]
             return "\n".join(lines)
         if node.kind == GROUP:
