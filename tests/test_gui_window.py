@@ -472,6 +472,7 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
 def test_local_test_pacs_from_the_menu(qtbot, window, tmp_path) -> None:
     from ui import states as st
 
+    window.act_scp_keep.setChecked(True)
     with qtbot.waitSignal(window.local_scp_changed, timeout=20000) as b:
         window.start_local_scp(accept="implicit", port=0)
     assert b.args == [True] and window.scp is not None and window.act_scp.isChecked()
@@ -484,6 +485,7 @@ def test_local_test_pacs_from_the_menu(qtbot, window, tmp_path) -> None:
     assert window.model.counts() == {st.STORED: 2}
     assert all((n.outcome or {}).get("converted_from") for n in window.model.leaves())
     assert len(window.scp.received) == 2
+    assert len(list((tmp_path / "data" / "local-test-pacs").glob("*.dcm"))) == 2
     with qtbot.waitSignal(window.local_scp_changed, timeout=20000) as b:
         window.act_scp.setChecked(False)
     assert b.args == [False] and window.scp is None

@@ -439,6 +439,13 @@ class MainWindow(QMainWindow):
             self.scp_accept_group.addAction(a)
             accepts.addAction(a)
             self.scp_accept_actions[key] = a
+        self.scp_store_dir = os.path.join(self.data_dir, "local-test-pacs")
+        self.act_scp_keep = QAction("Keep received files", self)
+        self.act_scp_keep.setCheckable(True)
+        self.act_scp_keep.setToolTip(f"Write what the local test PACS receives to {self.scp_store_dir} "
+                                     "(off: it only counts; takes effect at the next start)")
+        m.addAction(self.act_scp_keep)
+        m.setToolTipsVisible(True)
         use = QAction("Use the “Local test PACS” profile", self)
         use.triggered.connect(lambda: self._select_profile(self.store.local_test().name))
         m.addAction(use)
@@ -752,7 +759,7 @@ class MainWindow(QMainWindow):
         prof = self.store.local_test()
         self._scp_busy = True
         self.scp_label.setText("Local test PACS: starting…")
-        store_dir = os.path.join(self.data_dir, "local-test-pacs")
+        store_dir = self.scp_store_dir if self.act_scp_keep.isChecked() else None
         worker = TaskWorker(_local_scp_start, prof.remote_port if port is None else port, self.scp_accept, store_dir)
         worker.succeeded.connect(self._on_scp_started)
         worker.failed.connect(self._on_scp_failed)
@@ -835,6 +842,8 @@ class MainWindow(QMainWindow):
         self.scp_label.setText(f"Local test PACS: running on 127.0.0.1:{self.scp.port}, accepts "
                                f"{ACCEPT_CHOICES.get(self.scp_accept, self.scp_accept)}; "
                                f"{len(self.scp.received)} received")
+        self.scp_label.setToolTip(f"Received files are written to {self.scp.store_dir}" if self.scp.store_dir
+                                  else "Received instances are counted, not kept (Local test PACS › Keep received files)")
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -1232,6 +1241,7 @@ class MainWindow(QMainWindow):
         st_.setValue("panes/log", self.act_show_log.isChecked())
         st_.setValue("panes/log_level", self.log_pane.level)
         st_.setValue("local_pacs/accept", self.scp_accept)
+        st_.setValue("local_pacs/keep", self.act_scp_keep.isChecked())
         st_.sync()
 
     def restore_view_state(self) -> None:
@@ -1257,6 +1267,7 @@ class MainWindow(QMainWindow):
             level = int(st_.value("panes/log_level", self.log_pane.level))
             if level in (10, 20, 30, 40):
                 self.log_pane.set_level(level)
+            self.act_scp_keep.setChecked(str(st_.value("local_pacs/keep", "false")).lower() == "true")
             accept = str(st_.value("local_pacs/accept", self.scp_accept))
             if accept in ACCEPT_CHOICES:
                 self.set_scp_accept(accept, restart=False)
