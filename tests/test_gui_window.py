@@ -529,3 +529,43 @@ def test_plan_fills_the_plan_column_without_sending(qtbot, window, picky, tmp_pa
     assert by_file["rtplan.dcm"].startswith("blocked")
     assert "Plan" in window.banner_label.text() and "1 blocked" in window.banner_label.text()
     assert scp.stored == [], "planning stores nothing"
+
+
+def test_test_connection_over_tls(qtbot, window, tmp_path) -> None:
+    """A TLS profile (certificates as files) reaches a TLS peer; a wrong CA gives the analysed error."""
+    import ssl
+
+    pytest.importorskip("cryptography")
+    from tls_pki import make_test_pki
+
+    pki = make_test_pki(tmp_path / "pki")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_cert_chain(str(pki.server), str(pki.server_key))
+    ae = AE(ae_title="TLSPACS")
+    ae.add_supported_context(Verification, [ImplicitVRLittleEndian])
+    server = ae.start_server(("127.0.0.1", 0), block=False, ssl_context=ctx)
+    try:
+        port = server.server_address[1]
+        from core.profiles import Profile
+
+        good = Profile(name="TLS", remote_host="127.0.0.1", remote_port=port, remote_ae_title="TLSPACS",
+                       tls_enabled=True, tls_ca_cert_file=str(pki.ca), tls_client_cert_file=str(pki.client),
+                       tls_client_key_file=str(pki.client_key), connect_timeout_s=5, acse_timeout_s=5)
+        window.profiles.insert(window.profiles.rowCount(), good)
+        window.profile_box.setCurrentIndex(window.profiles.rowCount() - 1)
+        with qtbot.waitSignal(window.echo_finished, timeout=30000) as b:
+            window.test_button.click()
+        result, error = b.args
+        assert error is None, error
+        assert result["tls"]["tls"] and "TLSv1" in window.echo_label.text()
+        assert "TLS | TLSv1" in diag_text(window.diag_model) and "Peer certificate |" in diag_text(window.diag_model)
+        from dataclasses import replace
+
+        window.profiles.replace_at(window.profiles.rowCount() - 1, replace(good, tls_ca_cert_file=str(pki.rogue_ca)))
+        with qtbot.waitSignal(window.echo_finished, timeout=30000) as b:
+            window.test_button.click()
+        result, error = b.args
+        assert result is None and "certificate" in error.lower()
+    finally:
+        server.shutdown()

@@ -190,8 +190,15 @@ class DiagnosticsModel(QStandardItemModel):
                            st.STORED if ok else st.FAILED)
         top.setFont(self._bold)
         self._fill(top, result.get("negotiation") or {})
-        if result.get("tls"):
-            self._append(top, "TLS", str(result["tls"]))
+        info = result.get("tls") or {}
+        if info.get("tls"):
+            self._append(top, "TLS", f"{info.get('protocol', '?')}, {info.get('cipher', '?')} "
+                                     f"({info.get('cipher_bits', '?')} bits)")
+            if info.get("peer_subject"):
+                self._append(top, "Peer certificate",
+                             f"{info['peer_subject']}, issued by {info.get('peer_issuer', '?')}, valid until "
+                             f"{info.get('peer_not_after', '?')} ({info.get('days_left', '?')} days left)",
+                             st.WARNING if info.get("expires_soon") else None)
         return top
 
 

@@ -733,7 +733,10 @@ class MainWindow(QMainWindow):
             neg = result.get("negotiation") or {}
             acc = (neg.get("accepted") or [{}])[0]
             ctx = f" - accepted {syntax_label(acc.get('transfer_syntax'))}" if acc.get("transfer_syntax") else ""
-            tls = " - TLS" if result.get("tls") else ""
+            info = result.get("tls") or {}
+            tls = f" - {info.get('protocol') or 'TLS'}" if info.get("tls") else ""
+            if info.get("expires_soon"):
+                tls += f" (certificate expires in {info.get('days_left')} days)"
             self.echo_label.setText(f"{'✓' if good else '✗'} C-ECHO {result.get('message', '')}: "
                                     f"{result.get('rtt_ms', 0):.1f} ms{ctx}{tls}")
             self.echo_label.setToolTip(format_echo(result))
