@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable
@@ -165,6 +166,11 @@ class Profile:
             out.setdefault("tls_client_cert_file", "a client key needs its client certificate")
         if self.tls_client_key_secret_name and not self.tls_client_cert_secret_name:
             out.setdefault("tls_client_cert_secret_name", "a client key needs its client certificate")
+        short = [k for k in ("tls_ca_cert_secret_name", "tls_client_cert_secret_name", "tls_client_key_secret_name")
+                 if _SECRET_SHORT.match(str(getattr(self, k)).strip())]
+        if short and not str(self.gcp_project_id).strip() and not os.environ.get("GOOGLE_CLOUD_PROJECT"):
+            out.setdefault("gcp_project_id", "short secret names need the Google Cloud project "
+                                             "(or give projects/P/secrets/S)")
         return out
 
     def is_valid(self) -> bool:
@@ -253,6 +259,10 @@ def local_test_profile(port: int = LOCAL_TEST_PORT) -> Profile:
 
 
 # -- field checks -------------------------------------------------------------------------------------
+
+# Secret Manager secret IDs, as core.secrets.resolve_secret_name accepts them.
+_SECRET_FULL = re.compile(r"^projects/[^/]+(?:/locations/[^/]+)?/secrets/[A-Za-z0-9_-]{1,255}(?:/versions/[^/]+)?$")
+_SECRET_SHORT = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 _SECONDS = ("acse_timeout_s", "dimse_timeout_s", "network_timeout_s", "connect_timeout_s")
 _BOOLS = ("allow_lossy", "tls_enabled", "tls_verify_hostname", "is_local_test")
@@ -363,6 +373,12 @@ def check_field(name: str, value: Any) -> tuple[bool, str]:
     if name in ("tls_ca_cert_secret_name", "tls_client_cert_secret_name", "tls_client_key_secret_name"):
         if v and ("-----BEGIN" in v or any(c.isspace() for c in v)):
             return False, "a Secret Manager secret ID (e.g. projects/p/secrets/ca-cert), not the secret itself"
+        if v and not (_SECRET_FULL.match(v.strip()) or _SECRET_SHORT.match(v.strip())):
+            return False, "use projects/P/secrets/S[/versions/V] or a short name of letters, digits, '-' and '_'"
+        return True, ""
+    if name == "tls_key_password_keyring":
+        if v and (len(v) > 200 or any(ord(c) < 0x20 for c in v)):
+            return False, "the name of a keyring entry (the passphrase itself is never stored here)"
         return True, ""
     return True, ""
 

@@ -569,3 +569,31 @@ def test_test_connection_over_tls(qtbot, window, tmp_path) -> None:
         assert result is None and "certificate" in error.lower()
     finally:
         server.shutdown()
+
+
+def test_key_passphrase_goes_to_the_keyring_not_the_profile(qtbot, window, tmp_path) -> None:
+    import keyring
+    from keyrings.alt.file import PlaintextKeyring
+
+    from core.profiles import Profile
+    from core.secrets import KEYRING_SERVICE
+    from ui.profiles_ui import ProfileEditor
+
+    previous = keyring.get_keyring()
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring" / "keyring_pass.cfg")
+    keyring.set_keyring(backend)
+    try:
+        ed = ProfileEditor(Profile(name="Secure PACS", remote_host="pacs", remote_port=2762, remote_ae_title="PACS",
+                                   tls_enabled=True), window.pool)
+        qtbot.addWidget(ed)
+        with qtbot.waitSignal(ed.passphrase_stored, timeout=20000) as b:
+            ed.store_passphrase("correct horse battery")
+        assert b.args == [""]
+        assert keyring.get_password(KEYRING_SERVICE, "Secure PACS") == "correct horse battery"
+        p = ed.profile()
+        assert p.tls_key_password_keyring == "Secure PACS"
+        window.profiles.insert(window.profiles.rowCount(), p)
+        assert "correct horse battery" not in Path(window.store.path).read_text()
+    finally:
+        keyring.set_keyring(previous)

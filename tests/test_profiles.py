@@ -186,3 +186,18 @@ def test_import_errors_are_plain(tmp_path: Path) -> None:
     bad.write_text("[1, 2")
     with pytest.raises(ProfileFileError, match="not valid JSON"):
         store.import_json(str(bad))
+
+
+def test_secret_ids_follow_secret_manager_syntax(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    assert check_field("tls_ca_cert_secret_name", "projects/p/secrets/ca/versions/3") == (True, "")
+    assert check_field("tls_ca_cert_secret_name", "projects/p/locations/eu/secrets/ca") == (True, "")
+    assert not check_field("tls_ca_cert_secret_name", "projects/p/ca")[0]
+    p = good()
+    p.tls_ca_cert_secret_name = "pacs-ca"
+    assert "gcp_project_id" in p.errors()
+    p.gcp_project_id = "my-project"
+    assert p.errors() == {}
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "from-env")
+    p.gcp_project_id = ""
+    assert p.errors() == {}

@@ -157,9 +157,11 @@ class ProfileEditor(QDialog):
 
     Signals:
         echo_finished(object, object): ``(result dict or None, error message or None)``.
+        passphrase_stored(str): the key passphrase went to the keyring (``""``) or why it did not.
     """
 
     echo_finished = Signal(object, object)
+    passphrase_stored = Signal(str)
 
     TEXT_FIELDS = (
         ("name", "Name"), ("remote_host", "Host"), ("remote_port", "Port"), ("remote_ae_title", "Called AE title"),
@@ -256,6 +258,14 @@ class ProfileEditor(QDialog):
             lf.addRow(label, box)
         for key, label in self.TLS_SECRET_FIELDS:
             lf.addRow(label, self._line(key, str(getattr(profile, key))))
+        self.passphrase_button = QPushButton("Store key passphrase in the OS keyring…", self)
+        self.passphrase_button.setToolTip("Ask for the client key's passphrase and keep it in the OS keyring under the "
+                                          "entry named above (default: the profile name); the profile keeps only "
+                                          "the entry's name")
+        self.passphrase_button.clicked.connect(self._on_passphrase_clicked)
+        self.passphrase_result = QLabel(self)
+        self.passphrase_result.setWordWrap(True)
+        lf.addRow(self.passphrase_button, self.passphrase_result)
         note = QLabel("Only file paths, secret IDs and a keyring entry name are stored - never a key, "
                       "certificate or password.", self)
         note.setWordWrap(True)
@@ -321,6 +331,47 @@ class ProfileEditor(QDialog):
         for key, _ in self.TLS_FILE_FIELDS + self.TLS_SECRET_FIELDS:
             self.rows[key].setEnabled(on)
         self.tls_verify.setEnabled(on)
+        self.passphrase_button.setEnabled(on)
+
+    @Slot()
+    def _on_passphrase_clicked(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        entry = self.keyring_entry()
+        password, ok = QInputDialog.getText(self, "Client key passphrase",
+                                            f"Passphrase of the client private key (kept in the OS keyring as "
+                                            f"“{entry}”):", QLineEdit.EchoMode.Password)
+        if ok and password:
+            self.store_passphrase(password)
+
+    def keyring_entry(self) -> str:
+        """The keyring entry for the key passphrase: the field's value, else the profile's name."""
+        return self.edits["tls_key_password_keyring"].text().strip() or self.edits["name"].text().strip()
+
+    def store_passphrase(self, password: str) -> None:
+        """Store `password` in the OS keyring (on a worker) and put the entry's name in the profile."""
+        from core.secrets import set_key_password
+
+        entry = self.keyring_entry()
+        self.edits["tls_key_password_keyring"].setText(entry)
+        self.passphrase_result.setStyleSheet("color:#2563eb;")
+        self.passphrase_result.setText("Storing…")
+        worker = TaskWorker(set_key_password, entry, password)
+        worker.succeeded.connect(self._on_passphrase_stored)
+        worker.failed.connect(self._on_passphrase_failed)
+        self._pool.start(worker, "keyring")
+
+    @Slot(object)
+    def _on_passphrase_stored(self, _none: object) -> None:
+        self.passphrase_result.setStyleSheet("color:#15803d;")
+        self.passphrase_result.setText(f"✓ stored in the OS keyring as “{self.keyring_entry()}”")
+        emit(self.passphrase_stored, "")
+
+    @Slot(object)
+    def _on_passphrase_failed(self, exc: Exception) -> None:
+        self.passphrase_result.setStyleSheet("color:#b91c1c;")
+        self.passphrase_result.setText(f"✗ {exc}")
+        emit(self.passphrase_stored, str(exc))
 
     # -- values --------------------------------------------------------------------------------------
 
