@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -251,6 +252,8 @@ class ProfileEditor(QDialog):
             browse = QPushButton("Browse…", self)
             browse.clicked.connect(lambda _c=False, k=key: self._browse(k))
             box = QWidget(self)
+            box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+            row.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
             hb = QHBoxLayout(box)
             hb.setContentsMargins(0, 0, 0, 0)
             hb.addWidget(row, 1)
@@ -266,9 +269,8 @@ class ProfileEditor(QDialog):
         self.passphrase_result = QLabel(self)
         self.passphrase_result.setWordWrap(True)
         lf.addRow(self.passphrase_button, self.passphrase_result)
-        note = QLabel("Only file paths, secret IDs and a keyring entry name are stored - never a key, "
-                      "certificate or password.", self)
-        note.setWordWrap(True)
+        note = QLabel("Saved: paths, secret IDs, a keyring entry name.\nNever saved: keys, certificates, passwords.",
+                      self)
         note.setStyleSheet("color:#4b5563;")
         lf.addRow(note)
         self.tls_enabled.toggled.connect(self._on_tls_toggled)
@@ -290,22 +292,24 @@ class ProfileEditor(QDialog):
 
         left = QVBoxLayout()
         left.addWidget(conn)
-        left.addWidget(send)
         left.addStretch(1)
         right = QVBoxLayout()
+        right.addWidget(send)
         right.addWidget(timing)
-        right.addWidget(tls)
         right.addStretch(1)
         cols = QHBoxLayout()
         cols.addLayout(left, 1)
         cols.addLayout(right, 1)
         lay = QVBoxLayout(self)
         lay.addLayout(cols)
+        lay.addWidget(tls)
+        conn.setMinimumWidth(420)
         lay.addLayout(test_row)
         lay.addWidget(self.buttons)
         self._on_strategy_changed()
         self._on_tls_toggled(self.tls_enabled.isChecked())
         self.validate()
+        self.resize(980, self.sizeHint().height())
 
     def _line(self, key: str, text: str) -> _FieldRow:
         edit = QLineEdit(text, self)
@@ -411,6 +415,11 @@ class ProfileEditor(QDialog):
             ok_all = not errs
         self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(ok_all)
         self.test_button.setEnabled(ok_all)
+        if not ok_all:
+            self.test_result.setStyleSheet("color:#b91c1c;")
+            self.test_result.setText("Fix the fields marked in red to test the connection or save.")
+        elif self.test_result.text().startswith("Fix the fields"):
+            self.test_result.clear()
         return ok_all
 
     def profile(self) -> Profile:
