@@ -372,9 +372,9 @@ class MainWindow(QMainWindow):
         hdr.setStretchLastSection(True)
         hdr.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         hdr.customContextMenuRequested.connect(self._on_header_menu)
-        self._column_widths = {Col.ITEM: 250, Col.PATIENT_ID: 80, Col.DATE: 80, Col.MODALITY: 55, Col.COUNT: 40,
-                               Col.SOP_CLASS: 160, Col.SYNTAX: 115, Col.SIZE: 75, Col.STATE: 135, Col.STATUS: 115,
-                               Col.SENT_AS: 230}
+        self._column_widths = {Col.ITEM: 235, Col.PATIENT_ID: 75, Col.DATE: 80, Col.MODALITY: 50, Col.COUNT: 40,
+                               Col.SOP_CLASS: 145, Col.SYNTAX: 110, Col.SIZE: 70, Col.STATE: 130, Col.STATUS: 110,
+                               Col.SENT_AS: 215, Col.PLAN: 260}
         self._hidden_columns = {Col.PLAN}
         self._apply_columns()
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
