@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -132,7 +133,7 @@ def scan_paths(
         Files referenced by a DICOMDIR follow it; a file met twice is listed once.
     """
     out: list[ScannedInstance] = []
-    seen_paths: set[str] = set()
+    seen_paths: set[tuple[int, int] | str] = set()
     seen_uids: dict[str, int] = {}
     pending = list(iter_files(paths))
     pending.reverse()
@@ -140,7 +141,11 @@ def scan_paths(
         if cancel is not None and cancel.is_set():
             break
         path = pending.pop()
-        key = os.path.realpath(path)
+        try:
+            st = os.stat(path)
+            key: tuple[int, int] | str = (st.st_dev, st.st_ino)
+        except OSError:
+            key = os.path.abspath(path)
         if key in seen_paths:
             continue
         seen_paths.add(key)
@@ -149,7 +154,7 @@ def scan_paths(
             refs = _dicomdir_files(path)
             inst = replace(inst, reason=f"DICOMDIR index: its {len(refs)} referenced file(s) were added to the list")
             pending.extend(reversed(refs))
-        inst = replace(inst, index=len(out))
+        object.__setattr__(inst, "index", len(out))  # a fresh record: cheaper than dataclasses.replace
         if inst.status == "ok" and inst.sop_instance_uid:
             first = seen_uids.setdefault(inst.sop_instance_uid, inst.index)
             if first != inst.index:
@@ -202,17 +207,19 @@ def read_instance(path: str) -> ScannedInstance:
     Returns:
         a :class:`ScannedInstance`; ``status`` says whether it can be sent.
     """
+    fast: FastHeader | None = None
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(140)
+            has_dicm = len(head) >= 132 and head[128:132] == b"DICM"
+            if has_dicm:
+                fast = read_fast_header(f, size)
     except OSError as exc:
         return ScannedInstance(path, "failure", f"cannot read the file: {exc.strerror or exc}")
     if size == 0:
         return ScannedInstance(path, "skipped", "not a DICOM file (empty)", size=size)
-    has_dicm = len(head) >= 132 and head[128:132] == b"DICM"
     if has_dicm:
-        fast = read_fast_header(path, size)
         if fast is not None:
             try:
                 return _classify_fast(path, fast, size)
@@ -349,11 +356,13 @@ def _record(path: str, size: int, ts: str, media_class: str, sop_class: str, sop
     )
 
 
+_UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
 def _valid_uid(value: str) -> bool:
+    """PS3.5 9.1: digits and dots, at most 64 characters (leading zeros tolerated)."""
     value = value.rstrip("\0 ")
-    if not 0 < len(value) <= 64:
-        return False
-    return all(c.isdigit() or c == "." for c in value) and ".." not in value and not value.startswith(".")
+    return 0 < len(value) <= 64 and _UID_RE.fullmatch(value) is not None
 
 
 def _check_elements(ds: Dataset, size: int, ts: UID) -> tuple[str, list[int]]:
