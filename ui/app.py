@@ -33,6 +33,7 @@ def install_logging(level: int = logging.INFO) -> Any:
     from .logpane import LogBuffer
 
     buffer = LogBuffer()
+    logging.captureWarnings(True)  # pydicom's warnings about odd files go to the log pane, not stderr
     root = logging.getLogger()
     root.addHandler(buffer)
     root.setLevel(min(root.level or logging.WARNING, level))
