@@ -329,6 +329,11 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     assert cell("MR_small.dcm", Col.STATUS).startswith("0xC000")
     assert "MR <rejected> by policy" in cell("MR_small.dcm", Col.DETAILS)
     assert "RT Plan Storage" in cell("rtplan.dcm", Col.DETAILS)
+    # Ctrl+C copies the selected rows' states and reasons
+    window.view.selectAll()
+    copied = window.copy_selected()
+    assert "MR_small.dcm\tfailed\t0xC000" in copied and copied.count("\n") == 7
+    window.view.clearSelection()
     # double-click (or Details…) shows everything about one file
     mr = next(x for x in m.leaves() if x.inst.path.endswith("MR_small.dcm"))
     box = window.show_details(m.index_of(mr))

@@ -54,6 +54,7 @@ from . import states as st
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
 from .failure_report import build_failure_report, report_format, write_failure_report
 from .logpane import LogBuffer, LogPane
+from .models import HEADERS as HEADERS_TEXT
 from .models import Col, InstanceTreeModel, Node, ProblemFilterProxy, human_size
 from .profiles_ui import ProfileListModel, ProfilesDialog, format_echo
 from .progress import ProgressTracker, format_duration
@@ -274,6 +275,8 @@ class MainWindow(QMainWindow):
         self.act_scp = self._action("Run local test PACS", self.toggle_local_scp, "Ctrl+Shift+L",
                                     "Start or stop the built-in Storage SCP on this computer (Ctrl+Shift+L)",
                                     checkable=True)
+        self.act_copy = self._action("Copy", self.copy_selected, QKeySequence.StandardKey.Copy,
+                                     "Copy the selected files' states and reasons as tab-separated text (Ctrl+C)")
         self.act_quit = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_cancel.setEnabled(False)
         self.act_retry.setEnabled(False)
@@ -512,6 +515,27 @@ class MainWindow(QMainWindow):
         box.open()
         return box
 
+    @Slot()
+    def copy_selected(self) -> str:
+        """Put the selected files (or every file under selected rows) on the clipboard as TSV; returns the text."""
+        from PySide6.QtGui import QGuiApplication
+
+        chosen: dict[int, Node] = {}
+        for idx in self.selected_source_indexes():
+            for leaf in idx.internalPointer().leaves():
+                chosen[leaf.uid] = leaf
+        cols = (Col.STATE, Col.STATUS, Col.SENT_AS, Col.DETAILS)
+        lines = ["\t".join(["file"] + [HEADERS_TEXT[c] for c in cols])]
+        for _uid, leaf in sorted(chosen.items()):
+            i = self.model.index_of(leaf)
+            cells = [str(self.model.index(i.row(), c, i.parent()).data() or "") for c in cols]
+            lines.append("\t".join([leaf.inst.path if leaf.inst else "", *cells]))
+        text = "\n".join(lines) + "\n"
+        if chosen:
+            QGuiApplication.clipboard().setText(text)
+            self.statusBar().showMessage(f"Copied {len(chosen)} file(s) to the clipboard", 5000)
+        return text
+
     @Slot(object)
     def _on_tree_menu(self, pos: Any) -> None:
         menu = QMenu(self)
@@ -520,7 +544,8 @@ class MainWindow(QMainWindow):
             details = menu.addAction("Details…")
             details.triggered.connect(lambda: self.show_details(self.to_source(index)))
             menu.addSeparator()
-        for a in (self.act_send, self.act_retry, None, self.act_remove, None, self.act_failed_only):
+        for a in (self.act_copy, None, self.act_send, self.act_retry, None, self.act_remove, None,
+                  self.act_failed_only):
             menu.addSeparator() if a is None else menu.addAction(a)
         menu.exec(self.view.viewport().mapToGlobal(pos))
 

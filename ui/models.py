@@ -553,8 +553,6 @@ class InstanceTreeModel(QAbstractItemModel):
         for leaf in leaves:
             self._dirty.discard(leaf)
             self._paths.discard(leaf.key)
-            if leaf.parent is not None and leaf is not node:
-                pass
         # update the counts of the remaining ancestors
         for leaf in leaves:
             p: Node | None = parent
@@ -574,8 +572,7 @@ class InstanceTreeModel(QAbstractItemModel):
         return len([n for n in leaves if n.kind in (INSTANCE, BAD)])
 
     def _renumber_leaves(self) -> None:
-        self._leaves = list(self._root.leaves()) if self._root.children else []
-        self._leaves = [n for n in self._leaves if n.kind in (INSTANCE, BAD)]
+        self._leaves = [n for n in self._root.leaves() if n.kind in (INSTANCE, BAD)]
         for i, n in enumerate(self._leaves):
             n.uid = i
 
