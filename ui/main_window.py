@@ -9,16 +9,26 @@ log pane. Every file or network operation runs on a worker thread
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QSize, Qt, QTimer, QUrl, Signal, Slot
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QModelIndex, QSettings, QSize, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtGui import (
+    QAction,
+    QActionGroup,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QPainter,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -102,8 +112,6 @@ class FileTreeView(QTreeView):
         super().paintEvent(event)
         model = self.model()
         if model is not None and model.rowCount() == 0:
-            from PySide6.QtGui import QPainter
-
             p = QPainter(self.viewport())
             p.setPen(self.palette().placeholderText().color())
             f = p.font()
@@ -518,8 +526,6 @@ class MainWindow(QMainWindow):
     @Slot()
     def copy_selected(self) -> str:
         """Put the selected files (or every file under selected rows) on the clipboard as TSV; returns the text."""
-        from PySide6.QtGui import QGuiApplication
-
         chosen: dict[int, Node] = {}
         for idx in self.selected_source_indexes():
             for leaf in idx.internalPointer().leaves():
@@ -800,8 +806,6 @@ class MainWindow(QMainWindow):
         prof = self.store.local_test()
         if prof.remote_port != scp.port:
             row = self.profiles.row_of(prof.name)
-            from dataclasses import replace
-
             self.profiles.replace_at(row, replace(prof, remote_port=scp.port))
         self.act_scp.blockSignals(True)
         self.act_scp.setChecked(True)
@@ -975,8 +979,6 @@ class MainWindow(QMainWindow):
         self._show_plan(None, str(exc))
 
     def _show_plan(self, plans: list[Any] | None, error: str | None) -> None:
-        import html
-
         self._planning = False
         nodes, self._plan_nodes = self._plan_nodes, []
         if plans is not None:
@@ -1132,9 +1134,7 @@ class MainWindow(QMainWindow):
         text = (f"<b>{head}</b> - {job.profile.name}: " + " · ".join(parts)
                 + f" - {s.get('associations', 0)} association(s), {format_duration(job.finished - job.started)}")
         if job.error:
-            import html
-
-            text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"
+                text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"
         self.banner_label.setText(text)
         self.banner.show()
 
@@ -1210,8 +1210,6 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_report_succeeded(self, path: str) -> None:
         url = QUrl.fromLocalFile(os.path.abspath(path)).toString()
-        import html
-
         self.statusBar().showMessage(f"Failure report written to {path}", 15000)
         self.banner_label.setText(self.banner_label.text().split("<br><i>")[0]
                                   + f"<br><i>Report written: <a href='{html.escape(url)}'>{html.escape(path)}</a></i>")
@@ -1250,8 +1248,6 @@ class MainWindow(QMainWindow):
     # -- window state (size, splitters, columns, panes; never data) --------------------------------
 
     def _settings(self) -> Any:
-        from PySide6.QtCore import QSettings
-
         return QSettings(self.settings_path, QSettings.Format.IniFormat) if self.settings_path else None
 
     def save_view_state(self) -> None:
