@@ -108,6 +108,20 @@ class FileTreeView(QTreeView):
     HINT = ("Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)\n\n"
             "No PACS yet? Choose “Local test PACS” and press Send:\nthe built-in test PACS starts by itself.")
 
+    def dataChanged(self, topLeft: QModelIndex, bottomRight: QModelIndex, roles: Any = ()) -> None:  # noqa: N803
+        # A changed range repaints the whole viewport; while a send runs most changes are to rows
+        # that are scrolled out of view or folded away, and each repaint calls into Python per cell.
+        if topLeft.isValid() and bottomRight.isValid() and topLeft.parent() == bottomRight.parent():
+            first, last = self.visualRect(topLeft), self.visualRect(bottomRight)
+            if first.isEmpty() and last.isEmpty() and not self.isExpanded(topLeft.parent()) \
+                    and topLeft.parent().isValid():
+                return  # folded away
+            if not last.isEmpty() and last.bottom() < 0:
+                return  # above the viewport
+            if not first.isEmpty() and first.top() > self.viewport().height():
+                return  # below the viewport
+        super().dataChanged(topLeft, bottomRight, roles)
+
     def paintEvent(self, event: Any) -> None:
         super().paintEvent(event)
         model = self.model()
