@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QSettings, QSize, Qt, QTimer, QUrl, Signal, Slot
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSettings, QSize, Qt, QTimer, QUrl, Signal, Slot
 from PySide6.QtGui import (
     QAction,
     QActionGroup,
@@ -108,7 +108,8 @@ class FileTreeView(QTreeView):
     HINT = ("Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)\n\n"
             "No PACS yet? Choose “Local test PACS” and press Send:\nthe built-in test PACS starts by itself.")
 
-    def dataChanged(self, topLeft: QModelIndex, bottomRight: QModelIndex, roles: Any = ()) -> None:  # noqa: N803
+    def dataChanged(self, topLeft: QModelIndex | QPersistentModelIndex, bottomRight: QModelIndex | QPersistentModelIndex,  # noqa: N803
+                    roles: Any = ()) -> None:
         # A changed range repaints the whole viewport; while a send runs most changes are to rows
         # that are scrolled out of view or folded away, and each repaint calls into Python per cell.
         if topLeft.isValid() and bottomRight.isValid() and topLeft.parent() == bottomRight.parent():
