@@ -17,6 +17,7 @@ PS3.3 F (DICOMDIR).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import re
@@ -201,6 +202,30 @@ def _looks_like_bare_dataset(head: bytes) -> bool:
     return False
 
 
+class _ClampedReader(io.BufferedReader):
+    """A file reader whose ``read(n)`` never asks for more than the file still holds.
+
+    pydicom reads a value with ``read(declared length)`` where it does not defer
+    (inside sequence items, for one); a hostile length such as 0x7FFFFFFF would
+    allocate that much before reading the few bytes left.
+    """
+
+    def __init__(self, raw: io.RawIOBase, size: int):
+        super().__init__(raw)  # type: ignore[arg-type]
+        self._size = size
+
+    @classmethod
+    def open(cls, path: str, size: int) -> _ClampedReader:
+        return cls(io.FileIO(path, "rb"), size)
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is not None and n > 0:
+            n = min(n, max(0, self._size - self.tell()))
+            if n == 0:
+                return b""
+        return super().read(n)
+
+
 def read_instance(path: str) -> ScannedInstance:
     """Read one file's header and classify it (never raises for a bad file).
 
@@ -230,7 +255,9 @@ def read_instance(path: str) -> ScannedInstance:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(path, force=not has_dicm, defer_size=_DEFER)
+            with _ClampedReader.open(path, size) as fp:
+                ds = pydicom.dcmread(fp, force=not has_dicm, defer_size=_DEFER)
+            ds.fileobj_type = lambda name, mode="rb": _ClampedReader.open(name, size)  # deferred reads too
             if len(ds) == 0 and not has_dicm:
                 return ScannedInstance(path, "skipped", "not a DICOM file (no data set found)", size=size)
     except InvalidDicomError as exc:
@@ -303,7 +330,9 @@ def _classify_fast(path: str, fast: FastHeader, size: int) -> ScannedInstance:
     uid = {kw: fast.values.get(kw, b"").rstrip(b"\0 ").decode("ascii") for kw in ("SOPClassUID", "SOPInstanceUID")}
     rec = _record(path, size, fast.meta["TransferSyntaxUID"], media_class, uid["SOPClassUID"], uid["SOPInstanceUID"],
                   [], False, fast.problem, fast.odd_tags, texts)
-    return replace(rec, data_offset=fast.offset) if rec.status == "ok" else rec
+    if rec.status == "ok":
+        object.__setattr__(rec, "data_offset", fast.offset)  # a fresh record: cheaper than dataclasses.replace
+    return rec
 
 
 def _decode(raw: bytes, charset: str, keyword: str) -> str:
