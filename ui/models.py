@@ -359,10 +359,7 @@ class InstanceTreeModel(QAbstractItemModel):
         if node.kind != INSTANCE:
             return ""
         if node.outcome is not None:
-            msg = str(node.outcome.get("message") or "")
-            if node.outcome.get("status") == "success" and node.outcome.get("converted_from"):
-                return "stored after lossless conversion"
-            return msg
+            return str(node.outcome.get("message") or "")
         if node.inst and node.inst.notes:
             return "; ".join(node.inst.notes)
         return ""
