@@ -510,7 +510,7 @@ class SendJob:
             channel.close()
             how = self._close(assoc, broken is not None)
             record["stored"] = stored
-            self.on_event(ev.AssociationReleased(how, stored))
+            self.on_event(ev.AssociationReleased(how, stored, record.get("index")))
         if broken is not None:
             raise broken
         return self._unfinished(queue), deferred

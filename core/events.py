@@ -77,10 +77,12 @@ class AssociationFailed(Event):
 
 @dataclass(frozen=True)
 class AssociationReleased(Event):
-    """An association ended; `how` is ``"released"`` or ``"aborted"``."""
+    """An association ended; `how` is ``"released"`` or ``"aborted"``; `index` is its
+    negotiation record's position in the job's ``associations`` list."""
 
     how: str
     stored: int
+    index: int | None = None
 
 
 @dataclass(frozen=True)
