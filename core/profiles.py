@@ -122,6 +122,10 @@ class Profile:
         tls_key_password_keyring: the keyring entry holding the key passphrase (a name only).
         gcp_project_id: project for short secret names.
         is_local_test: this profile points at the built-in local test PACS.
+        verify_arrival: after a send, ask the PACS whether it holds what it acknowledged
+            (storage commitment, else C-FIND; see :mod:`core.verify`).
+        acceptance_map: the last probe's :meth:`core.probe.AcceptanceMap.to_dict` (its
+            ``peer["probed_at"]`` is the date), or empty; plans use it instead of negotiating.
     """
 
     name: str = "New PACS"
@@ -149,6 +153,8 @@ class Profile:
     tls_key_password_keyring: str = ""
     gcp_project_id: str = ""
     is_local_test: bool = False
+    verify_arrival: bool = False
+    acceptance_map: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     # -- validation -------------------------------------------------------------------------------
@@ -265,7 +271,7 @@ _SECRET_FULL = re.compile(r"^projects/[^/]+(?:/locations/[^/]+)?/secrets/[A-Za-z
 _SECRET_SHORT = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 _SECONDS = ("acse_timeout_s", "dimse_timeout_s", "network_timeout_s", "connect_timeout_s")
-_BOOLS = ("allow_lossy", "tls_enabled", "tls_verify_hostname", "is_local_test")
+_BOOLS = ("allow_lossy", "tls_enabled", "tls_verify_hostname", "is_local_test", "verify_arrival")
 _TEXT = ("tls_ca_cert_file", "tls_client_cert_file", "tls_client_key_file", "tls_ca_cert_secret_name",
          "tls_client_cert_secret_name", "tls_client_key_secret_name", "tls_key_password_keyring", "gcp_project_id")
 
@@ -310,6 +316,12 @@ def coerce_field(name: str, value: Any) -> Any:
         raise ValueError(f"{value!r} is not true or false")
     if name == "strategy":
         return str(value).strip().lower()
+    if name == "acceptance_map":
+        if not value:
+            return {}
+        if not isinstance(value, dict) or not isinstance(value.get("sop_classes"), dict):
+            raise ValueError("not an acceptance map (a probe result)")
+        return dict(value)
     return "" if value is None else str(value)
 
 

@@ -233,6 +233,11 @@ class ProfileEditor(QDialog):
         self.allow_lossy = QCheckBox("Allow lossy conversion (never needed for uncompressed files)", self)
         self.allow_lossy.setChecked(bool(profile.allow_lossy))
         sf.addRow("", self.allow_lossy)
+        self.verify_arrival = QCheckBox("Check arrival after sending (storage commitment, else C-FIND)", self)
+        self.verify_arrival.setChecked(bool(profile.verify_arrival))
+        self.verify_arrival.setToolTip("After a send, ask the PACS whether it holds each instance it acknowledged; "
+                                       "the Verified column shows committed, found or not found")
+        sf.addRow("", self.verify_arrival)
 
         timing = QGroupBox("Timeouts and PDU", self)
         tf = QFormLayout(timing)
@@ -435,6 +440,7 @@ class ProfileEditor(QDialog):
         values["max_retries"] = self.max_retries.value()
         values["parallel_associations"] = self.parallel.value()
         values["allow_lossy"] = self.allow_lossy.isChecked()
+        values["verify_arrival"] = self.verify_arrival.isChecked()
         values["tls_enabled"] = self.tls_enabled.isChecked()
         values["tls_verify_hostname"] = self.tls_verify.isChecked()
         known = {f.name for f in fields(Profile)}
