@@ -167,9 +167,24 @@ def drop(qtbot: Any, window: Any, paths: list[Path]) -> None:
         assert ev.isAccepted()
 
 
-def send_and_wait(qtbot: Any, window: Any, start: Callable[[], Any] | None = None, timeout: int = 60000) -> Any:
-    with qtbot.waitSignal(window.send_finished, timeout=timeout) as blocker:
-        (start or window.send_button.click)()
+def send_and_wait(qtbot: Any, window: Any, start: Callable[[], Any] | None = None, timeout: int = 60000,
+                  confirm: bool = True) -> Any:
+    """Start a send and wait for its end; the plan's confirmation (blocked or lossy instances) is accepted."""
+    from PySide6.QtCore import QTimer
+
+    asked: list[Any] = []
+
+    def on_asked(box: Any) -> None:
+        asked.append(box)
+        if confirm:
+            QTimer.singleShot(0, window.confirm_send_button.click)
+
+    window.confirmation_requested.connect(on_asked)
+    try:
+        with qtbot.waitSignal(window.send_finished, timeout=timeout) as blocker:
+            (start or window.send_button.click)()
+    finally:
+        window.confirmation_requested.disconnect(on_asked)
     return blocker.args[0]
 
 

@@ -69,8 +69,12 @@ def build_window(log_buffer: Any, config_dir: str | None = None, data_dir: str |
     store.load()
     if store.read_only_reason:
         LOGGER.warning("%s", store.read_only_reason)
-    return MainWindow(store, log_buffer, data_dir or default_data_dir(),
-                      settings_path=os.path.join(folder, "window.ini") if remember_layout else None)
+    data = data_dir or default_data_dir()
+    # the same journal as the CLI's (core.journal.default_journal_path) unless a data dir is given
+    journal = os.path.join(data, "journal.sqlite")
+    return MainWindow(store, log_buffer, data,
+                      settings_path=os.path.join(folder, "window.ini") if remember_layout else None,
+                      journal_path=journal)
 
 
 def run_gui(args: list[str]) -> int:

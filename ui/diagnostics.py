@@ -68,6 +68,7 @@ class DiagnosticsModel(QStandardItemModel):
         self.setHorizontalHeaderLabels(["What", "Details"])
         self._job: QStandardItem | None = None
         self._assoc: QStandardItem | None = None
+        self._assoc_by_index: dict[int, QStandardItem] = {}
         self._assoc_n = 0
         self._last_strategy: str | None = None
         self._bold = QFont()
@@ -90,6 +91,7 @@ class DiagnosticsModel(QStandardItemModel):
         self._job = self._append(None, title, details)
         self._job.setFont(self._bold)
         self._assoc = None
+        self._assoc_by_index = {}
         self._assoc_n = 0
         self._last_strategy = None
         return self._job
@@ -127,6 +129,8 @@ class DiagnosticsModel(QStandardItemModel):
                             f"established - {negotiation_summary(record)}", st.STORED)
         self._fill(node, record)
         self._assoc = node
+        if isinstance(record.get("index"), int) and parent is None:
+            self._assoc_by_index[record["index"]] = node
         return node
 
     def association_failed(self, message: str, record: dict[str, Any], parent: QStandardItem | None = None,
@@ -140,10 +144,16 @@ class DiagnosticsModel(QStandardItemModel):
         return node
 
     def association_released(self, event: ev.AssociationReleased) -> None:
-        """Record how the current association ended."""
-        if self._assoc is None:
+        """Record how an association ended, under that association.
+
+        With parallel associations several are open at once: the event's ``index`` (the
+        negotiation record's) names the one that ended; without it, the latest one.
+        """
+        node = (self._assoc_by_index.get(event.index) if event.index is not None and self._assoc_by_index
+                else self._assoc)
+        if node is None:
             return
-        self._append(self._assoc, "Ended", f"{event.how} after {event.stored} stored",
+        self._append(node, "Ended", f"{event.how} after {event.stored} stored",
                      st.STORED if event.how == "released" else st.WARNING)
 
     def _fill(self, node: QStandardItem, record: dict[str, Any]) -> None:

@@ -66,10 +66,12 @@ from .failure_report import build_failure_report, report_format, write_failure_r
 from .logpane import LogBuffer, LogPane
 from .models import HEADERS as HEADERS_TEXT
 from .models import Col, InstanceTreeModel, Node, ProblemFilterProxy, human_size
+from .probe_dialog import ProbeDialog, map_summary
 from .profiles_ui import ProfileListModel, ProfilesDialog, format_echo
 from .progress import ProgressTracker, format_duration
 from .qtcompat import emit
-from .workers import JobSpec, ScanWorker, SendWorker, TaskWorker, ThreadPool
+from .throughput import ThroughputPlot
+from .workers import JobSpec, ProbeWorker, ScanWorker, SendWorker, TaskWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
 
@@ -91,6 +93,13 @@ class SendRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     cancelled: bool = False
+    by_index: dict[int, Node] = field(default_factory=dict)
+    arrival: dict[str, Any] = field(default_factory=dict)
+    resumed: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.by_index:
+            self.by_index = dict(enumerate(self.nodes))
 
 
 def _local_scp_start(port: int, accept: str, store_dir: str | None) -> EmbeddedSCP:
@@ -197,9 +206,18 @@ class MainWindow(QMainWindow):
         report_written(str, str): ``(path, error or "")``.
         plan_finished(object, object): ``(list of core.preflight.InstancePlan or None, error or None)``.
         local_scp_changed(bool): the local test PACS started (True) or stopped (False).
+        probe_finished(object, object): ``(core.probe.AcceptanceMap or None, error or None)``.
+        confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox.
+        interrupted_jobs_found(object): the journal's interrupted jobs at start (a list, maybe empty).
+
+    Args:
+        journal_path: the send journal every send is recorded in (None: no journal).
     """
 
     scan_finished = Signal(int)
+    probe_finished = Signal(object, object)
+    confirmation_requested = Signal(object)
+    interrupted_jobs_found = Signal(object)
     plan_finished = Signal(object, object)
     send_finished = Signal(object)
     echo_finished = Signal(object, object)
@@ -207,9 +225,10 @@ class MainWindow(QMainWindow):
     local_scp_changed = Signal(bool)
 
     def __init__(self, store: ProfileStore, log_buffer: LogBuffer, data_dir: str, parent: QWidget | None = None,
-                 settings_path: str | None = None):
+                 settings_path: str | None = None, journal_path: str | None = None):
         super().__init__(parent)
         self.settings_path = settings_path
+        self.journal_path = journal_path
         self.setWindowTitle("DICOM Courier")
         self.setAcceptDrops(True)
         self.store = store
@@ -233,6 +252,12 @@ class MainWindow(QMainWindow):
         self._pending_paths: list[str] = []
         self._planning = False
         self._plan_nodes: list[Node] = []
+        self._preflight: tuple[list[Node], Profile] | None = None  # a send waiting for its plan
+        self.confirm_box: QMessageBox | None = None
+        self._probe: ProbeWorker | None = None
+        self.probe_dialog: ProbeDialog | None = None
+        self.interrupted: list[Any] = []
+        self._dismissed_jobs: set[str] = set()
 
         self._build_actions()
         self._build_ui(log_buffer)
@@ -254,6 +279,8 @@ class MainWindow(QMainWindow):
         self._update_scp_label()
         self.resize(1500, 900)
         self.restore_view_state()
+        if self.journal_path:
+            QTimer.singleShot(0, self.check_interrupted_jobs)
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -287,6 +314,15 @@ class MainWindow(QMainWindow):
                                        "Stop after the current instance; the rest are marked 'not sent' (Esc)")
         self.act_test = self._action("Test connection", self.test_connection, "Ctrl+T",
                                      "C-ECHO the selected PACS and show the round trip and accepted context (Ctrl+T)")
+        self.act_probe = self._action("Probe", self.probe_used, "Ctrl+Shift+T",
+                                      "Ask the PACS which SOP classes and transfer syntaxes it accepts: the classes "
+                                      "of the loaded files (all storage classes when none are loaded) x every "
+                                      "transfer syntax; nothing is stored (Ctrl+Shift+T)")
+        self.act_probe_all = self._action("Probe all storage SOP classes", self.probe_all, None,
+                                          "Probe every storage SOP class pynetdicom knows (about 170) x every "
+                                          "transfer syntax; takes a few dozen associations")
+        self.act_show_map = self._action("Show acceptance map…", self.show_saved_map, None,
+                                         "Show the acceptance map saved with the selected profile by its last probe")
         self.act_profiles = self._action("Manage PACS profiles…", self.manage_profiles, "Ctrl+P",
                                          "Add, edit, duplicate, delete, import or export PACS profiles (Ctrl+P)")
         self.act_failed_only = self._action("Show failed only", self.set_failed_only, "Ctrl+F",
@@ -337,6 +373,8 @@ class MainWindow(QMainWindow):
         head.addWidget(edit)
         self.test_button = self._button(self.act_test)
         head.addWidget(self.test_button)
+        self.probe_button = self._button(self.act_probe)
+        head.addWidget(self.probe_button)
         self.echo_label = QLabel(self)
         self.echo_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         head.addWidget(self.echo_label, 1)
@@ -358,9 +396,34 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(420)
         self.progress_label = QLabel("Drop DICOM files, folders or a DICOMDIR anywhere on this window, or use "
                                      "Add files / Add folder.", self)
+        self.plot = ThroughputPlot(self)
+        self.plot.setFixedWidth(380)
         prow.addWidget(self.progress)
         prow.addWidget(self.progress_label, 1)
+        prow.addWidget(self.plot)
         outer.addLayout(prow)
+
+        # an interrupted job in the journal: offer to resume it (non-modal)
+        self.resume_banner = QFrame(self)
+        self.resume_banner.setObjectName("resumeBanner")
+        self.resume_banner.setStyleSheet("#resumeBanner{background:#ede9fe;border-radius:4px;}")
+        rrow = QHBoxLayout(self.resume_banner)
+        rrow.setContentsMargins(10, 4, 10, 4)
+        self.resume_label = QLabel(self.resume_banner)
+        self.resume_label.setTextFormat(Qt.TextFormat.RichText)
+        self.resume_label.setWordWrap(True)
+        rrow.addWidget(self.resume_label, 1)
+        self.resume_button = QPushButton("Resume", self.resume_banner)
+        self.resume_button.setToolTip("Send again what the interrupted job left unsent or in doubt (instances the "
+                                      "PACS confirmed are not sent again)")
+        self.resume_button.clicked.connect(self.resume_interrupted)
+        self.dismiss_button = QPushButton("Dismiss", self.resume_banner)
+        self.dismiss_button.setToolTip("Hide this; the job stays in the journal (main.py resume can still send it)")
+        self.dismiss_button.clicked.connect(self.dismiss_interrupted)
+        rrow.addWidget(self.resume_button)
+        rrow.addWidget(self.dismiss_button)
+        self.resume_banner.hide()
+        outer.addWidget(self.resume_banner)
 
         # summary banner
         self.banner = QFrame(self)
@@ -400,8 +463,8 @@ class MainWindow(QMainWindow):
         hdr.customContextMenuRequested.connect(self._on_header_menu)
         self._column_widths = {Col.ITEM: 235, Col.PATIENT_ID: 75, Col.DATE: 80, Col.MODALITY: 50, Col.COUNT: 40,
                                Col.SOP_CLASS: 145, Col.SYNTAX: 110, Col.SIZE: 70, Col.STATE: 130, Col.STATUS: 110,
-                               Col.SENT_AS: 215, Col.PLAN: 260}
-        self._hidden_columns = {Col.PLAN}
+                               Col.SENT_AS: 215, Col.PLAN: 260, Col.VERIFIED: 80}
+        self._hidden_columns = {Col.PLAN, Col.VERIFIED}
         self._apply_columns()
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -447,6 +510,10 @@ class MainWindow(QMainWindow):
         m = mb.addMenu("&PACS")
         m.addAction(self.act_profiles)
         m.addAction(self.act_test)
+        m.addSeparator()
+        m.addAction(self.act_probe)
+        m.addAction(self.act_probe_all)
+        m.addAction(self.act_show_map)
         m = mb.addMenu("&Local test PACS")
         m.addAction(self.act_scp)
         accepts = m.addMenu("Accepts")
@@ -697,7 +764,7 @@ class MainWindow(QMainWindow):
         sel = self.selected_source_indexes()
         n = len(self.model.sendable_under(sel)) if sel else self.model.stats()["instances"]
         self.send_button.setText(f"Send selected ({n})" if sel else f"Send all ({n})")
-        busy = self._send is not None
+        busy = self._send is not None or self._preflight is not None
         self.act_send.setEnabled(n > 0 and not busy)
         self.act_plan.setEnabled(n > 0 and not busy and not self._planning)
         self.act_remove.setEnabled(not busy)
@@ -707,6 +774,11 @@ class MainWindow(QMainWindow):
         self.act_retry.setEnabled(retry > 0 and not busy)
         self.retry_button.setText(f"Retry failed ({retry})" if retry else "Retry failed")
         self.act_export.setEnabled(self.last_job is not None and not busy)
+        self.act_probe.setEnabled(self._probe is None)
+        self.act_probe_all.setEnabled(self._probe is None)
+        p = self.current_profile()
+        self.act_show_map.setEnabled(bool(p is not None and p.acceptance_map))
+        self.resume_button.setEnabled(not busy)
 
     # -- profiles ----------------------------------------------------------------------------------
 
@@ -722,6 +794,8 @@ class MainWindow(QMainWindow):
     def _on_profile_box_changed(self, row: int) -> None:
         p = self.profiles.profile(row)
         self.echo_label.clear()
+        if hasattr(self, "act_show_map"):
+            self.act_show_map.setEnabled(bool(p is not None and p.acceptance_map))
         if p is not None and p.name != self.store.last_used:
             self.store.last_used = p.name
             self.profiles._save()
@@ -788,6 +862,208 @@ class MainWindow(QMainWindow):
             self.echo_label.setToolTip(format_echo(result))
         self.diag_model.echo_result(name, result, error)
         emit(self.echo_finished, result, error)
+
+    # -- probe -------------------------------------------------------------------------------------
+
+    @Slot()
+    def probe_used(self) -> bool:
+        """Probe the SOP classes of the loaded files (every storage class when none is loaded)."""
+        used = [n.inst.sop_class_uid for n in self.model.leaves() if n.kind == "instance" and n.inst is not None]
+        return self.start_probe("used" if used else "all")
+
+    @Slot()
+    def probe_all(self) -> bool:
+        """Probe every storage SOP class pynetdicom knows."""
+        return self.start_probe("all")
+
+    def start_probe(self, which: str = "used", profile: Profile | None = None, syntaxes: str = "all") -> bool:
+        """Probe the chosen PACS on a worker; the map opens in a dialog and is saved with the profile."""
+        from core.probe import resolve_sop_classes
+
+        p = profile or self.current_profile()
+        if p is None or self._probe is not None:
+            return False
+        if p.errors():
+            self._show_probe(None, "the profile is not valid: " + "; ".join(f"{k}: {v}" for k, v in p.errors().items()))
+            return False
+        if p.is_local_test and self.scp is None:
+            self._after_scp.append(lambda: self.start_probe(which, None, syntaxes))
+            self.start_local_scp()
+            return True
+        used = [n.inst.sop_class_uid for n in self.model.leaves() if n.kind == "instance" and n.inst is not None]
+        try:
+            classes = resolve_sop_classes(which, used)
+        except ValueError as exc:
+            self._show_probe(None, str(exc))
+            return False
+        worker = ProbeWorker(p.to_config_dict(), classes, syntaxes)
+        worker.progressed.connect(self._on_probe_progressed)
+        worker.succeeded.connect(self._on_probe_succeeded)
+        worker.failed.connect(self._on_probe_failed)
+        self._probe = worker
+        self._probe_profile = p
+        self._update_send_button()
+        self.echo_label.setStyleSheet("color:#2563eb;")
+        self.echo_label.setText(f"Probing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}: {len(classes)} SOP "
+                                "class(es) x every transfer syntax…")
+        LOGGER.info("Probing %s@%s:%s (%d SOP classes)", p.remote_ae_title, p.remote_host, p.remote_port, len(classes))
+        self.pool.start(worker, "probe")
+        return True
+
+    @Slot(int, int)
+    def _on_probe_progressed(self, done: int, total: int) -> None:
+        self.echo_label.setText(f"Probing… association {done} of {total}")
+
+    @Slot(object)
+    def _on_probe_succeeded(self, amap: Any) -> None:
+        self._show_probe(amap, None)
+
+    @Slot(object)
+    def _on_probe_failed(self, exc: Exception) -> None:
+        self._show_probe(None, getattr(exc, "message", None) or str(exc))
+
+    def _show_probe(self, amap: Any, error: str | None) -> None:
+        self._probe = None
+        p = getattr(self, "_probe_profile", None) or self.current_profile()
+        if error is not None or amap is None:
+            self.echo_label.setStyleSheet("color:#b91c1c;")
+            self.echo_label.setText(f"✗ Probe failed: {error}")
+            self.echo_label.setToolTip(error or "")
+            LOGGER.warning("Probe failed: %s", error)
+        else:
+            accepted = sum(1 for e in amap.sop_classes.values() if e.get("accepted"))
+            self.echo_label.setStyleSheet("color:#15803d;" if accepted else "color:#b91c1c;")
+            self.echo_label.setText(f"{'✓' if accepted else '✗'} Probe: {accepted} of {len(amap.sop_classes)} SOP "
+                                    "class(es) accepted - map saved with the profile")
+            self.echo_label.setToolTip(map_summary(amap))
+            if p is not None:
+                row = self.profiles.row_of(p.name)
+                current = self.profiles.profile(row) if row >= 0 else None
+                if current is not None:
+                    self.profiles.replace_at(row, replace(current, acceptance_map=amap.to_dict()))
+            self.show_map(amap, p.name if p else "")
+        self._update_send_button()
+        emit(self.probe_finished, amap, error)
+
+    def show_map(self, amap: Any, name: str = "") -> ProbeDialog:
+        """Show `amap` in the (non-modal) acceptance map dialog."""
+        if self.probe_dialog is not None:
+            self.probe_dialog.close()
+            self.probe_dialog.deleteLater()
+        self.probe_dialog = ProbeDialog(amap, name, self)
+        self.probe_dialog.show()
+        return self.probe_dialog
+
+    @Slot()
+    def show_saved_map(self) -> ProbeDialog | None:
+        """Show the acceptance map saved with the selected profile."""
+        from core.probe import AcceptanceMap
+
+        p = self.current_profile()
+        if p is None or not p.acceptance_map:
+            return None
+        try:
+            amap = AcceptanceMap.from_dict(p.acceptance_map)
+        except ValueError as exc:
+            LOGGER.warning("The profile's saved acceptance map is unusable: %s", exc)
+            return None
+        return self.show_map(amap, p.name)
+
+    # -- resume (send journal) ---------------------------------------------------------------------
+
+    @Slot()
+    def check_interrupted_jobs(self) -> None:
+        """Look in the journal (on a worker) for a send whose process died; offer to resume it."""
+        if not self.journal_path:
+            return
+        worker = TaskWorker(_interrupted_jobs, self.journal_path)
+        worker.succeeded.connect(self._on_interrupted_succeeded)
+        worker.failed.connect(self._on_interrupted_failed)
+        self.pool.start(worker, "journal")
+
+    @Slot(object)
+    def _on_interrupted_succeeded(self, jobs: list[Any]) -> None:
+        self.interrupted = [j for j in jobs if j.id not in self._dismissed_jobs]
+        if self.interrupted:
+            j = self.interrupted[0]
+            c = j.counts
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(j.started))
+            stored = c.get("stored", 0) + c.get("stored-warning", 0)
+            doubt = c.get("in-flight", 0) + c.get("unknown", 0)
+            more = f" ({len(self.interrupted) - 1} more interrupted job(s) in the journal)" if len(self.interrupted) > 1 \
+                else ""
+            self.resume_label.setText(
+                f"<b>A send was interrupted</b>: job {html.escape(j.id)} to {html.escape(j.profile or j.peer or '?')}, "
+                f"started {when}: <b>{stored}</b> of {c.get('total', 0)} stored, <b>{j.resumable}</b> not sent"
+                + (f" ({doubt} in doubt)" if doubt else "") + f". <i>Resume</i> sends only those.{more}")
+            self.resume_banner.show()
+        else:
+            self.resume_banner.hide()
+        self._update_send_button()
+        emit(self.interrupted_jobs_found, list(self.interrupted))
+
+    @Slot(object)
+    def _on_interrupted_failed(self, exc: Exception) -> None:
+        LOGGER.warning("Cannot read the send journal %s: %s", self.journal_path, exc)
+        emit(self.interrupted_jobs_found, [])
+
+    @Slot()
+    def resume_interrupted(self) -> bool:
+        """Resume the first interrupted job: re-read its files on a worker, then send what is left."""
+        if not self.interrupted or self._send is not None or self._preflight is not None or not self.journal_path:
+            return False
+        job = self.interrupted[0]
+        self.resume_button.setEnabled(False)
+        self._set_info(f"Preparing to resume job {job.id}…")
+        worker = TaskWorker(_prepare_resume, self.journal_path, job.id)
+        worker.succeeded.connect(self._on_resume_prepared)
+        worker.failed.connect(self._on_resume_failed)
+        self.pool.start(worker, "resume")
+        return True
+
+    @Slot(object)
+    def _on_resume_prepared(self, plan: Any) -> None:
+        from core.profiles import Profile as _Profile
+
+        self.resume_banner.hide()
+        self.interrupted = [j for j in self.interrupted if j.id != plan.job.id]
+        insts = [it.inst for it in plan.items if it.inst is not None and it.inst.path]
+        self.model.add_instances(insts)
+        by_key = {n.key: n for n in self.model.leaves()}
+        by_index: dict[int, Node] = {}
+        for it in plan.items:
+            if it.inst is not None and it.inst.path:
+                node = by_key.get(os.path.normpath(os.path.abspath(it.inst.path)))
+                if node is not None:
+                    by_index[it.index] = node
+        self.view.expandToDepth(0 if self.model.rowCount() > 3 else 1)
+        name = plan.job.profile or plan.job.peer or "resumed job"
+        p = self.store.get(name)
+        try:
+            same = p is not None and p.to_store_config().peer == plan.job.peer
+        except ValueError:
+            same = False
+        if p is None or not same:
+            p = _Profile.from_json({**plan.config, "name": name})
+        if not plan.items:
+            self._set_info(f"Job {plan.job.id}: nothing left to send.")
+            return
+        self._launch_send(list(by_index.values()), p, rerun=plan, by_index=by_index)
+
+    @Slot(object)
+    def _on_resume_failed(self, exc: Exception) -> None:
+        self.resume_button.setEnabled(True)
+        msg = f"Cannot resume: {exc}"
+        self.resume_label.setText(self.resume_label.text().split("<br>")[0]
+                                  + f"<br><span style='color:#b91c1c'>{html.escape(msg)}</span>")
+        LOGGER.error("%s", msg)
+
+    @Slot()
+    def dismiss_interrupted(self) -> None:
+        """Hide the resume banner for the shown jobs (they stay in the journal)."""
+        self._dismissed_jobs.update(j.id for j in self.interrupted)
+        self.interrupted = []
+        self.resume_banner.hide()
 
     # -- local test PACS ---------------------------------------------------------------------------
 
@@ -906,9 +1182,15 @@ class MainWindow(QMainWindow):
         nodes = [n for n in self.model.leaves() if n.state in st.RETRY_STATES]
         self.start_send(nodes)
 
-    def start_send(self, nodes: list[Node], profile: Profile | None = None) -> bool:
-        """Start a job for `nodes`; returns False when it cannot start (the reason is shown)."""
-        if self._send is not None or not nodes:
+    def start_send(self, nodes: list[Node], profile: Profile | None = None, preflight: bool = True) -> bool:
+        """Start a job for `nodes`; returns False when it cannot start (the reason is shown).
+
+        With `preflight` the plan comes first (from the profile's saved acceptance map when
+        it covers the files, else a quick negotiation): the Plan column fills, and when
+        anything is blocked or would be converted lossily a non-modal confirmation asks
+        before the first byte goes out (:attr:`confirm_box`).
+        """
+        if self._send is not None or self._preflight is not None or not nodes:
             return False
         p = profile or self.current_profile()
         if p is None:
@@ -920,16 +1202,117 @@ class MainWindow(QMainWindow):
             return False
         if p.is_local_test and self.scp is None:
             self._set_info("Starting the local test PACS first…")
-            self._after_scp.append(lambda: self.start_send(nodes, p))
+            self._after_scp.append(lambda: self.start_send(nodes, p, preflight))
             self.start_local_scp()
             return True
-        job = SendRecord(uuid.uuid4().hex[:12], p, list(nodes))
-        items = [Item(i, n.inst.path, n.inst) for i, n in enumerate(nodes) if n.inst is not None]
-        for n in nodes:
+        if preflight:
+            return self._start_preflight(list(nodes), p)
+        return self._launch_send(list(nodes), p)
+
+    def _start_preflight(self, nodes: list[Node], p: Profile) -> bool:
+        self._preflight = (nodes, p)
+        self._update_send_button()
+        amap = saved_map_for(p)
+        self._set_info(f"Planning {len(nodes)} instance(s) against {p.name}"
+                       + (" from its saved acceptance map…" if amap else "…"))
+        worker = TaskWorker(_plan, [n.inst for n in nodes], p.to_config_dict(), p.strategy, p.max_retries,
+                            p.parallel_associations, amap, False)
+        worker.succeeded.connect(self._on_preflight_succeeded)
+        worker.failed.connect(self._on_preflight_failed)
+        self.pool.start(worker, "preflight")
+        return True
+
+    @Slot(object)
+    def _on_preflight_succeeded(self, plans: list[Any]) -> None:
+        from core.preflight import needs_confirmation, summary_text
+
+        if self._preflight is None:
+            return
+        nodes, p = self._preflight
+        self._fill_plan_column(nodes, plans)
+        if not needs_confirmation(plans):
+            self._preflight = None
+            self._launch_send(nodes, p)
+            return
+        blocked = [pl for pl in plans if pl.plan == "blocked" or pl.lossy]
+        reasons: dict[str, int] = {}
+        for pl in blocked:
+            reasons[pl.message] = reasons.get(pl.message, 0) + 1
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Send with blocked or lossy instances?")
+        box.setText(f"<b>Plan</b> for {len(plans)} instance(s) to {html.escape(p.name)}: "
+                    f"{html.escape(summary_text(plans))}.")
+        box.setInformativeText("\n".join(f"• {n} × {msg}" for msg, n in sorted(reasons.items(), key=lambda x: -x[1])[:6])
+                               + "\n\nBlocked instances will be reported as not sent. Send the rest?")
+        self.confirm_send_button = box.addButton("Send anyway", QMessageBox.ButtonRole.AcceptRole)
+        self.confirm_cancel_button = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(self.confirm_cancel_button)
+        box.finished.connect(self._on_confirm_box_finished)
+        self.confirm_box = box
+        self._set_info("Plan ready: waiting for confirmation (some instances are blocked or lossy).")
+        box.open()
+        emit(self.confirmation_requested, box)
+
+    @Slot(int)
+    def _on_confirm_box_finished(self, _result: int) -> None:
+        box, self.confirm_box = self.confirm_box, None
+        pending, self._preflight = self._preflight, None
+        if box is None or pending is None:
+            return
+        go = box.clickedButton() is self.confirm_send_button
+        box.deleteLater()
+        if go:
+            self._launch_send(*pending)
+        else:
+            self._set_info("Send cancelled after the plan: nothing was sent (see the Plan column).")
+            self._update_send_button()
+
+    @Slot(object)
+    def _on_preflight_failed(self, exc: Exception) -> None:
+        pending, self._preflight = self._preflight, None
+        if pending is None:
+            return
+        # the send will meet the same problem and report it per instance (and in the journal)
+        LOGGER.info("No plan before sending (%s); sending anyway", exc)
+        self._launch_send(*pending)
+
+    def _fill_plan_column(self, nodes: list[Node], plans: list[Any]) -> None:
+        for node, plan in zip(nodes, plans, strict=False):
+            text = plan.message + (f" ({len(plan.findings)} finding(s))" if plan.findings else "")
+            self.model.set_plan(node, text)
+        self.model.flush()
+        self._show_column(Col.PLAN, 260)
+
+    def _show_column(self, col: Col, width: int) -> None:
+        if self.view.isColumnHidden(col):
+            self._hidden_columns.discard(col)
+            self.view.setColumnHidden(col, False)
+            if self.view.columnWidth(col) < width // 2:
+                self.view.setColumnWidth(col, width)
+
+    def _launch_send(self, nodes: list[Node], p: Profile, rerun: Any = None,
+                     by_index: dict[int, Node] | None = None) -> bool:
+        """Start the SendWorker for `nodes` (no plan, no questions)."""
+        if self._send is not None:
+            return False
+        if rerun is not None:
+            job = SendRecord(rerun.job.id, p, list(nodes), by_index=dict(by_index or {}), resumed=True)
+            items = list(rerun.items)
+            opts = rerun.options
+            spec = JobSpec(rerun.config, opts.get("strategy", "standard"), int(opts.get("max_retries", 4)), items,
+                           job.job_id, bool(opts.get("continue_on_error", True)), journal_path=self.journal_path,
+                           profile=p.name, verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival)),
+                           rerun=rerun)
+        else:
+            job = SendRecord(uuid.uuid4().hex[:12], p, list(nodes))
+            items = [Item(i, n.inst.path, n.inst) for i, n in enumerate(nodes) if n.inst is not None]
+            spec = JobSpec(p.to_config_dict(), p.strategy, p.max_retries, items, job.job_id,
+                           parallel=p.parallel_associations, journal_path=self.journal_path, profile=p.name,
+                           verify_arrival=p.verify_arrival)
+        for n in job.by_index.values():
             self.model.set_state(n, st.QUEUED, None)
         self.model.flush()
-        spec = JobSpec(p.to_config_dict(), p.strategy, p.max_retries, items, job.job_id,
-                       parallel=p.parallel_associations)
         worker = SendWorker(spec)
         worker.job_started.connect(self._on_send_job_started)
         worker.association_requested.connect(self._on_send_association_requested)
@@ -939,23 +1322,49 @@ class MainWindow(QMainWindow):
         worker.instance_started.connect(self._on_send_instance_started)
         worker.instance_finished.connect(self._on_send_instance_finished)
         worker.job_finished.connect(self._on_send_job_finished)
+        worker.arrival_checking.connect(self._on_send_arrival_checking)
+        worker.arrival_checked.connect(self._on_send_arrival_checked)
         worker.result_ready.connect(self._on_send_result_ready)
         self._send = worker
         self._job = job
         self.banner.hide()
-        self.diag_model.begin_job(f"Send {time.strftime('%H:%M:%S')}",
+        verb = "Resume" if rerun is not None else "Send"
+        self.diag_model.begin_job(f"{verb} {time.strftime('%H:%M:%S')}",
                                   f"{len(items)} instance(s) to {p.name} ({p.remote_ae_title}@{p.remote_host}:"
-                                  f"{p.remote_port}), strategy {p.strategy}, up to {p.max_retries} fallback step(s)")
-        self.tracker.reset(len(items), sum(n.size for n in nodes))
+                                  f"{p.remote_port}), strategy {spec.strategy}, up to {spec.max_retries} fallback "
+                                  f"step(s), job {job.job_id}")
+        self.tracker.reset(len(items), sum(n.size for n in job.by_index.values()))
+        self.plot.clear()
         self.progress.setRange(0, max(1, len(items)))
         self.progress.setValue(0)
         self.progress_label.setText(f"Connecting to {p.remote_ae_title}@{p.remote_host}:{p.remote_port}…")
         self.progress_timer.start()
         self._update_send_button()
-        LOGGER.info("Send %s: %d instance(s) to %s@%s:%s", job.job_id, len(items), p.remote_ae_title, p.remote_host,
-                    p.remote_port)
+        LOGGER.info("%s %s: %d instance(s) to %s@%s:%s", verb, job.job_id, len(items), p.remote_ae_title,
+                    p.remote_host, p.remote_port)
         self.pool.start(worker, "send")
         return True
+
+    @Slot(int)
+    def _on_send_arrival_checking(self, n: int) -> None:
+        self.progress_label.setText(f"Checking that the PACS holds the {n} stored instance(s)…")
+
+    @Slot(object)
+    def _on_send_arrival_checked(self, info: dict[str, Any]) -> None:
+        job = self._job
+        if job is None:
+            return
+        job.arrival = dict(info)
+        for idx, state in info.get("verified", {}).items():
+            node = job.by_index.get(idx)
+            o = job.outcomes.get(idx)
+            if o is not None:
+                o["verified"] = state
+            if node is not None and node.outcome is not None:
+                self.model.set_state(node, node.state, {**node.outcome, "verified": state})
+        for m in info.get("messages", []):
+            LOGGER.info("Arrival check: %s", m)
+        self._show_column(Col.VERIFIED, 80)
 
     @Slot()
     def plan(self) -> None:
@@ -979,7 +1388,7 @@ class MainWindow(QMainWindow):
         self._update_send_button()
         self._set_info(f"Planning {len(nodes)} instance(s) against {p.name}…")
         worker = TaskWorker(_plan, [n.inst for n in nodes], p.to_config_dict(), p.strategy, p.max_retries,
-                            p.parallel_associations)
+                            p.parallel_associations, saved_map_for(p), True)
         worker.succeeded.connect(self._on_plan_succeeded)
         worker.failed.connect(self._on_plan_failed)
         self.pool.start(worker, "plan")
@@ -999,14 +1408,7 @@ class MainWindow(QMainWindow):
         if plans is not None:
             from core.preflight import needs_confirmation, summary_text
 
-            for node, plan in zip(nodes, plans, strict=False):
-                text = plan.message + (f" ({len(plan.findings)} finding(s))" if plan.findings else "")
-                self.model.set_plan(node, text)
-            self.model.flush()
-            self._hidden_columns.discard(Col.PLAN)
-            self.view.setColumnHidden(Col.PLAN, False)
-            if self.view.columnWidth(Col.PLAN) < 150:
-                self.view.setColumnWidth(Col.PLAN, 260)
+            self._fill_plan_column(nodes, plans)
             warn = needs_confirmation(plans)
             self.banner.setStyleSheet(f"#banner{{background:{'#fef3c7' if warn else '#dbeafe'};border-radius:4px;}}")
             self.banner_label.setText(f"<b>Plan</b> for {len(plans)} instance(s): {html.escape(summary_text(plans))}"
@@ -1031,7 +1433,7 @@ class MainWindow(QMainWindow):
 
     def _node_for(self, index: int) -> Node | None:
         job = self._job
-        return job.nodes[index] if job is not None and 0 <= index < len(job.nodes) else None
+        return job.by_index.get(index) if job is not None else None
 
     @Slot(object)
     def _on_send_job_started(self, e: Any) -> None:
@@ -1095,14 +1497,14 @@ class MainWindow(QMainWindow):
         job.finished = time.time()
         if isinstance(result, JobResult):
             for i, o in enumerate(result.outcomes):
-                job.outcomes.setdefault(i, o)
+                job.outcomes.setdefault(o.get("index", i), o)
             job.associations = list(result.associations)
             job.summary = result.summary()
             job.error = result.error
             job.cancelled = result.cancelled
         else:
             job.error = result.get("error")
-            for i, n in enumerate(job.nodes):
+            for i, n in job.by_index.items():
                 if n.state in (st.QUEUED, st.SENDING):
                     o = {"status": "failure", "state": "not-sent", "message": f"not sent: {job.error}",
                          "path": n.inst.path if n.inst else None}
@@ -1114,6 +1516,8 @@ class MainWindow(QMainWindow):
         self._update_scp_label()
         self._show_summary(job)
         self._update_send_button()
+        if job.resumed:
+            QTimer.singleShot(0, self.check_interrupted_jobs)
         emit(self.send_finished, job)
 
     @Slot()
@@ -1124,6 +1528,9 @@ class MainWindow(QMainWindow):
             return
         if self._send is not None or self.tracker.t_end is not None:
             self.progress_label.setText(self.tracker.text())
+        if self._send is not None and self.tracker.done:
+            ips, bps = self.tracker.rates()
+            self.plot.add_point(self.tracker.elapsed_s, ips, bps)
 
     def _show_summary(self, job: SendRecord) -> None:
         s = job.summary
@@ -1148,8 +1555,18 @@ class MainWindow(QMainWindow):
             parts.append(f"{skipped} skipped")
         text = (f"<b>{head}</b> - {job.profile.name}: " + " · ".join(parts)
                 + f" - {s.get('associations', 0)} association(s), {format_duration(job.finished - job.started)}")
+        counts = job.arrival.get("counts") or {}
+        if counts:
+            bad = counts.get("not found", 0)
+            text += ("<br>Arrival check: " + ", ".join(f"<b>{n}</b> {k}" for k, n in sorted(counts.items()))
+                     + (" - <b style='color:#b91c1c'>the PACS does not hold every instance it acknowledged</b>"
+                        if bad else ""))
+        elif job.arrival.get("messages"):
+            text += "<br>Arrival check: " + html.escape("; ".join(job.arrival["messages"])[:300])
+        if job.resumed:
+            text += f"<br>Resumed job {html.escape(job.job_id)}: only instances left unsent or in doubt were sent."
         if job.error:
-                text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"
+            text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"
         self.banner_label.setText(text)
         self.banner.show()
 
@@ -1213,8 +1630,8 @@ class MainWindow(QMainWindow):
         if job is None:
             return False
         outcomes = [job.outcomes.get(i, {"status": "failure", "state": "not-sent", "message": "no outcome"})
-                    for i in range(len(job.nodes))]
-        insts = [n.inst for n in job.nodes]
+                    for i in job.by_index]
+        insts = [n.inst for n in job.by_index.values()]
         worker = TaskWorker(_write_report, path, outcomes, insts, job, omit_patient)
         worker.succeeded.connect(self._on_report_succeeded)
         worker.failed.connect(self._on_report_failed)
@@ -1315,11 +1732,41 @@ class MainWindow(QMainWindow):
 
 
 def _plan(insts: list[ScannedInstance], cfg: dict[str, Any], strategy: str, max_retries: int,
-          parallel: int) -> list[Any]:
-    """The pre-flight plan (worker thread): negotiates with the PACS when needed, stores nothing."""
+          parallel: int, amap: dict[str, Any] | None = None, validate: bool = True) -> list[Any]:
+    """The pre-flight plan (worker thread): from the saved map, else negotiates with the PACS; stores nothing."""
     from core.preflight import plan_instances
 
-    return plan_instances(insts, None, cfg, strategy, max_retries, parallel)
+    return plan_instances(insts, amap or None, cfg, strategy, max_retries, parallel, validate=validate)
+
+
+def saved_map_for(p: Profile) -> dict[str, Any] | None:
+    """The profile's saved acceptance map when it was made for the profile's current peer, else None."""
+    m = p.acceptance_map
+    if not m or not isinstance(m.get("sop_classes"), dict):
+        return None
+    peer = m.get("peer") or {}
+    same = (str(peer.get("host", "")).strip() == p.remote_host.strip() and str(peer.get("port")) == str(p.remote_port)
+            and str(peer.get("called_ae", "")).strip() == p.remote_ae_title.strip()
+            and str(peer.get("calling_ae", "")).strip() == p.local_ae_title.strip())
+    return m if same else None
+
+
+def _interrupted_jobs(path: str) -> list[Any]:
+    """Jobs of the journal at `path` whose process died mid-send and that left something to resume (worker)."""
+    from core.journal import Journal
+
+    if not os.path.exists(path):
+        return []
+    with Journal(path) as journal:
+        return [j for j in journal.interrupted_jobs() if j.state == "interrupted"]
+
+
+def _prepare_resume(path: str, job_id: str) -> Any:
+    """The :class:`core.journal.RerunPlan` of a resume (reads each file's header again; worker thread)."""
+    from core.journal import Journal, prepare_rerun
+
+    with Journal(path) as journal:
+        return prepare_rerun(journal, job_id)
 
 
 def _write_report(path: str, outcomes: list[dict[str, Any]], insts: list[Any], job: SendRecord,

@@ -55,7 +55,8 @@ class Col(IntEnum):
     STATUS = 9
     SENT_AS = 10
     PLAN = 11
-    DETAILS = 12
+    VERIFIED = 12
+    DETAILS = 13
 
 
 HEADERS = {
@@ -71,6 +72,7 @@ HEADERS = {
     Col.STATUS: "Status",
     Col.SENT_AS: "Sent as",
     Col.PLAN: "Plan",
+    Col.VERIFIED: "Verified",
     Col.DETAILS: "Details",
 }
 
@@ -81,6 +83,7 @@ HEADER_TIPS = {
     Col.STATUS: "The PACS's C-STORE status code and its meaning (PS3.4 B.2.3)",
     Col.SENT_AS: "Transfer syntax actually sent, with any conversion",
     Col.PLAN: "What a pre-flight plan expects for this instance",
+    Col.VERIFIED: "Arrival check after the send: committed (storage commitment), found (C-FIND) or not found",
     Col.DETAILS: "The reason, the PACS's comment and what to do (hover for the full text)",
 }
 
@@ -348,6 +351,8 @@ class InstanceTreeModel(QAbstractItemModel):
             return ""
         if col == Col.PLAN:
             return node.plan
+        if col == Col.VERIFIED:
+            return str((node.outcome or {}).get("verified") or "") if kind == INSTANCE else ""
         if col == Col.DETAILS:
             return self._details(node)
         return ""
@@ -389,6 +394,8 @@ class InstanceTreeModel(QAbstractItemModel):
                 lines.append(f"Stored as: {inst.transfer_syntax_name}")
             if node.plan:
                 lines.append(f"Plan: {node.plan}")
+            if o and o.get("verified"):
+                lines.append(f"Arrival check: {o['verified']}")
             lines += [f"Note: {n}" for n in (o.get("notes") if o else inst.notes) or []]
             return "\n".join(lines)
         if node.kind == GROUP:

@@ -14,6 +14,7 @@ Widgets are never touched here.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 import traceback
@@ -24,7 +25,9 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core import events as ev
+from core.config import StoreConfig
 from core.engine import Item, JobResult, SendJob
+from core.journal import Journal, multicast, run_rerun
 from core.scan import ScannedInstance, scan_paths
 
 from .qtcompat import emit
@@ -82,7 +85,16 @@ _SIGNAL_FOR: dict[type, str] = {
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What one send needs: the engine config, the strategy, the items (paths) and an id."""
+    """What one send needs: the engine config, the strategy, the items (paths) and an id.
+
+    Attributes:
+        journal_path: the send journal (SQLite) to record the job in, as the CLI's ``send``
+            does; None sends without a journal.
+        profile: the profile's name, recorded in the journal.
+        verify_arrival: after the send, ask the PACS whether it holds the stored instances.
+        rerun: a :class:`core.journal.RerunPlan` to resume instead of a new job (then
+            `items` are the plan's and the job keeps its journal ID).
+    """
 
     config: dict[str, Any]
     strategy: str
@@ -91,17 +103,31 @@ class JobSpec:
     job_id: str
     continue_on_error: bool = True
     parallel: int = 1
+    journal_path: str | None = None
+    profile: str = ""
+    verify_arrival: bool = False
+    rerun: Any = None
 
 
 class SendWorker(EngineEventAdapter):
     """Runs one :class:`core.engine.SendJob` on the QThread it is moved to.
 
+    The job is recorded in the send journal first (as ``main.py send`` does: the
+    journal's recorder sees each event before the GUI), so a crash mid-send can be
+    resumed; a resume (``spec.rerun``) goes through :func:`core.journal.run_rerun`.
+    With ``spec.verify_arrival`` the stored instances are checked afterwards
+    (:func:`core.verify.verify_arrival`) and each outcome gets its ``verified`` field.
+
     Signals:
+        arrival_checking(int): the arrival check of that many stored instances started.
+        arrival_checked(object): ``{"verified": {index: state}, "messages": [str], "counts": {state: n}}``.
         result_ready(object): the :class:`core.engine.JobResult`, or a dict ``{"error": str}``
             when the job could not run at all (e.g. a bad config).
         finished(): the worker is done (after `result_ready`).
     """
 
+    arrival_checking = Signal(int)
+    arrival_checked = Signal(object)
     result_ready = Signal(object)
     finished = Signal()
 
@@ -118,18 +144,73 @@ class SendWorker(EngineEventAdapter):
     def run(self) -> None:
         """Run the job (on the worker thread)."""
         result: JobResult | dict[str, Any]
+        spec = self.spec
+        journal = None
         try:
-            job = SendJob(self.spec.config, self.spec.strategy, self.spec.max_retries, self.spec.continue_on_error,
-                          on_event=self, cancel=self.cancel_event, job_id=self.spec.job_id,
-                          parallel=self.spec.parallel)
-            result = job.run(self.spec.items)
+            on_event: Any = self
+            if spec.journal_path:
+                journal = self._open_journal()
+            if journal is not None and spec.rerun is not None:
+                result = run_rerun(journal, spec.rerun, on_event=self, cancel=self.cancel_event)
+            else:
+                if journal is not None:
+                    on_event = multicast(journal.recorder(spec.job_id), self)
+                job = SendJob(spec.config, spec.strategy, spec.max_retries, spec.continue_on_error,
+                              on_event=on_event, cancel=self.cancel_event, job_id=spec.job_id,
+                              parallel=spec.parallel)
+                result = job.run(spec.items)
         except Exception as exc:  # errors cross threads as data
-            LOGGER.error("Send job %s could not run: %s", self.spec.job_id, exc)
+            LOGGER.error("Send job %s could not run: %s", spec.job_id, exc)
             LOGGER.debug("%s", traceback.format_exc())
             result = {"error": str(exc)}
             self(ev.JobFinished({}, str(exc), False))
+        finally:
+            if journal is not None:
+                journal.close()
+        if (spec.verify_arrival and isinstance(result, JobResult) and not result.no_association
+                and not self.cancel_event.is_set()):
+            self._verify(result)
         emit(self.result_ready, result)
         emit(self.finished)
+
+    def _open_journal(self) -> Journal | None:
+        """Open the journal and record a new job in it (a resume's job is there already)."""
+        spec = self.spec
+        try:
+            journal = Journal(spec.journal_path)
+            if spec.rerun is None:
+                cfg = StoreConfig.from_dict(spec.config)
+                options = {"config": cfg.to_dict(), "strategy": spec.strategy, "max_retries": spec.max_retries,
+                           "continue_on_error": spec.continue_on_error, "parallel": spec.parallel, "paths": [],
+                           "verify_arrival": spec.verify_arrival, "app": "gui"}
+                journal.create_job(spec.job_id, spec.profile or cfg.peer, cfg.peer, options, list(spec.items))
+            return journal
+        except (OSError, sqlite3.Error) as exc:
+            if spec.rerun is not None:
+                raise
+            LOGGER.warning("No journal for send %s (%s): it cannot be resumed after a crash", spec.job_id, exc)
+            return None
+
+    def _verify(self, result: JobResult) -> None:
+        """The arrival check (worker thread); sets each outcome's ``verified`` and reports it."""
+        from core.verify import apply_to_outcomes, verify_arrival
+
+        stored = [o for o in result.outcomes if o.get("status") in ("success", "warning")]
+        if not stored:
+            return
+        emit(self.arrival_checking, len(stored))
+        config = self.spec.rerun.config if self.spec.rerun is not None else self.spec.config
+        try:
+            arrival = verify_arrival(config, stored)
+        except Exception as exc:  # never raises for a peer problem; this is a bug or a bad config
+            LOGGER.error("Arrival check failed: %s", exc)
+            emit(self.arrival_checked, {"verified": {}, "messages": [f"arrival check failed: {exc}"], "counts": {}})
+            return
+        apply_to_outcomes(result.outcomes, arrival)
+        verified = {int(o["index"]): o["verified"] for o in result.outcomes
+                    if o.get("verified") and o.get("index") is not None}
+        emit(self.arrival_checked, {"verified": verified, "messages": list(arrival.messages),
+                                    "counts": arrival.counts(), "methods": list(arrival.methods)})
 
 
 class ScanWorker(QObject):
@@ -207,6 +288,51 @@ class TaskWorker(QObject):
         else:
             emit(self.succeeded, value)
         emit(self.finished)
+
+
+class ProbeWorker(QObject):
+    """Runs :func:`core.probe.probe` on the thread it is moved to.
+
+    Signals:
+        progressed(int, int): ``(associations done, associations needed)``.
+        succeeded(object): the :class:`core.probe.AcceptanceMap`.
+        failed(object): the exception (a :class:`core.probe.ProbeError` when the peer gave no answer).
+        finished(): after either.
+    """
+
+    progressed = Signal(int, int)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    finished = Signal()
+
+    def __init__(self, config: dict[str, Any], sop_classes: Sequence[str], syntaxes: str | Sequence[str] = "all"):
+        super().__init__()
+        self.config = config
+        self.sop_classes = list(sop_classes)
+        self.syntaxes = syntaxes
+        self.cancel_event = threading.Event()
+
+    def cancel(self) -> None:
+        """Stop after the current association (thread-safe)."""
+        self.cancel_event.set()
+
+    @Slot()
+    def run(self) -> None:
+        """Probe (on the worker thread)."""
+        from core.probe import probe
+
+        try:
+            amap = probe(self.config, self.sop_classes, self.syntaxes, on_progress=self._on_progress,
+                         cancel=self.cancel_event)
+        except Exception as exc:  # errors cross threads as data
+            LOGGER.info("Probe failed: %s", exc)
+            emit(self.failed, exc)
+        else:
+            emit(self.succeeded, amap)
+        emit(self.finished)
+
+    def _on_progress(self, p: Any) -> None:
+        emit(self.progressed, p.done, p.total)
 
 
 class ThreadPool(QObject):
