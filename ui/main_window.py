@@ -1557,10 +1557,11 @@ class MainWindow(QMainWindow):
                 + f" - {s.get('associations', 0)} association(s), {format_duration(job.finished - job.started)}")
         counts = job.arrival.get("counts") or {}
         if counts:
-            bad = counts.get("not found", 0)
+            bad, unsure = counts.get("not found", 0), counts.get("not checked", 0)
             text += ("<br>Arrival check: " + ", ".join(f"<b>{n}</b> {k}" for k, n in sorted(counts.items()))
                      + (" - <b style='color:#b91c1c'>the PACS does not hold every instance it acknowledged</b>"
-                        if bad else ""))
+                        if bad else " - <b style='color:#b45309'>could not confirm every instance</b> (see the log)"
+                        if unsure else ""))
         elif job.arrival.get("messages"):
             text += "<br>Arrival check: " + html.escape("; ".join(job.arrival["messages"])[:300])
         if job.resumed:
