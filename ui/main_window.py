@@ -56,6 +56,7 @@ from PySide6.QtWidgets import (
 from core.convert import syntax_label
 from core.echo import echo
 from core.engine import Item, JobResult
+from core.events import InstanceFinished
 from core.profiles import Profile, ProfileStore
 from core.scan import ScannedInstance
 from core.scp import ACCEPT_CHOICES, EmbeddedSCP
@@ -74,6 +75,9 @@ from .throughput import ThroughputPlot
 from .workers import JobSpec, ProbeWorker, ScanWorker, SendWorker, TaskWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
+
+#: Seconds between batches of per-instance events from the send worker (see EngineEventAdapter).
+EVENT_BATCH_S = 0.1
 
 _STATE_OF = {"stored": st.STORED, "stored-warning": st.WARNING, "failed": st.FAILED, "not-sent": st.NOT_SENT,
              "unknown": st.UNKNOWN, "skipped": st.SKIPPED}
@@ -1313,7 +1317,7 @@ class MainWindow(QMainWindow):
         for n in job.by_index.values():
             self.model.set_state(n, st.QUEUED, None)
         self.model.flush()
-        worker = SendWorker(spec)
+        worker = SendWorker(spec, batch_s=EVENT_BATCH_S)
         worker.job_started.connect(self._on_send_job_started)
         worker.association_requested.connect(self._on_send_association_requested)
         worker.association_negotiated.connect(self._on_send_association_negotiated)
@@ -1321,6 +1325,7 @@ class MainWindow(QMainWindow):
         worker.association_released.connect(self._on_send_association_released)
         worker.instance_started.connect(self._on_send_instance_started)
         worker.instance_finished.connect(self._on_send_instance_finished)
+        worker.instances_batched.connect(self._on_send_instances_batched)
         worker.job_finished.connect(self._on_send_job_finished)
         worker.arrival_checking.connect(self._on_send_arrival_checking)
         worker.arrival_checked.connect(self._on_send_arrival_checked)
@@ -1467,6 +1472,14 @@ class MainWindow(QMainWindow):
         node = self._node_for(e.index)
         if node is not None:
             self.model.set_state(node, st.SENDING, None, sending_as=(e.transfer_syntax, e.converted_from))
+
+    @Slot(object)
+    def _on_send_instances_batched(self, events: list[Any]) -> None:
+        for e in events:
+            if isinstance(e, InstanceFinished):
+                self._on_send_instance_finished(e)
+            else:
+                self._on_send_instance_started(e)
 
     @Slot(object)
     def _on_send_instance_finished(self, e: Any) -> None:

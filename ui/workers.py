@@ -38,6 +38,15 @@ LOGGER = logging.getLogger(__name__)
 class EngineEventAdapter(QObject):
     """Turns engine events into Qt signals (emitted on the engine's thread, queued to receivers).
 
+    With `batch_s` > 0, per-instance events (:class:`core.events.InstanceStarted` and
+    :class:`core.events.InstanceFinished`, two per instance) are not emitted one by one but
+    collected and emitted as one `instances_batched` list at most every `batch_s` seconds
+    (by a small flusher thread between :meth:`start_batching` and :meth:`stop_batching`).
+    Every queued signal costs the GUI thread one Python call, and while the engine works
+    each such call first waits for the GIL: a few batches a second instead of hundreds of
+    signals keeps the event loop free. Any other event flushes the batch first, so the order
+    of events is kept.
+
     Signals:
         event_received(object): every :class:`core.events.Event`.
         job_started(object): :class:`core.events.JobStarted`.
@@ -47,6 +56,7 @@ class EngineEventAdapter(QObject):
         association_released(object): :class:`core.events.AssociationReleased`.
         instance_started(object): :class:`core.events.InstanceStarted`.
         instance_finished(object): :class:`core.events.InstanceFinished`.
+        instances_batched(object): a list of InstanceStarted / InstanceFinished events (when batching).
         job_finished(object): :class:`core.events.JobFinished`.
     """
 
@@ -58,11 +68,25 @@ class EngineEventAdapter(QObject):
     association_released = Signal(object)
     instance_started = Signal(object)
     instance_finished = Signal(object)
+    instances_batched = Signal(object)
     job_finished = Signal(object)
+
+    def __init__(self, batch_s: float = 0.0):
+        super().__init__()
+        self.batch_s = batch_s
+        self._pending: list[ev.Event] = []
+        self._lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._stop_flusher = threading.Event()
 
     def __call__(self, event: ev.Event) -> None:
         """The engine's callback: emit the matching signal (never blocks, never raises)."""
         try:
+            if self.batch_s > 0 and type(event) in _BATCHED:
+                with self._lock:
+                    self._pending.append(event)
+                return
+            self.flush_batch()
             name = _SIGNAL_FOR.get(type(event))
             if name is not None:
                 emit(getattr(self, name), event)
@@ -70,6 +94,41 @@ class EngineEventAdapter(QObject):
         except RuntimeError:  # the receiver is gone while the app shuts down
             pass
 
+    def flush_batch(self) -> None:
+        """Emit the collected per-instance events now (any thread)."""
+        with self._lock:
+            if self._pending:
+                batch, self._pending = self._pending, []
+                emit(self.instances_batched, batch)
+
+    def start_batching(self) -> None:
+        """Start the flusher thread (when `batch_s` > 0)."""
+        if self.batch_s <= 0 or self._flusher is not None:
+            return
+        self._stop_flusher.clear()
+        self._flusher = threading.Thread(target=self._flush_loop, name="event-batcher", daemon=True)
+        self._flusher.start()
+
+    def stop_batching(self) -> None:
+        """Stop the flusher thread and emit what is left."""
+        self._stop_flusher.set()
+        if self._flusher is not None:
+            self._flusher.join()
+            self._flusher = None
+        try:
+            self.flush_batch()
+        except RuntimeError:
+            pass
+
+    def _flush_loop(self) -> None:
+        while not self._stop_flusher.wait(self.batch_s):
+            try:
+                self.flush_batch()
+            except RuntimeError:  # the receiver is gone while the app shuts down
+                return
+
+
+_BATCHED = (ev.InstanceStarted, ev.InstanceFinished)
 
 _SIGNAL_FOR: dict[type, str] = {
     ev.JobStarted: "job_started",
@@ -131,8 +190,8 @@ class SendWorker(EngineEventAdapter):
     result_ready = Signal(object)
     finished = Signal()
 
-    def __init__(self, spec: JobSpec):
-        super().__init__()
+    def __init__(self, spec: JobSpec, batch_s: float = 0.0):
+        super().__init__(batch_s)
         self.spec = spec
         self.cancel_event = threading.Event()
 
@@ -146,6 +205,7 @@ class SendWorker(EngineEventAdapter):
         result: JobResult | dict[str, Any]
         spec = self.spec
         journal = None
+        self.start_batching()
         try:
             on_event: Any = self
             if spec.journal_path:
@@ -165,6 +225,7 @@ class SendWorker(EngineEventAdapter):
             result = {"error": str(exc)}
             self(ev.JobFinished({}, str(exc), False))
         finally:
+            self.stop_batching()
             if journal is not None:
                 journal.close()
         if (spec.verify_arrival and isinstance(result, JobResult) and not result.no_association
