@@ -9,6 +9,7 @@ log pane. Every file or network operation runs on a worker thread
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import logging
@@ -72,7 +73,7 @@ from .profiles_ui import ProfileListModel, ProfilesDialog, format_echo
 from .progress import ProgressTracker, format_duration
 from .qtcompat import emit
 from .throughput import ThroughputPlot
-from .workers import JobSpec, ProbeWorker, ScanWorker, SendWorker, TaskWorker, ThreadPool
+from .workers import GuiGate, JobSpec, ProbeWorker, ScanWorker, SendWorker, TaskWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ def _local_scp_start(port: int, accept: str, store_dir: str | None) -> EmbeddedS
 class FileTreeView(QTreeView):
     """The file tree; when empty it says what to do."""
 
+    gate: Any = contextlib.nullcontext()  # MainWindow sets its GuiGate
+
     HINT = ("Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)\n\n"
             "No PACS yet? Choose “Local test PACS” and press Send:\nthe built-in test PACS starts by itself.")
 
@@ -134,10 +137,17 @@ class FileTreeView(QTreeView):
                 return  # above the viewport
             if not first.isEmpty() and first.top() > self.viewport().height():
                 return  # below the viewport
+            if topLeft != bottomRight and not first.isEmpty() and not last.isEmpty():
+                # QAbstractItemView repaints the whole viewport for any range; repaint only the
+                # changed cells (rows and columns), so a paint during a send enters Python for
+                # far fewer cells (there are no editors to refresh)
+                self.viewport().update(first.united(last))
+                return
         super().dataChanged(topLeft, bottomRight, roles)
 
     def paintEvent(self, event: Any) -> None:
-        super().paintEvent(event)
+        with self.gate:
+            super().paintEvent(event)
         model = self.model()
         if model is not None and model.rowCount() == 0:
             p = QPainter(self.viewport())
@@ -238,8 +248,10 @@ class MainWindow(QMainWindow):
         self.store = store
         self.data_dir = data_dir
         self.pool = ThreadPool(self)
+        self.gate = GuiGate()  # the send worker steps aside while the tree paints (see GuiGate)
         self.profiles = ProfileListModel(store, self)
         self.model = InstanceTreeModel(self)
+        self.model.gate = self.gate
         self.proxy = ProblemFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.diag_model = DiagnosticsModel(self)
@@ -452,6 +464,7 @@ class MainWindow(QMainWindow):
 
         # tree
         self.view = FileTreeView(self)
+        self.view.gate = self.gate
         # the view shows the model directly; the filter proxy only while "failed only" is on
         # (every proxied cell costs extra Python calls while painting, see set_failed_only)
         self.view.setModel(self.model)
@@ -1235,8 +1248,7 @@ class MainWindow(QMainWindow):
         nodes, p = self._preflight
         self._fill_plan_column(nodes, plans)
         if not needs_confirmation(plans):
-            self._preflight = None
-            self._launch_send(nodes, p)
+            QTimer.singleShot(0, self._launch_after_preflight)  # let the plan column paint first
             return
         blocked = [pl for pl in plans if pl.plan == "blocked" or pl.lossy]
         reasons: dict[str, int] = {}
@@ -1257,6 +1269,12 @@ class MainWindow(QMainWindow):
         self._set_info("Plan ready: waiting for confirmation (some instances are blocked or lossy).")
         box.open()
         emit(self.confirmation_requested, box)
+
+    @Slot()
+    def _launch_after_preflight(self) -> None:
+        pending, self._preflight = self._preflight, None
+        if pending is not None:
+            self._launch_send(*pending)
 
     @Slot(int)
     def _on_confirm_box_finished(self, _result: int) -> None:
@@ -1282,9 +1300,8 @@ class MainWindow(QMainWindow):
         self._launch_send(*pending)
 
     def _fill_plan_column(self, nodes: list[Node], plans: list[Any]) -> None:
-        for node, plan in zip(nodes, plans, strict=False):
-            text = plan.message + (f" ({len(plan.findings)} finding(s))" if plan.findings else "")
-            self.model.set_plan(node, text)
+        self.model.set_plans((node, plan.message + (f" ({len(plan.findings)} finding(s))" if plan.findings else ""))
+                             for node, plan in zip(nodes, plans, strict=False))
         self.model.flush()
         self._show_column(Col.PLAN, 260)
 
@@ -1314,10 +1331,9 @@ class MainWindow(QMainWindow):
             spec = JobSpec(p.to_config_dict(), p.strategy, p.max_retries, items, job.job_id,
                            parallel=p.parallel_associations, journal_path=self.journal_path, profile=p.name,
                            verify_arrival=p.verify_arrival)
-        for n in job.by_index.values():
-            self.model.set_state(n, st.QUEUED, None)
+        self.model.set_states(job.by_index.values(), st.QUEUED)
         self.model.flush()
-        worker = SendWorker(spec, batch_s=EVENT_BATCH_S)
+        worker = SendWorker(spec, batch_s=EVENT_BATCH_S, gate=self.gate)
         worker.job_started.connect(self._on_send_job_started)
         worker.association_requested.connect(self._on_send_association_requested)
         worker.association_negotiated.connect(self._on_send_association_negotiated)
@@ -1475,11 +1491,12 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_send_instances_batched(self, events: list[Any]) -> None:
-        for e in events:
-            if isinstance(e, InstanceFinished):
-                self._on_send_instance_finished(e)
-            else:
-                self._on_send_instance_started(e)
+        with self.gate:
+            for e in events:
+                if isinstance(e, InstanceFinished):
+                    self._on_send_instance_finished(e)
+                else:
+                    self._on_send_instance_started(e)
 
     @Slot(object)
     def _on_send_instance_finished(self, e: Any) -> None:

@@ -10,6 +10,7 @@ milliseconds, so a send of 10,000 instances repaints a few times a second, not
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Sequence
 from enum import IntEnum
@@ -58,6 +59,9 @@ class Col(IntEnum):
     VERIFIED = 12
     DETAILS = 13
 
+
+#: The first column whose cells change after a row is inserted (states, plans, outcomes).
+FIRST_CHANGING_COL = Col.STATE
 
 HEADERS = {
     Col.ITEM: "Patient / Study / Series / File",
@@ -195,6 +199,9 @@ class InstanceTreeModel(QAbstractItemModel):
     """
 
     contents_changed = Signal()
+
+    #: Held while flushing (the window sets its :class:`ui.workers.GuiGate`, so a send steps aside).
+    gate: Any = contextlib.nullcontext()
 
     def __init__(self, parent: QObject | None = None, repaint_ms: int = REPAINT_MS):
         super().__init__(parent)
@@ -647,6 +654,47 @@ class InstanceTreeModel(QAbstractItemModel):
         self._dirty.add(node)
         self._mark_ancestors(node.parent)
 
+    def set_states(self, nodes: Iterable[Node], state: str) -> None:
+        """Set many leaves to `state` and clear their outcomes at once (e.g. "queued" for a send of 10,000).
+
+        The same as calling :meth:`set_state` for each, with the parents' counts updated once per
+        parent instead of once per leaf.
+        """
+        deltas: dict[int, tuple[Node, dict[str, int]]] = {}
+        dirty = self._dirty
+        for node in nodes:
+            old = node.state
+            if old != state:
+                d = deltas.setdefault(id(node.parent), (node.parent, {}))[1]  # type: ignore[arg-type]
+                d[old] = d.get(old, 0) - 1
+                d[state] = d.get(state, 0) + 1
+                node.state = state
+            node.outcome = None
+            node.cache = None
+            dirty.add(node)
+        for parent, d in deltas.values():
+            n: Node | None = parent
+            while n is not None and n is not self._root:
+                for s, k in d.items():
+                    v = n.counts.get(s, 0) + k
+                    if v > 0:
+                        n.counts[s] = v
+                    else:
+                        n.counts.pop(s, None)
+                n.cache = None
+                dirty.add(n)
+                n = n.parent
+        self._schedule()
+
+    def set_plans(self, pairs: Iterable[tuple[Node, str]]) -> None:
+        """Set the Plan column of many leaves at once."""
+        dirty = self._dirty
+        for node, text in pairs:
+            node.plan = text
+            node.cache = None
+            dirty.add(node)
+        self._schedule()
+
     def set_plan(self, node: Node, text: str) -> None:
         """Set the Plan column of a leaf (for pre-flight plans)."""
         node.plan = text
@@ -670,6 +718,10 @@ class InstanceTreeModel(QAbstractItemModel):
         self._timer.stop()
         if not self._dirty:
             return
+        with self.gate:
+            self._flush()
+
+    def _flush(self) -> None:
         by_parent: dict[int, tuple[Node, int, int]] = {}
         for n in self._dirty:
             if n.parent is None:
@@ -680,12 +732,13 @@ class InstanceTreeModel(QAbstractItemModel):
                                                                           max(cur[2], n.row))
         self._dirty.clear()
         last = len(Col) - 1
-        # Column 0 (names) never changes after insertion; leaving it out of the range spares
-        # QTreeView a hasChildren() call per changed row, which matters at 10,000 rows.
+        # Only the columns from State on change after insertion (state, status, sent as, plan,
+        # verified, details); leaving the rest out of the range lets the view repaint just those
+        # cells, and leaving out column 0 spares QTreeView a hasChildren() call per changed row.
         for parent, lo, hi in by_parent.values():
             if hi >= len(parent.children):
                 continue
-            emit(self.dataChanged, self.createIndex(lo, 1, parent.children[lo]),
+            emit(self.dataChanged, self.createIndex(lo, FIRST_CHANGING_COL, parent.children[lo]),
                  self.createIndex(hi, last, parent.children[hi]), _CHANGED_ROLES)
 
     @property

@@ -11,6 +11,16 @@ goes through it.
 The same binding's ``QModelRoleData.setData()`` / ``clearData()`` return
 ``None`` without a reference; :func:`fill_role_data` (used by the models'
 ``multiData``) gives those back too.
+
+Worse, the same is true of (nearly) every method returning ``void``:
+``QRect.setWidth``, ``QWidget.update``, ``QLabel.setText``, ``QPainter.setPen``,
+``QPainterPath.lineTo``... each call drops one reference to ``None``. On Python
+3.12+ ``None`` is immortal and nothing happens; on 3.11 its count (a few
+thousand at start) reaches zero after a few thousand calls (a minute of a send
+with a live plot) and the interpreter aborts with "none_dealloc". Such calls
+cannot all be wrapped, so when the probe at import sees the drop on an
+interpreter where ``None`` is mortal, :func:`pin_none` gives ``None`` 2**40
+extra references: the immortality that CPython 3.12 gives it anyway.
 """
 
 from __future__ import annotations
@@ -19,9 +29,10 @@ import ctypes
 import sys
 from typing import Any
 
-from PySide6.QtCore import QModelRoleData, QObject, Signal
+from PySide6.QtCore import QModelRoleData, QObject, QRect, Signal
 
-__all__ = ["emit", "EMIT_DROPS_BOOL_REF", "fill_role_data", "SETDATA_DROPS_NONE_REF"]
+__all__ = ["emit", "EMIT_DROPS_BOOL_REF", "fill_role_data", "SETDATA_DROPS_NONE_REF", "VOID_CALLS_DROP_NONE_REF",
+           "pin_none"]
 
 
 class _Probe(QObject):
@@ -74,3 +85,36 @@ def fill_role_data(span: Any, value_for: Any) -> None:
         rd.setData(value_for(rd.role()))
         if fix:
             _incref(_NONE)
+
+
+def _probe_void_call() -> bool:
+    r = QRect()
+    before = sys.getrefcount(None)
+    for _ in range(8):
+        r.setWidth(1)
+    lost = before - sys.getrefcount(None)
+    for _ in range(max(0, lost)):
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(None))
+    return lost > 0
+
+
+#: True when this binding's void methods drop a reference to the None they return.
+VOID_CALLS_DROP_NONE_REF = _probe_void_call()
+
+_PINNED = 1 << 40
+
+
+def pin_none() -> bool:
+    """Make ``None`` practically immortal (2**40 extra references) on an interpreter where it is not.
+
+    Returns True when references were added. Python 3.12+ (immortal objects) needs nothing.
+    """
+    if sys.version_info >= (3, 12) or sys.getrefcount(None) > _PINNED:
+        return False
+    ref = ctypes.c_ssize_t.from_address(id(None))  # ob_refcnt is the object's first field
+    ref.value += _PINNED
+    return True
+
+
+if VOID_CALLS_DROP_NONE_REF:
+    pin_none()

@@ -14,6 +14,7 @@ Widgets are never touched here.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -33,6 +34,39 @@ from core.scan import ScannedInstance, scan_paths
 from .qtcompat import emit
 
 LOGGER = logging.getLogger(__name__)
+
+
+class GuiGate:
+    """Lets the engine's thread step aside while the GUI thread does a burst of Python work.
+
+    The GUI thread wraps a paint of the file tree (hundreds of calls into Python) in
+    ``with gate:``; the engine's event callback calls :meth:`wait` and, while the gate is
+    held, waits (without the GIL) for at most `max_wait_s` seconds. Without it each of those
+    calls waits for the GIL that the engine holds, and a 20 ms paint becomes a 100+ ms stall.
+    Only the GUI thread enters the gate; any thread may wait on it.
+    """
+
+    def __init__(self, max_wait_s: float = 0.1):
+        self.max_wait_s = max_wait_s
+        self._free = threading.Event()
+        self._free.set()
+        self._depth = 0
+
+    def __enter__(self) -> GuiGate:
+        self._depth += 1
+        self._free.clear()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._depth -= 1
+        if self._depth <= 0:
+            self._depth = 0
+            self._free.set()
+
+    def wait(self) -> None:
+        """Called by the engine's thread: returns at once unless the GUI thread holds the gate."""
+        if not self._free.is_set():
+            self._free.wait(self.max_wait_s)
 
 
 class EngineEventAdapter(QObject):
@@ -71,9 +105,10 @@ class EngineEventAdapter(QObject):
     instances_batched = Signal(object)
     job_finished = Signal(object)
 
-    def __init__(self, batch_s: float = 0.0):
+    def __init__(self, batch_s: float = 0.0, gate: GuiGate | None = None):
         super().__init__()
         self.batch_s = batch_s
+        self.gate = gate
         self._pending: list[ev.Event] = []
         self._lock = threading.Lock()
         self._flusher: threading.Thread | None = None
@@ -81,6 +116,8 @@ class EngineEventAdapter(QObject):
 
     def __call__(self, event: ev.Event) -> None:
         """The engine's callback: emit the matching signal (never blocks, never raises)."""
+        if self.gate is not None:
+            self.gate.wait()
         try:
             if self.batch_s > 0 and type(event) in _BATCHED:
                 with self._lock:
@@ -168,6 +205,22 @@ class JobSpec:
     rerun: Any = None
 
 
+def _lower_priority(niceness: int = 5) -> None:
+    """Make the calling thread (and the threads it starts, e.g. pynetdicom's) yield the CPU to the GUI thread.
+
+    Linux keeps a nice value per thread; raising it needs no privilege. When the machine is
+    busy, the window's thread then gets the CPU first, so painting does not wait behind the
+    send. Elsewhere (or if refused) nothing happens.
+    """
+    if os.environ.get("COURIER_SEND_NICE") == "0" or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+    except (OSError, AttributeError):
+        pass
+
+
 class SendWorker(EngineEventAdapter):
     """Runs one :class:`core.engine.SendJob` on the QThread it is moved to.
 
@@ -190,8 +243,8 @@ class SendWorker(EngineEventAdapter):
     result_ready = Signal(object)
     finished = Signal()
 
-    def __init__(self, spec: JobSpec, batch_s: float = 0.0):
-        super().__init__(batch_s)
+    def __init__(self, spec: JobSpec, batch_s: float = 0.0, gate: GuiGate | None = None):
+        super().__init__(batch_s, gate)
         self.spec = spec
         self.cancel_event = threading.Event()
 
@@ -205,6 +258,7 @@ class SendWorker(EngineEventAdapter):
         result: JobResult | dict[str, Any]
         spec = self.spec
         journal = None
+        _lower_priority()
         self.start_batching()
         try:
             on_event: Any = self
@@ -300,6 +354,7 @@ class ScanWorker(QObject):
     @Slot()
     def run(self) -> None:
         """Scan (on the worker thread)."""
+        _lower_priority()
         self._last = time.monotonic()
         try:
             scan_paths(self.paths, on_instance=self._on_instance, cancel=self.cancel_event)
