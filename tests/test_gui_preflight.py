@@ -1,6 +1,7 @@
 """Issues 5, 6 and 7 in the window: probe grid, plan confirmation, resume banner, throughput plot, arrival check,
 and diagnostics with parallel associations. Real in-process pynetdicom peers on loopback, offscreen."""
 
+# ruff: noqa: F811  # the window/picky fixtures are imported from test_gui_window and requested by name
 from __future__ import annotations
 
 import csv

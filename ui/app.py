@@ -147,8 +147,12 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
         done["ok"] = True
         loop.quit()
 
+    def on_confirm(_box: Any) -> None:  # blocked or lossy instances: send the rest, as a user would
+        QTimer.singleShot(0, window.confirm_send_button.click)
+
     window.scan_finished.connect(on_scan)
     window.local_scp_changed.connect(on_scp)
+    window.confirmation_requested.connect(on_confirm)
     window.send_finished.connect(on_sent)
     window.add_paths(demo_files())
     QTimer.singleShot(int(timeout_s * 1000), fail_after)

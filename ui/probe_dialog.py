@@ -13,6 +13,7 @@ import os
 from enum import IntEnum
 from typing import Any
 
+from pydicom.uid import UID
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
@@ -28,7 +29,6 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from pydicom.uid import UID
 
 from core.convert import syntax_label
 from core.probe import AcceptanceMap

@@ -88,9 +88,9 @@ class ThroughputPlot(QWidget):
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         last = pts[-1]
         p.setPen(INSTANCES_COLOUR)
-        left = f"{last[1]:.0f} inst/s (scale {max_i:g})"
+        left = f"{last[1]:.0f} inst/s (axis 0–{max_i:g})"
         p.drawText(QPointF(4, fm.ascent() + 1), left)
         p.setPen(MB_COLOUR)
-        right = f"{last[2]:.2f} MB/s (scale {max_mb:g})"
+        right = f"{last[2]:.2f} MB/s (axis 0–{max_mb:g})"
         p.drawText(QPointF(self.width() - 4 - fm.horizontalAdvance(right), fm.ascent() + 1), right)
         p.end()
