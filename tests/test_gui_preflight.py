@@ -449,3 +449,19 @@ def test_diagnostics_with_two_parallel_associations(qtbot, window, picky, tmp_pa
         stored_by_assoc.append(int(ended[0].split(" after ")[1].split()[0]))
     # each association carried one whole study of 5
     assert stored_by_assoc == [5, 5]
+
+
+def test_cancel_while_planning_sends_nothing(qtbot, window, picky, tmp_path) -> None:
+    scp = picky(syntaxes=(ImplicitVRLittleEndian, ExplicitVRLittleEndian))
+    use_profile(window, scp)
+    ct_files(tmp_path / "cts", 3)
+    drop(qtbot, window, [tmp_path / "cts"])
+    window.send_button.click()
+    assert window.act_cancel.isEnabled() and not window.act_send.isEnabled()
+    window.act_cancel.trigger()
+    assert window.act_send.isEnabled() and "nothing was sent" in window.progress_label.text()
+    qtbot.wait(1500)  # the plan's late answer is ignored
+    assert window._send is None and scp.stored == []
+    # a new send after that goes through normally
+    send_and_wait(qtbot, window)
+    assert len(scp.stored) == 3

@@ -269,6 +269,7 @@ class MainWindow(QMainWindow):
         self._planning = False
         self._plan_nodes: list[Node] = []
         self._preflight: tuple[list[Node], Profile] | None = None  # a send waiting for its plan
+        self._preflight_gen = 0
         self.confirm_box: QMessageBox | None = None
         self._probe: ProbeWorker | None = None
         self.probe_dialog: ProbeDialog | None = None
@@ -1232,19 +1233,21 @@ class MainWindow(QMainWindow):
         amap = saved_map_for(p)
         self._set_info(f"Planning {len(nodes)} instance(s) against {p.name}"
                        + (" from its saved acceptance map…" if amap else "…"))
-        worker = TaskWorker(_plan, [n.inst for n in nodes], p.to_config_dict(), p.strategy, p.max_retries,
-                            p.parallel_associations, amap, False)
+        self._preflight_gen += 1
+        worker = TaskWorker(_tagged, self._preflight_gen, _plan, [n.inst for n in nodes], p.to_config_dict(),
+                            p.strategy, p.max_retries, p.parallel_associations, amap, False)
         worker.succeeded.connect(self._on_preflight_succeeded)
         worker.failed.connect(self._on_preflight_failed)
         self.pool.start(worker, "preflight")
         return True
 
     @Slot(object)
-    def _on_preflight_succeeded(self, plans: list[Any]) -> None:
+    def _on_preflight_succeeded(self, tagged: tuple[int, list[Any]]) -> None:
         from core.preflight import needs_confirmation, summary_text
 
-        if self._preflight is None:
-            return
+        gen, plans = tagged
+        if self._preflight is None or gen != self._preflight_gen:
+            return  # cancelled, or the plan of an earlier, cancelled send
         nodes, p = self._preflight
         self._fill_plan_column(nodes, plans)
         if not needs_confirmation(plans):
@@ -1292,6 +1295,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_preflight_failed(self, exc: Exception) -> None:
+        if getattr(exc, "tag", None) != self._preflight_gen:
+            return
         pending, self._preflight = self._preflight, None
         if pending is None:
             return
@@ -1343,7 +1348,7 @@ class MainWindow(QMainWindow):
         worker.instance_finished.connect(self._on_send_instance_finished)
         worker.instances_batched.connect(self._on_send_instances_batched)
         worker.job_finished.connect(self._on_send_job_finished)
-        worker.arrival_checking.connect(self._on_send_arrival_checking)
+        worker.arrival_check_started.connect(self._on_send_arrival_check_started)
         worker.arrival_checked.connect(self._on_send_arrival_checked)
         worker.result_ready.connect(self._on_send_result_ready)
         self._send = worker
@@ -1367,7 +1372,7 @@ class MainWindow(QMainWindow):
         return True
 
     @Slot(int)
-    def _on_send_arrival_checking(self, n: int) -> None:
+    def _on_send_arrival_check_started(self, n: int) -> None:
         self.progress_label.setText(f"Checking that the PACS holds the {n} stored instance(s)…")
 
     @Slot(object)
@@ -1446,11 +1451,17 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def cancel_send(self) -> None:
-        """Stop the running job after the current instance."""
+        """Stop the running job after the current instance (or drop a send still waiting for its plan)."""
         if self._send is not None:
             self._send.cancel()
             self.act_cancel.setEnabled(False)
             self.progress_label.setText("Cancelling after the current instance; the rest will be marked “not sent”…")
+        elif self.confirm_box is not None:
+            self.confirm_box.reject()  # answered "no": nothing is sent
+        elif self._preflight is not None:
+            self._preflight = None  # the plan's result is ignored when it comes
+            self._set_info("Send cancelled before it started: nothing was sent.")
+            self._update_send_button()
 
     def _node_for(self, index: int) -> Node | None:
         job = self._job
@@ -1768,6 +1779,15 @@ def _plan(insts: list[ScannedInstance], cfg: dict[str, Any], strategy: str, max_
     from core.preflight import plan_instances
 
     return plan_instances(insts, amap or None, cfg, strategy, max_retries, parallel, validate=validate)
+
+
+def _tagged(tag: int, fn: Any, *args: Any) -> tuple[int, Any]:
+    """``(tag, fn(*args))``; an exception leaves with ``.tag`` set (so a late answer can be told apart)."""
+    try:
+        return tag, fn(*args)
+    except Exception as exc:
+        exc.tag = tag  # type: ignore[attr-defined]
+        raise
 
 
 def saved_map_for(p: Profile) -> dict[str, Any] | None:

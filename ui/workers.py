@@ -231,14 +231,14 @@ class SendWorker(EngineEventAdapter):
     (:func:`core.verify.verify_arrival`) and each outcome gets its ``verified`` field.
 
     Signals:
-        arrival_checking(int): the arrival check of that many stored instances started.
+        arrival_check_started(int): the arrival check of that many stored instances started.
         arrival_checked(object): ``{"verified": {index: state}, "messages": [str], "counts": {state: n}}``.
         result_ready(object): the :class:`core.engine.JobResult`, or a dict ``{"error": str}``
             when the job could not run at all (e.g. a bad config).
         finished(): the worker is done (after `result_ready`).
     """
 
-    arrival_checking = Signal(int)
+    arrival_check_started = Signal(int)
     arrival_checked = Signal(object)
     result_ready = Signal(object)
     finished = Signal()
@@ -313,7 +313,7 @@ class SendWorker(EngineEventAdapter):
         stored = [o for o in result.outcomes if o.get("status") in ("success", "warning")]
         if not stored:
             return
-        emit(self.arrival_checking, len(stored))
+        emit(self.arrival_check_started, len(stored))
         config = self.spec.rerun.config if self.spec.rerun is not None else self.spec.config
         try:
             arrival = verify_arrival(config, stored)
