@@ -36,6 +36,25 @@ print("\n".join(reqs))
 PY
 }
 
+# The Python that started this script, as it was invoked (argv[0] keeps a venv's bin/python,
+# which /proc/PID/exe would resolve to the base interpreter); empty unless it has everything.
+parent_python() {
+    local argv0 exe
+    [[ -r "/proc/$PPID/cmdline" ]] || return 0
+    argv0="$(tr '\0' '\n' < "/proc/$PPID/cmdline" | head -n 1)"
+    if [[ "$argv0" != /* && "$argv0" == */* ]]; then
+        argv0="$(cd "$(readlink -f "/proc/$PPID/cwd")" && pwd)/$argv0"
+    elif [[ "$argv0" != /* ]]; then
+        argv0="$(command -v "$argv0" || true)"
+    fi
+    for exe in "$argv0" "$(readlink -f "/proc/$PPID/exe" 2>/dev/null)"; do
+        if [[ "$(basename "$exe")" == python* ]] && has_deps "$exe"; then
+            echo "$exe"
+            return 0
+        fi
+    done
+}
+
 PY=""
 if [[ -n "${DICOM_COURIER_PYTHON:-}" ]]; then
     PY="$DICOM_COURIER_PYTHON"
@@ -47,7 +66,7 @@ elif [[ -x "$ROOT/.venv/bin/python" ]]; then
     fi
 elif [[ -n "${VIRTUAL_ENV:-}" ]] && has_deps "$VIRTUAL_ENV/bin/python"; then
     PY="$VIRTUAL_ENV/bin/python"
-elif parent="$(readlink -f "/proc/$PPID/exe" 2>/dev/null)" && [[ "$parent" == *python* ]] && has_deps "$parent"; then
+elif parent="$(parent_python)" && [[ -n "$parent" ]]; then
     PY="$parent"
 else
     PY="$ROOT/build/venv/bin/python"
