@@ -17,6 +17,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from pydicom.uid import (
+    UID,
     AllTransferSyntaxes,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -25,7 +26,6 @@ from pydicom.uid import (
     JPEG2000Lossless,
     JPEGLSLossless,
     RLELossless,
-    UID,
 )
 
 __all__ = [

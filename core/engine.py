@@ -1,0 +1,532 @@
+"""The send engine: many instances over few associations, with fallback and recovery.
+
+A :class:`SendJob` takes inputs (paths or ``pydicom.Dataset`` objects), plans
+presentation contexts per association (at most 128 each), negotiates with the
+first strategy and falls back strategy by strategy for the instances that got no
+usable context, chooses a context per instance (as stored first, else a lossless
+conversion), sends C-STOREs and classifies every response. Every input ends with
+an outcome dict; nothing is dropped. Progress goes to ``on_event`` as
+:mod:`core.events` records. PS3.4 Annex B (Storage), PS3.7 9.1.1 (C-STORE),
+PS3.8 (association).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from pynetdicom import Association
+from pynetdicom.dsutils import split_dataset
+
+from . import events as ev
+from .config import StoreConfig
+from .convert import encode_dataset, load_dataset, syntax_label
+from .diagnostics import explain_abort, explain_status, is_transient_status
+from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
+from .fastpath import ChannelBroken, DirectChannel
+from .negotiation import candidate_contexts, open_association, plan_contexts
+from .scan import ScannedInstance, read_instance, scan_paths
+from .strategies import fallback_chain, parse_strategy
+
+LOGGER = logging.getLogger(__name__)
+
+__all__ = ["Item", "SendJob", "JobResult", "items_from_inputs", "items_from_scan", "REPORT_FIELDS"]
+
+#: Per-instance report fields, in order (CLI JSON/CSV and seed API ``details``).
+REPORT_FIELDS = (
+    "path", "status", "message", "status_code", "sop_class_uid", "sop_instance_uid", "transfer_syntax",
+    "converted_from", "strategy_used",
+)
+
+
+@dataclass
+class Item:
+    """One input of a send: its position, its source and its header record."""
+
+    index: int
+    source: str | Dataset
+    inst: ScannedInstance
+    attempts: int = 0
+    unknown: str = ""
+
+
+def _dataset_record(ds: Dataset, index: int) -> ScannedInstance:
+    """Describe an in-memory data set the way the scanner describes a file."""
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    notes: list[str] = []
+    if not ts:
+        implicit, little = ds.original_encoding
+        if implicit is False:
+            ts = "1.2.840.10008.1.2.1" if little is not False else "1.2.840.10008.1.2.2"
+        else:
+            ts = "1.2.840.10008.1.2"
+        notes.append(f"no (0002,0010) Transfer Syntax UID; assumed {UID(ts).name}")
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    fix_class = False
+    if not sop_class and meta is not None and meta.get("MediaStorageSOPClassUID"):
+        sop_class, fix_class = str(meta.MediaStorageSOPClassUID), True
+        notes.append("data set lacks SOP Class UID (0008,0016); used Media Storage SOP Class UID (0002,0002)")
+    sop_inst = str(ds.get("SOPInstanceUID", "") or "")
+    base = ScannedInstance(path="", index=index, sop_class_uid=sop_class, sop_instance_uid=sop_inst,
+                           transfer_syntax=ts, notes=tuple(notes), needs_rewrite=True, fix_sop_class=fix_class,
+                           patient_id=str(ds.get("PatientID", "") or ""),
+                           study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
+                           series_instance_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+                           modality=str(ds.get("Modality", "") or ""))
+    if not sop_class:
+        return ScannedInstance(**{**base.__dict__, "status": "failure",
+                                  "reason": "no SOP Class UID: neither (0008,0016) nor (0002,0002) present"})
+    if not sop_inst:
+        return ScannedInstance(**{**base.__dict__, "status": "failure",
+                                  "reason": "missing SOP Instance UID (0008,0018): the PACS cannot store an "
+                                            "instance without it"})
+    return base
+
+
+def items_from_inputs(inputs: Sequence[str | os.PathLike[str] | Dataset]) -> list[Item]:
+    """Turn seed-API inputs (paths and/or Datasets) into items, one per input, in order."""
+    items = []
+    for i, src in enumerate(inputs):
+        if isinstance(src, Dataset):
+            items.append(Item(i, src, _dataset_record(src, i)))
+        else:
+            path = os.fspath(src)
+            inst = read_instance(path)
+            items.append(Item(i, path, ScannedInstance(**{**inst.__dict__, "index": i})))
+    return items
+
+
+def items_from_scan(instances: Sequence[ScannedInstance]) -> list[Item]:
+    """Turn scanner records into items (the CLI and the GUI send paths)."""
+    return [Item(i, inst.path, inst) for i, inst in enumerate(instances)]
+
+
+def scan_to_items(paths: Sequence[str]) -> list[Item]:
+    """Scan files/folders/DICOMDIRs and return items in scan order."""
+    return items_from_scan(scan_paths(paths))
+
+
+@dataclass
+class JobResult:
+    """What a job did.
+
+    Attributes:
+        outcomes: one dict per input, in input order (see :data:`REPORT_FIELDS`, plus
+            ``state``, ``notes``, ``error_comment``, ``attempts``, ``index``).
+        associations: one negotiation record per association attempt.
+        established: how many associations were established.
+        error: a job-level message (e.g. the peer was unreachable) or None.
+        no_association: True when sendable items existed but no association was ever established.
+        cancelled: True when the job was cancelled.
+    """
+
+    outcomes: list[dict[str, Any]]
+    associations: list[dict[str, Any]] = field(default_factory=list)
+    established: int = 0
+    error: str | None = None
+    no_association: bool = False
+    cancelled: bool = False
+    first_exception: CourierError | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per status and per state."""
+        counts = {"total": len(self.outcomes), "success": 0, "warning": 0, "failure": 0, "skipped": 0}
+        for o in self.outcomes:
+            counts[o["status"]] = counts.get(o["status"], 0) + 1
+        counts["not_sent"] = sum(1 for o in self.outcomes if o.get("state") == "not-sent")
+        counts["converted"] = sum(1 for o in self.outcomes if o.get("converted_from"))
+        counts["associations"] = self.established
+        counts["cancelled"] = self.cancelled
+        return counts
+
+
+class _Broken(Exception):
+    """The association broke during a C-STORE; the outcome of the instance is unknown."""
+
+    def __init__(self, message: str, transient: bool = True):
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+
+def _outcome(item: Item, status: str, state: str, message: str, **kw: Any) -> dict[str, Any]:
+    inst = item.inst
+    out = {
+        "index": item.index,
+        "path": inst.path or None,
+        "status": status,
+        "state": state,
+        "message": message,
+        "status_code": kw.pop("status_code", None),
+        "sop_class_uid": inst.sop_class_uid or None,
+        "sop_instance_uid": inst.sop_instance_uid or None,
+        "transfer_syntax": kw.pop("transfer_syntax", None),
+        "converted_from": kw.pop("converted_from", None),
+        "strategy_used": kw.pop("strategy_used", None),
+        "notes": list(inst.notes) + kw.pop("notes", []),
+        "error_comment": kw.pop("error_comment", None),
+        "tries": item.attempts,
+        "stored_syntax": inst.transfer_syntax or None,
+        "size": inst.size,
+        "patient_id": inst.patient_id or None,
+        "study_instance_uid": inst.study_instance_uid or None,
+        "series_instance_uid": inst.series_instance_uid or None,
+    }
+    out.update(kw)
+    return out
+
+
+class SendJob:
+    """One send: inputs in, one outcome per input out.
+
+    Args:
+        config: a seed config dict or :class:`StoreConfig`.
+        strategy: the first transfer-syntax strategy (see :mod:`core.strategies`).
+        max_retries: how many more conservative strategies may be tried after the first.
+        continue_on_error: when False, the first failure stops the job and the rest
+            are reported ``skipped``.
+        on_event: callback receiving :mod:`core.events` records (any thread).
+        cancel: set it to stop between C-STOREs; the association is released and
+            the rest are reported "not sent (cancelled)".
+        job_id: an identifier for events and the journal.
+
+    Raises:
+        ValueError: bad config or strategy (from the constructor).
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any] | StoreConfig,
+        strategy: str = "standard",
+        max_retries: int = 3,
+        continue_on_error: bool = True,
+        on_event: ev.EventCallback | None = None,
+        cancel: threading.Event | None = None,
+        job_id: str = "",
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.cfg = StoreConfig.from_dict(config)
+        self.strategy = parse_strategy(strategy)
+        self.max_retries = max(0, int(max_retries))
+        self.continue_on_error = continue_on_error
+        self.on_event = on_event or (lambda e: None)
+        self.cancel = cancel or threading.Event()
+        self.job_id = job_id
+        self._sleep = sleep
+        self._msg_id = 0
+        self._outcomes: dict[int, dict[str, Any]] = {}
+        self._records: list[dict[str, Any]] = []
+        self._established = 0
+        self._stop = False
+        self._first_exc: CourierError | None = None
+        self._lock = threading.Lock()
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def run(self, items: Sequence[Item]) -> JobResult:
+        """Send `items`; return a :class:`JobResult` (never raises for peer or file problems)."""
+        total_bytes = sum(it.inst.size for it in items)
+        self.on_event(ev.JobStarted(self.job_id, len(items), total_bytes))
+        pending: list[Item] = []
+        cut: Item | None = None
+        for it in items:
+            if it.inst.status == "ok":
+                pending.append(it)
+            elif it.inst.status == "failure" and not self.continue_on_error:
+                cut = it  # send what comes before it, then stop
+                break
+            else:
+                self._finish(it, _outcome(it, "skipped" if it.inst.status == "skipped" else "failure",
+                                          "skipped" if it.inst.status == "skipped" else "failed", it.inst.reason))
+        error = None
+        try:
+            self._send_with_fallback(pending)
+        except CourierError as exc:  # a job-level failure (e.g. TLS cannot be set up)
+            error = exc.message
+            self._first_exc = self._first_exc or exc
+        if cut is not None and not self._halted():
+            self._finish(cut, _outcome(cut, "failure", "failed", cut.inst.reason))
+            self._stop = True
+        for it in items:  # everything gets an outcome
+            if it.index not in self._outcomes:
+                if self.cancel.is_set():
+                    self._finish(it, _outcome(it, "failure", "not-sent", "not sent: the send was cancelled"))
+                elif self._stop:
+                    self._finish(it, _outcome(it, "skipped", "not-sent",
+                                              "skipped: an earlier instance failed and continue_on_error is off"))
+                else:
+                    self._finish(it, _outcome(it, "failure", "not-sent", f"not sent: {error or 'no association'}"))
+        outcomes = [self._outcomes[it.index] for it in items]
+        result = JobResult(outcomes, self._records, self._established, error,
+                           no_association=bool(pending) and self._established == 0,
+                           cancelled=self.cancel.is_set(), first_exception=self._first_exc)
+        self.on_event(ev.JobFinished(result.summary(), error, result.cancelled))
+        return result
+
+    # -- fallback across strategies ----------------------------------------------------------------
+
+    def _send_with_fallback(self, pending: list[Item]) -> None:
+        chain = fallback_chain(self.strategy, self.max_retries)
+        last_reason: dict[int, str] = {}
+        for attempt, strategy in enumerate(chain, start=1):
+            if not pending or self._halted():
+                return
+            deferred: list[Item] = []
+            groups = plan_contexts(((it.inst.sop_class_uid, it.inst.transfer_syntax) for it in pending),
+                                   strategy, self.cfg.allow_lossy)
+            for group in groups:
+                members = [it for it in pending if it.inst.sop_class_uid in group.sop_classes]
+                more = attempt < len(chain)
+                deferred += self._send_group(members, group.contexts, strategy, attempt, more, last_reason)
+                if self._halted():
+                    return
+            pending = deferred
+        for it in pending:
+            self._finish(it, _outcome(it, "failure", "not-sent", last_reason.get(it.index, "no usable context")))
+
+    def _halted(self) -> bool:
+        return self._stop or self.cancel.is_set()
+
+    def _send_group(self, members: list[Item], contexts: list[tuple[str, str]], strategy: str, attempt: int,
+                    can_fall_back: bool, last_reason: dict[int, str]) -> list[Item]:
+        """Send `members` over associations proposing `contexts`; return the items to retry
+        with the next strategy."""
+        queue = list(members)
+        deferred: list[Item] = []
+        reconnects = 0
+        while queue and not self._halted():
+            try:
+                assoc, record = self._associate(contexts, strategy, attempt)
+            except AssociationError as exc:
+                kind = exc.details.get("kind")
+                if kind in ("aborted", "no-context", "timeout") and can_fall_back:
+                    for it in queue:
+                        last_reason[it.index] = f"not sent: {exc.message}"
+                    return deferred + queue
+                if exc.details.get("transient") and kind != "connect" and reconnects < self.cfg.retry_attempts:
+                    reconnects += 1
+                    self._backoff(reconnects)
+                    continue
+                for it in queue:
+                    self._finish(it, _outcome(it, "failure", "not-sent", f"not sent: {exc.message}",
+                                              strategy_used=strategy))
+                return deferred
+            try:
+                queue, more_deferred = self._send_on(assoc, record, queue, strategy, can_fall_back, last_reason)
+                deferred += more_deferred
+            except _Broken as exc:
+                # `queue` was updated in place by _send_on up to the broken instance
+                reconnects += 1
+                if not exc.transient or reconnects > self.cfg.retry_attempts:
+                    for it in self._unfinished(queue):
+                        if it.unknown:
+                            self._finish(it, _outcome(it, "failure", "unknown", it.unknown, strategy_used=strategy))
+                        else:
+                            self._finish(it, _outcome(it, "failure", "not-sent",
+                                                      f"not sent: {exc.message}", strategy_used=strategy))
+                    return deferred
+                self._backoff(reconnects)
+            queue = self._unfinished(queue)
+        return deferred
+
+    def _unfinished(self, items: list[Item]) -> list[Item]:
+        return [it for it in items if it.index not in self._outcomes]
+
+    def _backoff(self, n: int) -> None:
+        delay = min(self.cfg.retry_backoff_s * (2 ** (n - 1)), 30.0) * (0.5 + random.random() / 2)
+        LOGGER.info("Retrying in %.1f s (attempt %d)", delay, n)
+        end = time.monotonic() + delay
+        while not self.cancel.is_set() and time.monotonic() < end:
+            self._sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+    def _associate(self, contexts: list[tuple[str, str]], strategy: str, attempt: int
+                   ) -> tuple[Association, dict[str, Any]]:
+        self.on_event(ev.AssociationRequested(strategy, len(contexts), attempt))
+        try:
+            assoc, record = open_association(self.cfg, contexts, strategy, attempt)
+        except (AssociationError, TlsConfigError) as exc:
+            record = exc.details.get("negotiation", {"strategy": strategy, "attempt": attempt})
+            record["outcome"] = exc.message
+            self._records.append(record)
+            self._first_exc = self._first_exc or exc
+            self.on_event(ev.AssociationFailed(exc.message, record))
+            if isinstance(exc, TlsConfigError):
+                raise
+            raise
+        self._established += 1
+        record["index"] = len(self._records)
+        self._records.append(record)
+        self.on_event(ev.AssociationNegotiated(record))
+        return assoc, record
+
+    # -- one association --------------------------------------------------------------------------
+
+    def _send_on(self, assoc: Association, record: dict[str, Any], queue: list[Item], strategy: str,
+                 can_fall_back: bool, last_reason: dict[int, str]) -> tuple[list[Item], list[Item]]:
+        deferred: list[Item] = []
+        stored = 0
+        broken: _Broken | None = None
+        channel = DirectChannel(assoc, self.cfg.dimse_timeout, self.cfg.network_timeout)
+        cache: dict[tuple[str, str], list[Any]] = {}
+        try:
+            for it in queue:
+                if self._halted():
+                    break
+                key = (it.inst.sop_class_uid, it.inst.transfer_syntax)
+                if key not in cache:
+                    cache[key] = candidate_contexts(assoc.accepted_contexts, *key, self.cfg.allow_lossy)
+                cands = cache[key]
+                if not cands:
+                    reason = self._no_context_reason(it, record)
+                    if can_fall_back and not self._abstract_refused(it, record):
+                        last_reason[it.index] = reason
+                        deferred.append(it)
+                    else:
+                        self._finish(it, _outcome(it, "failure", "not-sent", reason, strategy_used=strategy))
+                        if not self.continue_on_error:
+                            self._stop = True
+                    continue
+                stored += self._store_one(channel, it, cands, strategy, record)
+        except _Broken as exc:
+            broken = exc
+        finally:
+            channel.close()
+            how = self._close(assoc, broken is not None)
+            record["stored"] = stored
+            self.on_event(ev.AssociationReleased(how, stored))
+        if broken is not None:
+            raise broken
+        return self._unfinished(queue), deferred
+
+    def _close(self, assoc: Association, abort: bool) -> str:
+        if assoc.is_established:
+            if abort:
+                assoc.abort()
+                return "aborted"
+            assoc.release()
+            return "released"
+        return "aborted"
+
+    @staticmethod
+    def _abstract_refused(it: Item, record: dict[str, Any]) -> bool:
+        """True when every context of the SOP class was refused as 'abstract syntax not supported'."""
+        mine = [r for r in record.get("rejected", []) if r["abstract_syntax"] == it.inst.sop_class_uid]
+        return bool(mine) and all(r.get("result") in (1, 3) for r in mine) and not any(
+            a["abstract_syntax"] == it.inst.sop_class_uid for a in record.get("accepted", []))
+
+    @staticmethod
+    def _no_context_reason(it: Item, record: dict[str, Any]) -> str:
+        sop = it.inst.sop_class_uid
+        name = UID(sop).name
+        proposed = [syntax_label(p["transfer_syntax"]) for p in record.get("proposed", []) if p["abstract_syntax"] == sop]
+        accepted = [syntax_label(a["transfer_syntax"]) for a in record.get("accepted", []) if a["abstract_syntax"] == sop]
+        rejected = {r.get("reason", "") for r in record.get("rejected", []) if r["abstract_syntax"] == sop}
+        if not accepted:
+            why = "; ".join(sorted(r for r in rejected if r)) or "rejected"
+            return (f"not sent: no presentation context accepted for {name} (proposed {', '.join(proposed)}; "
+                    f"peer answered: {why})")
+        return (f"not sent: the peer accepts {name} only as {', '.join(accepted)} and the file "
+                f"({syntax_label(it.inst.transfer_syntax)}) cannot be converted to it"
+                + ("" if it.inst.transfer_syntax and UID(it.inst.transfer_syntax).is_encapsulated
+                   else " without lossy compression (enable lossy conversion to send)"))
+
+    def _store_one(self, channel: DirectChannel, it: Item, cands: list[Any], strategy: str,
+                   record: dict[str, Any]) -> int:
+        try:
+            cx, data, offset, conv_from, notes = self._payload(it, cands)
+        except ConversionError as exc:
+            self._finish(it, _outcome(it, "failure", "failed", f"not sent: {exc.message}", strategy_used=strategy))
+            if not self.continue_on_error:
+                self._stop = True
+            return 0
+        ts = str(cx.transfer_syntax[0])
+        while True:
+            it.attempts += 1
+            self.on_event(ev.InstanceStarted(it.index, ts, conv_from))
+            try:
+                rsp = self._c_store(channel, cx.context_id, it, data, offset)
+            except _Broken as exc:
+                it.unknown = f"outcome unknown - {exc.message}"
+                raise
+            code = int(rsp.Status)
+            expl = explain_status(code, getattr(rsp, "ErrorComment", None), getattr(rsp, "OffendingElement", None))
+            if expl.category == "failure" and is_transient_status(code) and it.attempts <= self.cfg.retry_attempts:
+                LOGGER.info("Instance %d refused with transient status 0x%04X; retrying", it.index, code)
+                self._backoff(it.attempts)
+                if not self.cancel.is_set():
+                    continue
+            break
+        comment = getattr(rsp, "ErrorComment", None)
+        state = {"success": "stored", "warning": "stored-warning"}.get(expl.category, "failed")
+        msg = expl.message if expl.category != "success" else ("stored" + (
+            f" (converted: {notes[0]})" if notes else " (sent as stored)"))
+        self._finish(it, _outcome(it, expl.category, state, msg, status_code=code, transfer_syntax=ts,
+                                  converted_from=conv_from, strategy_used=strategy, notes=notes,
+                                  error_comment=str(comment) if comment else None, status_meaning=expl.meaning,
+                                  association=record.get("index")))
+        if expl.category == "failure" and not self.continue_on_error:
+            self._stop = True
+        return int(expl.category != "failure")
+
+    def _payload(self, it: Item, cands: list[Any]) -> tuple[Any, bytes | None, int, str | None, list[str]]:
+        """Choose the context and produce the bytes (or a file offset to stream from)."""
+        stored = it.inst.transfer_syntax
+        last: ConversionError | None = None
+        ds: Dataset | None = None
+        for cx, _reason in cands:
+            ts = str(cx.transfer_syntax[0])
+            if ts == stored and isinstance(it.source, str) and not it.inst.needs_rewrite:
+                try:
+                    offset = it.inst.data_offset or split_dataset(it.source)[1]
+                    if (it.inst.size - offset) % 2 == 0:
+                        return cx, None, offset, None, []
+                except Exception as exc:  # fall back to a full read
+                    LOGGER.debug("Cannot stream %s: %s", it.source, exc)
+            try:
+                if ds is None:
+                    ds = load_dataset(it.source, it.inst)
+                data, conv_from, notes = encode_dataset(ds, ts, self.cfg.allow_lossy)
+                return cx, data, 0, conv_from, notes
+            except ConversionError as exc:
+                last = exc
+        raise last or ConversionError("no usable presentation context")
+
+    def _c_store(self, channel: DirectChannel, cx_id: int, it: Item, data: bytes | None, offset: int) -> Any:
+        """Send one C-STORE-RQ and wait for its response (PS3.7 9.3.1).
+
+        Raises:
+            _Broken: no response within the DIMSE timeout, abort, or an invalid response.
+        """
+        self._msg_id = self._msg_id % 65535 + 1
+        path = it.source if data is None else None
+        try:
+            return channel.store(cx_id, self._msg_id, it.inst.sop_class_uid, it.inst.sop_instance_uid,
+                                 data=data, path=path, offset=offset)  # type: ignore[arg-type]
+        except ChannelBroken as exc:
+            if exc.abort_source is not None:
+                msg = explain_abort(exc.abort_source, exc.abort_reason,
+                                    "the C-STORE, after the data set was sent, before a response")
+            elif exc.after_send:
+                msg = f"{exc.message}; the association was aborted and is not reused"
+            else:
+                msg = exc.message
+            raise _Broken(msg) from None
+        except OSError as exc:  # the file vanished or cannot be read: the message may be half sent
+            self._finish(it, _outcome(it, "failure", "failed", f"cannot read {it.source}: {exc.strerror or exc}"))
+            raise _Broken("a file could not be read in the middle of a message") from exc
+
+    def _finish(self, it: Item, outcome: dict[str, Any]) -> None:
+        with self._lock:
+            self._outcomes[it.index] = outcome
+        LOGGER.debug("Instance %d: %s %s", it.index, outcome["status"], outcome["message"])
+        self.on_event(ev.InstanceFinished(it.index, outcome, it.inst.size if outcome["status"] != "skipped" else 0))

@@ -1,0 +1,264 @@
+"""The C-STORE fast path: P-DATA-TF PDUs written straight from the file's bytes.
+
+pynetdicom keeps the association (A-ASSOCIATE, A-RELEASE, A-ABORT and its state
+machine); while a storage association is in use, this module takes over the
+socket for the DIMSE exchange itself: it encodes the C-STORE-RQ command set,
+fragments the data set into PDVs no larger than the peer's maximum PDU length,
+writes them from the sending thread (no queue, no polling thread in between),
+and reads the C-STORE-RSP directly. That removes pynetdicom's per-message
+thread hand-offs and 1 ms polling sleeps, and the race in which its reactor
+could take the response (DESIGN.md, "A lost C-STORE response").
+
+Sources: PS3.8 9.3.5 (P-DATA-TF), Annex E (PDV and message control header),
+PS3.7 9.3.1 (C-STORE-RQ/RSP command fields), PS3.7 6.3.1 (command encoding:
+Implicit VR Little Endian).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import struct
+import time
+from typing import Any, BinaryIO
+
+from pynetdicom import Association
+
+LOGGER = logging.getLogger(__name__)
+
+__all__ = ["DirectChannel", "ChannelBroken", "StoreResponse", "encode_c_store_rq", "parse_command"]
+
+_PDU_HDR = struct.Struct(">BBI")
+_PDATA_HDR = struct.Struct(">BBIIBB")  # PDU type, reserved, PDU length, PDV length, context ID, control header
+_ELEM_HDR = struct.Struct("<HHI")
+_WRITE_BATCH = 256 * 1024
+_MAX_FRAGMENT = 4 * 1024 * 1024 - 6
+
+
+class ChannelBroken(Exception):
+    """The association cannot be used any more (timeout, abort, closed connection).
+
+    Attributes:
+        message: plain words for the report.
+        abort_source / abort_reason: from the peer's A-ABORT PDU, when one arrived.
+        after_send: True when the whole data set had been written (outcome unknown).
+    """
+
+    def __init__(self, message: str, abort_source: int | None = None, abort_reason: int | None = None,
+                 after_send: bool = True):
+        super().__init__(message)
+        self.message = message
+        self.abort_source = abort_source
+        self.abort_reason = abort_reason
+        self.after_send = after_send
+
+
+class StoreResponse:
+    """The fields of a C-STORE-RSP the engine reads (PS3.7 Table 9.3-2)."""
+
+    __slots__ = ("Status", "MessageIDBeingRespondedTo", "ErrorComment", "OffendingElement", "CommandField")
+
+    def __init__(self, fields: dict[int, bytes]):
+        def us(tag: int) -> int | None:
+            v = fields.get(tag)
+            return struct.unpack("<H", v[:2])[0] if v and len(v) >= 2 else None
+
+        self.Status = us(0x00000900)
+        self.MessageIDBeingRespondedTo = us(0x00000120)
+        self.CommandField = us(0x00000100)
+        comment = fields.get(0x00000902)
+        self.ErrorComment = comment.rstrip(b"\0 ").decode("latin-1") if comment else None
+        off = fields.get(0x00000901)
+        self.OffendingElement = ([(struct.unpack_from("<H", off, i)[0] << 16) | struct.unpack_from("<H", off, i + 2)[0]
+                                  for i in range(0, len(off) - 3, 4)] if off else None)
+
+
+def _ui(value: str) -> bytes:
+    b = value.encode("ascii")
+    return b + b"\0" if len(b) % 2 else b
+
+
+def encode_c_store_rq(msg_id: int, sop_class: str, sop_instance: str, priority: int = 2) -> bytes:
+    """Encode a C-STORE-RQ command set in Implicit VR Little Endian (PS3.7 9.3.1.1, 6.3.1).
+
+    Returns:
+        the command set bytes, (0000,0000) Command Group Length first.
+    """
+    body = b"".join((
+        _ELEM_HDR.pack(0x0000, 0x0002, len(_ui(sop_class))) + _ui(sop_class),
+        _ELEM_HDR.pack(0x0000, 0x0100, 2) + struct.pack("<H", 0x0001),
+        _ELEM_HDR.pack(0x0000, 0x0110, 2) + struct.pack("<H", msg_id),
+        _ELEM_HDR.pack(0x0000, 0x0700, 2) + struct.pack("<H", priority),
+        _ELEM_HDR.pack(0x0000, 0x0800, 2) + struct.pack("<H", 0x0000),  # a data set follows
+        _ELEM_HDR.pack(0x0000, 0x1000, len(_ui(sop_instance))) + _ui(sop_instance),
+    ))
+    return _ELEM_HDR.pack(0x0000, 0x0000, 4) + struct.pack("<I", len(body)) + body
+
+
+def parse_command(data: bytes) -> dict[int, bytes]:
+    """Split an Implicit VR Little Endian command set into ``{tag: value bytes}``."""
+    out: dict[int, bytes] = {}
+    pos = 0
+    while pos + 8 <= len(data):
+        group, elem, length = _ELEM_HDR.unpack_from(data, pos)
+        pos += 8
+        out[(group << 16) | elem] = data[pos:pos + length]
+        pos += length
+    return out
+
+
+class DirectChannel:
+    """DIMSE C-STORE over an established association's socket, bypassing pynetdicom's queues.
+
+    Args:
+        assoc: an established requestor association (its DUL stops reading while the channel is open).
+        dimse_timeout: seconds to wait for a C-STORE-RSP.
+        network_timeout: seconds a blocked write may last before the peer is declared stalled.
+
+    Use :meth:`close` before releasing or aborting the association.
+    """
+
+    def __init__(self, assoc: Association, dimse_timeout: float, network_timeout: float):
+        self.assoc = assoc
+        self.dul = assoc.dul
+        self.sock: socket.socket = assoc.dul.socket.socket  # type: ignore[union-attr]
+        peer_max = int(assoc.acceptor.maximum_length or 0)
+        # PS3.8 D.1: 0 means no limit; then use our own cap. PDV data = PDU length - 6.
+        self.fragment = (min(peer_max - 6, _MAX_FRAGMENT) if peer_max else _MAX_FRAGMENT) & ~1
+        self.dimse_timeout = dimse_timeout
+        self.network_timeout = network_timeout
+        self._rx = bytearray()
+        self._orig_transport_event = self.dul._is_transport_event
+        self.dul._is_transport_event = lambda: False  # type: ignore[method-assign]
+        self.bytes_sent = 0
+        self.closed = False
+
+    def close(self) -> None:
+        """Give the socket back to pynetdicom (for A-RELEASE / A-ABORT)."""
+        if not self.closed:
+            self.closed = True
+            self.dul._is_transport_event = self._orig_transport_event  # type: ignore[method-assign]
+            try:
+                self.sock.settimeout(None)
+            except OSError:
+                pass
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def store(self, cx_id: int, msg_id: int, sop_class: str, sop_instance: str,
+              data: bytes | None = None, path: str | None = None, offset: int = 0) -> StoreResponse:
+        """Send one C-STORE-RQ with its data set and return the C-STORE-RSP.
+
+        The data set comes from `data` (encoded bytes) or from the file at `path`
+        starting at `offset` (streamed in chunks; the file is only read).
+
+        Raises:
+            ChannelBroken: write timeout, abort, closed connection, no response in time
+                or an invalid response; the association must not be reused.
+        """
+        command = encode_c_store_rq(msg_id, sop_class, sop_instance)
+        parts = [_PDATA_HDR.pack(0x04, 0, len(command) + 6, len(command) + 2, cx_id, 0x03), command]
+        pending = len(parts[0]) + len(command)
+        if data is not None:
+            self._write_fragments(cx_id, memoryview(data), parts, pending)
+        else:
+            assert path is not None
+            with open(path, "rb") as f:
+                f.seek(offset)
+                self._write_file(cx_id, f, parts, pending)
+        return self._read_response(msg_id)
+
+    def _write(self, parts: list[bytes | memoryview]) -> None:
+        blob = b"".join(parts)
+        try:
+            self.sock.settimeout(self.network_timeout)
+            self.sock.sendall(blob)
+        except TimeoutError:
+            raise ChannelBroken(f"timeout while sending: the peer stopped reading for {self.network_timeout:g} s "
+                                f"(network timeout) after {self.bytes_sent} bytes of this association",
+                                after_send=False) from None
+        except OSError as exc:
+            raise ChannelBroken(f"the connection broke while sending ({exc.strerror or exc})", after_send=False) from None
+        self.bytes_sent += len(blob)
+        self.dul._idle_timer.restart()
+
+    def _write_fragments(self, cx_id: int, view: memoryview, parts: list[Any], pending: int) -> None:
+        total = len(view)
+        pos = 0
+        while True:
+            n = min(self.fragment, total - pos)
+            last = pos + n >= total
+            parts.append(_PDATA_HDR.pack(0x04, 0, n + 6, n + 2, cx_id, 0x02 if last else 0x00))
+            parts.append(view[pos:pos + n])
+            pending += n + 12
+            pos += n
+            if last or pending >= _WRITE_BATCH:
+                self._write(parts)
+                parts.clear()
+                pending = 0
+            if last:
+                return
+
+    def _write_file(self, cx_id: int, f: BinaryIO, parts: list[Any], pending: int) -> None:
+        chunk = f.read(self.fragment)
+        while True:
+            nxt = f.read(self.fragment) if len(chunk) == self.fragment else b""
+            last = not nxt
+            parts.append(_PDATA_HDR.pack(0x04, 0, len(chunk) + 6, len(chunk) + 2, cx_id, 0x02 if last else 0x00))
+            parts.append(chunk)
+            pending += len(chunk) + 12
+            if last or pending >= _WRITE_BATCH:
+                self._write(parts)
+                parts.clear()
+                pending = 0
+            if last:
+                return
+            chunk = nxt
+
+    # -- receiving ---------------------------------------------------------------------------------
+
+    def _recv_exact(self, n: int, deadline: float) -> bytes:
+        while len(self._rx) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(max(65536, n - len(self._rx)))
+            if not chunk:
+                raise ChannelBroken("the peer closed the connection before sending a C-STORE response")
+            self._rx += chunk
+        out = bytes(self._rx[:n])
+        del self._rx[:n]
+        return out
+
+    def _read_response(self, msg_id: int) -> StoreResponse:
+        deadline = time.monotonic() + self.dimse_timeout
+        command = bytearray()
+        try:
+            while True:
+                pdu_type, _, length = _PDU_HDR.unpack(self._recv_exact(6, deadline))
+                body = self._recv_exact(length, deadline)
+                self.dul._idle_timer.restart()
+                if pdu_type == 0x07:  # A-ABORT (PS3.8 9.3.8)
+                    raise ChannelBroken("A-ABORT", abort_source=body[2], abort_reason=body[3])
+                if pdu_type != 0x04:
+                    raise ChannelBroken(f"unexpected PDU type 0x{pdu_type:02X} instead of a C-STORE response")
+                pos = 0
+                while pos + 6 <= len(body):
+                    (item_len,) = struct.unpack_from(">I", body, pos)
+                    mch = body[pos + 5]
+                    if mch & 0x01:
+                        command += body[pos + 6:pos + 4 + item_len]
+                        if mch & 0x02:
+                            fields = parse_command(bytes(command))
+                            rsp = StoreResponse(fields)
+                            if rsp.CommandField == 0x8001 and rsp.MessageIDBeingRespondedTo == msg_id \
+                                    and rsp.Status is not None:
+                                return rsp
+                            LOGGER.warning("Ignoring an unexpected DIMSE message (command 0x%04X)", rsp.CommandField or 0)
+                            command = bytearray()
+                    pos += 4 + item_len
+        except TimeoutError:
+            raise ChannelBroken(f"no C-STORE response within the DIMSE timeout ({self.dimse_timeout:g} s)") from None
+        except (ConnectionError, OSError) as exc:
+            raise ChannelBroken(f"the connection broke while waiting for the response ({exc})") from None

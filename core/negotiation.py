@@ -1,0 +1,395 @@
+"""Presentation context planning, association set-up with diagnostics, context choice.
+
+* :func:`plan_contexts` derives contexts from the (SOP class, transfer syntax)
+  pairs present in a batch: one transfer syntax per presentation context, the
+  stored syntax always among them, plus one context per fallback syntax the
+  strategy allows and the data can be converted to (PS3.8 9.3.2.2, PS3.7 D.3.3.4).
+* :func:`open_association` requests an association and returns the established
+  ``Association`` and a negotiation record (proposed / accepted / rejected
+  contexts with reasons, the peer's max PDU and implementation), or raises
+  :class:`~core.errors.AssociationError` with the reason in words.
+* :func:`find_compatible_transfer_syntax` picks the accepted context for a data set.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pynetdicom import AE, Association, build_context, evt
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
+from pynetdicom.presentation import PresentationContext
+
+from .config import StoreConfig
+from .convert import conversion_plan
+from .diagnostics import CONTEXT_RESULT_REASONS, explain_abort, explain_connect_error, explain_rejection
+from .errors import AssociationError, TlsConfigError
+from .strategies import strategy_syntaxes
+
+LOGGER = logging.getLogger(__name__)
+
+__all__ = [
+    "MAX_CONTEXTS",
+    "ContextGroup",
+    "plan_contexts",
+    "open_association",
+    "find_compatible_transfer_syntax",
+    "candidate_contexts",
+    "VERIFICATION_SOP_CLASS",
+]
+
+#: An A-ASSOCIATE-RQ carries at most 128 presentation contexts (odd IDs 1..255), PS3.8 9.3.2.2.
+MAX_CONTEXTS = 128
+VERIFICATION_SOP_CLASS = "1.2.840.10008.1.1"
+
+#: Preferred targets when a conversion is needed: cheap and lossless first.
+_CONVERSION_PREFERENCE = (
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    "1.2.840.10008.1.2.1.99",
+    ExplicitVRBigEndian,
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.80",
+)
+
+
+@dataclass
+class ContextGroup:
+    """The contexts of one association and the SOP classes they serve.
+
+    Attributes:
+        contexts: ``(abstract syntax, transfer syntax)`` pairs, one syntax each, at most 128.
+        sop_classes: the SOP Class UIDs served.
+    """
+
+    contexts: list[tuple[str, str]] = field(default_factory=list)
+    sop_classes: list[str] = field(default_factory=list)
+
+
+def _contexts_for_class(
+    sop_class: str, stored: Sequence[str], strategy: str, allow_lossy: bool, has_pixels: bool = True
+) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for ts in stored:
+        if (sop_class, ts) not in out:
+            out.append((sop_class, ts))
+    for ts in strategy_syntaxes(strategy):
+        if (sop_class, str(ts)) in out:
+            continue
+        if any(conversion_plan(src, ts, allow_lossy, has_pixels).possible for src in stored):
+            out.append((sop_class, str(ts)))
+    return out
+
+
+def plan_contexts(
+    pairs: Iterable[tuple[str, str]],
+    strategy: str,
+    allow_lossy: bool = False,
+    max_contexts: int = MAX_CONTEXTS,
+) -> list[ContextGroup]:
+    """Plan presentation contexts for a batch, split into groups of at most `max_contexts`.
+
+    Args:
+        pairs: ``(SOP Class UID, stored transfer syntax UID)`` of every instance.
+        strategy: the transfer-syntax strategy for the fallback contexts.
+        allow_lossy: whether lossy targets may be proposed.
+        max_contexts: contexts per association (128 at most, PS3.8 9.3.2.2).
+
+    Returns:
+        list of :class:`ContextGroup`; each SOP class lives in exactly one group,
+        in order of first appearance.
+    """
+    stored: dict[str, list[str]] = {}
+    for sop_class, ts in pairs:
+        lst = stored.setdefault(str(sop_class), [])
+        if str(ts) not in lst:
+            lst.append(str(ts))
+    groups: list[ContextGroup] = []
+    current = ContextGroup()
+    for sop_class, syntaxes in stored.items():
+        cxs = _contexts_for_class(sop_class, syntaxes, strategy, allow_lossy)[:max_contexts]
+        if current.contexts and len(current.contexts) + len(cxs) > max_contexts:
+            groups.append(current)
+            current = ContextGroup()
+        current.contexts.extend(cxs)
+        current.sop_classes.append(sop_class)
+    if current.contexts:
+        groups.append(current)
+    return groups
+
+
+def _cx_dict(cx: PresentationContext, proposed: bool = False) -> dict[str, Any]:
+    ts = cx.transfer_syntax
+    d: dict[str, Any] = {
+        "id": cx.context_id,
+        "abstract_syntax": str(cx.abstract_syntax),
+        "abstract_syntax_name": UID(cx.abstract_syntax).name,
+        "transfer_syntax": str(ts[0]) if ts else None,
+    }
+    if not proposed and cx.result not in (None, 0):
+        d["result"] = cx.result
+        d["reason"] = CONTEXT_RESULT_REASONS.get(cx.result, f"result {cx.result}")
+    return d
+
+
+class _Watch:
+    """Collects what pynetdicom does not return: rejections, aborts, the socket."""
+
+    def __init__(self) -> None:
+        self.reject: A_ASSOCIATE_RJ | None = None
+        self.abort: A_ABORT_RQ | None = None
+        self.connected = False
+
+    def on_pdu(self, event: Any) -> None:
+        pdu = event.pdu
+        if isinstance(pdu, A_ASSOCIATE_RJ):
+            self.reject = pdu
+        elif isinstance(pdu, A_ABORT_RQ):
+            self.abort = pdu
+
+    def on_open(self, event: Any) -> None:
+        self.connected = True
+        try:  # Nagle's algorithm costs a delayed ACK (~40 ms) per message
+            event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
+
+
+def _guard_reactor(assoc: Association) -> None:
+    """Stop the association's reactor thread from taking DIMSE messages off the queue.
+
+    pynetdicom's reactor pause in ``send_c_store`` is not atomic and can take the
+    C-STORE-RSP meant for the sender (DESIGN.md, pynetdicom issue 875); as an SCU
+    we serve no requests on a storage association, so only the sending thread reads.
+    """
+    dimse = assoc.dimse
+    original = dimse.get_msg
+
+    def get_msg(block: bool = False) -> Any:
+        if not block and threading.current_thread() is assoc:
+            return None, None
+        return original(block)
+
+    dimse.get_msg = get_msg  # type: ignore[method-assign]
+
+
+def _make_ae(cfg: StoreConfig) -> AE:
+    ae = AE(ae_title=cfg.local_ae_title)
+    ae.acse_timeout = cfg.acse_timeout
+    ae.dimse_timeout = cfg.dimse_timeout
+    ae.network_timeout = cfg.network_timeout
+    ae.connection_timeout = cfg.connect_timeout
+    ae.maximum_pdu_size = cfg.max_pdu
+    return ae
+
+
+def _tls_args(cfg: StoreConfig) -> tuple[Any, str | None] | None:
+    if not cfg.tls_enabled:
+        return None
+    try:
+        from . import tls  # arrives with the TLS issue
+    except ImportError:
+        raise TlsConfigError(
+            "TLS was requested (tls_enabled) but this build of DICOM Courier does not support TLS yet",
+            remote_ae=cfg.remote_ae_title, details={"kind": "tls"},
+        ) from None
+    return tls.build_ssl_context(cfg)
+
+
+def open_association(
+    cfg: StoreConfig, contexts: Sequence[tuple[str, str]], strategy: str = "", attempt: int = 1
+) -> tuple[Association, dict[str, Any]]:
+    """Request an association proposing `contexts` (one transfer syntax each).
+
+    Args:
+        cfg: the connection configuration.
+        contexts: ``(abstract syntax, transfer syntax)`` pairs, at most 128.
+        strategy: the strategy name, recorded in the negotiation record.
+        attempt: attempt number, recorded.
+
+    Returns:
+        ``(assoc, record)``; `record` holds ``strategy``, ``proposed``,
+        ``accepted``, ``rejected`` (with reasons), ``peer_max_pdu``,
+        ``peer_implementation_class_uid``, ``peer_implementation_version_name``.
+
+    Raises:
+        AssociationError: connection failed, A-ASSOCIATE-RJ, abort, ACSE timeout
+            or no context accepted; ``details`` holds ``kind``, ``transient`` and
+            the record.
+        TlsConfigError: TLS is enabled and cannot be set up.
+    """
+    if len(contexts) > MAX_CONTEXTS:
+        raise ValueError(f"{len(contexts)} presentation contexts requested; at most {MAX_CONTEXTS} fit")
+    ae = _make_ae(cfg)
+    requested = [build_context(a, [t]) for a, t in contexts]
+    record: dict[str, Any] = {
+        "strategy": strategy,
+        "attempt": attempt,
+        "peer": cfg.peer,
+        "proposed": [{"abstract_syntax": a, "abstract_syntax_name": UID(a).name, "transfer_syntax": t}
+                     for a, t in contexts],
+        "accepted": [],
+        "rejected": [],
+        "started": time.time(),
+    }
+    tls_args = _tls_args(cfg)
+    watch = _Watch()
+    handlers = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
+    LOGGER.info("Requesting association with %s (%d contexts, strategy %s)", cfg.peer, len(requested),
+                strategy or "-")
+    assoc = ae.associate(cfg.remote_host, cfg.remote_port, contexts=requested, ae_title=cfg.remote_ae_title,
+                         max_pdu=cfg.max_pdu, evt_handlers=handlers, tls_args=tls_args)
+    record["accepted"] = [_cx_dict(cx) for cx in assoc.accepted_contexts]
+    record["rejected"] = [_cx_dict(cx) for cx in assoc.rejected_contexts]
+    assoc.courier_watch = watch  # type: ignore[attr-defined]
+    if assoc.is_established:
+        _guard_reactor(assoc)
+        acc = assoc.acceptor
+        record["peer_max_pdu"] = acc.maximum_length
+        record["peer_implementation_class_uid"] = str(acc.implementation_class_uid or "")
+        record["peer_implementation_version_name"] = str(acc.implementation_version_name or "")
+        record["our_max_pdu"] = cfg.max_pdu
+        LOGGER.info("Association accepted by %s: %d of %d contexts, peer max PDU %s", cfg.peer,
+                    len(record["accepted"]), len(requested), acc.maximum_length)
+        return assoc, record
+    raise _association_failure(cfg, assoc, watch, record)
+
+
+def _association_failure(cfg: StoreConfig, assoc: Association, watch: _Watch, record: dict[str, Any]) -> Exception:
+    details: dict[str, Any] = {"negotiation": record}
+    if watch.reject is not None:
+        rj = watch.reject
+        msg, transient = explain_rejection(rj.result, rj.source, rj.reason_diagnostic,
+                                           cfg.remote_ae_title, cfg.local_ae_title)
+        details.update(kind="rejected", transient=transient, result=rj.result, source=rj.source,
+                       reason=rj.reason_diagnostic)
+        record["outcome"] = msg
+        return AssociationError(msg, remote_ae=cfg.remote_ae_title, details=details)
+    if not watch.connected:
+        if cfg.tls_enabled:
+            from . import tls
+
+            msg = tls.diagnose_handshake(cfg)
+            record["outcome"] = msg
+            details.update(kind="tls", transient=False)
+            return TlsConfigError(msg, remote_ae=cfg.remote_ae_title, details=details)
+        msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
+        details.update(kind="connect", transient=transient)
+        record["outcome"] = msg
+        return AssociationError(msg, remote_ae=cfg.remote_ae_title, details=details)
+    if assoc.is_aborted and record["rejected"] and not record["accepted"]:
+        msg = _no_context_message(record)
+        details.update(kind="no-context", transient=False)
+        record["outcome"] = msg
+        return AssociationError(msg, remote_ae=cfg.remote_ae_title, details=details)
+    if watch.abort is not None:
+        msg = explain_abort(watch.abort.source, watch.abort.reason_diagnostic, "association negotiation")
+        kind = "aborted"
+    elif assoc.is_aborted:
+        msg = (f"no answer to the association request from {cfg.peer} within the ACSE timeout "
+               f"({cfg.acse_timeout:g} s), or the peer closed the connection")
+        kind = "timeout"
+    else:
+        msg = f"the peer {cfg.peer} closed the connection during association negotiation"
+        kind = "aborted"
+    if not cfg.tls_enabled:
+        hint = _plain_to_tls_hint(cfg)
+        if hint:
+            msg = f"{msg} - {hint}"
+            kind = "tls"
+    details.update(kind=kind, transient=kind != "tls")
+    record["outcome"] = msg
+    return AssociationError(msg, remote_ae=cfg.remote_ae_title, details=details)
+
+
+def _plain_to_tls_hint(cfg: StoreConfig) -> str | None:
+    try:
+        from . import tls
+    except ImportError:
+        return None
+    try:
+        return tls.diagnose_plain_to_tls(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
+    except Exception:  # a diagnosis must never hide the original failure
+        return None
+
+
+def _no_context_message(record: dict[str, Any]) -> str:
+    reasons = sorted({f"{r['abstract_syntax_name']} / {UID(r['transfer_syntax']).name}: {r.get('reason', '?')}"
+                      for r in record["rejected"]})
+    shown = "; ".join(reasons[:6]) + (" ..." if len(reasons) > 6 else "")
+    return f"the peer accepted none of the {len(record['proposed'])} proposed presentation contexts ({shown})"
+
+
+def candidate_contexts(
+    accepted: Iterable[PresentationContext], sop_class_uid: str, stored_ts: str, allow_lossy: bool,
+    has_pixels: bool = True,
+) -> list[tuple[PresentationContext, str]]:
+    """Accepted contexts usable for a data set, best first, with what each implies.
+
+    Exact transfer syntax first (sent as stored), then conversions in the
+    order: Explicit VR LE, Implicit VR LE, Deflated, Big Endian, lossless compressions, others.
+
+    Returns:
+        ``[(context, plan reason)]``.
+    """
+    usable: list[tuple[int, PresentationContext, str]] = []
+    for cx in accepted:
+        if str(cx.abstract_syntax) != str(sop_class_uid) or cx.as_scu is False:
+            continue
+        ts = str(cx.transfer_syntax[0])
+        plan = conversion_plan(stored_ts, ts, allow_lossy, has_pixels)
+        if not plan.possible:
+            continue
+        rank = -1 if ts == str(stored_ts) else (
+            _CONVERSION_PREFERENCE.index(ts) if ts in _CONVERSION_PREFERENCE else len(_CONVERSION_PREFERENCE))
+        usable.append((rank, cx, plan.reason))
+    usable.sort(key=lambda t: (t[0], t[1].context_id or 0))
+    return [(cx, reason) for _, cx, reason in usable]
+
+
+def find_compatible_transfer_syntax(
+    dataset: Dataset | Any,
+    accepted_contexts: Iterable[PresentationContext],
+    sop_class_uid: str | None = None,
+    allow_lossy: bool = False,
+) -> tuple[PresentationContext | None, str]:
+    """Pick the accepted presentation context to send `dataset` with (seed API).
+
+    Args:
+        dataset: a ``pydicom.Dataset`` (its File Meta transfer syntax is the stored syntax).
+        accepted_contexts: e.g. ``assoc.accepted_contexts``.
+        sop_class_uid: the SOP Class UID; defaults to the data set's (0008,0016).
+        allow_lossy: whether a lossless-to-lossy conversion is acceptable.
+
+    Returns:
+        ``(context, reason)``: the best context (exact syntax match first, then a
+        lossless conversion) and why; ``(None, reason)`` naming what was accepted
+        when nothing fits.
+    """
+    accepted = list(accepted_contexts)
+    sop_class = str(sop_class_uid or getattr(dataset, "SOPClassUID", ""))
+    meta = getattr(dataset, "file_meta", None)
+    stored = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    if not stored:
+        implicit = getattr(dataset, "is_implicit_VR", True)
+        stored = ImplicitVRLittleEndian if implicit in (True, None) else ExplicitVRLittleEndian
+    has_pixels = "PixelData" in dataset if isinstance(dataset, Dataset) else True
+    cands = candidate_contexts(accepted, sop_class, stored, allow_lossy, has_pixels)
+    if cands:
+        cx, reason = cands[0]
+        return cx, reason
+    offered = [UID(cx.transfer_syntax[0]).name for cx in accepted if str(cx.abstract_syntax) == sop_class]
+    name = UID(sop_class).name if sop_class else "(unknown SOP class)"
+    if not offered:
+        return None, f"the peer accepted no presentation context for {name}"
+    return None, (f"the peer accepts {name} only with {', '.join(sorted(set(offered)))}, and the data set "
+                  f"({UID(stored).name}) cannot be converted to any of them"
+                  + ("" if allow_lossy else " without lossy compression"))

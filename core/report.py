@@ -1,0 +1,70 @@
+"""Send reports as JSON or CSV: one entry per input file, in scan order.
+
+JSON: ``{"summary": {...}, "instances": [...], "associations": [...], "job": {...}}``.
+CSV: one row per instance with the same columns as the JSON instance entries.
+No secret ever goes into a report: the job section names the peer, never TLS material.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["write_report", "INSTANCE_COLUMNS", "build_report"]
+
+INSTANCE_COLUMNS = (
+    "path", "status", "message", "status_code", "sop_class_uid", "sop_instance_uid", "transfer_syntax",
+    "converted_from", "strategy_used", "state", "error_comment", "notes", "tries", "stored_syntax",
+)
+
+
+def build_report(outcomes: Sequence[dict[str, Any]], summary: dict[str, Any],
+                 associations: Sequence[dict[str, Any]], job: dict[str, Any] | None = None,
+                 omit_patient: bool = False) -> dict[str, Any]:
+    """Assemble the report dict (see module doc). `omit_patient` drops patient IDs."""
+    instances = []
+    for o in outcomes:
+        entry = {k: v for k, v in o.items() if k != "index"}
+        if omit_patient:
+            entry.pop("patient_id", None)
+            entry.pop("patient_name", None)
+        instances.append(entry)
+    return {"summary": dict(summary), "instances": instances, "associations": list(associations), "job": job or {}}
+
+
+def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
+    """Write `report` to `path` atomically; ``.csv`` gives CSV, anything else JSON.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".report-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            if path.lower().endswith(".csv"):
+                _write_csv(f, report["instances"])
+            else:
+                json.dump(report, f, indent=2, default=str)
+                f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_csv(f: Any, instances: Sequence[dict[str, Any]]) -> None:
+    extra = sorted({k for i in instances for k in i} - set(INSTANCE_COLUMNS))
+    writer = csv.DictWriter(f, fieldnames=[*INSTANCE_COLUMNS, *extra], extrasaction="ignore")
+    writer.writeheader()
+    for inst in instances:
+        row = dict(inst)
+        if isinstance(row.get("notes"), list):
+            row["notes"] = " | ".join(row["notes"])
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
