@@ -1,20 +1,22 @@
 """The ``--self-test`` mode: prove that this build can negotiate, store and convert DICOM.
 
-Runs entirely in-process on the loopback interface, with no files written, no
-network beyond ``127.0.0.1`` and no Qt (the frozen app runs it headless in CI):
+Runs the app's own engine entirely in-process on the loopback interface, with no
+Qt (the frozen app runs it headless in CI) and files only in a temporary folder:
 
 1. checks that pydicom finds a decoder for every codec family we bundle
    (the pylibjpeg plugins are found through package entry points, which a frozen
    app only has if its build collected their metadata);
-2. starts an embedded Storage SCP on ``("127.0.0.1", 0)`` that accepts every storage
-   SOP class in every transfer syntax pydicom knows, and a second one that accepts
+2. starts the embedded Storage SCP (:class:`core.scp.EmbeddedSCP`) twice on
+   ``("127.0.0.1", 0)``: one accepts every transfer syntax pydicom knows, the other
    only Implicit VR Little Endian (PS3.5 A.1, the syntax every peer must support);
-3. C-ECHO (PS3.7 9.1.5) to the first SCP;
+3. C-ECHO (PS3.7 9.1.5) with :func:`core.echo.echo`;
 4. one C-STORE (PS3.7 9.1.1) per codec family -- uncompressed, RLE Lossless,
-   JPEG Baseline, JPEG-LS Lossless, JPEG 2000 Lossless -- each checked on arrival:
-   same SOP Instance UID, same transfer syntax, and decoded pixels equal to ours;
-5. one JPEG 2000 instance sent to the Implicit-VR-only SCP, so it must be decoded
-   on the way; checked the same way.
+   JPEG Baseline, JPEG-LS Lossless, JPEG 2000 Lossless -- over one association with
+   :func:`core.store_datasets_batch` (strategy ``extended``), each checked on
+   arrival: same SOP Instance UID, same transfer syntax, decoded pixels equal to ours;
+5. the JPEG 2000 instance sent with :func:`core.store_dataset` (strategy
+   ``universal``) to the Implicit-VR-only SCP, so it must be decoded on the way;
+   checked the same way.
 
 Each step prints one ``PASS ...``/``FAIL ...`` line; :func:`run_self_test` returns 0
 only when every step passed.
@@ -65,50 +67,53 @@ def _resource_dir() -> Path:
 
 
 # ---------------------------------------------------------------------------- SCP
+# ---------------------------------------------------------------------------- SCP
 
 
 @dataclass
 class _Received:
-    """What an embedded SCP got: datasets by SOP Instance UID, and the syntax used."""
+    """Where an embedded SCP wrote each instance, by SOP Instance UID."""
 
-    datasets: dict[str, Any] = field(default_factory=dict)
-    syntaxes: dict[str, str] = field(default_factory=dict)
+    paths: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def on_store(self, uid: str, path: str | None) -> None:
+        with self.lock:
+            self.paths[uid] = path or ""
 
-class _EmbeddedSCP:
-    """A minimal in-memory Storage SCP (pynetdicom) on an ephemeral loopback port.
+
+def _start_scp(accept: str, store_dir: Path) -> tuple[Any, _Received]:
+    """Start :class:`core.scp.EmbeddedSCP` on an ephemeral loopback port.
 
     Args:
-        transfer_syntaxes: syntaxes accepted for every storage SOP class.
+        accept: ``"everything"`` or ``"implicit"`` (see :func:`core.scp.accepted_syntaxes`).
+        store_dir: where it writes what it receives.
+
+    Returns:
+        ``(scp, received)``; stop the SCP with ``scp.stop()``.
     """
+    from core.scp import EmbeddedSCP
 
-    def __init__(self, transfer_syntaxes: list[str]) -> None:
-        from pynetdicom import AE, AllStoragePresentationContexts, evt
-        from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+    received = _Received()
+    scp = EmbeddedSCP(
+        port=0, ae_title=_SCP_AE, store_dir=str(store_dir), accept=accept, bind="127.0.0.1", on_store=received.on_store
+    )
+    scp.start()
+    return scp, received
 
-        self.received = _Received()
-        self.ae = AE(ae_title=_SCP_AE)
-        self.ae.acse_timeout = self.ae.dimse_timeout = self.ae.network_timeout = _TIMEOUT_S
-        self.ae.maximum_pdu_size = 0
-        for cx in AllStoragePresentationContexts:
-            self.ae.add_supported_context(cx.abstract_syntax, transfer_syntaxes)
-        self.ae.add_supported_context(Verification)
-        handlers = [(evt.EVT_C_STORE, self._on_c_store), (evt.EVT_C_ECHO, lambda event: 0x0000)]
-        self.server = self.ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=handlers)
-        self.port: int = self.server.server_address[1]
 
-    def _on_c_store(self, event: Any) -> int:
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        uid = str(ds.SOPInstanceUID)
-        with self.received.lock:
-            self.received.datasets[uid] = ds
-            self.received.syntaxes[uid] = str(event.context.transfer_syntax)
-        return 0x0000
-
-    def shutdown(self) -> None:
-        self.server.shutdown()
+def _config(port: int) -> dict[str, Any]:
+    """Return the seed-API config dict for the embedded SCP on `port`."""
+    return {
+        "remote_host": "127.0.0.1",
+        "remote_port": port,
+        "remote_ae_title": _SCP_AE,
+        "local_ae_title": _SCU_AE,
+        "acse_timeout": _TIMEOUT_S,
+        "dimse_timeout": _TIMEOUT_S,
+        "network_timeout": _TIMEOUT_S,
+        "connect_timeout": _TIMEOUT_S,
+    }
 
 
 # ---------------------------------------------------------------------------- data
@@ -236,66 +241,55 @@ def _check_codecs() -> str:
     return "; ".join(found)
 
 
-def _associate(port: int, contexts: list[tuple[str, list[str]]]) -> Any:
-    """Associate with the embedded SCP on `port`, proposing `contexts`."""
-    from pynetdicom import AE
-
-    ae = AE(ae_title=_SCU_AE)
-    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = _TIMEOUT_S
-    ae.connection_timeout = _TIMEOUT_S
-    for abstract, syntaxes in contexts:
-        ae.add_requested_context(abstract, syntaxes)
-    assoc = ae.associate("127.0.0.1", port, ae_title=_SCP_AE)
-    if not assoc.is_established:
-        raise RuntimeError(f"association with 127.0.0.1:{port} not established")
-    return assoc
-
-
 def _echo(port: int) -> str:
-    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+    """C-ECHO through the engine (:func:`core.echo.echo`)."""
+    from core.echo import echo
 
-    assoc = _associate(port, [(Verification, ["1.2.840.10008.1.2"])])
-    try:
-        status = assoc.send_c_echo()
-    finally:
-        assoc.release()
-    code = getattr(status, "Status", None)
-    if code != 0x0000:
-        raise RuntimeError(f"C-ECHO status {code!r}")
-    return f"{_SCP_AE} at 127.0.0.1:{port} answered status 0x0000"
+    result = echo(_config(port))
+    if result.get("status_code") != 0x0000:
+        raise RuntimeError(f"C-ECHO status {result.get('status_code')!r}: {result.get('message')}")
+    return f"{_SCP_AE} at 127.0.0.1:{port} answered status 0x0000 in {result.get('rtt_ms', 0):.1f} ms"
 
 
-def _store_all(port: int, instances: list[tuple[str, Any, Any]]) -> dict[str, int | None]:
-    """Send every instance over one association; return ``{label: status or None}``."""
-    contexts = [
-        (str(ds.SOPClassUID), [str(ds.file_meta.TransferSyntaxUID)]) for _label, ds, _arr in instances
-    ]
-    assoc = _associate(port, contexts)
-    statuses: dict[str, int | None] = {}
-    try:
-        for label, ds, _arr in instances:
-            rsp = assoc.send_c_store(ds)
-            statuses[label] = getattr(rsp, "Status", None)
-    finally:
-        assoc.release()
-    return statuses
+def _store_all(port: int, instances: list[tuple[str, Any, Any]]) -> tuple[dict[str, dict[str, Any]], int]:
+    """Send every instance with :func:`core.store_datasets_batch` (strategy ``extended``).
+
+    Returns:
+        ``({label: per-instance detail dict}, number of associations used)``.
+    """
+    from core import store_datasets_batch
+
+    batch = store_datasets_batch(
+        _config(port),
+        [ds for _label, ds, _arr in instances],
+        transfer_syntax_strategy="extended",
+        continue_on_error=True,
+        max_retries=0,
+    )
+    by_index = {d.get("dataset_index", i): d for i, d in enumerate(batch.get("details", []))}
+    details = {label: by_index.get(i, {}) for i, (label, _ds, _arr) in enumerate(instances)}
+    return details, int(batch.get("associations") or 0)
 
 
 def _verify(received: _Received, ds: Any, expected: Any, syntax: str) -> str:
-    """Check what the SCP got for `ds`: present, in `syntax`, same pixels."""
+    """Check what the SCP wrote for `ds`: present, in `syntax`, same decoded pixels."""
     import numpy as np
+    from pydicom import dcmread
 
     uid = str(ds.SOPInstanceUID)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
+    while True:
         with received.lock:
-            got = received.datasets.get(uid)
-            got_syntax = received.syntaxes.get(uid)
-        if got is not None:
+            path = received.paths.get(uid)
+        if path is not None or time.monotonic() > deadline:
             break
         time.sleep(0.02)
-    else:
+    if path is None:
         raise RuntimeError(f"SOP Instance {uid} never arrived")
+    got = dcmread(path)
+    got_syntax = str(got.file_meta.TransferSyntaxUID)
+    if str(got.SOPInstanceUID) != uid:
+        raise RuntimeError(f"arrived with SOP Instance UID {got.SOPInstanceUID}, sent {uid}")
     if got_syntax != syntax:
         raise RuntimeError(f"arrived as {got_syntax}, expected {syntax}")
     arr = got.pixel_array
@@ -304,36 +298,13 @@ def _verify(received: _Received, ds: Any, expected: Any, syntax: str) -> str:
     return f"SOP Instance {uid} arrived as {got_syntax}, {arr.shape[1]}x{arr.shape[0]} pixels equal"
 
 
-def _convert_and_store(port: int, ds: Any) -> tuple[str, int | None]:
-    """Send compressed `ds` to an SCP that accepts only Implicit VR Little Endian.
-
-    Uses the engine's ``core.store_dataset`` with the ``universal`` strategy when it
-    exists; otherwise decodes here and lets pynetdicom re-encode as Implicit VR LE.
-    """
+def _convert_and_store(port: int, ds: Any) -> dict[str, Any]:
+    """Send compressed `ds` with :func:`core.store_dataset` (strategy ``universal``)."""
     import copy
 
-    import core
+    from core import store_dataset
 
-    store = getattr(core, "store_dataset", None)
-    if callable(store):
-        config = {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": _SCP_AE,
-                  "local_ae_title": _SCU_AE}
-        result = store(config, copy.deepcopy(ds), transfer_syntax_strategy="universal")
-        status = getattr(result, "status", None)
-        if status is None and isinstance(result, dict):
-            status = result.get("status")
-        return "core.store_dataset(strategy=universal)", status
-    # TODO(lead): drop this branch once core.store_dataset lands.
-    from pydicom.uid import ImplicitVRLittleEndian
-
-    local = copy.deepcopy(ds)
-    local.decompress(generate_instance_uid=False)
-    assoc = _associate(port, [(str(local.SOPClassUID), [ImplicitVRLittleEndian])])
-    try:
-        rsp = assoc.send_c_store(local)  # explicit -> implicit VR LE by pynetdicom
-    finally:
-        assoc.release()
-    return "decompress + pynetdicom", getattr(rsp, "Status", None)
+    return store_dataset(_config(port), copy.deepcopy(ds), transfer_syntax_strategy="universal", max_retries=0)
 
 
 # ---------------------------------------------------------------------------- entry
@@ -348,84 +319,98 @@ def run_self_test(out: TextIO | None = None) -> int:
     Returns:
         0 when every step passed, 1 otherwise. Never raises for a failed step.
     """
+    import tempfile
+
     out = sys.stdout if out is None else out
     report = _Report(out)
     started = time.monotonic()
     frozen = " (frozen)" if getattr(sys, "frozen", False) else ""
-    print(f"DICOM Courier self-test{frozen}: Python {sys.version.split()[0]} on {sys.platform}",
-          file=out, flush=True)
+    print(f"DICOM Courier self-test{frozen}: Python {sys.version.split()[0]} on {sys.platform}", file=out, flush=True)
 
     report.step("codecs", _check_codecs)
 
-    from pydicom.uid import AllTransferSyntaxes, ImplicitVRLittleEndian
-
-    scps: list[_EmbeddedSCP] = []
-    try:
+    scps: list[Any] = []
+    with tempfile.TemporaryDirectory(prefix="courier-selftest-") as tmp:
         try:
-            scp_all = _EmbeddedSCP([str(u) for u in AllTransferSyntaxes])
-            scps.append(scp_all)
-            scp_implicit = _EmbeddedSCP([ImplicitVRLittleEndian])
-            scps.append(scp_implicit)
-        except Exception as exc:  # noqa: BLE001
-            report.line(False, f"embedded SCP: could not start ({type(exc).__name__}: {exc})")
-            return _finish(report, started)
-        report.line(True, f"embedded SCP: listening on 127.0.0.1:{scp_all.port} (all syntaxes) "
-                          f"and 127.0.0.1:{scp_implicit.port} (Implicit VR Little Endian only)")
-
-        report.step("C-ECHO", lambda: _echo(scp_all.port))
-
-        instances: list[tuple[str, Any, Any]] = []
-
-        def make() -> str:
-            instances.extend(_make_instances())
-            return ", ".join(f"{label} {len(ds.PixelData)} bytes" for label, ds, _ in instances)
-
-        if not report.step("generate instances", make):
-            return _finish(report, started)
-
-        statuses: dict[str, int | None] = {}
-
-        def store() -> str:
-            statuses.update(_store_all(scp_all.port, instances))
-            return f"{len(statuses)} C-STOREs over one association"
-
-        report.step("C-STORE association", store)
-        for label, ds, expected in instances:
-            syntax = str(ds.file_meta.TransferSyntaxUID)
-
-            def check(ds: Any = ds, expected: Any = expected, syntax: str = syntax, label: str = label) -> str:
-                status = statuses.get(label)
-                if status != 0x0000:
-                    raise RuntimeError(f"C-STORE status {status!r}")
-                return "status 0x0000, " + _verify(scp_all.received, ds, expected, syntax)
-
-            report.step(f"C-STORE {label}", check)
-
-        label, j2k, expected = next(i for i in instances if i[0] == "JPEG 2000 Lossless")
-
-        def convert() -> str:
-            how, status = _convert_and_store(scp_implicit.port, j2k)
-            if status != 0x0000:
-                raise RuntimeError(f"{how}: C-STORE status {status!r}")
-            return f"{label} -> Implicit VR Little Endian via {how}, status 0x0000, " + _verify(
-                scp_implicit.received, j2k, expected, ImplicitVRLittleEndian
+            try:
+                scp_all, got_all = _start_scp("everything", Path(tmp) / "all")
+                scps.append(scp_all)
+                scp_implicit, got_implicit = _start_scp("implicit", Path(tmp) / "implicit")
+                scps.append(scp_implicit)
+            except Exception as exc:  # noqa: BLE001 - reported as a FAIL line
+                report.line(False, f"embedded SCP: could not start ({type(exc).__name__}: {exc})")
+                return _finish(report, started)
+            report.line(
+                True,
+                f"embedded SCP: listening on 127.0.0.1:{scp_all.port} (all syntaxes) "
+                f"and 127.0.0.1:{scp_implicit.port} (Implicit VR Little Endian only)",
             )
 
-        report.step("convert", convert)
-    finally:
-        for scp in scps:
-            try:
-                scp.shutdown()
-            except Exception:  # noqa: BLE001 - best effort at exit
-                LOGGER.debug("SCP shutdown failed", exc_info=True)
+            report.step("C-ECHO", lambda: _echo(scp_all.port))
+
+            instances: list[tuple[str, Any, Any]] = []
+
+            def make() -> str:
+                instances.extend(_make_instances())
+                return ", ".join(f"{label} {len(ds.PixelData)} bytes" for label, ds, _ in instances)
+
+            if not report.step("generate instances", make):
+                return _finish(report, started)
+
+            details: dict[str, dict[str, Any]] = {}
+
+            def store() -> str:
+                got, n_assoc = _store_all(scp_all.port, instances)
+                details.update(got)
+                return f"{len(instances)} C-STOREs over {n_assoc} association(s)"
+
+            report.step("C-STORE batch", store)
+            for label, ds, expected in instances:
+                syntax = str(ds.file_meta.TransferSyntaxUID)
+
+                def check(ds: Any = ds, expected: Any = expected, syntax: str = syntax, label: str = label) -> str:
+                    detail = details.get(label, {})
+                    if detail.get("status_code") != 0x0000:
+                        raise RuntimeError(
+                            f"C-STORE {detail.get('status')!r} status {detail.get('status_code')!r}: {detail.get('message')}"
+                        )
+                    return "status 0x0000, " + _verify(got_all, ds, expected, syntax)
+
+                report.step(f"C-STORE {label}", check)
+
+            label, j2k, expected = next(i for i in instances if i[0] == "JPEG 2000 Lossless")
+
+            def convert() -> str:
+                from pydicom.uid import ImplicitVRLittleEndian
+
+                result = _convert_and_store(scp_implicit.port, j2k)
+                if result.get("status_code") != 0x0000:
+                    raise RuntimeError(
+                        f"C-STORE {result.get('status')!r} status {result.get('status_code')!r}: {result.get('message')}"
+                    )
+                return (
+                    f"{label} -> Implicit VR Little Endian by core.store_dataset(strategy=universal), "
+                    f"status 0x0000, " + _verify(got_implicit, j2k, expected, ImplicitVRLittleEndian)
+                )
+
+            report.step("convert", convert)
+        finally:
+            for scp in scps:
+                try:
+                    scp.stop()
+                except Exception:  # noqa: BLE001 - best effort at exit
+                    LOGGER.debug("SCP shutdown failed", exc_info=True)
     return _finish(report, started)
 
 
 def _finish(report: _Report, started: float) -> int:
     total = report.passed + report.failed
     verdict = "passed" if report.failed == 0 else "FAILED"
-    print(f"self-test {verdict}: {report.passed}/{total} steps passed in {time.monotonic() - started:.1f} s",
-          file=report.out, flush=True)
+    print(
+        f"self-test {verdict}: {report.passed}/{total} steps passed in {time.monotonic() - started:.1f} s",
+        file=report.out,
+        flush=True,
+    )
     return 0 if report.failed == 0 else 1
 
 

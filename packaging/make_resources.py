@@ -59,6 +59,52 @@ def make_icons() -> None:
         if not img.save(str(out), "PNG"):
             raise SystemExit(f"could not write {out}")
         print(f"wrote {out.relative_to(ROOT)}")
+    _write_ico()
+    _write_icns()
+
+
+def _png(size: int) -> bytes:
+    return (RES / "icons" / f"dicom-courier-{size}.png").read_bytes()
+
+
+def _write_ico() -> None:
+    """Windows icon: an ICO container of PNG images (Vista+), 16 to 256 px."""
+    import struct
+
+    sizes = [s for s in ICON_SIZES if s <= 256]
+    pngs = [_png(s) for s in sizes]
+    header = struct.pack("<HHH", 0, 1, len(sizes))
+    offset = 6 + 16 * len(sizes)
+    entries = b""
+    for size, data in zip(sizes, pngs, strict=True):
+        dim = 0 if size == 256 else size  # 0 means 256 in an ICONDIRENTRY
+        entries += struct.pack("<BBBBHHII", dim, dim, 0, 0, 1, 32, len(data), offset)
+        offset += len(data)
+    out = RES / "icons" / "dicom-courier.ico"
+    out.write_bytes(header + entries + b"".join(pngs))
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+def _write_icns() -> None:
+    """macOS icon: an ICNS container of PNG images (OS X 10.7+)."""
+    import struct
+
+    types = [
+        (b"icp4", 16),
+        (b"icp5", 32),
+        (b"icp6", 64),
+        (b"ic07", 128),
+        (b"ic08", 256),
+        (b"ic09", 512),
+        (b"ic11", 32),
+        (b"ic12", 64),
+        (b"ic13", 256),
+        (b"ic14", 512),
+    ]
+    body = b"".join(kind + struct.pack(">I", 8 + len(_png(size))) + _png(size) for kind, size in types)
+    out = RES / "icons" / "dicom-courier.icns"
+    out.write_bytes(b"icns" + struct.pack(">I", 8 + len(body)) + body)
+    print(f"wrote {out.relative_to(ROOT)}")
 
 
 def make_jpeg() -> None:
@@ -123,21 +169,49 @@ def make_jpeg() -> None:
 
 # Native code bundled inside some wheels, whose licence the wheel's metadata does not state.
 _NATIVE = [
-    {"name": "Qt", "in": "PySide6-Essentials", "license": "LGPL-3.0-only",
-     "url": "https://www.qt.io/licensing/open-source-lgpl-obligations",
-     "note": "Qt 6 libraries and plugins, dynamically linked and replaceable in the app folder."},
-    {"name": "libjpeg (Thomas Richter)", "in": "pylibjpeg-libjpeg", "license": "GPL-3.0-only",
-     "url": "https://github.com/thorfdbg/libjpeg",
-     "note": "JPEG, JPEG-LS and JPEG lossless decoder. GPL-3.0: distributing the app with this plugin "
-             "means offering its source under the GPL; leave pylibjpeg-libjpeg out of the build to avoid that."},
-    {"name": "OpenJPEG", "in": "pylibjpeg-openjpeg", "license": "BSD-2-Clause",
-     "url": "https://github.com/uclouvain/openjpeg", "note": "JPEG 2000 and HTJ2K codec."},
-    {"name": "CharLS", "in": "pyjpegls", "license": "BSD-3-Clause",
-     "url": "https://github.com/team-charls/charls", "note": "JPEG-LS codec."},
-    {"name": "Python", "in": "(interpreter)", "license": "PSF-2.0",
-     "url": "https://docs.python.org/3/license.html", "note": "CPython runtime and standard library."},
-    {"name": "OpenSSL", "in": "(interpreter)", "license": "Apache-2.0",
-     "url": "https://www.openssl.org/source/license.html", "note": "TLS, via Python's ssl module."},
+    {
+        "name": "Qt",
+        "in": "PySide6-Essentials",
+        "license": "LGPL-3.0-only",
+        "url": "https://www.qt.io/licensing/open-source-lgpl-obligations",
+        "note": "Qt 6 libraries and plugins, dynamically linked and replaceable in the app folder.",
+    },
+    {
+        "name": "libjpeg (Thomas Richter)",
+        "in": "pylibjpeg-libjpeg",
+        "license": "GPL-3.0-only",
+        "url": "https://github.com/thorfdbg/libjpeg",
+        "note": "JPEG, JPEG-LS and JPEG lossless decoder. GPL-3.0: distributing the app with this plugin "
+        "means offering its source under the GPL; leave pylibjpeg-libjpeg out of the build to avoid that.",
+    },
+    {
+        "name": "OpenJPEG",
+        "in": "pylibjpeg-openjpeg",
+        "license": "BSD-2-Clause",
+        "url": "https://github.com/uclouvain/openjpeg",
+        "note": "JPEG 2000 and HTJ2K codec.",
+    },
+    {
+        "name": "CharLS",
+        "in": "pyjpegls",
+        "license": "BSD-3-Clause",
+        "url": "https://github.com/team-charls/charls",
+        "note": "JPEG-LS codec.",
+    },
+    {
+        "name": "Python",
+        "in": "(interpreter)",
+        "license": "PSF-2.0",
+        "url": "https://docs.python.org/3/license.html",
+        "note": "CPython runtime and standard library.",
+    },
+    {
+        "name": "OpenSSL",
+        "in": "(interpreter)",
+        "license": "Apache-2.0",
+        "url": "https://www.openssl.org/source/license.html",
+        "note": "TLS, via Python's ssl module.",
+    },
 ]
 
 # Test-only or build-only distributions that never reach the app.
@@ -155,8 +229,7 @@ def _license_of(meta: md.PackageMetadata) -> str:
     lic = (meta.get("License") or "").strip()
     if lic and len(lic) < 80 and "\n" not in lic:
         return lic
-    classifiers = [c.split("::")[-1].strip() for c in (meta.get_all("Classifier") or [])
-                   if c.startswith("License ::")]
+    classifiers = [c.split("::")[-1].strip() for c in (meta.get_all("Classifier") or []) if c.startswith("License ::")]
     return " / ".join(classifiers) or "see licence file"
 
 
@@ -199,8 +272,7 @@ def make_licenses() -> None:
     packages = []
     for key in sorted(dists):
         meta = dists[key].metadata
-        packages.append({"name": meta["Name"], "version": meta["Version"],
-                         "license": _license_of(meta), "url": _home_of(meta)})
+        packages.append({"name": meta["Name"], "version": meta["Version"], "license": _license_of(meta), "url": _home_of(meta)})
     data = {
         "application": {
             "name": project["name"],
