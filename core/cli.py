@@ -27,6 +27,7 @@ from .strategies import STRATEGY_ORDER
 LOGGER = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_NO_ASSOCIATION = 0, 1, 2, 3
+DEFAULT_PARALLEL = 1
 
 __all__ = ["main", "build_parser"]
 
@@ -49,6 +50,17 @@ def _add_peer(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="TCP connect timeout, seconds")
     p.add_argument("--max-pdu", type=int, default=262144, metavar="BYTES",
                    help="our maximum PDU length in bytes (0 = unlimited)")
+    tls = p.add_argument_group("TLS (the key passphrase comes from the keyring or COURIER_TLS_KEY_PASSWORD)")
+    tls.add_argument("--tls", action="store_true", help="use DICOM over TLS (PS3.15 B.1, TLS 1.2 or newer)")
+    tls.add_argument("--tls-ca", metavar="FILE", help="CA certificate(s) to verify the PACS (PEM)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="our client certificate (PEM)")
+    tls.add_argument("--tls-key", metavar="FILE", help="our client private key (PEM)")
+    tls.add_argument("--tls-ca-secret", metavar="ID", help="CA certificate from Google Cloud Secret Manager")
+    tls.add_argument("--tls-cert-secret", metavar="ID", help="client certificate from Google Cloud Secret Manager")
+    tls.add_argument("--tls-key-secret", metavar="ID", help="client key from Google Cloud Secret Manager")
+    tls.add_argument("--gcp-project", metavar="ID", help="project for short secret names")
+    tls.add_argument("--no-verify-hostname", action="store_true",
+                     help="do not check that the PACS certificate names the host (the chain is still verified)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--stop-on-error", action="store_true", help="stop at the first failure")
     send.add_argument("--allow-lossy", action="store_true", help="allow lossless-to-lossy conversion")
     send.add_argument("--report", metavar="FILE", help="write a report (.json or .csv)")
+    send.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
+                      help=f"associations to use at once, each study on one (default {DEFAULT_PARALLEL})")
     send.add_argument("--quiet", action="store_true", help="no progress bar")
     send.add_argument("paths", nargs="+", metavar="PATH")
     send.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
@@ -89,6 +103,10 @@ def _config(args: argparse.Namespace, **extra: Any) -> StoreConfig:
         "remote_host": args.host, "remote_port": args.port, "remote_ae_title": args.called_ae,
         "local_ae_title": args.calling_ae, "acse_timeout": args.acse_timeout, "dimse_timeout": args.dimse_timeout,
         "network_timeout": args.network_timeout, "connect_timeout": args.connect_timeout, "max_pdu": args.max_pdu,
+        "tls_enabled": bool(args.tls), "tls_ca_cert_file": args.tls_ca, "tls_client_cert_file": args.tls_cert,
+        "tls_client_key_file": args.tls_key, "tls_ca_cert_secret_name": args.tls_ca_secret,
+        "tls_client_cert_secret_name": args.tls_cert_secret, "tls_client_key_secret_name": args.tls_key_secret,
+        "gcp_project_id": args.gcp_project, "tls_verify_hostname": not args.no_verify_hostname,
         **extra,
     })
 
@@ -163,7 +181,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     _install_sigint(cancel)
     progress = Progress(sys.stderr, enabled=not args.quiet)
-    job = SendJob(cfg, args.strategy, args.max_retries, not args.stop_on_error, progress, cancel, job_id)
+    if args.parallel < 1:
+        print("configuration error: --parallel must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    job = SendJob(cfg, args.strategy, args.max_retries, not args.stop_on_error, progress, cancel, job_id,
+                  parallel=args.parallel)
     result = job.run(items_from_scan(instances))
     summary = result.summary()
     if args.report:

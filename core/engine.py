@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from io import BytesIO
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -33,7 +32,7 @@ from .convert import encode_dataset, load_dataset, syntax_label
 from .diagnostics import explain_abort, explain_status, is_transient_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
 from .fastpath import ChannelBroken, DirectChannel
-from .negotiation import candidate_contexts, open_association, plan_contexts
+from .negotiation import candidate_contexts, open_association, plan_contexts, tls_args_for
 from .scan import ScannedInstance, read_instance, scan_paths
 from .strategies import fallback_chain, parse_strategy
 
@@ -150,6 +149,28 @@ class JobResult:
         return counts
 
 
+class _GiveUp(Exception):
+    """A secondary association could not be opened: hand its instances back."""
+
+    def __init__(self, items: list[Item]):
+        super().__init__("association refused")
+        self.items = items
+
+
+def _partition_by_study(items: list[Item], n: int) -> list[list[Item]]:
+    """Split `items` into at most `n` lists of similar size in bytes, keeping each study whole."""
+    studies: dict[str, list[Item]] = {}
+    for it in items:
+        studies.setdefault(it.inst.study_instance_uid or f"#{it.index}", []).append(it)
+    buckets: list[list[Item]] = [[] for _ in range(min(n, len(studies)))]
+    sizes = [0] * len(buckets)
+    for group in sorted(studies.values(), key=lambda g: -sum(i.inst.size + 1 for i in g)):
+        k = sizes.index(min(sizes))
+        buckets[k].extend(group)
+        sizes[k] += sum(i.inst.size + 1 for i in group)
+    return [sorted(b, key=lambda it: it.index) for b in buckets if b]
+
+
 class _Broken(Exception):
     """The association broke during a C-STORE; the outcome of the instance is unknown."""
 
@@ -199,6 +220,9 @@ class SendJob:
         cancel: set it to stop between C-STOREs; the association is released and
             the rest are reported "not sent (cancelled)".
         job_id: an identifier for events and the journal.
+        parallel: how many associations to use at once; each study stays on one
+            association; associations the peer rejects or aborts are given up and their
+            instances go over the others.
 
     Raises:
         ValueError: bad config or strategy (from the constructor).
@@ -214,6 +238,7 @@ class SendJob:
         cancel: threading.Event | None = None,
         job_id: str = "",
         sleep: Callable[[float], None] = time.sleep,
+        parallel: int = 1,
     ):
         self.cfg = StoreConfig.from_dict(config)
         self.strategy = parse_strategy(strategy)
@@ -222,14 +247,15 @@ class SendJob:
         self.on_event = on_event or (lambda e: None)
         self.cancel = cancel or threading.Event()
         self.job_id = job_id
+        self.parallel = max(1, int(parallel))
         self._sleep = sleep
-        self._msg_id = 0
         self._outcomes: dict[int, dict[str, Any]] = {}
         self._records: list[dict[str, Any]] = []
         self._established = 0
         self._stop = False
         self._first_exc: CourierError | None = None
         self._lock = threading.Lock()
+        self._tls_args: Any = None
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -250,7 +276,11 @@ class SendJob:
                                           "skipped" if it.inst.status == "skipped" else "failed", it.inst.reason))
         error = None
         try:
-            self._send_with_fallback(pending)
+            self._tls_args = tls_args_for(self.cfg) if pending else None
+            if self.parallel > 1 and len(pending) > 1:
+                self._send_parallel(pending)
+            else:
+                self._send_with_fallback(pending)
         except CourierError as exc:  # a job-level failure (e.g. TLS cannot be set up)
             error = exc.message
             self._first_exc = self._first_exc or exc
@@ -275,7 +305,35 @@ class SendJob:
 
     # -- fallback across strategies ----------------------------------------------------------------
 
-    def _send_with_fallback(self, pending: list[Item]) -> None:
+    def _send_parallel(self, pending: list[Item]) -> None:
+        """Send over up to `parallel` associations at once, one thread each (PS3.8 allows many)."""
+        buckets = _partition_by_study(pending, self.parallel)
+        leftovers: list[Item] = []
+        errors: list[CourierError] = []
+
+        def worker(bucket: list[Item], primary: bool) -> None:
+            try:
+                self._send_with_fallback(bucket, primary)
+            except _GiveUp as exc:
+                with self._lock:
+                    leftovers.extend(exc.items)
+            except CourierError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(b, i == 0), name=f"courier-send-{i}", daemon=True)
+                   for i, b in enumerate(buckets)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if leftovers:
+            LOGGER.info("The peer refused %d extra association(s); sending %d instance(s) over fewer",
+                        len(buckets) - 1, len(leftovers))
+            self._send_with_fallback(sorted(leftovers, key=lambda it: it.index))
+        if errors:
+            raise errors[0]
+
+    def _send_with_fallback(self, pending: list[Item], primary: bool = True) -> None:
         chain = fallback_chain(self.strategy, self.max_retries)
         last_reason: dict[int, str] = {}
         for attempt, strategy in enumerate(chain, start=1):
@@ -287,7 +345,7 @@ class SendJob:
             for group in groups:
                 members = [it for it in pending if it.inst.sop_class_uid in group.sop_classes]
                 more = attempt < len(chain)
-                deferred += self._send_group(members, group.contexts, strategy, attempt, more, last_reason)
+                deferred += self._send_group(members, group.contexts, strategy, attempt, more, last_reason, primary)
                 if self._halted():
                     return
             pending = deferred
@@ -298,7 +356,7 @@ class SendJob:
         return self._stop or self.cancel.is_set()
 
     def _send_group(self, members: list[Item], contexts: list[tuple[str, str]], strategy: str, attempt: int,
-                    can_fall_back: bool, last_reason: dict[int, str]) -> list[Item]:
+                    can_fall_back: bool, last_reason: dict[int, str], primary: bool = True) -> list[Item]:
         """Send `members` over associations proposing `contexts`; return the items to retry
         with the next strategy."""
         queue = list(members)
@@ -309,6 +367,8 @@ class SendJob:
                 assoc, record = self._associate(contexts, strategy, attempt)
             except AssociationError as exc:
                 kind = exc.details.get("kind")
+                if not primary and kind in ("rejected", "aborted", "timeout"):
+                    raise _GiveUp(self._unfinished(members)) from exc  # fewer associations, same work
                 if kind in ("aborted", "no-context", "timeout") and can_fall_back:
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
@@ -353,7 +413,7 @@ class SendJob:
                    ) -> tuple[Association, dict[str, Any]]:
         self.on_event(ev.AssociationRequested(strategy, len(contexts), attempt))
         try:
-            assoc, record = open_association(self.cfg, contexts, strategy, attempt)
+            assoc, record = open_association(self.cfg, contexts, strategy, attempt, self._tls_args)
         except (AssociationError, TlsConfigError) as exc:
             record = exc.details.get("negotiation", {"strategy": strategy, "attempt": attempt})
             record["outcome"] = exc.message
@@ -363,7 +423,8 @@ class SendJob:
             if isinstance(exc, TlsConfigError):
                 raise
             raise
-        self._established += 1
+        with self._lock:
+            self._established += 1
         record["index"] = len(self._records)
         self._records.append(record)
         self.on_event(ev.AssociationNegotiated(record))
@@ -468,8 +529,11 @@ class SendJob:
             break
         comment = getattr(rsp, "ErrorComment", None)
         state = {"success": "stored", "warning": "stored-warning"}.get(expl.category, "failed")
-        msg = expl.message if expl.category != "success" else ("stored" + (
-            f" (converted: {notes[0]})" if notes else " (sent as stored)"))
+        if expl.category == "success":
+            how = f"converted: {notes[0]}" if notes else "sent as stored"
+            msg = "; ".join([f"stored ({how})", *it.inst.notes])
+        else:
+            msg = expl.message
         self._finish(it, _outcome(it, expl.category, state, msg, status_code=code, transfer_syntax=ts,
                                   converted_from=conv_from, strategy_used=strategy, notes=notes,
                                   error_comment=str(comment) if comment else None, status_meaning=expl.meaning,
@@ -507,10 +571,9 @@ class SendJob:
         Raises:
             _Broken: no response within the DIMSE timeout, abort, or an invalid response.
         """
-        self._msg_id = self._msg_id % 65535 + 1
         path = it.source if data is None else None
         try:
-            return channel.store(cx_id, self._msg_id, it.inst.sop_class_uid, it.inst.sop_instance_uid,
+            return channel.store(cx_id, channel.next_message_id(), it.inst.sop_class_uid, it.inst.sop_instance_uid,
                                  data=data, path=path, offset=offset)  # type: ignore[arg-type]
         except ChannelBroken as exc:
             if exc.abort_source is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import socket
 import struct
+import threading
 import time
 from typing import Any, BinaryIO
 
@@ -129,9 +130,25 @@ class DirectChannel:
         self.network_timeout = network_timeout
         self._rx = bytearray()
         self._orig_transport_event = self.dul._is_transport_event
-        self.dul._is_transport_event = lambda: False  # type: ignore[method-assign]
+        taken = threading.Event()
+
+        def no_transport_event() -> bool:
+            taken.set()
+            return False
+
+        self.dul._is_transport_event = no_transport_event  # type: ignore[method-assign]
+        # The DUL thread may be inside the original check (descheduled by the GIL): wait until it
+        # has run one loop with ours, or it could read the first C-STORE-RSP before we do.
+        if not taken.wait(2.0) and self.dul.is_alive():
+            LOGGER.warning("the DUL thread did not yield the socket within 2 s")
         self.bytes_sent = 0
         self.closed = False
+        self._msg_id = 0
+
+    def next_message_id(self) -> int:
+        """A new Message ID for this association (PS3.7 9.1.1.1.1), 1..65535."""
+        self._msg_id = self._msg_id % 65535 + 1
+        return self._msg_id
 
     def close(self) -> None:
         """Give the socket back to pynetdicom (for A-RELEASE / A-ABORT)."""

@@ -172,13 +172,18 @@ def _guard_reactor(assoc: Association) -> None:
     """
     dimse = assoc.dimse
     original = dimse.get_msg
+    taken = threading.Event()
 
     def get_msg(block: bool = False) -> Any:
         if not block and threading.current_thread() is assoc:
+            taken.set()
             return None, None
         return original(block)
 
     dimse.get_msg = get_msg  # type: ignore[method-assign]
+    # the reactor may be inside the original call right now: wait for one loop with ours
+    if not taken.wait(2.0) and assoc.is_alive():
+        LOGGER.debug("association reactor did not poll within 2 s")
 
 
 def _make_ae(cfg: StoreConfig) -> AE:
@@ -191,21 +196,24 @@ def _make_ae(cfg: StoreConfig) -> AE:
     return ae
 
 
-def _tls_args(cfg: StoreConfig) -> tuple[Any, str | None] | None:
+def tls_args_for(cfg: StoreConfig) -> tuple[Any, str | None] | None:
+    """Build ``(ssl_context, server_hostname)`` for pynetdicom when TLS is enabled, else None.
+
+    Build it once per job: certificates may come from Google Cloud Secret Manager.
+
+    Raises:
+        TlsConfigError: a certificate, key, passphrase or secret cannot be loaded.
+    """
     if not cfg.tls_enabled:
         return None
-    try:
-        from . import tls  # arrives with the TLS issue
-    except ImportError:
-        raise TlsConfigError(
-            "TLS was requested (tls_enabled) but this build of DICOM Courier does not support TLS yet",
-            remote_ae=cfg.remote_ae_title, details={"kind": "tls"},
-        ) from None
+    from . import tls
+
     return tls.build_ssl_context(cfg)
 
 
 def open_association(
-    cfg: StoreConfig, contexts: Sequence[tuple[str, str]], strategy: str = "", attempt: int = 1
+    cfg: StoreConfig, contexts: Sequence[tuple[str, str]], strategy: str = "", attempt: int = 1,
+    tls_args: tuple[Any, str | None] | None = None,
 ) -> tuple[Association, dict[str, Any]]:
     """Request an association proposing `contexts` (one transfer syntax each).
 
@@ -214,6 +222,8 @@ def open_association(
         contexts: ``(abstract syntax, transfer syntax)`` pairs, at most 128.
         strategy: the strategy name, recorded in the negotiation record.
         attempt: attempt number, recorded.
+        tls_args: a prebuilt ``(ssl_context, server_hostname)`` (see :func:`tls_args_for`);
+            built here when TLS is enabled and none is given.
 
     Returns:
         ``(assoc, record)``; `record` holds ``strategy``, ``proposed``,
@@ -240,7 +250,8 @@ def open_association(
         "rejected": [],
         "started": time.time(),
     }
-    tls_args = _tls_args(cfg)
+    if tls_args is None:
+        tls_args = tls_args_for(cfg)
     watch = _Watch()
     handlers = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
     LOGGER.info("Requesting association with %s (%d contexts, strategy %s)", cfg.peer, len(requested),
@@ -260,61 +271,65 @@ def open_association(
         LOGGER.info("Association accepted by %s: %d of %d contexts, peer max PDU %s", cfg.peer,
                     len(record["accepted"]), len(requested), acc.maximum_length)
         return assoc, record
-    raise _association_failure(cfg, assoc, watch, record)
+    _close_leaked_socket(assoc)
+    raise _association_failure(cfg, assoc, watch, record, tls_args)
 
 
-def _association_failure(cfg: StoreConfig, assoc: Association, watch: _Watch, record: dict[str, Any]) -> Exception:
+def _close_leaked_socket(assoc: Association) -> None:
+    """pynetdicom 3.0.4 may leave the socket of a failed association open."""
+    sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    if sock is not None:
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+def _association_failure(cfg: StoreConfig, assoc: Association, watch: _Watch, record: dict[str, Any],
+                         tls_args: tuple[Any, str | None] | None) -> Exception:
     details: dict[str, Any] = {"negotiation": record}
+
+    def fail(kind: str, msg: str, transient: bool, cls: type[Exception] = AssociationError) -> Exception:
+        details.update(kind=kind, transient=transient)
+        record["outcome"] = msg
+        return cls(msg, remote_ae=cfg.remote_ae_title, details=details)
+
     if watch.reject is not None:
         rj = watch.reject
         msg, transient = explain_rejection(rj.result, rj.source, rj.reason_diagnostic,
                                            cfg.remote_ae_title, cfg.local_ae_title)
-        details.update(kind="rejected", transient=transient, result=rj.result, source=rj.source,
-                       reason=rj.reason_diagnostic)
-        record["outcome"] = msg
-        return AssociationError(msg, remote_ae=cfg.remote_ae_title, details=details)
-    if not watch.connected:
-        if cfg.tls_enabled:
-            from . import tls
+        details.update(result=rj.result, source=rj.source, reason=rj.reason_diagnostic)
+        return fail("rejected", msg, transient)
+    if cfg.tls_enabled and watch.abort is None:
+        # pynetdicom swallows the SSL error; with TLS 1.3 a refused client certificate only
+        # shows once the A-ASSOCIATE-RQ is read. Ask the TLS layer what went wrong.
+        from . import tls
 
-            msg = tls.diagnose_handshake(cfg)
-            record["outcome"] = msg
-            details.update(kind="tls", transient=False)
-            return TlsConfigError(msg, remote_ae=cfg.remote_ae_title, details=details)
+        problem = tls.handshake_problem(cfg, cfg.connect_timeout, tls_args)
+        if problem:
+            return fail("tls", problem, False, TlsConfigError)
+    if not watch.connected:
         msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
-        details.update(kind="connect", transient=transient)
-        record["outcome"] = msg
-        return AssociationError(msg, remote_ae=cfg.remote_ae_title, details=details)
+        return fail("connect", msg, transient)
     if assoc.is_aborted and record["rejected"] and not record["accepted"]:
-        msg = _no_context_message(record)
-        details.update(kind="no-context", transient=False)
-        record["outcome"] = msg
-        return AssociationError(msg, remote_ae=cfg.remote_ae_title, details=details)
+        return fail("no-context", _no_context_message(record), False)
     if watch.abort is not None:
-        msg = explain_abort(watch.abort.source, watch.abort.reason_diagnostic, "association negotiation")
-        kind = "aborted"
-    elif assoc.is_aborted:
-        msg = (f"no answer to the association request from {cfg.peer} within the ACSE timeout "
-               f"({cfg.acse_timeout:g} s), or the peer closed the connection")
-        kind = "timeout"
-    else:
-        msg = f"the peer {cfg.peer} closed the connection during association negotiation"
-        kind = "aborted"
+        return fail("aborted", explain_abort(watch.abort.source, watch.abort.reason_diagnostic,
+                                             "association negotiation"), True)
     if not cfg.tls_enabled:
         hint = _plain_to_tls_hint(cfg)
         if hint:
-            msg = f"{msg} - {hint}"
-            kind = "tls"
-    details.update(kind=kind, transient=kind != "tls")
-    record["outcome"] = msg
-    return AssociationError(msg, remote_ae=cfg.remote_ae_title, details=details)
+            return fail("tls", f"the peer {cfg.peer} closed the connection during association negotiation: {hint}",
+                        False)
+    if assoc.is_aborted:
+        return fail("timeout", f"no answer to the association request from {cfg.peer} within the ACSE timeout "
+                               f"({cfg.acse_timeout:g} s), or the peer closed the connection", True)
+    return fail("aborted", f"the peer {cfg.peer} closed the connection during association negotiation", True)
 
 
 def _plain_to_tls_hint(cfg: StoreConfig) -> str | None:
-    try:
-        from . import tls
-    except ImportError:
-        return None
+    from . import tls
+
     try:
         return tls.diagnose_plain_to_tls(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
     except Exception:  # a diagnosis must never hide the original failure
