@@ -9,7 +9,8 @@ Qt (the frozen app runs it headless in CI) and files only in a temporary folder:
 2. starts the embedded Storage SCP (:class:`core.scp.EmbeddedSCP`) twice on
    ``("127.0.0.1", 0)``: one accepts every transfer syntax pydicom knows, the other
    only Implicit VR Little Endian (PS3.5 A.1, the syntax every peer must support);
-3. C-ECHO (PS3.7 9.1.5) with :func:`core.echo.echo`;
+3. C-ECHO (PS3.7 9.1.5) with :func:`core.echo.echo`, in the clear and over TLS
+   (PS3.15 B.9; a throw-away CA and server certificate, the engine's TLS context);
 4. one C-STORE (PS3.7 9.1.1) per codec family -- uncompressed, RLE Lossless,
    JPEG Baseline, JPEG-LS Lossless, JPEG 2000 Lossless -- over one association with
    :func:`core.store_datasets_batch` (strategy ``extended``), each checked on
@@ -251,6 +252,108 @@ def _echo(port: int) -> str:
     return f"{_SCP_AE} at 127.0.0.1:{port} answered status 0x0000 in {result.get('rtt_ms', 0):.1f} ms"
 
 
+def _make_tls_files(folder: Path) -> tuple[Path, Path, Path]:
+    """Write a throw-away CA and a server certificate for 127.0.0.1 (ECDSA P-256, 1 day).
+
+    Returns:
+        ``(ca_cert, server_cert, server_key)`` PEM paths.
+    """
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("DICOM Courier self-test CA"))
+        .issuer_name(name("DICOM Courier self-test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("127.0.0.1"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = folder / "ca.pem", folder / "server.pem", folder / "server.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return paths
+
+
+def _tls_echo(folder: Path) -> str:
+    """C-ECHO over TLS (PS3.15 B.9) with the engine's TLS set-up (:mod:`core.tls`).
+
+    A pynetdicom Verification SCP listens on loopback with a certificate from a throw-away CA;
+    the engine trusts only that CA and checks the host name (127.0.0.1, an IP SAN).
+    """
+    import ssl
+
+    from pynetdicom import AE
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    from core.echo import echo
+
+    ca, cert, key = _make_tls_files(folder)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    server_ctx.load_cert_chain(str(cert), str(key))
+    ae = AE(ae_title=_SCP_AE)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = _TIMEOUT_S
+    ae.add_supported_context(Verification)
+    server = ae.start_server(("127.0.0.1", 0), block=False, ssl_context=server_ctx)
+    assert server is not None  # block=False always returns the server
+    try:
+        port = server.server_address[1]
+        config = _config(port) | {"tls_enabled": True, "tls_ca_cert_file": str(ca), "tls_verify_hostname": True}
+        result = echo(config)
+    finally:
+        server.shutdown()
+    if result.get("status_code") != 0x0000:
+        raise RuntimeError(f"C-ECHO status {result.get('status_code')!r}: {result.get('message')}")
+    tls = result.get("tls") or {}
+    how = ", ".join(str(tls[k]) for k in ("protocol", "cipher") if tls.get(k)) or "TLS"
+    return f"{ssl.OPENSSL_VERSION}; {_SCP_AE} at 127.0.0.1:{port} answered status 0x0000 over {how}"
+
+
+def _check_secret_backends() -> str:
+    """The TLS secret sources import: Google Secret Manager and keyring (nothing is read)."""
+    import importlib
+    import importlib.metadata as md
+
+    found = []
+    for module, dist in (("google.cloud.secretmanager", "google-cloud-secret-manager"), ("keyring", "keyring")):
+        importlib.import_module(module)
+        found.append(f"{dist} {md.version(dist)}")
+    return ", ".join(found)
+
+
 def _store_all(port: int, instances: list[tuple[str, Any, Any]]) -> tuple[dict[str, dict[str, Any]], int]:
     """Send every instance with :func:`core.store_datasets_batch` (strategy ``extended``).
 
@@ -347,6 +450,8 @@ def run_self_test(out: TextIO | None = None) -> int:
             )
 
             report.step("C-ECHO", lambda: _echo(scp_all.port))
+            report.step("C-ECHO over TLS", lambda: _tls_echo(Path(tmp) / "tls"))
+            report.step("secret back ends", _check_secret_backends)
 
             instances: list[tuple[str, Any, Any]] = []
 
