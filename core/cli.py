@@ -1,6 +1,6 @@
 """Command-line interface: ``python main.py <command>`` (also the ``dicom-courier`` script).
 
-Commands: ``send``, ``echo``, ``scp``. Exit codes for ``send``: 0 every DICOM
+Commands: ``send``, ``echo``, ``probe``, ``scp``. Exit codes for ``send``: 0 every DICOM
 instance stored (warnings included), 1 some were not, 2 usage or configuration
 error, 3 no association could be established. ``echo``: 0 or 3.
 """
@@ -17,6 +17,7 @@ import uuid
 from typing import Any, TextIO
 
 from . import events as ev
+from .cli_probe import add_probe_command, add_send_options, cmd_probe, run_dry_run, run_verify
 from .config import DEFAULT_CALLING_AE, StoreConfig
 from .engine import SendJob, items_from_scan
 from .errors import CourierError
@@ -80,12 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
                       help=f"associations to use at once, each study on one (default {DEFAULT_PARALLEL})")
     send.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_send_options(send)
     send.add_argument("paths", nargs="+", metavar="PATH")
     send.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     echo = sub.add_parser("echo", help="C-ECHO a PACS and show the negotiation")
     _add_peer(echo)
     echo.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    add_probe_command(sub, _add_peer)
 
     scp = sub.add_parser("scp", help="run the embedded Storage SCP (local test PACS)")
     scp.add_argument("--port", type=int, default=11112)
@@ -177,6 +181,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     if not instances:
         print("nothing to send: no files found in " + ", ".join(args.paths), file=sys.stderr)
         return EXIT_USAGE
+    if args.dry_run:
+        return run_dry_run(args, cfg, instances)
     job_id = uuid.uuid4().hex[:12]
     cancel = threading.Event()
     _install_sigint(cancel)
@@ -188,9 +194,12 @@ def cmd_send(args: argparse.Namespace) -> int:
                   parallel=args.parallel)
     result = job.run(items_from_scan(instances))
     summary = result.summary()
+    arrival = run_verify(args, cfg, result.outcomes) if args.verify_arrival and not result.no_association else None
     if args.report:
         job_info = {"id": job_id, "peer": cfg.peer, "calling_ae": cfg.local_ae_title, "strategy": args.strategy,
                     "started": t0, "elapsed_s": round(time.monotonic() - t0, 3)}
+        if arrival is not None:
+            job_info["arrival_check"] = arrival
         try:
             write_report(args.report, build_report(result.outcomes, summary, result.associations, job_info))
         except OSError as exc:
@@ -200,6 +209,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(f"no association could be established: {result.error or _first_failure(result)}", file=sys.stderr)
         return EXIT_NO_ASSOCIATION
     dicom = [o for o in result.outcomes if o["status"] != "skipped" or o.get("state") == "not-sent"]
+    if arrival is not None and any(o.get("verified") not in (None, "committed", "found") for o in dicom):
+        return EXIT_SOME_FAILED
     return EXIT_OK if all(o["status"] in ("success", "warning") for o in dicom) else EXIT_SOME_FAILED
 
 
@@ -275,7 +286,7 @@ def cmd_scp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"send": cmd_send, "echo": cmd_echo, "scp": cmd_scp}
+COMMANDS = {"send": cmd_send, "echo": cmd_echo, "scp": cmd_scp, "probe": lambda args: cmd_probe(args, _config)}
 
 
 def main(argv: list[str] | None = None) -> int:

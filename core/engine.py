@@ -320,7 +320,7 @@ class SendJob:
             except CourierError as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=worker, args=(b, i == 0), name=f"courier-send-{i}", daemon=True)
+        threads = [threading.Thread(target=worker, args=(b, False), name=f"courier-send-{i}", daemon=True)
                    for i, b in enumerate(buckets)]
         for t in threads:
             t.start()

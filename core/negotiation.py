@@ -260,6 +260,9 @@ def open_association(
                          max_pdu=cfg.max_pdu, evt_handlers=handlers, tls_args=tls_args)
     record["accepted"] = [_cx_dict(cx) for cx in assoc.accepted_contexts]
     record["rejected"] = [_cx_dict(cx) for cx in assoc.rejected_contexts]
+    for r in record["rejected"]:  # the A-ASSOCIATE-AC's syntax of a rejected context is not significant
+        if isinstance(r["id"], int) and r["id"] % 2 and (r["id"] - 1) // 2 < len(contexts):  # (PS3.8 9.3.3.2)
+            r["transfer_syntax"] = str(contexts[(r["id"] - 1) // 2][1])
     assoc.courier_watch = watch  # type: ignore[attr-defined]
     if assoc.is_established:
         _guard_reactor(assoc)

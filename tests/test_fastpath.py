@@ -153,7 +153,7 @@ def test_parallel_backs_off_when_the_peer_refuses_extra_associations(tmp_path):
     peer = Recorder()
     peer.server.ae.maximum_associations = 1  # the peer rejects a second concurrent association
     try:
-        job = SendJob(peer.config(retry_attempts=0), "standard", parallel=3)
+        job = SendJob(peer.config(retry_backoff_s=0.2), "standard", parallel=3)
         result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
     finally:
         peer.close()
