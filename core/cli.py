@@ -1,6 +1,7 @@
 """Command-line interface: ``python main.py <command>`` (also the ``dicom-courier`` script).
 
-Commands: ``send``, ``echo``, ``probe``, ``scp``. Exit codes for ``send``: 0 every DICOM
+Commands: ``send``, ``echo``, ``probe``, ``scp``; ``resume``, ``retry``, ``jobs`` (see
+:mod:`core.cli_jobs`). Exit codes for ``send``: 0 every DICOM
 instance stored (warnings included), 1 some were not, 2 usage or configuration
 error, 3 no association could be established. ``echo``: 0 or 3.
 """
@@ -16,11 +17,13 @@ import time
 import uuid
 from typing import Any, TextIO
 
+from . import cli_jobs
 from . import events as ev
 from .cli_probe import add_probe_command, add_send_options, cmd_probe, run_dry_run, run_verify
 from .config import DEFAULT_CALLING_AE, StoreConfig
 from .engine import SendJob, items_from_scan
 from .errors import CourierError
+from .journal import multicast as ev_multicast
 from .report import build_report, write_report
 from .scan import scan_paths
 from .strategies import STRATEGY_ORDER
@@ -84,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_send_options(send)
     send.add_argument("paths", nargs="+", metavar="PATH")
     send.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    cli_jobs.add_send_options(send)
 
     echo = sub.add_parser("echo", help="C-ECHO a PACS and show the negotiation")
     _add_peer(echo)
@@ -99,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="everything, implicit, uncompressed, a strategy name, or comma-separated UIDs")
     scp.add_argument("--bind", default="127.0.0.1", help="address to listen on (default loopback)")
     scp.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    cli_jobs.add_journal_commands(sub)
     return parser
 
 
@@ -172,7 +177,7 @@ def _print_summary(summary: dict[str, Any], elapsed: float, stream: TextIO) -> N
 def cmd_send(args: argparse.Namespace) -> int:
     """``send``: scan, send, report; returns the exit code."""
     try:
-        cfg = _config(args, allow_lossy=args.allow_lossy)
+        cfg = _config(args, allow_lossy=args.allow_lossy, **cli_jobs.retry_config(args))
     except ValueError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -183,16 +188,24 @@ def cmd_send(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.dry_run:
         return run_dry_run(args, cfg, instances)
-    job_id = uuid.uuid4().hex[:12]
-    cancel = threading.Event()
-    _install_sigint(cancel)
-    progress = Progress(sys.stderr, enabled=not args.quiet)
     if args.parallel < 1:
         print("configuration error: --parallel must be at least 1", file=sys.stderr)
         return EXIT_USAGE
-    job = SendJob(cfg, args.strategy, args.max_retries, not args.stop_on_error, progress, cancel, job_id,
-                  parallel=args.parallel)
-    result = job.run(items_from_scan(instances))
+    job_id = uuid.uuid4().hex[:12]
+    items = items_from_scan(instances)
+    try:
+        journal, recorder = cli_jobs.open_send_journal(args, cfg, job_id, items)
+    except Exception as exc:  # an explicit --journal FILE that cannot be used
+        print(f"cannot use the journal {args.journal}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    cancel = threading.Event()
+    _install_sigint(cancel)
+    progress = Progress(sys.stderr, enabled=not args.quiet)
+    job = SendJob(cfg, args.strategy, args.max_retries, not args.stop_on_error, ev_multicast(recorder, progress),
+                  cancel, job_id, parallel=args.parallel)
+    result = job.run(items)
+    if journal is not None:
+        journal.close()
     summary = result.summary()
     arrival = run_verify(args, cfg, result.outcomes) if args.verify_arrival and not result.no_association else None
     if args.report:
@@ -286,7 +299,8 @@ def cmd_scp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"send": cmd_send, "echo": cmd_echo, "scp": cmd_scp, "probe": lambda args: cmd_probe(args, _config)}
+COMMANDS = {"send": cmd_send, "echo": cmd_echo, "scp": cmd_scp, "probe": lambda args: cmd_probe(args, _config),
+            **cli_jobs.COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from .fastpath import ChannelBroken, DirectChannel
 from .negotiation import candidate_contexts, open_association, plan_contexts, tls_args_for
 from .scan import ScannedInstance, read_instance, scan_paths
 from .strategies import fallback_chain, parse_strategy
+from .waiting import drop_connection
 
 LOGGER = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Item:
     inst: ScannedInstance
     attempts: int = 0
     unknown: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _dataset_record(ds: Dataset, index: int) -> ScannedInstance:
@@ -174,10 +176,11 @@ def _partition_by_study(items: list[Item], n: int) -> list[list[Item]]:
 class _Broken(Exception):
     """The association broke during a C-STORE; the outcome of the instance is unknown."""
 
-    def __init__(self, message: str, transient: bool = True):
+    def __init__(self, message: str, transient: bool = True, sent: bool = True):
         super().__init__(message)
         self.message = message
         self.transient = transient
+        self.sent = sent
 
 
 def _outcome(item: Item, status: str, state: str, message: str, **kw: Any) -> dict[str, Any]:
@@ -197,6 +200,7 @@ def _outcome(item: Item, status: str, state: str, message: str, **kw: Any) -> di
         "notes": list(inst.notes) + kw.pop("notes", []),
         "error_comment": kw.pop("error_comment", None),
         "tries": item.attempts,
+        "attempts_detail": [dict(h) for h in item.history],
         "stored_syntax": inst.transfer_syntax or None,
         "size": inst.size,
         "patient_id": inst.patient_id or None,
@@ -255,6 +259,7 @@ class SendJob:
         self._stop = False
         self._first_exc: CourierError | None = None
         self._lock = threading.Lock()
+        self._answered = 0
         self._tls_args: Any = None
 
     # -- public -----------------------------------------------------------------------------------
@@ -358,53 +363,81 @@ class SendJob:
     def _send_group(self, members: list[Item], contexts: list[tuple[str, str]], strategy: str, attempt: int,
                     can_fall_back: bool, last_reason: dict[int, str], primary: bool = True) -> list[Item]:
         """Send `members` over associations proposing `contexts`; return the items to retry
-        with the next strategy."""
+        with the next strategy.
+
+        Recovery (PS3.8 7.3-7.4): after an association breaks mid-batch (abort, timeout,
+        closed connection) a new one is opened and the batch continues, the instance in
+        flight first; at most ``retry_attempts`` breaks in a row without any C-STORE
+        answered. When associating fails transiently (rejected-transient, or the peer
+        went down after an association had worked: refused, reset, aborted) it is retried
+        with back-off for at most ``retry_total_s`` seconds of outage.
+        """
         queue = list(members)
         deferred: list[Item] = []
-        reconnects = 0
+        breaks = 0
+        outage_tries = 0
+        outage_since: float | None = None
+        connected = False
         while queue and not self._halted():
             try:
                 assoc, record = self._associate(contexts, strategy, attempt)
             except AssociationError as exc:
                 kind = exc.details.get("kind")
-                if not primary and kind in ("rejected", "aborted", "timeout"):
+                if not primary and not connected and kind in ("rejected", "aborted", "timeout"):
                     raise _GiveUp(self._unfinished(members)) from exc  # fewer associations, same work
-                if kind in ("aborted", "no-context", "timeout") and can_fall_back:
+                if kind in ("aborted", "no-context", "timeout") and can_fall_back and not connected:
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
                     return deferred + queue
-                if exc.details.get("transient") and kind != "connect" and reconnects < self.cfg.retry_attempts:
-                    reconnects += 1
-                    self._backoff(reconnects)
-                    continue
-                for it in queue:
-                    self._finish(it, _outcome(it, "failure", "not-sent", f"not sent: {exc.message}",
-                                              strategy_used=strategy))
+                retryable = bool(exc.details.get("transient")) and (kind != "connect" or self._established > 0)
+                if retryable:
+                    now = time.monotonic()
+                    outage_since = now if outage_since is None else outage_since
+                    outage_tries += 1
+                    delay = self._delay(outage_tries)
+                    if now - outage_since + delay <= self.cfg.retry_total_s:
+                        LOGGER.info("Association failed (%s); retrying in %.1f s", exc.message, delay)
+                        self._wait(delay)
+                        continue
+                self._give_up(queue, f"not sent: {exc.message}", strategy)
                 return deferred
+            connected = True
+            outage_since, outage_tries = None, 0
+            answered = self._answered
             try:
                 queue, more_deferred = self._send_on(assoc, record, queue, strategy, can_fall_back, last_reason)
                 deferred += more_deferred
             except _Broken as exc:
                 # `queue` was updated in place by _send_on up to the broken instance
-                reconnects += 1
-                if not exc.transient or reconnects > self.cfg.retry_attempts:
-                    for it in self._unfinished(queue):
-                        if it.unknown:
-                            self._finish(it, _outcome(it, "failure", "unknown", it.unknown, strategy_used=strategy))
-                        else:
-                            self._finish(it, _outcome(it, "failure", "not-sent",
-                                                      f"not sent: {exc.message}", strategy_used=strategy))
+                breaks = 1 if self._answered > answered else breaks + 1
+                if not exc.transient or breaks > self.cfg.retry_attempts:
+                    self._give_up(queue, f"not sent: {exc.message}", strategy)
                     return deferred
-                self._backoff(reconnects)
+                self._backoff(breaks)
             queue = self._unfinished(queue)
         return deferred
+
+    def _give_up(self, queue: list[Item], message: str, strategy: str) -> None:
+        """Finish every unfinished item: "unknown" if it was in flight when a link broke, else not sent."""
+        for it in self._unfinished(queue):
+            if it.unknown:
+                self._finish(it, _outcome(it, "failure", "unknown", it.unknown, strategy_used=strategy))
+            else:
+                self._finish(it, _outcome(it, "failure", "not-sent", message, strategy_used=strategy))
 
     def _unfinished(self, items: list[Item]) -> list[Item]:
         return [it for it in items if it.index not in self._outcomes]
 
+    def _delay(self, n: int) -> float:
+        """Back-off before retry `n` (1-based): exponential, capped at 30 s, with jitter (50-100 %)."""
+        return min(self.cfg.retry_backoff_s * (2 ** (n - 1)), 30.0) * (0.5 + random.random() / 2)
+
     def _backoff(self, n: int) -> None:
-        delay = min(self.cfg.retry_backoff_s * (2 ** (n - 1)), 30.0) * (0.5 + random.random() / 2)
+        delay = self._delay(n)
         LOGGER.info("Retrying in %.1f s (attempt %d)", delay, n)
+        self._wait(delay)
+
+    def _wait(self, delay: float) -> None:
         end = time.monotonic() + delay
         while not self.cancel.is_set() and time.monotonic() < end:
             self._sleep(min(0.1, max(0.0, end - time.monotonic())))
@@ -513,14 +546,24 @@ class SendJob:
         ts = str(cx.transfer_syntax[0])
         while True:
             it.attempts += 1
+            attempt = {"attempt": it.attempts, "started": round(time.time(), 3), "transfer_syntax": ts,
+                       "association": record.get("index")}
+            it.history.append(attempt)
+            t0 = time.monotonic()
             self.on_event(ev.InstanceStarted(it.index, ts, conv_from))
             try:
                 rsp = self._c_store(channel, cx.context_id, it, data, offset)
             except _Broken as exc:
-                it.unknown = f"outcome unknown - {exc.message}"
+                # a data set the peer did not fully receive cannot have been stored: plain "not sent"
+                it.unknown = f"outcome unknown - {exc.message}" if exc.sent else ""
+                attempt.update(result="unknown" if exc.sent else "not-received", status_code=None,
+                               message=exc.message, elapsed_s=round(time.monotonic() - t0, 3))
                 raise
+            self._answered += 1
             code = int(rsp.Status)
             expl = explain_status(code, getattr(rsp, "ErrorComment", None), getattr(rsp, "OffendingElement", None))
+            attempt.update(result=expl.category, status_code=code, message=expl.message,
+                           elapsed_s=round(time.monotonic() - t0, 3))
             if expl.category == "failure" and is_transient_status(code) and it.attempts <= self.cfg.retry_attempts:
                 LOGGER.info("Instance %d refused with transient status 0x%04X; retrying", it.index, code)
                 self._backoff(it.attempts)
@@ -583,10 +626,13 @@ class SendJob:
                 msg = f"{exc.message}; the association was aborted and is not reused"
             else:
                 msg = exc.message
-            raise _Broken(msg) from None
+            if not exc.after_send:  # cut inside a PDU: not even an A-ABORT can follow on this connection
+                drop_connection(channel.assoc)
+            raise _Broken(msg, sent=exc.after_send) from None
         except OSError as exc:  # the file vanished or cannot be read: the message may be half sent
             self._finish(it, _outcome(it, "failure", "failed", f"cannot read {it.source}: {exc.strerror or exc}"))
-            raise _Broken("a file could not be read in the middle of a message") from exc
+            drop_connection(channel.assoc)
+            raise _Broken("a file could not be read in the middle of a message", sent=False) from exc
 
     def _finish(self, it: Item, outcome: dict[str, Any]) -> None:
         with self._lock:

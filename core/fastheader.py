@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import mmap
 import struct
+from typing import BinaryIO
 
 __all__ = ["FastHeader", "read_fast_header", "WANTED"]
 
@@ -67,12 +68,19 @@ class FastHeader:
         self.has_pixels = False
 
 
-def read_fast_header(path: str, size: int) -> FastHeader | None:
-    """Walk `path` (of `size` bytes); None when the fast path does not apply."""
+def read_fast_header(f: str | BinaryIO, size: int) -> FastHeader | None:
+    """Walk the file `f` (a path or an open binary file of `size` bytes).
+
+    Returns:
+        a :class:`FastHeader`, or None when the fast path does not apply.
+    """
     if size < 140:
         return None
     try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if isinstance(f, str):
+            with open(f, "rb") as fh:
+                return read_fast_header(fh, size)
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             if mm[128:132] != b"DICM":
                 return None
             return _walk(mm, size)

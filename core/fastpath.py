@@ -17,6 +17,7 @@ Implicit VR Little Endian).
 from __future__ import annotations
 
 import logging
+import select
 import socket
 import struct
 import threading
@@ -24,6 +25,8 @@ import time
 from typing import Any, BinaryIO
 
 from pynetdicom import Association
+
+from .waiting import unsent_bytes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ class DirectChannel:
         if not taken.wait(2.0) and self.dul.is_alive():
             LOGGER.warning("the DUL thread did not yield the socket within 2 s")
         self.bytes_sent = 0
+        self._msg_start = 0
         self.closed = False
         self._msg_id = 0
 
@@ -174,6 +178,7 @@ class DirectChannel:
                 or an invalid response; the association must not be reused.
         """
         command = encode_c_store_rq(msg_id, sop_class, sop_instance)
+        self._msg_start = self.bytes_sent
         parts = [_PDATA_HDR.pack(0x04, 0, len(command) + 6, len(command) + 2, cx_id, 0x03), command]
         pending = len(parts[0]) + len(command)
         if data is not None:
@@ -248,7 +253,41 @@ class DirectChannel:
         del self._rx[:n]
         return out
 
+    def _await_delivery(self) -> None:
+        """Wait until the peer's TCP has acknowledged the whole request, or it stalls.
+
+        The kernel buffers megabytes: without this a big data set to a slow peer would
+        use up the DIMSE timeout while still in transit, and a peer that stopped reading
+        would only be caught as "no response" ("outcome unknown") although it never got
+        the data set. Returns at once when the peer has something to say (a response or
+        an A-ABORT) or when the platform cannot tell (no SIOCOUTQ).
+
+        Raises:
+            ChannelBroken: nothing acknowledged for the network timeout (``after_send=False``).
+        """
+        last, since = -1, time.monotonic()
+        while True:
+            left = unsent_bytes(self.sock)
+            if not left or left <= 0 or self._rx:
+                return
+            now = time.monotonic()
+            if left != last:
+                last, since = left, now
+                self.dul._idle_timer.restart()
+            elif now - since > self.network_timeout:
+                sent = self.bytes_sent - self._msg_start
+                raise ChannelBroken(f"timeout while sending: peer stopped reading after ~{(sent - left) / 1024:.0f} KiB "
+                                    f"of ~{sent / 1024:.0f} KiB (network timeout {self.network_timeout:g} s)",
+                                    after_send=False)
+            try:
+                readable, _, _ = select.select([self.sock], [], [], 0.02)
+            except (OSError, ValueError):
+                return
+            if readable:
+                return
+
     def _read_response(self, msg_id: int) -> StoreResponse:
+        self._await_delivery()
         deadline = time.monotonic() + self.dimse_timeout
         command = bytearray()
         try:

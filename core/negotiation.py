@@ -32,6 +32,7 @@ from .convert import conversion_plan
 from .diagnostics import CONTEXT_RESULT_REASONS, explain_abort, explain_connect_error, explain_rejection
 from .errors import AssociationError, TlsConfigError
 from .strategies import strategy_syntaxes
+from .waiting import bound_writes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -161,6 +162,9 @@ class _Watch:
             event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except (OSError, AttributeError):
             pass
+        # pynetdicom leaves the connected socket without a timeout: a peer that stops reading
+        # would block every write (and a later abort) forever
+        bound_writes(getattr(event.assoc.dul.socket, "socket", None), event.assoc.network_timeout)
 
 
 def _guard_reactor(assoc: Association) -> None:

@@ -67,4 +67,6 @@ def _write_csv(f: Any, instances: Sequence[dict[str, Any]]) -> None:
         row = dict(inst)
         if isinstance(row.get("notes"), list):
             row["notes"] = " | ".join(row["notes"])
+        if isinstance(row.get("attempts_detail"), list):  # one JSON list per cell
+            row["attempts_detail"] = json.dumps(row["attempts_detail"], default=str)
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})

@@ -17,8 +17,10 @@ PS3.3 F (DICOMDIR).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -132,7 +134,7 @@ def scan_paths(
         Files referenced by a DICOMDIR follow it; a file met twice is listed once.
     """
     out: list[ScannedInstance] = []
-    seen_paths: set[str] = set()
+    seen_paths: set[tuple[int, int] | str] = set()
     seen_uids: dict[str, int] = {}
     pending = list(iter_files(paths))
     pending.reverse()
@@ -140,7 +142,11 @@ def scan_paths(
         if cancel is not None and cancel.is_set():
             break
         path = pending.pop()
-        key = os.path.realpath(path)
+        try:
+            st = os.stat(path)
+            key: tuple[int, int] | str = (st.st_dev, st.st_ino)
+        except OSError:
+            key = os.path.abspath(path)
         if key in seen_paths:
             continue
         seen_paths.add(key)
@@ -149,7 +155,7 @@ def scan_paths(
             refs = _dicomdir_files(path)
             inst = replace(inst, reason=f"DICOMDIR index: its {len(refs)} referenced file(s) were added to the list")
             pending.extend(reversed(refs))
-        inst = replace(inst, index=len(out))
+        object.__setattr__(inst, "index", len(out))  # a fresh record: cheaper than dataclasses.replace
         if inst.status == "ok" and inst.sop_instance_uid:
             first = seen_uids.setdefault(inst.sop_instance_uid, inst.index)
             if first != inst.index:
@@ -196,23 +202,49 @@ def _looks_like_bare_dataset(head: bytes) -> bool:
     return False
 
 
+class _ClampedReader(io.BufferedReader):
+    """A file reader whose ``read(n)`` never asks for more than the file still holds.
+
+    pydicom reads a value with ``read(declared length)`` where it does not defer
+    (inside sequence items, for one); a hostile length such as 0x7FFFFFFF would
+    allocate that much before reading the few bytes left.
+    """
+
+    def __init__(self, raw: io.RawIOBase, size: int):
+        super().__init__(raw)  # type: ignore[arg-type]
+        self._size = size
+
+    @classmethod
+    def open(cls, path: str, size: int) -> _ClampedReader:
+        return cls(io.FileIO(path, "rb"), size)
+
+    def read(self, n: int | None = -1) -> bytes:
+        if n is not None and n > 0:
+            n = min(n, max(0, self._size - self.tell()))
+            if n == 0:
+                return b""
+        return super().read(n)
+
+
 def read_instance(path: str) -> ScannedInstance:
     """Read one file's header and classify it (never raises for a bad file).
 
     Returns:
         a :class:`ScannedInstance`; ``status`` says whether it can be sent.
     """
+    fast: FastHeader | None = None
     try:
-        size = os.path.getsize(path)
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
             head = f.read(140)
+            has_dicm = len(head) >= 132 and head[128:132] == b"DICM"
+            if has_dicm:
+                fast = read_fast_header(f, size)
     except OSError as exc:
         return ScannedInstance(path, "failure", f"cannot read the file: {exc.strerror or exc}")
     if size == 0:
         return ScannedInstance(path, "skipped", "not a DICOM file (empty)", size=size)
-    has_dicm = len(head) >= 132 and head[128:132] == b"DICM"
     if has_dicm:
-        fast = read_fast_header(path, size)
         if fast is not None:
             try:
                 return _classify_fast(path, fast, size)
@@ -223,7 +255,9 @@ def read_instance(path: str) -> ScannedInstance:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(path, force=not has_dicm, defer_size=_DEFER)
+            with _ClampedReader.open(path, size) as fp:
+                ds = pydicom.dcmread(fp, force=not has_dicm, defer_size=_DEFER)
+            ds.fileobj_type = lambda name, mode="rb": _ClampedReader.open(name, size)  # deferred reads too
             if len(ds) == 0 and not has_dicm:
                 return ScannedInstance(path, "skipped", "not a DICOM file (no data set found)", size=size)
     except InvalidDicomError as exc:
@@ -296,7 +330,9 @@ def _classify_fast(path: str, fast: FastHeader, size: int) -> ScannedInstance:
     uid = {kw: fast.values.get(kw, b"").rstrip(b"\0 ").decode("ascii") for kw in ("SOPClassUID", "SOPInstanceUID")}
     rec = _record(path, size, fast.meta["TransferSyntaxUID"], media_class, uid["SOPClassUID"], uid["SOPInstanceUID"],
                   [], False, fast.problem, fast.odd_tags, texts)
-    return replace(rec, data_offset=fast.offset) if rec.status == "ok" else rec
+    if rec.status == "ok":
+        object.__setattr__(rec, "data_offset", fast.offset)  # a fresh record: cheaper than dataclasses.replace
+    return rec
 
 
 def _decode(raw: bytes, charset: str, keyword: str) -> str:
@@ -349,11 +385,13 @@ def _record(path: str, size: int, ts: str, media_class: str, sop_class: str, sop
     )
 
 
+_UID_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
 def _valid_uid(value: str) -> bool:
+    """PS3.5 9.1: digits and dots, at most 64 characters (leading zeros tolerated)."""
     value = value.rstrip("\0 ")
-    if not 0 < len(value) <= 64:
-        return False
-    return all(c.isdigit() or c == "." for c in value) and ".." not in value and not value.startswith(".")
+    return 0 < len(value) <= 64 and _UID_RE.fullmatch(value) is not None
 
 
 def _check_elements(ds: Dataset, size: int, ts: UID) -> tuple[str, list[int]]:

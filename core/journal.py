@@ -1,0 +1,557 @@
+"""The send journal: which instance went out, when, how, and what the peer said.
+
+A SQLite database (WAL mode) with one row per job and one per instance, kept up
+to date by :class:`JournalRecorder`, an engine event subscriber. The engine
+calls it synchronously on the sending thread, and every event is committed
+before the callback returns, so an outcome is in the journal before the next
+instance starts; a crash or ``kill -9`` loses at most the instance in flight,
+which is then read back as ``in-flight`` ("outcome unknown") and sent again by
+a resume. (See :class:`Journal` for power cuts and ``synchronous``.)
+
+Tables:
+
+* ``jobs``: id, started, finished, state, profile, peer, options (JSON, no
+  secrets), pid and host of the process that last ran it, runs, summary, error.
+* ``instances``: job, idx (input position), path, SOP Class/Instance UID,
+  state, status, status code, message, transfer syntax, attempts, times.
+* ``attempts``: one row per C-STORE attempt (result, status code, message,
+  transfer syntax, duration); a row without result was cut short by a crash.
+
+Instance states: ``pending`` (not tried yet), ``in-flight`` (a C-STORE started,
+no outcome recorded), then the engine's final states ``stored``,
+``stored-warning``, ``failed``, ``unknown`` (the link broke after the data set
+was sent), ``not-sent``, ``skipped``.
+
+:func:`prepare_rerun` turns a job back into engine items for ``resume`` (not yet
+sent, in flight or unknown) and ``retry`` (the same plus those that failed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from . import events as ev
+
+LOGGER = logging.getLogger(__name__)
+LOGGER.addHandler(logging.NullHandler())
+
+__all__ = [
+    "APP_NAME",
+    "Journal",
+    "JournalRecorder",
+    "JobRecord",
+    "RerunPlan",
+    "default_journal_path",
+    "new_job_id",
+    "prepare_rerun",
+    "run_rerun",
+    "RESUME_STATES",
+    "RETRY_STATES",
+    "FINAL_OK_STATES",
+]
+
+APP_NAME = "dicom-courier"
+SCHEMA_VERSION = 1
+
+#: Instance states a ``resume`` sends again: never sent, sent without a recorded outcome, or outcome unknown.
+RESUME_STATES = ("pending", "in-flight", "unknown", "not-sent")
+#: Instance states a ``retry`` sends again: the above plus failures (refused by the peer, unreadable then).
+RETRY_STATES = (*RESUME_STATES, "failed")
+FINAL_OK_STATES = ("stored", "stored-warning")
+
+_SECRET_KEY = re.compile(r"password|passphrase|private_key|key_pem|token|api_key", re.I)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    started REAL NOT NULL,
+    finished REAL,
+    state TEXT NOT NULL,
+    profile TEXT,
+    peer TEXT,
+    options TEXT,
+    pid INTEGER,
+    host TEXT,
+    runs INTEGER NOT NULL DEFAULT 0,
+    summary TEXT,
+    error TEXT,
+    updated REAL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    job TEXT NOT NULL REFERENCES jobs(id),
+    idx INTEGER NOT NULL,
+    path TEXT,
+    sop_class_uid TEXT,
+    sop_instance_uid TEXT,
+    size INTEGER,
+    state TEXT NOT NULL,
+    status TEXT,
+    status_code INTEGER,
+    message TEXT,
+    transfer_syntax TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    first_started REAL,
+    last_started REAL,
+    finished REAL,
+    PRIMARY KEY (job, idx)  -- no index on state: each commit would rewrite one more page
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    job TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    run INTEGER,
+    started REAL,
+    transfer_syntax TEXT,
+    association INTEGER,
+    result TEXT,
+    status_code INTEGER,
+    message TEXT,
+    elapsed_s REAL,
+    PRIMARY KEY (job, idx, attempt)
+);
+"""
+
+
+def default_journal_path() -> str:
+    """``$DICOM_COURIER_DATA_DIR/journal.sqlite``, else under platformdirs' user data dir."""
+    folder = os.environ.get("DICOM_COURIER_DATA_DIR")
+    if not folder:
+        import platformdirs
+
+        folder = platformdirs.user_data_dir(APP_NAME, appauthor=False)
+    return os.path.join(folder, "journal.sqlite")
+
+
+def new_job_id() -> str:
+    """A fresh job ID (12 hex digits)."""
+    return uuid.uuid4().hex[:12]
+
+
+def public_options(options: dict[str, Any]) -> dict[str, Any]:
+    """`options` without anything that looks like secret material (recursively)."""
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if _SECRET_KEY.search(str(key)) and not str(key).endswith(("_keyring", "_name", "_file")):
+            continue
+        out[key] = public_options(value) if isinstance(value, dict) else value
+    return out
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class JobRecord:
+    """One job as read back from the journal.
+
+    Attributes:
+        id / started / finished / profile / peer: as recorded (times in seconds since the epoch).
+        state: ``running``, ``interrupted`` (its process died before the end),
+            ``finished`` or ``cancelled``.
+        options: the saved send options (``config``, ``strategy``...).
+        counts: instances per state plus ``total``.
+    """
+
+    id: str
+    started: float
+    finished: float | None
+    state: str
+    profile: str | None
+    peer: str | None
+    options: dict[str, Any]
+    runs: int
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def resumable(self) -> int:
+        """How many instances a resume would send."""
+        return sum(self.counts.get(s, 0) for s in RESUME_STATES)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: id, started (ISO 8601 UTC), profile, peer, state, counts (also flat)."""
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
+        finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.finished)) if self.finished else None
+        counts = {k: self.counts.get(k, 0) for k in
+                  ("total", "stored", "stored-warning", "failed", "unknown", "not-sent", "in-flight", "pending",
+                   "skipped")}
+        flat = {k.replace("-", "_"): v for k, v in counts.items()}
+        return {"id": self.id, "started": started, "finished": finished, "profile": self.profile,
+                "peer": self.peer, "state": self.state, "runs": self.runs, **flat, "counts": counts,
+                "error": self.error}
+
+
+class Journal:
+    """A journal file. Thread-safe; one connection per instance.
+
+    Args:
+        path: the SQLite file (created with its folder if missing); None = the default path.
+        synchronous: SQLite ``synchronous`` pragma. ``NORMAL`` (the default, or
+            ``$DICOM_COURIER_JOURNAL_SYNC``): each commit survives a crash or ``kill -9`` of the
+            process; a power cut may undo the last few commits, which can only make a resume
+            send those instances again (a state "stored" is written only after the PACS
+            confirmed), never lose one. ``FULL`` fsyncs every commit, so the journal is exact
+            even after a power cut, at about 2 ms per instance on a busy disk.
+
+    Raises:
+        sqlite3.Error / OSError: the file cannot be opened or created.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, synchronous: str | None = None):
+        self.path = os.fspath(path) if path is not None else default_journal_path()
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        sync = (synchronous or os.environ.get("DICOM_COURIER_JOURNAL_SYNC") or "NORMAL").upper()
+        self._db.execute(f"PRAGMA synchronous={'FULL' if sync == 'FULL' else 'NORMAL'}")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._tx():
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    class _Tx:
+        def __init__(self, journal: Journal):
+            self.j = journal
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.j._lock.acquire()
+            self.j._db.execute("BEGIN IMMEDIATE")
+            return self.j._db
+
+        def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+            try:
+                self.j._db.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.j._lock.release()
+
+    def _tx(self) -> Journal._Tx:
+        return Journal._Tx(self)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def create_job(self, job_id: str, profile: str | None, peer: str | None, options: dict[str, Any],
+                   instances: Sequence[Any]) -> None:
+        """Record a new job and its instances (all ``pending``, or their scan outcome).
+
+        Args:
+            instances: :class:`core.engine.Item` objects (``index``, ``source``, ``inst``).
+        """
+        now = time.time()
+        with self._tx() as db:
+            db.execute("INSERT INTO jobs (id, started, state, profile, peer, options, pid, host, runs, updated) "
+                       "VALUES (?, ?, 'created', ?, ?, ?, ?, ?, 0, ?)",
+                       (job_id, now, profile, peer, json.dumps(public_options(options), default=str), os.getpid(),
+                        socket.gethostname(), now))
+            db.executemany(
+                "INSERT INTO instances (job, idx, path, sop_class_uid, sop_instance_uid, size, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                [(job_id, it.index, it.source if isinstance(it.source, str) else None,
+                  it.inst.sop_class_uid or None, it.inst.sop_instance_uid or None, it.inst.size)
+                 for it in instances])
+
+    def recorder(self, job_id: str) -> JournalRecorder:
+        """An engine event callback that records `job_id`'s progress."""
+        return JournalRecorder(self, job_id)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _job_from_row(self, row: sqlite3.Row, counts: dict[str, int]) -> JobRecord:
+        state = row["state"]
+        if state in ("running", "created") and not (row["host"] == socket.gethostname() and _pid_alive(row["pid"])):
+            state = "interrupted"
+        try:
+            options = json.loads(row["options"] or "{}")
+        except ValueError:
+            options = {}
+        return JobRecord(row["id"], row["started"], row["finished"], state, row["profile"], row["peer"], options,
+                         row["runs"], counts, row["error"])
+
+    def _counts(self, job_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+        ids = list(job_ids)
+        out: dict[str, dict[str, int]] = {i: {"total": 0} for i in ids}
+        if not ids:
+            return out
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT job, state, COUNT(*) AS n FROM instances WHERE job IN ({marks}) "
+                                    "GROUP BY job, state", ids).fetchall()
+        for r in rows:
+            c = out[r["job"]]
+            c[r["state"]] = r["n"]
+            c["total"] += r["n"]
+        return out
+
+    def jobs(self, limit: int | None = None) -> list[JobRecord]:
+        """Every job, newest first, with its counts."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs ORDER BY started DESC, rowid DESC"
+                                    + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
+        counts = self._counts(r["id"] for r in rows)
+        return [self._job_from_row(r, counts[r["id"]]) for r in rows]
+
+    def job(self, job_id: str) -> JobRecord | None:
+        """One job by ID (a unique prefix is enough), or None."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE id = ? OR id LIKE ? ORDER BY id = ? DESC",
+                                    (job_id, job_id.replace("%", "") + "%", job_id)).fetchall()
+        if not rows or (len(rows) > 1 and rows[0]["id"] != job_id):
+            return None
+        return self._job_from_row(rows[0], self._counts([rows[0]["id"]])[rows[0]["id"]])
+
+    def interrupted_jobs(self) -> list[JobRecord]:
+        """Jobs not running now that still have instances to resume, newest first (the app offers *Resume*)."""
+        return [j for j in self.jobs() if j.state != "running" and j.resumable > 0]
+
+    def instances(self, job_id: str, states: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The job's instance rows (dicts) in input order, optionally only some states."""
+        sql = "SELECT * FROM instances WHERE job = ?"
+        args: list[Any] = [job_id]
+        if states:
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += list(states)
+        with self._lock:
+            return [dict(r) for r in self._db.execute(sql + " ORDER BY idx", args).fetchall()]
+
+    def attempts(self, job_id: str, idx: int | None = None) -> list[dict[str, Any]]:
+        """Attempt rows of a job (or of one instance), in order.
+
+        Attempts are written with the instance's outcome; those of an instance whose
+        outcome never came (a crash) appear with ``result`` None, the last one with
+        its start time and transfer syntax.
+        """
+        where = "job = ?"
+        args: list[Any] = [job_id]
+        if idx is not None:
+            where += " AND idx = ?"
+            args.append(idx)
+        with self._lock:
+            rows = [dict(r) for r in self._db.execute(f"SELECT * FROM attempts WHERE {where}", args).fetchall()]
+            counts = self._db.execute(f"SELECT idx, attempts, last_started, transfer_syntax FROM instances "
+                                      f"WHERE {where} AND attempts > 0", args).fetchall()
+        have = {(r["idx"], r["attempt"]) for r in rows}
+        for c in counts:
+            for n in range(1, c["attempts"] + 1):
+                if (c["idx"], n) not in have:
+                    last = n == c["attempts"]
+                    rows.append({"job": job_id, "idx": c["idx"], "attempt": n, "run": None,
+                                 "started": c["last_started"] if last else None,
+                                 "transfer_syntax": c["transfer_syntax"] if last else None, "association": None,
+                                 "result": None, "status_code": None, "message": None, "elapsed_s": None})
+        return sorted(rows, key=lambda r: (r["idx"], r["attempt"]))
+
+
+class JournalRecorder:
+    """Engine event subscriber that commits each step of `job_id` to the journal.
+
+    Runs on the sending thread: every event is committed before the call returns.
+    Journal write errors are logged once and never stop the send.
+    """
+
+    def __init__(self, journal: Journal, job_id: str):
+        self.journal = journal
+        self.job_id = job_id
+        self.run = 0
+        self._base: dict[int, int] = {}  # journal attempts before this run, per instance
+        self._done: dict[int, int] | None = None  # journal attempts so far, per instance
+        self._failed = False
+
+    def __call__(self, event: ev.Event) -> None:
+        try:
+            if isinstance(event, ev.InstanceStarted):
+                self._started(event)
+            elif isinstance(event, ev.InstanceFinished):
+                self._finished(event)
+            elif isinstance(event, ev.JobStarted):
+                self._job_started()
+            elif isinstance(event, ev.JobFinished):
+                self._job_finished(event)
+        except sqlite3.Error as exc:
+            if not self._failed:
+                LOGGER.error("Cannot write the send journal %s: %s", self.journal.path, exc)
+            self._failed = True
+
+    def _job_started(self) -> None:
+        now = time.time()
+        with self.journal._tx() as db:
+            db.execute("UPDATE jobs SET state = 'running', finished = NULL, pid = ?, host = ?, runs = runs + 1, "
+                       "updated = ? WHERE id = ?", (os.getpid(), socket.gethostname(), now, self.job_id))
+            row = db.execute("SELECT runs FROM jobs WHERE id = ?", (self.job_id,)).fetchone()
+            self.run = row["runs"] if row else 1
+
+    def _started(self, event: ev.InstanceStarted) -> None:
+        """Mark the instance in flight: one autocommitted statement (the hot path)."""
+        now = time.time()
+        if self._done is None:  # one query per run instead of one per attempt
+            with self.journal._lock:
+                self._done = {r[0]: r[1] for r in self.journal._db.execute(
+                    "SELECT idx, attempts FROM instances WHERE job = ? AND attempts > 0", (self.job_id,))}
+        done = self._done.get(event.index, 0)
+        self._done[event.index] = done + 1
+        self._base.setdefault(event.index, done)
+        with self.journal._lock:
+            self.journal._db.execute(
+                "UPDATE instances SET state = 'in-flight', attempts = ?, transfer_syntax = ?, "
+                "first_started = COALESCE(first_started, ?), last_started = ? WHERE job = ? AND idx = ?",
+                (done + 1, event.transfer_syntax, now, now, self.job_id, event.index))
+
+    def _finished(self, event: ev.InstanceFinished) -> None:
+        """Record the outcome and this run's attempts of the instance in one transaction."""
+        o = event.outcome
+        now = time.time()
+        base = self._base.get(event.index, 0)
+        rows = [(self.job_id, event.index, base + int(a.get("attempt", 0)), self.run, a.get("started"),
+                 a.get("transfer_syntax"), a.get("association"), a.get("result"), a.get("status_code"),
+                 a.get("message"), a.get("elapsed_s")) for a in o.get("attempts_detail") or []]
+        with self.journal._tx() as db:
+            db.execute("UPDATE instances SET state = ?, status = ?, status_code = ?, message = ?, "
+                       "transfer_syntax = COALESCE(?, transfer_syntax), finished = ?, "
+                       "sop_instance_uid = COALESCE(sop_instance_uid, ?) WHERE job = ? AND idx = ?",
+                       (o.get("state"), o.get("status"), o.get("status_code"), o.get("message"),
+                        o.get("transfer_syntax"), now, o.get("sop_instance_uid"), self.job_id, event.index))
+            if rows:
+                db.executemany("INSERT OR REPLACE INTO attempts (job, idx, attempt, run, started, transfer_syntax, "
+                               "association, result, status_code, message, elapsed_s) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def _job_finished(self, event: ev.JobFinished) -> None:
+        with self.journal._tx() as db:
+            db.execute("UPDATE jobs SET state = ?, finished = ?, summary = ?, error = ?, updated = ? WHERE id = ?",
+                       ("cancelled" if event.cancelled else "finished", time.time(),
+                        json.dumps(event.summary, default=str), event.error, time.time(), self.job_id))
+
+
+def multicast(*callbacks: ev.EventCallback | None) -> ev.EventCallback:
+    """One event callback calling each of `callbacks` in order (journal first)."""
+    live = [c for c in callbacks if c is not None]
+
+    def call(event: ev.Event) -> None:
+        for c in live:
+            c(event)
+
+    return call
+
+
+@dataclass
+class RerunPlan:
+    """What a resume or retry of a job will send.
+
+    Attributes:
+        job: the job record.
+        config: the saved connection config (a dict for :class:`core.config.StoreConfig`).
+        options: the saved send options (``strategy``, ``max_retries``, ``continue_on_error``).
+        items: engine items to send, indexed as in the job.
+        failed_now: outcomes (dicts) of selected instances that cannot be sent now
+            (file gone or changed), to record without sending.
+    """
+
+    job: JobRecord
+    config: dict[str, Any]
+    options: dict[str, Any]
+    items: list[Any]
+    failed_now: list[Any] = field(default_factory=list)
+
+
+def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_STATES) -> RerunPlan:
+    """Build the items of a resume (``RESUME_STATES``) or retry (``RETRY_STATES``) of `job_id`.
+
+    Each file is read again (header only); a file that is gone, no longer
+    readable, or now holds another SOP Instance UID becomes a failure item (the
+    engine reports it with its reason and sends nothing for it).
+
+    Raises:
+        KeyError: no such job.
+        ValueError: the job has no saved connection config.
+    """
+    from .config import StoreConfig
+    from .engine import Item
+    from .scan import ScannedInstance, read_instance
+
+    job = journal.job(job_id)
+    if job is None:
+        raise KeyError(job_id)
+    known = set(StoreConfig.__dataclass_fields__)
+    config = {k: v for k, v in (job.options.get("config") or {}).items() if k in known}
+    if not config:
+        raise ValueError(f"job {job.id} has no saved connection settings")
+    items = []
+    for row in journal.instances(job.id, states):
+        path = row["path"]
+        if not path:
+            inst = ScannedInstance("", "failure", "cannot be sent again: it was an in-memory data set, not a file",
+                                   sop_instance_uid=row["sop_instance_uid"] or "", index=row["idx"])
+            items.append(Item(row["idx"], "", inst))
+            continue
+        inst = replace(read_instance(path), index=row["idx"])
+        if inst.status == "ok" and row["sop_instance_uid"] and inst.sop_instance_uid != row["sop_instance_uid"]:
+            inst = replace(inst, status="failure",
+                           reason=f"the file changed since the job started: it now holds SOP Instance UID "
+                                  f"{inst.sop_instance_uid}, not {row['sop_instance_uid']}")
+        items.append(Item(row["idx"], path, inst))
+    return RerunPlan(job, config, {k: v for k, v in job.options.items() if k != "config"}, items)
+
+
+def run_rerun(journal: Journal, plan: RerunPlan, on_event: ev.EventCallback | None = None,
+              cancel: threading.Event | None = None) -> Any:
+    """Send a :class:`RerunPlan` with the job's saved settings, recording into `journal` (same job ID).
+
+    This is what the app's *Resume* button and ``main.py resume/retry`` run.
+
+    Args:
+        on_event: a further event callback (progress bar, Qt adapter); the journal sees each event first.
+        cancel: set it to stop between C-STOREs.
+
+    Returns:
+        the :class:`core.engine.JobResult` of this run (only the instances re-sent).
+
+    Raises:
+        ValueError: the saved settings are no longer valid.
+    """
+    from .engine import SendJob
+
+    opts = plan.options
+    job = SendJob(plan.config, opts.get("strategy", "standard"), int(opts.get("max_retries", 4)),
+                  bool(opts.get("continue_on_error", True)), multicast(journal.recorder(plan.job.id), on_event),
+                  cancel, plan.job.id)
+    return job.run(plan.items)
