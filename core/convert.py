@@ -50,6 +50,13 @@ __all__ = [
     "ConversionPlan",
 ]
 
+#: Encoder settings for the lossy targets (used only when lossy conversion is allowed):
+#: visually lossless quality rather than maximum compression.
+_LOSSY_OPTIONS: dict[str, dict[str, object]] = {
+    "1.2.840.10008.1.2.4.91": {"j2k_psnr": [60]},  # JPEG 2000
+    "1.2.840.10008.1.2.4.81": {"jls_error": 1},  # JPEG-LS near-lossless
+}
+
 _SWAP_SIZES = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
 
 
@@ -168,11 +175,20 @@ def load_dataset(source: str | os.PathLike[str] | Dataset, inst: ScannedInstance
             ds.file_meta.TransferSyntaxUID = inst.transfer_syntax
         if inst.fix_sop_class:
             ds.SOPClassUID = inst.sop_class_uid
-        for tag in inst.pad_tags:
-            _ = ds[tag]  # converting the raw element makes pydicom pad it on write
-    elif "PixelData" in ds:
-        _ = ds["PixelData"]
+    _pad_odd_values(ds)
     return ds
+
+
+def _pad_odd_values(ds: Dataset) -> None:
+    """Make pydicom pad odd-length values on write (PS3.5 7.1.1).
+
+    pydicom writes a raw element back byte for byte, odd length included; once
+    converted to a normal element its writer pads it with one 0x00 (or a space).
+    """
+    for tag, elem in list(ds._dict.items()):
+        length = getattr(elem, "length", 0)
+        if length % 2 and length != 0xFFFFFFFF:
+            _ = ds[tag]
 
 
 def _ds_syntax(ds: Dataset) -> UID:
@@ -242,7 +258,7 @@ def _transcode(ds: Dataset, src: UID, dst: UID) -> Dataset:
             _swap_binary_values(ds, to_big_endian=False)
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
         try:
-            ds.compress(dst, generate_instance_uid=False)
+            ds.compress(dst, generate_instance_uid=False, **_LOSSY_OPTIONS.get(str(dst), {}))
         except Exception as exc:
             raise ConversionError(f"cannot encode {syntax_label(dst)}: {type(exc).__name__}: {exc}") from exc
         return ds

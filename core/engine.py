@@ -78,8 +78,13 @@ def _dataset_record(ds: Dataset, index: int) -> ScannedInstance:
         sop_class, fix_class = str(meta.MediaStorageSOPClassUID), True
         notes.append("data set lacks SOP Class UID (0008,0016); used Media Storage SOP Class UID (0002,0002)")
     sop_inst = str(ds.get("SOPInstanceUID", "") or "")
+    odd = [int(t) for t, e in ds._dict.items() if getattr(e, "length", 0) % 2 and e.length != 0xFFFFFFFF]
+    if odd:
+        names = ", ".join(f"({t >> 16:04X},{t & 0xFFFF:04X})" for t in odd)
+        notes.append(f"odd-length value padded to even length: {names}")
     base = ScannedInstance(path="", index=index, sop_class_uid=sop_class, sop_instance_uid=sop_inst,
                            transfer_syntax=ts, notes=tuple(notes), needs_rewrite=True, fix_sop_class=fix_class,
+                           pad_tags=tuple(odd),
                            patient_id=str(ds.get("PatientID", "") or ""),
                            study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
                            series_instance_uid=str(ds.get("SeriesInstanceUID", "") or ""),
@@ -149,6 +154,13 @@ class JobResult:
         counts["associations"] = self.established
         counts["cancelled"] = self.cancelled
         return counts
+
+
+def _proposal_may_be_the_cause(exc: AssociationError) -> bool:
+    """A permanent A-ASSOCIATE-RJ that names no AE title problem: a simpler proposal may pass."""
+    d = exc.details
+    return (d.get("kind") == "rejected" and not d.get("transient")
+            and not (d.get("source") == 1 and d.get("reason") in (2, 3, 7)))
 
 
 class _GiveUp(Exception):
@@ -385,7 +397,8 @@ class SendJob:
                 kind = exc.details.get("kind")
                 if not primary and not connected and kind in ("rejected", "aborted", "timeout"):
                     raise _GiveUp(self._unfinished(members)) from exc  # fewer associations, same work
-                if kind in ("aborted", "no-context", "timeout") and can_fall_back and not connected:
+                if can_fall_back and not connected and (kind in ("aborted", "no-context", "timeout")
+                                                        or _proposal_may_be_the_cause(exc)):
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
                     return deferred + queue

@@ -260,8 +260,14 @@ def open_association(
     handlers = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
     LOGGER.info("Requesting association with %s (%d contexts, strategy %s)", cfg.peer, len(requested),
                 strategy or "-")
-    assoc = ae.associate(cfg.remote_host, cfg.remote_port, contexts=requested, ae_title=cfg.remote_ae_title,
-                         max_pdu=cfg.max_pdu, evt_handlers=handlers, tls_args=tls_args)
+    try:
+        assoc = ae.associate(cfg.remote_host, cfg.remote_port, contexts=requested, ae_title=cfg.remote_ae_title,
+                             max_pdu=cfg.max_pdu, evt_handlers=handlers, tls_args=tls_args)
+    except OSError:  # pynetdicom resolves the address itself, before connecting
+        msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
+        record["outcome"] = msg
+        raise AssociationError(msg, remote_ae=cfg.remote_ae_title,
+                               details={"negotiation": record, "kind": "connect", "transient": transient}) from None
     record["accepted"] = [_cx_dict(cx) for cx in assoc.accepted_contexts]
     record["rejected"] = [_cx_dict(cx) for cx in assoc.rejected_contexts]
     for r in record["rejected"]:  # the A-ASSOCIATE-AC's syntax of a rejected context is not significant

@@ -1,0 +1,91 @@
+"""The window against a real peer: DCMTK ``storescp +xi`` (Implicit VR Little Endian only)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pydicom.data  # noqa: E402
+
+pytestmark = [pytest.mark.gui, pytest.mark.interop, pytest.mark.qt_log_level_fail("WARNING"),
+              pytest.mark.qt_log_ignore("propagateSizeHints"), pytest.mark.timeout(180)]
+
+TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
+STORESCP = shutil.which("storescp")
+
+
+@pytest.fixture
+def storescp_xi(tmp_path: Path):
+    """``storescp +xi -od DIR PORT`` on loopback, stopped by its own PID."""
+    if STORESCP is None:
+        message = "DCMTK storescp not installed (apt-get install -y dcmtk)"
+        if os.environ.get("COURIER_REQUIRE_INTEROP") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    out = tmp_path / "received"
+    out.mkdir()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(tmp_path / "storescp.log", "w")  # noqa: SIM115  # closed right after the start
+    proc = subprocess.Popen([STORESCP, "-aet", "STORESCP", "+xi", "-od", str(out), str(port)], stdout=log,
+                            stderr=subprocess.STDOUT)
+    log.close()
+    end = time.monotonic() + 15
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"storescp exited early with code {proc.returncode}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield port, out
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def test_send_to_storescp_implicit_only(qtbot, tmp_path, storescp_xi, monkeypatch) -> None:
+    from core.profiles import Profile
+    from ui import states as st
+    from ui.app import build_window
+    from ui.logpane import LogBuffer
+    from ui.models import Col
+
+    monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(tmp_path / "config"))
+    port, out = storescp_xi
+    w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"))
+    qtbot.addWidget(w)
+    w.show()
+    w.profiles.insert(0, Profile(name="storescp", remote_host="127.0.0.1", remote_port=port,
+                                 remote_ae_title="STORESCP", strategy="compression"))
+    w._select_profile("storescp")
+    names = ["CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm"]
+    with qtbot.waitSignal(w.scan_finished, timeout=30000):
+        w.add_paths([str(TEST_FILES / n) for n in names])
+    with qtbot.waitSignal(w.echo_finished, timeout=30000) as b:
+        w.test_button.click()
+    assert b.args[1] is None and "accepted Implicit VR LE" in w.echo_label.text()
+    with qtbot.waitSignal(w.send_finished, timeout=120000):
+        w.send_button.click()
+    assert w.model.counts() == {st.STORED: 4}
+    for n in w.model.leaves():
+        i = w.model.index_of(n)
+        assert w.model.index(i.row(), Col.SENT_AS, i.parent()).data().endswith("→ Implicit VR LE")
+    received = list(out.iterdir())
+    assert len(received) == 4
+    assert {str(pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID) for p in received} == {
+        "1.2.840.10008.1.2"}
+    w.shutdown()

@@ -1,0 +1,187 @@
+"""Start the desktop app: ``python main.py`` (or ``--gui``), or ``--screenshot FILE.png`` for review.
+
+Everything is wired here and passed in explicitly: the logging handler, the
+profile store, the data directory, the window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from typing import Any
+
+LOGGER = logging.getLogger(__name__)
+
+
+def _parse(args: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="dicom-courier", description="DICOM Courier desktop app")
+    p.add_argument("--gui", action="store_true", help="open the window (the default)")
+    p.add_argument("--screenshot", metavar="FILE.png",
+                   help="render the window offscreen after a demo send to the local test PACS, save it, exit")
+    p.add_argument("--log-level", default="INFO", help="lowest level kept in the log pane (default INFO)")
+    p.add_argument("paths", nargs="*", help="files or folders to add at start")
+    return p.parse_args(args)
+
+
+def install_logging(level: int = logging.INFO) -> Any:
+    """Attach the log pane's buffer to the root logger; route Qt's messages into logging."""
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    from .logpane import LogBuffer
+
+    buffer = LogBuffer()
+    logging.captureWarnings(True)  # pydicom's warnings about odd files go to the log pane, not stderr
+    root = logging.getLogger()
+    root.addHandler(buffer)
+    root.setLevel(min(root.level or logging.WARNING, level))
+    for name in ("core", "ui", "pynetdicom"):
+        logging.getLogger(name).setLevel(level)
+    qt_logger = logging.getLogger("qt")
+    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
+              QtMsgType.QtFatalMsg: logging.CRITICAL}
+
+    def handler(mode: Any, context: Any, message: str) -> None:
+        qt_logger.log(levels.get(mode, logging.WARNING), "%s", message)
+
+    qInstallMessageHandler(handler)
+    return buffer
+
+
+def build_window(log_buffer: Any, config_dir: str | None = None, data_dir: str | None = None,
+                 remember_layout: bool = False) -> Any:
+    """Create the main window with its profile store (tests call this too).
+
+    With `remember_layout`, the window's size, splitters, columns and panes are kept in
+    ``window.ini`` beside ``profiles.json``.
+    """
+    from core.profiles import ProfileStore
+    from core.profiles import config_dir as default_config_dir
+    from core.profiles import data_dir as default_data_dir
+
+    from .main_window import MainWindow
+
+    folder = config_dir or default_config_dir()
+    store = ProfileStore(os.path.join(folder, "profiles.json"))
+    store.load()
+    if store.read_only_reason:
+        LOGGER.warning("%s", store.read_only_reason)
+    return MainWindow(store, log_buffer, data_dir or default_data_dir(),
+                      settings_path=os.path.join(folder, "window.ini") if remember_layout else None)
+
+
+def run_gui(args: list[str]) -> int:
+    """Run the app; returns the exit code.
+
+    Args:
+        args: the command line without the program name (``[]``, ``["--gui"]``,
+            ``["--screenshot", "shot.png"]``, optionally followed by paths).
+    """
+    ns = _parse(args)
+    if ns.screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("DICOM Courier")
+    app.setOrganizationName("dicom-courier")
+    if ns.screenshot:
+        QApplication.setStyle("Fusion")  # the same look on every machine
+    level = getattr(logging, str(ns.log_level).upper(), logging.INFO)
+    buffer = install_logging(level if isinstance(level, int) else logging.INFO)
+    if ns.screenshot:
+        return _screenshot(app, buffer, ns.screenshot)
+    window = build_window(buffer, remember_layout=True)
+    window.show()
+    if ns.paths:
+        window.add_paths(ns.paths)
+    return int(app.exec())
+
+
+# -- screenshot mode ----------------------------------------------------------------------------------
+
+
+def demo_files() -> list[str]:
+    """pydicom's bundled test files (top level of its ``test_files`` folder)."""
+    import pydicom.data
+
+    folder = os.path.join(os.path.dirname(pydicom.data.__file__), "test_files")
+    return sorted(os.path.join(folder, f) for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
+
+
+def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> int:
+    """Scan pydicom's test files, send them to an Implicit-only local test PACS, save the window as PNG."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from . import states as st
+    from .models import INSTANCE
+
+    tmp = tempfile.mkdtemp(prefix="courier-shot-")
+    window = build_window(buffer, os.path.join(tmp, "config"), os.path.join(tmp, "data"))
+    window.resize(1720, 1240)
+    window.show()
+    loop = QEventLoop()
+    done = {"ok": False}
+
+    def fail_after() -> None:
+        LOGGER.error("Screenshot: the demo did not finish within %.0f s", timeout_s)
+        loop.quit()
+
+    def on_scan(_n: int) -> None:
+        window.set_scp_accept("implicit", restart=False)
+        window.start_local_scp(port=0)
+
+    def on_scp(running: bool) -> None:
+        if running:
+            window._select_profile(window.store.local_test().name)
+            window.start_send(window.model.sendable_under(None))
+
+    def on_sent(_job: Any) -> None:
+        done["ok"] = True
+        loop.quit()
+
+    window.scan_finished.connect(on_scan)
+    window.local_scp_changed.connect(on_scp)
+    window.send_finished.connect(on_sent)
+    window.add_paths(demo_files())
+    QTimer.singleShot(int(timeout_s * 1000), fail_after)
+    loop.exec()
+
+    # show a readable mix: a few conversions of different kinds, every failure, the unreadable files
+    view, model = window.view, window.model
+    view.collapseAll()
+    picked: list[Any] = []
+    kinds: set[str] = set()
+    for n in model.leaves():
+        o = n.outcome or {}
+        if n.kind == INSTANCE and o.get("converted_from") and len(picked) < 3 and o["converted_from"] not in kinds:
+            kinds.add(o["converted_from"])
+            picked.append(n)
+    picked += [n for n in model.leaves() if n.kind == INSTANCE and n.state in st.PROBLEM_STATES]
+    for n in picked:
+        p = model.index_of(n).parent()
+        while p.isValid():
+            view.expand(window.to_view(p))
+            p = p.parent()
+    group = next((i for i in range(model.rowCount()) if model.index(i, 0).data() == "Not DICOM or unreadable"), None)
+    if group is not None:
+        view.expand(window.to_view(model.index(group, 0)))
+    view.scrollToTop()
+    window.splitter.setSizes([800, 330])
+    window.diag_pane.view.setColumnWidth(0, 330)
+    window.bottom.setSizes([1050, 650])
+    window.log_pane.pull()
+    end = QEventLoop()
+    QTimer.singleShot(400, end.quit)
+    end.exec()
+    ok = window.grab().save(out)
+    window.shutdown()
+    window.close()
+    if not ok:
+        print(f"cannot write {out}", file=sys.stderr)
+        return 1
+    print(f"screenshot written to {out}" + ("" if done["ok"] else " (the demo send did not finish)"))
+    return 0 if done["ok"] else 1

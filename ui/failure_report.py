@@ -1,0 +1,296 @@
+"""The failure report: every failed or warned instance of a send, as CSV, JSON or one HTML page.
+
+Pure Python (no Qt), so it can run on a worker thread and be tested directly.
+Per instance: file, patient ID (and name unless omitted), study / series / SOP
+Instance UIDs, SOP class, state, status code and meaning, the PACS's Error
+Comment, the message and hint, the transfer syntax tried (and converted from),
+the strategy and the fallback steps. Plus the profile used (no secrets: a
+profile holds none), the negotiation summary, the counts and the time.
+Every value in the HTML page is escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from core.convert import syntax_label
+from core.diagnostics import explain_status
+
+__all__ = ["build_failure_report", "write_failure_report", "REPORT_COLUMNS", "fallback_steps", "FORMATS"]
+
+FORMATS = ("html", "csv", "json")
+
+REPORT_COLUMNS = (
+    "file", "patient_name", "patient_id", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
+    "sop_class", "sop_class_uid", "state", "status", "status_code", "status_meaning", "error_comment", "message",
+    "hint", "transfer_syntax_tried", "converted_from", "stored_transfer_syntax", "strategy_used", "fallback_steps",
+    "notes",
+)
+
+_PROBLEM_STATUS = ("failure", "warning")
+
+
+def fallback_steps(sop_class_uid: str | None, associations: Sequence[dict[str, Any]]) -> list[str]:
+    """What each association attempt did for one SOP class, in order.
+
+    Returns:
+        e.g. ``["#1 compression: accepted Implicit VR LE; rejected JPEG 2000 Lossless (transfer syntaxes not
+        supported)"]``; associations that did not propose the class are left out, failed attempts are
+        listed with their reason.
+    """
+    steps = []
+    for n, rec in enumerate(associations, start=1):
+        strategy = rec.get("strategy") or "-"
+        proposed = [p for p in rec.get("proposed", []) if p.get("abstract_syntax") == sop_class_uid]
+        if not proposed and rec.get("accepted"):
+            continue
+        acc = [syntax_label(a.get("transfer_syntax")) for a in rec.get("accepted", [])
+               if a.get("abstract_syntax") == sop_class_uid]
+        rej = [f"{syntax_label(r.get('transfer_syntax'))} ({r.get('reason', 'rejected')})"
+               for r in rec.get("rejected", []) if r.get("abstract_syntax") == sop_class_uid]
+        if not rec.get("accepted") and rec.get("outcome"):
+            steps.append(f"#{n} {strategy}: association failed - {rec['outcome']}")
+            continue
+        parts = []
+        if acc:
+            parts.append("accepted " + ", ".join(acc))
+        if rej:
+            parts.append("rejected " + ", ".join(rej))
+        steps.append(f"#{n} {strategy}: " + ("; ".join(parts) if parts else "no context for this SOP class"))
+    return steps
+
+
+def build_failure_report(
+    outcomes: Sequence[dict[str, Any]],
+    instances: Sequence[Any],
+    associations: Sequence[dict[str, Any]],
+    profile: dict[str, Any],
+    summary: dict[str, Any],
+    started: float,
+    finished: float,
+    omit_patient: bool = False,
+    job_id: str = "",
+) -> dict[str, Any]:
+    """Assemble the report.
+
+    Args:
+        outcomes: the engine's outcome dicts, one per sent item, in job order.
+        instances: the matching :class:`core.scan.ScannedInstance` records (same order).
+        associations: the job's negotiation records.
+        profile: the profile used, as a dict (a profile holds no secrets).
+        summary: the job's counts.
+        started / finished: epoch seconds.
+        omit_patient: leave patient names and IDs out.
+        job_id: the job's identifier.
+
+    Returns:
+        ``{"generated", "job", "profile", "summary", "negotiation", "instances"}``;
+        ``instances`` holds only failed and warned entries (keys :data:`REPORT_COLUMNS`).
+    """
+    entries = []
+    for o, inst in zip(outcomes, instances, strict=True):
+        if o.get("status") not in _PROBLEM_STATUS:
+            continue
+        code = o.get("status_code")
+        expl = explain_status(int(code), o.get("error_comment")) if code is not None else None
+        entry = {
+            "file": o.get("path") or getattr(inst, "path", ""),
+            "patient_name": getattr(inst, "patient_name", "") or "",
+            "patient_id": getattr(inst, "patient_id", "") or "",
+            "study_instance_uid": getattr(inst, "study_instance_uid", "") or "",
+            "series_instance_uid": getattr(inst, "series_instance_uid", "") or "",
+            "sop_instance_uid": o.get("sop_instance_uid") or getattr(inst, "sop_instance_uid", "") or "",
+            "sop_class": getattr(inst, "sop_class_name", "") or "",
+            "sop_class_uid": o.get("sop_class_uid") or getattr(inst, "sop_class_uid", "") or "",
+            "state": o.get("state") or "",
+            "status": o.get("status") or "",
+            "status_code": f"0x{int(code):04X}" if code is not None else "",
+            "status_meaning": o.get("status_meaning") or (expl.meaning if expl else ""),
+            "error_comment": o.get("error_comment") or "",
+            "message": o.get("message") or "",
+            "hint": expl.hint if expl else "",
+            "transfer_syntax_tried": syntax_label(o["transfer_syntax"]) if o.get("transfer_syntax") else "",
+            "converted_from": syntax_label(o["converted_from"]) if o.get("converted_from") else "",
+            "stored_transfer_syntax": syntax_label(o.get("stored_syntax") or getattr(inst, "transfer_syntax", "")),
+            "strategy_used": o.get("strategy_used") or "",
+            "fallback_steps": fallback_steps(o.get("sop_class_uid") or getattr(inst, "sop_class_uid", ""),
+                                             associations),
+            "notes": list(o.get("notes") or []),
+        }
+        if omit_patient:
+            entry["patient_name"] = ""
+            entry["patient_id"] = ""
+        entries.append(entry)
+    negotiation = []
+    for n, rec in enumerate(associations, start=1):
+        negotiation.append({
+            "association": n,
+            "strategy": rec.get("strategy"),
+            "outcome": "established" if rec.get("accepted") and not rec.get("outcome") else (
+                rec.get("outcome") or "failed"),
+            "proposed": len(rec.get("proposed", [])),
+            "accepted": [f"{a.get('abstract_syntax_name')}: {syntax_label(a.get('transfer_syntax'))}"
+                         for a in rec.get("accepted", [])],
+            "rejected": [f"{r.get('abstract_syntax_name')}: {syntax_label(r.get('transfer_syntax'))} - "
+                         f"{r.get('reason', '')}" for r in rec.get("rejected", [])],
+            "peer_max_pdu": rec.get("peer_max_pdu"),
+            "peer_implementation_class_uid": rec.get("peer_implementation_class_uid"),
+            "peer_implementation_version_name": rec.get("peer_implementation_version_name"),
+            "stored": rec.get("stored"),
+        })
+    return {
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "job": {
+            "id": job_id,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
+            "elapsed_s": round(finished - started, 3),
+            "patient_data_omitted": omit_patient,
+        },
+        "profile": dict(profile),
+        "summary": dict(summary),
+        "negotiation": negotiation,
+        "instances": entries,
+    }
+
+
+def _csv_text(report: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(REPORT_COLUMNS), extrasaction="ignore")
+    w.writeheader()
+    for e in report["instances"]:
+        row = dict(e)
+        row["fallback_steps"] = " | ".join(e.get("fallback_steps", []))
+        row["notes"] = " | ".join(e.get("notes", []))
+        w.writerow(row)
+    return buf.getvalue()
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em;color:#1f2937;background:#fff}
+h1{font-size:1.5em;margin-bottom:.2em} h2{font-size:1.15em;margin-top:1.8em;border-bottom:1px solid #e5e7eb}
+table{border-collapse:collapse;width:100%;font-size:.9em;margin-top:.5em}
+th,td{border:1px solid #e5e7eb;padding:.35em .5em;text-align:left;vertical-align:top}
+th{background:#f3f4f6} tr:nth-child(even) td{background:#fafafa}
+.failure{color:#b91c1c;font-weight:600} .warning{color:#b45309;font-weight:600}
+.muted{color:#6b7280} code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.92em}
+.kv td:first-child{width:16em;color:#4b5563} ul{margin:.2em 0;padding-left:1.2em}
+.counts span{display:inline-block;margin-right:1.5em}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _html_text(report: dict[str, Any]) -> str:
+    s = report["summary"]
+    job = report["job"]
+    prof = report["profile"]
+    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+           "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+           f"<title>DICOM Courier failure report {_e(job.get('started'))}</title>", f"<style>{_CSS}</style>",
+           "</head><body>", "<h1>DICOM Courier - failure report</h1>",
+           f"<p class='muted'>Generated {_e(report['generated'])}. Send started {_e(job.get('started'))}, finished "
+           f"{_e(job.get('finished'))} ({_e(job.get('elapsed_s'))} s)"
+           + (". Patient names and IDs are left out." if job.get("patient_data_omitted") else ".") + "</p>",
+           "<p class='counts'>"]
+    for label, key in (("Total", "total"), ("Stored", "success"), ("With warnings", "warning"),
+                       ("Failed", "failure"), ("Not sent", "not_sent"), ("Skipped", "skipped"),
+                       ("Converted", "converted"), ("Associations", "associations")):
+        out.append(f"<span><b>{_e(s.get(key, 0))}</b> {_e(label)}</span>")
+    out.append("</p><h2>PACS profile</h2><table class='kv'>")
+    for key, value in prof.items():
+        if value in ("", None):
+            continue
+        out.append(f"<tr><td>{_e(key)}</td><td>{_e(value)}</td></tr>")
+    out.append("</table>")
+    out.append(f"<h2>Failed and warned instances ({len(report['instances'])})</h2>")
+    if not report["instances"]:
+        out.append("<p>None: every instance was stored without warnings.</p>")
+    else:
+        out.append("<table><tr><th>File</th><th>Patient</th><th>UIDs</th><th>SOP class</th><th>Status</th>"
+                   "<th>What happened</th><th>Transfer syntax</th><th>Fallback steps</th></tr>")
+        for e in report["instances"]:
+            cls = "warning" if e["status"] == "warning" else "failure"
+            patient = "" if job.get("patient_data_omitted") else (
+                f"{_e(e['patient_name'])}<br><span class='muted'>ID {_e(e['patient_id'])}</span>")
+            uids = (f"<span class='muted'>Study</span> <code>{_e(e['study_instance_uid'])}</code><br>"
+                    f"<span class='muted'>Series</span> <code>{_e(e['series_instance_uid'])}</code><br>"
+                    f"<span class='muted'>SOP</span> <code>{_e(e['sop_instance_uid'])}</code>")
+            status = f"<span class='{cls}'>{_e(e['state'])}</span>"
+            if e["status_code"]:
+                status += f"<br><code>{_e(e['status_code'])}</code> {_e(e['status_meaning'])}"
+            what = _e(e["message"])
+            if e["error_comment"]:
+                what += f"<br><span class='muted'>PACS comment:</span> {_e(e['error_comment'])}"
+            if e["hint"] and e["hint"] not in e["message"]:
+                what += f"<br><span class='muted'>Hint:</span> {_e(e['hint'])}"
+            for n in e.get("notes", []):
+                what += f"<br><span class='muted'>Note:</span> {_e(n)}"
+            ts = _e(e["transfer_syntax_tried"]) or "<span class='muted'>none</span>"
+            if e["converted_from"]:
+                ts = f"{_e(e['converted_from'])} → {ts}"
+            ts += f"<br><span class='muted'>stored as {_e(e['stored_transfer_syntax'])}"
+            ts += f"; strategy {_e(e['strategy_used'])}</span>" if e["strategy_used"] else "</span>"
+            steps = "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in e["fallback_steps"]) + "</ul>"
+            out.append(f"<tr><td><code>{_e(e['file'])}</code></td><td>{patient}</td><td>{uids}</td>"
+                       f"<td>{_e(e['sop_class'])}<br><code class='muted'>{_e(e['sop_class_uid'])}</code></td>"
+                       f"<td>{status}</td><td>{what}</td><td>{ts}</td><td>{steps}</td></tr>")
+        out.append("</table>")
+    out.append(f"<h2>Negotiation ({len(report['negotiation'])} association attempt(s))</h2>")
+    for n in report["negotiation"]:
+        out.append(f"<h3>Association {_e(n['association'])} - strategy {_e(n['strategy'])}: {_e(n['outcome'])}</h3>")
+        out.append("<table class='kv'>")
+        out.append(f"<tr><td>Proposed contexts</td><td>{_e(n['proposed'])}</td></tr>")
+        out.append(f"<tr><td>Peer max PDU</td><td>{_e(n['peer_max_pdu'])}</td></tr>")
+        out.append(f"<tr><td>Peer implementation</td><td>{_e(n['peer_implementation_version_name'])} "
+                   f"<code>{_e(n['peer_implementation_class_uid'])}</code></td></tr>")
+        out.append(f"<tr><td>Stored over it</td><td>{_e(n['stored'])}</td></tr>")
+        for key in ("accepted", "rejected"):
+            items = "".join(f"<li>{_e(x)}</li>" for x in n[key]) or "<li class='muted'>none</li>"
+            out.append(f"<tr><td>{key.capitalize()} ({len(n[key])})</td><td><ul>{items}</ul></td></tr>")
+        out.append("</table>")
+    out.append("<p class='muted'>Status meanings: DICOM PS3.4 Annex B.2.3 and PS3.7 Annex C. "
+               "Context results: PS3.8 9.3.3.2.</p></body></html>")
+    return "\n".join(out) + "\n"
+
+
+def report_format(path: str) -> str:
+    """``html``, ``csv`` or ``json`` from the file name (default ``json``)."""
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    return {"htm": "html", "html": "html", "csv": "csv"}.get(ext, "json")
+
+
+def write_failure_report(path: str, report: dict[str, Any], fmt: str | None = None) -> str:
+    """Write `report` to `path` atomically in `fmt` (default: from the extension); returns `path`.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    fmt = fmt or report_format(path)
+    if fmt == "csv":
+        text = _csv_text(report)
+    elif fmt == "html":
+        text = _html_text(report)
+    else:
+        text = json.dumps(report, indent=2, default=str) + "\n"
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".report-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
