@@ -174,6 +174,8 @@ def test_send_asks_first_when_the_plan_blocks_something(qtbot, window, picky, tm
     assert states["CT_small.dcm"] == st.STORED and states["MR_small.dcm"] == st.STORED
     assert states["rtplan.dcm"] == st.NOT_SENT and states["JPEG2000.dcm"] == st.NOT_SENT
     assert job.summary["success"] == 2
+    assert "Plan before sending:" in window.banner_label.text() and "2 blocked" in window.banner_label.text()
+    assert "plan: " in diag_text(window.diag_model)
 
 
 def test_send_without_problems_does_not_ask_and_uses_the_saved_map(qtbot, window, picky, tmp_path) -> None:

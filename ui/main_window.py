@@ -101,6 +101,7 @@ class SendRecord:
     by_index: dict[int, Node] = field(default_factory=dict)
     arrival: dict[str, Any] = field(default_factory=dict)
     resumed: bool = False
+    plan_summary: str = ""
 
     def __post_init__(self) -> None:
         if not self.by_index:
@@ -270,6 +271,7 @@ class MainWindow(QMainWindow):
         self._plan_nodes: list[Node] = []
         self._preflight: tuple[list[Node], Profile] | None = None  # a send waiting for its plan
         self._preflight_gen = 0
+        self._plan_summary = ""
         self.confirm_box: QMessageBox | None = None
         self._probe: ProbeWorker | None = None
         self.probe_dialog: ProbeDialog | None = None
@@ -1265,6 +1267,8 @@ class MainWindow(QMainWindow):
             return  # cancelled, or the plan of an earlier, cancelled send
         nodes, p = self._preflight
         self._fill_plan_column(nodes, plans)
+        self._plan_summary = summary_text(plans)
+        self._set_info(f"Plan: {self._plan_summary}.")
         if not needs_confirmation(plans):
             QTimer.singleShot(0, self._launch_after_preflight)  # let the plan column paint first
             return
@@ -1346,7 +1350,7 @@ class MainWindow(QMainWindow):
                            profile=p.name, verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival)),
                            rerun=rerun)
         else:
-            job = SendRecord(uuid.uuid4().hex[:12], p, list(nodes))
+            job = SendRecord(uuid.uuid4().hex[:12], p, list(nodes), plan_summary=self._plan_summary)
             items = [Item(i, n.inst.path, n.inst) for i, n in enumerate(nodes) if n.inst is not None]
             spec = JobSpec(p.to_config_dict(), p.strategy, p.max_retries, items, job.job_id,
                            parallel=p.parallel_associations, journal_path=self.journal_path, profile=p.name,
@@ -1373,7 +1377,9 @@ class MainWindow(QMainWindow):
         self.diag_model.begin_job(f"{verb} {time.strftime('%H:%M:%S')}",
                                   f"{len(items)} instance(s) to {p.name} ({p.remote_ae_title}@{p.remote_host}:"
                                   f"{p.remote_port}), strategy {spec.strategy}, up to {spec.max_retries} fallback "
-                                  f"step(s), job {job.job_id}")
+                                  f"step(s), job {job.job_id}"
+                                  + (f"; plan: {job.plan_summary}" if job.plan_summary else ""))
+        self._plan_summary = ""
         self.tracker.reset(len(items), sum(n.size for n in job.by_index.values()))
         self.plot.clear()
         self.progress.setRange(0, max(1, len(items)))
@@ -1620,6 +1626,8 @@ class MainWindow(QMainWindow):
                         if unsure else ""))
         elif job.arrival.get("messages"):
             text += "<br>Arrival check: " + html.escape("; ".join(job.arrival["messages"])[:300])
+        if job.plan_summary:
+            text += f"<br>Plan before sending: {html.escape(job.plan_summary)}."
         if job.resumed:
             text += f"<br>Resumed job {html.escape(job.job_id)}: only instances left unsent or in doubt were sent."
         if job.error:
