@@ -79,6 +79,8 @@ LOGGER = logging.getLogger(__name__)
 
 #: Seconds between batches of per-instance events from the send worker (see EngineEventAdapter).
 EVENT_BATCH_S = 0.1
+#: Rows marked "queued" per turn of the event loop when a send starts.
+QUEUE_CHUNK = 2500
 
 _STATE_OF = {"stored": st.STORED, "stored-warning": st.WARNING, "failed": st.FAILED, "not-sent": st.NOT_SENT,
              "unknown": st.UNKNOWN, "skipped": st.SKIPPED}
@@ -272,6 +274,8 @@ class MainWindow(QMainWindow):
         self._preflight: tuple[list[Node], Profile] | None = None  # a send waiting for its plan
         self._preflight_gen = 0
         self._plan_summary = ""
+        self._to_queue: tuple[list[Node], int, Any] = ([], 0, None)
+        self._closing = False
         self.confirm_box: QMessageBox | None = None
         self._probe: ProbeWorker | None = None
         self.probe_dialog: ProbeDialog | None = None
@@ -1355,8 +1359,6 @@ class MainWindow(QMainWindow):
             spec = JobSpec(p.to_config_dict(), p.strategy, p.max_retries, items, job.job_id,
                            parallel=p.parallel_associations, journal_path=self.journal_path, profile=p.name,
                            verify_arrival=p.verify_arrival)
-        self.model.set_states(job.by_index.values(), st.QUEUED)
-        self.model.flush()
         worker = SendWorker(spec, batch_s=EVENT_BATCH_S, gate=self.gate)
         worker.job_started.connect(self._on_send_job_started)
         worker.association_requested.connect(self._on_send_association_requested)
@@ -1389,8 +1391,24 @@ class MainWindow(QMainWindow):
         self._update_send_button()
         LOGGER.info("%s %s: %d instance(s) to %s@%s:%s", verb, job.job_id, len(items), p.remote_ae_title,
                     p.remote_host, p.remote_port)
-        self.pool.start(worker, "send")
+        # mark the rows "queued" a few thousand per turn of the event loop, then start the worker
+        self._to_queue = (list(job.by_index.values()), 0, worker)
+        self._queue_rows()
         return True
+
+    @Slot()
+    def _queue_rows(self) -> None:
+        nodes, start, worker = self._to_queue
+        end = start + QUEUE_CHUNK
+        self.model.set_states(nodes[start:end], st.QUEUED)
+        if end < len(nodes) and worker is self._send:
+            self._to_queue = (nodes, end, worker)
+            QTimer.singleShot(0, self._queue_rows)
+            return
+        self._to_queue = ([], 0, None)
+        if worker is self._send and worker is not None and not self._closing:
+            self.model.flush()
+            self.pool.start(worker, "send")
 
     @Slot(int)
     def _on_send_arrival_check_started(self, n: int) -> None:
@@ -1725,6 +1743,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel work, stop the local test PACS and wait for every thread."""
+        self._closing = True
         if self._send is not None:
             self._send.cancel()
         for w in self._scans:
