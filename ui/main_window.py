@@ -724,7 +724,7 @@ class MainWindow(QMainWindow):
 
     def add_paths(self, paths: list[str]) -> ScanWorker:
         """Scan `paths` on a worker; the tree fills as records arrive."""
-        worker = ScanWorker(paths)
+        worker = ScanWorker(paths, gate=self.gate)
         worker.batch_scanned.connect(self._on_scan_batch_scanned)
         worker.progressed.connect(self._on_scan_progressed)
         worker.finished.connect(self._on_scan_finished)
@@ -737,9 +737,10 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_scan_batch_scanned(self, batch: list[ScannedInstance]) -> None:
-        self.model.add_instances(batch)
-        if self.model.rowCount() <= 3:
-            self.view.expandToDepth(1)
+        with self.gate:
+            self.model.add_instances(batch)
+            if self.model.rowCount() <= 3:
+                self.view.expandToDepth(1)
 
     @Slot(int)
     def _on_scan_progressed(self, seen: int) -> None:

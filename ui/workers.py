@@ -341,9 +341,11 @@ class ScanWorker(QObject):
     progressed = Signal(int)
     finished = Signal(int)
 
-    def __init__(self, paths: Sequence[str], batch_s: float = 0.15, batch_max: int = 500):
+    def __init__(self, paths: Sequence[str], batch_s: float = 0.15, batch_max: int = 500,
+                 gate: GuiGate | None = None):
         super().__init__()
         self.paths = list(paths)
+        self.gate = gate
         self.cancel_event = threading.Event()
         self._batch: list[ScannedInstance] = []
         self._last = 0.0
@@ -366,6 +368,8 @@ class ScanWorker(QObject):
         emit(self.finished, self._seen)
 
     def _on_instance(self, inst: ScannedInstance) -> None:
+        if self.gate is not None:
+            self.gate.wait()
         self._batch.append(inst)
         self._seen += 1
         now = time.monotonic()
