@@ -467,3 +467,38 @@ def test_cancel_while_planning_sends_nothing(qtbot, window, picky, tmp_path) -> 
     # a new send after that goes through normally
     send_and_wait(qtbot, window)
     assert len(scp.stored) == 3
+
+
+def test_acceptance_grid_model_passes_the_model_tester(qtmodeltester) -> None:
+    from core.probe import AcceptanceMap
+    from ui.probe_dialog import AcceptanceGridModel
+
+    amap = AcceptanceMap(peer={"syntaxes": [ImplicitVRLittleEndian, ExplicitVRLittleEndian]}, sop_classes={
+        CT: {"accepted": [ImplicitVRLittleEndian], "rejected": {ExplicitVRLittleEndian: "transfer syntaxes not supported"}},
+        RTPLAN: {"accepted": [], "rejected": {ImplicitVRLittleEndian: "abstract syntax not supported",
+                                              ExplicitVRLittleEndian: "abstract syntax not supported"}}})
+    model = AcceptanceGridModel(amap)
+    qtmodeltester.check(model)
+    assert (model.rowCount(), model.columnCount()) == (2, 2) and model.classes[0] == CT
+
+
+def test_a_dismissed_job_stays_dismissed_after_a_restart(qtbot, tmp_path, picky, monkeypatch) -> None:
+    from ui.app import build_window
+    from ui.logpane import LogBuffer
+
+    monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("DICOM_COURIER_DATA_DIR", str(tmp_path / "data"))
+    scp = picky()
+    (tmp_path / "data").mkdir()
+    interrupted_job(tmp_path / "data" / "journal.sqlite", ct_files(tmp_path / "cts", 3), scp.port, stored=1)
+    for round_ in (1, 2):
+        w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"), remember_layout=True)
+        qtbot.addWidget(w)
+        with qtbot.waitSignal(w.interrupted_jobs_found, timeout=10000) as b:
+            w.show()
+        if round_ == 1:
+            assert len(b.args[0]) == 1 and w.resume_banner.isVisible()
+            w.dismiss_button.click()
+        else:
+            assert b.args[0] == [] and not w.resume_banner.isVisible()
+        w.close()

@@ -1021,9 +1021,19 @@ class MainWindow(QMainWindow):
         worker.failed.connect(self._on_interrupted_failed)
         self.pool.start(worker, "journal")
 
+    def _remembered_dismissals(self) -> set[str]:
+        st_ = self._settings()
+        if st_ is None:
+            return set()
+        try:
+            return {str(x) for x in json.loads(str(st_.value("journal/dismissed", "[]")))}
+        except (ValueError, TypeError):
+            return set()
+
     @Slot(object)
     def _on_interrupted_succeeded(self, jobs: list[Any]) -> None:
-        self.interrupted = [j for j in jobs if j.id not in self._dismissed_jobs]
+        dismissed = self._dismissed_jobs | self._remembered_dismissals()
+        self.interrupted = [j for j in jobs if j.id not in dismissed]
         if self.interrupted:
             j = self.interrupted[0]
             c = j.counts
@@ -1100,8 +1110,13 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def dismiss_interrupted(self) -> None:
-        """Hide the resume banner for the shown jobs (they stay in the journal)."""
+        """Hide the resume banner for the shown jobs (they stay in the journal; remembered with the layout)."""
         self._dismissed_jobs.update(j.id for j in self.interrupted)
+        st_ = self._settings()
+        if st_ is not None:
+            keep = sorted(self._remembered_dismissals() | self._dismissed_jobs)[-200:]
+            st_.setValue("journal/dismissed", json.dumps(keep))
+            st_.sync()
         self.interrupted = []
         self.resume_banner.hide()
 
