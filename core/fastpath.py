@@ -17,8 +17,10 @@ Implicit VR Little Endian).
 from __future__ import annotations
 
 import logging
+import os
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -36,6 +38,7 @@ _PDU_HDR = struct.Struct(">BBI")
 _PDATA_HDR = struct.Struct(">BBIIBB")  # PDU type, reserved, PDU length, PDV length, context ID, control header
 _ELEM_HDR = struct.Struct("<HHI")
 _WRITE_BATCH = 256 * 1024
+_READ_BLOCK = 1024 * 1024  # bounded memory per association, few read calls
 _MAX_FRAGMENT = 4 * 1024 * 1024 - 6
 
 
@@ -148,6 +151,7 @@ class DirectChannel:
         self._msg_start = 0
         self.closed = False
         self._msg_id = 0
+        self._scatter = hasattr(self.sock, "sendmsg") and not isinstance(self.sock, ssl.SSLSocket)
 
     def next_message_id(self) -> int:
         """A new Message ID for this association (PS3.7 9.1.1.1.1), 1..65535."""
@@ -191,18 +195,38 @@ class DirectChannel:
         return self._read_response(msg_id)
 
     def _write(self, parts: list[bytes | memoryview]) -> None:
-        blob = b"".join(parts)
         try:
             self.sock.settimeout(self.network_timeout)
-            self.sock.sendall(blob)
+            if self._scatter:
+                sent = self._sendmsg_all(parts)
+            else:  # an SSLSocket has no sendmsg
+                blob = b"".join(parts)
+                self.sock.sendall(blob)
+                sent = len(blob)
         except TimeoutError:
             raise ChannelBroken(f"timeout while sending: the peer stopped reading for {self.network_timeout:g} s "
                                 f"(network timeout) after {self.bytes_sent} bytes of this association",
                                 after_send=False) from None
         except OSError as exc:
             raise ChannelBroken(f"the connection broke while sending ({exc.strerror or exc})", after_send=False) from None
-        self.bytes_sent += len(blob)
+        self.bytes_sent += sent
         self.dul._idle_timer.restart()
+
+    def _sendmsg_all(self, parts: list[bytes | memoryview]) -> int:
+        """Write every buffer with scatter-gather ``sendmsg`` (no copy into one blob)."""
+        views = [memoryview(p) for p in parts]
+        total = sum(len(v) for v in views)
+        first = 0
+        while first < len(views):
+            n = self.sock.sendmsg(views[first:first + 512])
+            while n and first < len(views):
+                if n >= len(views[first]):
+                    n -= len(views[first])
+                    first += 1
+                else:
+                    views[first] = views[first][n:]
+                    n = 0
+        return total
 
     def _write_fragments(self, cx_id: int, view: memoryview, parts: list[Any], pending: int) -> None:
         total = len(view)
@@ -222,20 +246,30 @@ class DirectChannel:
                 return
 
     def _write_file(self, cx_id: int, f: BinaryIO, parts: list[Any], pending: int) -> None:
-        chunk = f.read(self.fragment)
+        """Send the rest of `f` as data fragments, reading it in large blocks (PDUs are views on them)."""
+        remaining = os.fstat(f.fileno()).st_size - f.tell()
         while True:
-            nxt = f.read(self.fragment) if len(chunk) == self.fragment else b""
-            last = not nxt
-            parts.append(_PDATA_HDR.pack(0x04, 0, len(chunk) + 6, len(chunk) + 2, cx_id, 0x02 if last else 0x00))
-            parts.append(chunk)
-            pending += len(chunk) + 12
-            if last or pending >= _WRITE_BATCH:
+            block = bytearray(min(remaining, max(1, _READ_BLOCK // self.fragment) * self.fragment))
+            got = f.readinto(block)
+            remaining = remaining - got if got else 0
+            view = memoryview(block)[:got or 0]
+            if remaining <= 0:
+                self._write_fragments(cx_id, view, parts, pending)
+                return
+            pending = self._queue_fragments(cx_id, view, parts, pending)
+
+    def _queue_fragments(self, cx_id: int, view: memoryview, parts: list[Any], pending: int) -> int:
+        """Queue `view` as non-last fragments (its length is a multiple of the fragment size)."""
+        for pos in range(0, len(view), self.fragment):
+            n = min(self.fragment, len(view) - pos)
+            parts.append(_PDATA_HDR.pack(0x04, 0, n + 6, n + 2, cx_id, 0x00))
+            parts.append(view[pos:pos + n])
+            pending += n + 12
+            if pending >= _WRITE_BATCH:
                 self._write(parts)
                 parts.clear()
                 pending = 0
-            if last:
-                return
-            chunk = nxt
+        return pending
 
     # -- receiving ---------------------------------------------------------------------------------
 
