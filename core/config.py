@@ -82,7 +82,7 @@ class StoreConfig:
     connect_timeout: float = 10.0
     max_pdu: int = 262144
     allow_lossy: bool = False
-    retry_attempts: int = 3
+    retry_attempts: int = 5
     retry_total_s: float = 120.0
     retry_backoff_s: float = 1.0
 

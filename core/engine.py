@@ -408,7 +408,7 @@ class SendJob:
                     outage_since = now if outage_since is None else outage_since
                     outage_tries += 1
                     delay = self._delay(outage_tries)
-                    if now - outage_since + delay <= self.cfg.retry_total_s:
+                    if outage_tries <= self.cfg.retry_attempts and now - outage_since + delay <= self.cfg.retry_total_s:
                         LOGGER.info("Association failed (%s); retrying in %.1f s", exc.message, delay)
                         self._wait(delay)
                         continue

@@ -39,6 +39,11 @@ WANTED = {
     0x0020000E: "SeriesInstanceUID",
     0x00200011: "SeriesNumber",
     0x00200013: "InstanceNumber",
+    0x00280002: "SamplesPerPixel",
+    0x00280008: "NumberOfFrames",
+    0x00280010: "Rows",
+    0x00280011: "Columns",
+    0x00280100: "BitsAllocated",
 }
 
 
@@ -57,7 +62,7 @@ class FastHeader:
         offset: byte offset of the data set after the File Meta.
     """
 
-    __slots__ = ("meta", "values", "odd_tags", "problem", "offset", "has_pixels")
+    __slots__ = ("meta", "values", "odd_tags", "problem", "offset", "has_pixels", "pixel_length", "pixel_head")
 
     def __init__(self) -> None:
         self.meta: dict[str, str] = {}
@@ -66,6 +71,8 @@ class FastHeader:
         self.problem = ""
         self.offset = 0
         self.has_pixels = False
+        self.pixel_length: int | None = None
+        self.pixel_head = b""
 
 
 def read_fast_header(f: str | BinaryIO, size: int) -> FastHeader | None:
@@ -167,6 +174,8 @@ def _walk_dataset(mm: mmap.mmap, pos: int, end: int, implicit: bool, out: FastHe
         if top:
             if tag == _PIXEL_DATA:
                 out.has_pixels = True
+                out.pixel_length = length
+                out.pixel_head = mm[pos:pos + 4]
                 if encapsulated:
                     out.problem = ("Pixel Data (7FE0,0010) has a defined length but the transfer syntax requires "
                                    "encapsulated (undefined length) pixel data")
@@ -176,8 +185,9 @@ def _walk_dataset(mm: mmap.mmap, pos: int, end: int, implicit: bool, out: FastHe
             if name is not None:
                 out.values[name] = mm[pos:pos + length]
         pos += length
-    if top and pos != end and pos < end:
-        raise _Odd  # a few stray bytes: let pydicom judge
+    if top and pos < end and not out.problem:
+        out.problem = (f"truncated file: it ends inside an element header ({end - pos} byte(s) after the last "
+                       "complete element)")
     return pos
 
 

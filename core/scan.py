@@ -328,11 +328,41 @@ def _classify_fast(path: str, fast: FastHeader, size: int) -> ScannedInstance:
     charset = fast.values.get("SpecificCharacterSet", b"").decode("ascii", "replace").strip(" \0")
     texts = {kw: _decode(fast.values.get(kw, b""), charset, kw) for kw in _TEXT_FIELDS}
     uid = {kw: fast.values.get(kw, b"").rstrip(b"\0 ").decode("ascii") for kw in ("SOPClassUID", "SOPInstanceUID")}
+    problem = fast.problem or _pixel_problem(fast)
     rec = _record(path, size, fast.meta["TransferSyntaxUID"], media_class, uid["SOPClassUID"], uid["SOPInstanceUID"],
-                  [], False, fast.problem, fast.odd_tags, texts)
+                  [], False, problem, fast.odd_tags, texts)
     if rec.status == "ok":
         object.__setattr__(rec, "data_offset", fast.offset)  # a fresh record: cheaper than dataclasses.replace
     return rec
+
+
+def _us(raw: bytes | None) -> int:
+    return int.from_bytes(raw[:2], "little") if raw and len(raw) >= 2 else 0
+
+
+def _pixel_problem(fast: FastHeader) -> str:
+    """Native Pixel Data that cannot be what (0002,0010) says (PS3.5 8.1.1, 8.2)."""
+    ts = fast.meta.get("TransferSyntaxUID", "")
+    if fast.pixel_length is None or ts not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):
+        return ""
+    if fast.pixel_head == b"\xfe\xff\x00\xe0":
+        return (f"Pixel Data (7FE0,0010) holds encapsulated (compressed) fragments but (0002,0010) says "
+                f"{UID(ts).name}: the transfer syntax contradicts the encoding")
+    v = fast.values
+    rows, cols, bits = _us(v.get("Rows")), _us(v.get("Columns")), _us(v.get("BitsAllocated"))
+    spp = _us(v.get("SamplesPerPixel")) or 1
+    try:
+        frames = int((v.get("NumberOfFrames") or b"1").strip(b" \0") or 1)
+    except ValueError:
+        frames = 1
+    if not (rows and cols and bits):
+        return ""
+    spp = 2 if spp == 3 else spp  # YBR_FULL_422 stores 2 samples a pixel: the least a 3-sample image needs
+    need = (rows * cols * frames * spp + 7) // 8 if bits == 1 else rows * cols * frames * spp * (bits // 8)
+    if fast.pixel_length < need:
+        return (f"Pixel Data (7FE0,0010) is {fast.pixel_length} bytes but Rows x Columns x Samples x Frames x "
+                f"Bits Allocated need {need}: truncated, or compressed while (0002,0010) says {UID(ts).name}")
+    return ""
 
 
 def _decode(raw: bytes, charset: str, keyword: str) -> str:

@@ -499,9 +499,24 @@ class MainWindow(QMainWindow):
         m.addAction(collapse)
         m = mb.addMenu("&Help")
         about = QAction("About DICOM Courier", self)
-        about.triggered.connect(lambda: QMessageBox.about(
-            self, "DICOM Courier", "DICOM Courier sends DICOM studies to a PACS and tells you exactly what happened."))
+        about.triggered.connect(self._show_about)
         m.addAction(about)
+
+    def _show_about(self) -> None:
+        """Name, version, purpose and the licences of the bundled libraries."""
+        from html import escape
+
+        from core.appinfo import app_info, licences
+
+        info = app_info()
+        rows = "".join(f"<tr><td>{escape(str(x.get('name', '')))}</td><td>{escape(str(x.get('version', '')))}</td>"
+                       f"<td>{escape(str(x.get('license', '')))}</td></tr>" for x in licences())
+        QMessageBox.about(self, "About DICOM Courier",
+                          f"<h3>{escape(info['name'])} {escape(info['version'])}</h3><p>{escape(info['description'])}</p>"
+                          "<p>MIT licence. The standalone app bundles the libraries below under their own "
+                          "licences (pylibjpeg-libjpeg is GPL-3.0).</p>"
+                          f"<table cellspacing='4'><tr><th align='left'>Library</th><th align='left'>Version</th>"
+                          f"<th align='left'>Licence</th></tr>{rows}</table>")
 
     # -- menus on the tree --------------------------------------------------------------------------
 
