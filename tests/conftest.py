@@ -30,6 +30,9 @@ from typing import Any
 
 import pytest
 
+# Headless Qt before any session-scoped QApplication (pytest-qt's qapp) can be created.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
