@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -130,6 +131,7 @@ class Progress:
         self.total_bytes = self.bytes = 0
         self.t0 = time.monotonic()
         self._last = 0.0
+        self._said: set[str] = set()
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.JobStarted):
@@ -138,13 +140,17 @@ class Progress:
             self.done += 1
             self.bytes += event.bytes_sent
             o = event.outcome
-            if o["status"] == "failure":
+            said = o["message"].removeprefix("not sent: ") in self._said  # an association failure, said already
+            cancelled = o["message"].endswith("the send was cancelled")
+            if o["status"] == "failure" and not said and not cancelled:
                 self._clear()
                 print(f"FAILED  {o.get('path') or o.get('sop_instance_uid')}: {o['message']}", file=self.stream)
             self._draw()
         elif isinstance(event, ev.AssociationFailed):
-            self._clear()
-            print(f"association failed: {event.message}", file=self.stream)
+            if event.message not in self._said:  # the same refusal is said once
+                self._said.add(event.message)
+                self._clear()
+                print(f"association failed: {event.message}", file=self.stream)
         elif isinstance(event, ev.JobFinished):
             self._draw(force=True)
             if self.enabled:
@@ -168,9 +174,14 @@ class Progress:
 
 
 def _print_summary(summary: dict[str, Any], elapsed: float, stream: TextIO) -> None:
-    print(f"Stored {summary['success']} of {summary['total']} "
-          f"({summary['warning']} with warnings, {summary['failure']} failed, {summary['skipped']} skipped"
-          f"{', ' + str(summary['converted']) + ' converted' if summary.get('converted') else ''}) "
+    not_sent = summary.get("not_sent", 0)
+    parts = [f"{summary['warning']} with warnings", f"{summary['failure'] - not_sent} failed"]
+    if not_sent:
+        parts.append(f"{not_sent} not sent" + (" (cancelled)" if summary.get("cancelled") else ""))
+    parts.append(f"{summary['skipped']} skipped")
+    if summary.get("converted"):
+        parts.append(f"{summary['converted']} converted")
+    print(f"Stored {summary['success'] + summary['warning']} of {summary['total']} ({', '.join(parts)}) "
           f"over {summary['associations']} association(s) in {elapsed:.1f} s", file=stream)
 
 
@@ -179,7 +190,15 @@ def cmd_send(args: argparse.Namespace) -> int:
     try:
         cfg = _config(args, allow_lossy=args.allow_lossy, **cli_jobs.retry_config(args))
     except ValueError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {_cli_words(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    missing = [p for p in args.paths if not os.path.exists(p)]
+    if missing:
+        print(f"no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
+    problem = _report_problem(getattr(args, "report", None))
+    if problem:
+        print(problem, file=sys.stderr)
         return EXIT_USAGE
     t0 = time.monotonic()
     instances = scan_paths(args.paths)
@@ -219,12 +238,44 @@ def cmd_send(args: argparse.Namespace) -> int:
             print(f"cannot write the report {args.report}: {exc}", file=sys.stderr)
     _print_summary(summary, time.monotonic() - t0, sys.stderr)
     if result.no_association:
-        print(f"no association could be established: {result.error or _first_failure(result)}", file=sys.stderr)
+        reason = (result.error or _first_failure(result)).removeprefix("not sent: ")
+        print("no association could be established; nothing was sent" if reason in progress._said
+              else f"no association could be established: {reason}", file=sys.stderr)
         return EXIT_NO_ASSOCIATION
     dicom = [o for o in result.outcomes if o["status"] != "skipped" or o.get("state") == "not-sent"]
     if arrival is not None and any(o.get("verified") not in (None, "committed", "found") for o in dicom):
         return EXIT_SOME_FAILED
     return EXIT_OK if all(o["status"] in ("success", "warning") for o in dicom) else EXIT_SOME_FAILED
+
+
+_OPTION_NAMES = {"remote_port": "--port", "remote_host": "--host", "remote_ae_title": "--called-ae",
+                 "local_ae_title": "--calling-ae", "acse_timeout": "--acse-timeout", "dimse_timeout": "--dimse-timeout",
+                 "network_timeout": "--network-timeout", "connect_timeout": "--connect-timeout", "max_pdu": "--max-pdu",
+                 "retry_attempts": "--retry-attempts", "retry_total_s": "--retry-total",
+                 "retry_backoff_s": "--retry-backoff"}
+
+
+def _cli_words(message: str) -> str:
+    """Name the command-line option instead of the config key in a validation message."""
+    for key, option in _OPTION_NAMES.items():
+        message = message.replace(f"config key '{key}'", option)
+    return message
+
+
+def _report_problem(path: str | None) -> str:
+    """Why the report cannot be written there (checked before sending), or ""."""
+    if not path:
+        return ""
+    if os.path.isdir(path):
+        return f"--report {path}: this is a folder; give a file name ending in .json or .csv"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"--report {path}: the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"--report {path}: the folder {folder} is not writable"
+    if not path.lower().endswith((".json", ".csv")):
+        return f"--report {path}: the file name must end in .json or .csv"
+    return ""
 
 
 def _first_failure(result: Any) -> str:
@@ -268,8 +319,11 @@ def cmd_echo(args: argparse.Namespace) -> int:
     print(f"  accepted context: {acc.get('abstract_syntax_name', '?')} / "
           f"{acc.get('transfer_syntax', '?')}; peer max PDU {neg.get('peer_max_pdu')} bytes; "
           f"implementation {neg.get('peer_implementation_class_uid')} {neg.get('peer_implementation_version_name')}")
-    if r.get("tls"):
-        print(f"  TLS: {r['tls']}")
+    t = r.get("tls")
+    if t:
+        warn = " (expires within 30 days!)" if t.get("expires_soon") else ""
+        print(f"  TLS: {t.get('protocol', '?')}, cipher {t.get('cipher', '?')}; PACS certificate "
+              f"{t.get('peer_subject', '?')}, issued by {t.get('peer_issuer', '?')}, valid until {t.get('peer_not_after', '?')}{warn}")
     return EXIT_OK if r["status"] != "failure" else EXIT_NO_ASSOCIATION
 
 
@@ -312,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"unknown log level {args.log_level!r}", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level > logging.DEBUG:
-        logging.getLogger("pynetdicom").setLevel(max(level, logging.WARNING))
+    logging.captureWarnings(True)
+    if level >= logging.WARNING:
+        # the engine explains every failure in its own words; the libraries' ERROR lines and
+        # tracebacks (pynetdicom's SSL and PDU errors, pydicom's codec attempts) only confuse here
+        for name in ("pynetdicom", "pydicom", "py.warnings"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     return COMMANDS[args.command](args)

@@ -42,7 +42,7 @@ def add_send_options(send: argparse.ArgumentParser) -> None:
     send.add_argument("--journal", metavar="FILE", help="journal file (default: journal.sqlite in the user data dir)")
     send.add_argument("--no-journal", action="store_true", help="do not record the job in a journal")
     send.add_argument("--retry-attempts", type=int, default=None, metavar="N",
-                      help="transient failures: retries per instance / broken associations in a row (default 3)")
+                      help="transient failures: retries per instance / broken associations in a row (default 5)")
     send.add_argument("--retry-total", type=float, default=None, metavar="S",
                       help="longest outage (peer down, busy) to wait out, seconds (default 120)")
     send.add_argument("--retry-backoff", type=float, default=None, metavar="S",

@@ -8,7 +8,7 @@ Extensions: ``tls_ca_cert_file``, ``tls_client_cert_file``, ``tls_client_key_fil
 ``tls_verify_hostname`` (True), ``tls_key_password_keyring`` (keyring entry name),
 ``gcp_project_id``, ``acse_timeout``, ``dimse_timeout``, ``network_timeout``,
 ``connect_timeout`` (seconds), ``max_pdu`` (bytes, 0 = unlimited),
-``allow_lossy`` (False), ``retry_attempts`` (3), ``retry_total_s`` (120),
+``allow_lossy`` (False), ``retry_attempts`` (5), ``retry_total_s`` (120),
 ``retry_backoff_s`` (1.0).
 """
 

@@ -21,10 +21,12 @@ import os
 import warnings
 from dataclasses import dataclass
 from io import BytesIO
+from typing import Any
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -248,7 +250,10 @@ def _transcode(ds: Dataset, src: UID, dst: UID) -> Dataset:
         try:
             ds.decompress(generate_instance_uid=False)
         except Exception as exc:
-            raise ConversionError(f"cannot decode {syntax_label(src)} pixel data: {type(exc).__name__}: {exc}") from exc
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise ConversionError(f"cannot decode {syntax_label(src)} pixel data: {reason}") from exc
+        if is_lossy_syntax(src):
+            _mark_lossy(ds, src)
         src = UID(ds.file_meta.TransferSyntaxUID)
         _ensure_little_endian_pixels(ds)
     elif src == ExplicitVRBigEndian and dst != ExplicitVRBigEndian:
@@ -257,15 +262,42 @@ def _transcode(ds: Dataset, src: UID, dst: UID) -> Dataset:
         if src == ExplicitVRBigEndian:
             _swap_binary_values(ds, to_big_endian=False)
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        native = len(ds.PixelData)
         try:
             ds.compress(dst, generate_instance_uid=False, **_LOSSY_OPTIONS.get(str(dst), {}))
         except Exception as exc:
-            raise ConversionError(f"cannot encode {syntax_label(dst)}: {type(exc).__name__}: {exc}") from exc
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise ConversionError(f"cannot encode {syntax_label(dst)}: {reason}") from exc
+        if is_lossy_syntax(dst):
+            _mark_lossy(ds, dst, native / max(1, len(ds.PixelData)))
         return ds
     if dst == ExplicitVRBigEndian and src != ExplicitVRBigEndian:
         _swap_binary_values(ds, to_big_endian=True)
     ds.file_meta.TransferSyntaxUID = dst
     return ds
+
+
+_LOSSY_METHOD = {"1.2.840.10008.1.2.4.50": "ISO_10918_1", "1.2.840.10008.1.2.4.51": "ISO_10918_1",
+                 "1.2.840.10008.1.2.4.81": "ISO_14495_1", "1.2.840.10008.1.2.4.91": "ISO_15444_1",
+                 "1.2.840.10008.1.2.4.93": "ISO_15444_1", "1.2.840.10008.1.2.4.203": "ISO_15444_15"}
+
+
+def _values(ds: Dataset, keyword: str) -> list[Any]:
+    v = ds.get(keyword)
+    if v is None or v == "":
+        return []
+    return list(v) if isinstance(v, MultiValue | list) else [v]
+
+
+def _mark_lossy(ds: Dataset, ts: UID, ratio: float | None = None) -> None:
+    """Record lossy compression (PS3.3 C.7.6.1.1.5): Lossy Image Compression "01", ratio, method."""
+    ds.LossyImageCompression = "01"
+    method = _LOSSY_METHOD.get(str(ts))
+    if ratio is not None and method:
+        ds.LossyImageCompressionRatio = _values(ds, "LossyImageCompressionRatio") + [f"{ratio:.2f}"[:16]]
+        ds.LossyImageCompressionMethod = _values(ds, "LossyImageCompressionMethod") + [method]
+    elif method and "LossyImageCompressionMethod" not in ds:
+        ds.LossyImageCompressionMethod = method
 
 
 def _ensure_little_endian_pixels(ds: Dataset) -> None:

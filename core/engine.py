@@ -149,7 +149,7 @@ class JobResult:
         counts = {"total": len(self.outcomes), "success": 0, "warning": 0, "failure": 0, "skipped": 0}
         for o in self.outcomes:
             counts[o["status"]] = counts.get(o["status"], 0) + 1
-        counts["not_sent"] = sum(1 for o in self.outcomes if o.get("state") == "not-sent")
+        counts["not_sent"] = sum(1 for o in self.outcomes if o.get("state") == "not-sent" and o["status"] == "failure")
         counts["converted"] = sum(1 for o in self.outcomes if o.get("converted_from"))
         counts["associations"] = self.established
         counts["cancelled"] = self.cancelled
@@ -397,12 +397,13 @@ class SendJob:
                 kind = exc.details.get("kind")
                 if not primary and not connected and kind in ("rejected", "aborted", "timeout"):
                     raise _GiveUp(self._unfinished(members)) from exc  # fewer associations, same work
-                if can_fall_back and not connected and (kind in ("aborted", "no-context", "timeout")
+                if can_fall_back and not connected and (kind in ("aborted", "no-context")
                                                         or _proposal_may_be_the_cause(exc)):
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
                     return deferred + queue
-                retryable = bool(exc.details.get("transient")) and (kind != "connect" or self._established > 0)
+                # wait out an outage only of a peer that has worked in this job, or one that says "busy"
+                retryable = bool(exc.details.get("transient")) and (kind == "rejected" or self._established > 0)
                 if retryable:
                     now = time.monotonic()
                     outage_since = now if outage_since is None else outage_since

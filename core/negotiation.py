@@ -334,9 +334,14 @@ def _association_failure(cfg: StoreConfig, assoc: Association, watch: _Watch, re
         if hint:
             return fail("tls", f"the peer {cfg.peer} closed the connection during association negotiation: {hint}",
                         False)
-    if assoc.is_aborted:
+    elapsed = time.time() - record["started"]
+    if assoc.is_aborted and elapsed >= cfg.acse_timeout * 0.9:
         return fail("timeout", f"no answer to the association request from {cfg.peer} within the ACSE timeout "
-                               f"({cfg.acse_timeout:g} s), or the peer closed the connection", True)
+                               f"({cfg.acse_timeout:g} s)", True)
+    if assoc.is_aborted:
+        return fail("aborted", f"the peer {cfg.peer} closed the connection or answered with data that is not DICOM "
+                               f"after {elapsed:.1f} s: check that this port is the PACS's DICOM port (not a web or "
+                               "other service) and that it accepts this calling AE title", True)
     return fail("aborted", f"the peer {cfg.peer} closed the connection during association negotiation", True)
 
 
@@ -353,7 +358,9 @@ def _no_context_message(record: dict[str, Any]) -> str:
     reasons = sorted({f"{r['abstract_syntax_name']} / {UID(r['transfer_syntax']).name}: {r.get('reason', '?')}"
                       for r in record["rejected"]})
     shown = "; ".join(reasons[:6]) + (" ..." if len(reasons) > 6 else "")
-    return f"the peer accepted none of the {len(record['proposed'])} proposed presentation contexts ({shown})"
+    return (f"the peer accepted none of the {len(record['proposed'])} proposed presentation contexts ({shown}) - "
+            "run 'probe' to see what this PACS accepts; if it takes only lossy compression, send with "
+            "--strategy extended --allow-lossy")
 
 
 def candidate_contexts(

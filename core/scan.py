@@ -21,6 +21,7 @@ import io
 import logging
 import os
 import re
+import stat
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -234,6 +235,8 @@ def read_instance(path: str) -> ScannedInstance:
     """
     fast: FastHeader | None = None
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end
+            return ScannedInstance(path, "skipped", "not a regular file (a pipe, device or socket)")
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             head = f.read(140)
