@@ -323,7 +323,8 @@ def cmd_echo(args: argparse.Namespace) -> int:
     if t:
         warn = " (expires within 30 days!)" if t.get("expires_soon") else ""
         print(f"  TLS: {t.get('protocol', '?')}, cipher {t.get('cipher', '?')}; PACS certificate "
-              f"{t.get('peer_subject', '?')}, issued by {t.get('peer_issuer', '?')}, valid until {t.get('peer_not_after', '?')}{warn}")
+              f"{t.get('peer_subject', '?')}, issued by {t.get('peer_issuer', '?')}, "
+              f"valid until {t.get('peer_not_after', '?')}{warn}")
     return EXIT_OK if r["status"] != "failure" else EXIT_NO_ASSOCIATION
 
 
