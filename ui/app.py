@@ -123,6 +123,11 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     from . import states as st
     from .models import INSTANCE
 
+    try:
+        demo = demo_files()
+    except OSError:  # the standalone app does not bundle pydicom's test files
+        print("--screenshot needs pydicom's test files, which only a source install has", file=sys.stderr)
+        return 2
     tmp = tempfile.mkdtemp(prefix="courier-shot-")
     window = build_window(buffer, os.path.join(tmp, "config"), os.path.join(tmp, "data"))
     window.resize(1720, 1240)
@@ -154,7 +159,7 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     window.local_scp_changed.connect(on_scp)
     window.confirmation_requested.connect(on_confirm)
     window.send_finished.connect(on_sent)
-    window.add_paths(demo_files())
+    window.add_paths(demo)
     QTimer.singleShot(int(timeout_s * 1000), fail_after)
     loop.exec()
 
