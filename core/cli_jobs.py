@@ -93,9 +93,9 @@ def open_send_journal(args: argparse.Namespace, cfg: StoreConfig, job_id: str,
     A default journal that cannot be opened only costs a warning; an explicit
     ``--journal FILE`` that cannot be opened raises OSError/sqlite3.Error.
     """
-    print(f"job {job_id}", file=sys.stderr, flush=True)
     if getattr(args, "no_journal", False):
-        return None, None
+        return None, None  # no journal, so no job ID to resume or retry
+    print(f"job {job_id}", file=sys.stderr, flush=True)
     try:
         journal = Journal(args.journal)
         journal.create_job(job_id, getattr(args, "profile", None) or cfg.peer, cfg.peer, send_options(args, cfg), items)
