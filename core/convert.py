@@ -20,7 +20,6 @@ import logging
 import os
 import warnings
 from dataclasses import dataclass
-from io import BytesIO
 from typing import Any
 
 import numpy as np
@@ -29,7 +28,6 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.uid import (
     UID,
-    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -255,7 +253,6 @@ def _transcode(ds: Dataset, src: UID, dst: UID) -> Dataset:
         if is_lossy_syntax(src):
             _mark_lossy(ds, src)
         src = UID(ds.file_meta.TransferSyntaxUID)
-        _ensure_little_endian_pixels(ds)
     elif src == ExplicitVRBigEndian and dst != ExplicitVRBigEndian:
         _swap_binary_values(ds, to_big_endian=False)
     if dst.is_encapsulated:
@@ -300,10 +297,6 @@ def _mark_lossy(ds: Dataset, ts: UID, ratio: float | None = None) -> None:
         ds.LossyImageCompressionMethod = method
 
 
-def _ensure_little_endian_pixels(ds: Dataset) -> None:
-    """After pydicom's decompress the pixel bytes are native little endian; nothing to do."""
-
-
 def _swap_binary_values(ds: Dataset, to_big_endian: bool) -> None:
     """Byte-swap OW/OL/OF/OD/OV values and Pixel Data (by Bits Allocated), recursively.
 
@@ -328,21 +321,3 @@ def _swap_binary_values(ds: Dataset, to_big_endian: bool) -> None:
             size = _SWAP_SIZES.get(elem.VR, 0)
         if size > 1 and len(elem.value) % size == 0:
             elem.value = np.frombuffer(elem.value, dtype=f"u{size}").byteswap().tobytes()
-
-
-def read_source_bytes(path: str) -> bytes:  # pragma: no cover - helper for debugging
-    """Return a file's raw bytes (used by tests to prove the source is unchanged)."""
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def dataset_to_bytes(ds: Dataset) -> bytes:
-    """Write `ds` as a DICOM file into memory (for the embedded SCP's store)."""
-    buf = BytesIO()
-    ds.save_as(buf, enforce_file_format=False)
-    return buf.getvalue()
-
-
-def target_is_deflated(ts: str) -> bool:
-    """True for Deflated Explicit VR Little Endian."""
-    return UID(ts) == DeflatedExplicitVRLittleEndian

@@ -33,7 +33,7 @@ from .diagnostics import explain_abort, explain_status, is_transient_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
 from .fastpath import ChannelBroken, DirectChannel
 from .negotiation import candidate_contexts, open_association, plan_contexts, tls_args_for
-from .scan import ScannedInstance, read_instance, scan_paths
+from .scan import ScannedInstance, read_instance
 from .strategies import fallback_chain, parse_strategy
 from .waiting import drop_connection
 
@@ -115,11 +115,6 @@ def items_from_inputs(inputs: Sequence[str | os.PathLike[str] | Dataset]) -> lis
 def items_from_scan(instances: Sequence[ScannedInstance]) -> list[Item]:
     """Turn scanner records into items (the CLI and the GUI send paths)."""
     return [Item(i, inst.path, inst) for i, inst in enumerate(instances)]
-
-
-def scan_to_items(paths: Sequence[str]) -> list[Item]:
-    """Scan files/folders/DICOMDIRs and return items in scan order."""
-    return items_from_scan(scan_paths(paths))
 
 
 @dataclass
@@ -467,8 +462,6 @@ class SendJob:
             self._records.append(record)
             self._first_exc = self._first_exc or exc
             self.on_event(ev.AssociationFailed(exc.message, record))
-            if isinstance(exc, TlsConfigError):
-                raise
             raise
         with self._lock:
             self._established += 1
