@@ -94,8 +94,11 @@ def free_port() -> int:
 
 def start_peer(port: int) -> subprocess.Popen:
     """``python main.py scp`` in its own process (counts what it receives, keeps nothing)."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "scp", "--port", str(port), "--ae-title", "BENCH"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "scp", "--port", str(port), "--ae-title", "BENCH"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     end = time.monotonic() + 30
     while time.monotonic() < end:
         if proc.poll() is not None:
@@ -206,9 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         load_s = time.monotonic() - t0
         window.view.expandToDepth(1)
 
-        window.profiles.insert(window.profiles.rowCount(),
-                               Profile(name="bench", remote_host="127.0.0.1", remote_port=port,
-                                       remote_ae_title="BENCH", strategy="standard"))
+        window.profiles.insert(
+            window.profiles.rowCount(),
+            Profile(name="bench", remote_host="127.0.0.1", remote_port=port, remote_ae_title="BENCH", strategy="standard"),
+        )
         window._select_profile("bench")
         asked: list = []
         window.confirmation_requested.connect(asked.append)
@@ -233,16 +237,22 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     def line(name: str, gaps: list[float], seconds: float) -> str:
-        return (f"{name:<5} {seconds:6.1f} s  ticks {len(gaps):6d}  longest stall {max(gaps):6.1f} ms  "
-                f"median {statistics.median(gaps):5.1f} ms  p99 {sorted(gaps)[int(len(gaps) * 0.99)]:6.1f} ms")
+        return (
+            f"{name:<5} {seconds:6.1f} s  ticks {len(gaps):6d}  longest stall {max(gaps):6.1f} ms  "
+            f"median {statistics.median(gaps):5.1f} ms  p99 {sorted(gaps)[int(len(gaps) * 0.99)]:6.1f} ms"
+        )
 
     print(line("load", load_gaps, load_s))
-    print(line("send", send_gaps, send_s) + f"  ({stored}/{args.n} stored, {args.n / send_s:.0f} inst/s, "
-          f"{plot_points} plot points{', asked for confirmation' if asked else ''})")
+    print(
+        line("send", send_gaps, send_s) + f"  ({stored}/{args.n} stored, {args.n / send_s:.0f} inst/s, "
+        f"{plot_points} plot points{', asked for confirmation' if asked else ''})"
+    )
     longest, median = max(send_gaps), statistics.median(send_gaps)
     ok = longest < LONGEST_MS and median < MEDIAN_MS and stored == args.n
-    print(f"bench_gui: longest stall {longest:.1f} ms (target < {LONGEST_MS:.0f}), median {median:.1f} ms "
-          f"(target < {MEDIAN_MS:.0f}), {stored}/{args.n} stored: {'PASS' if ok else 'FAIL'}")
+    print(
+        f"bench_gui: longest stall {longest:.1f} ms (target < {LONGEST_MS:.0f}), median {median:.1f} ms "
+        f"(target < {MEDIAN_MS:.0f}), {stored}/{args.n} stored: {'PASS' if ok else 'FAIL'}"
+    )
     return 0 if ok else 1
 
 

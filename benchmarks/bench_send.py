@@ -109,9 +109,7 @@ class CorpusSpec:
 CORPORA = {
     "ct": CorpusSpec("ct", 2000, 250, "CT 512x512x16 bit (~0.5 MB), Explicit VR LE"),
     "small": CorpusSpec("small", 20000, 50, "CT 40x40x16 bit (~4 KB), Explicit VR LE"),
-    "mixed": CorpusSpec(
-        "mixed", 1000, 25, "8 SOP classes; Explicit/Implicit VR LE, RLE Lossless, JPEG 2000 Lossless"
-    ),
+    "mixed": CorpusSpec("mixed", 1000, 25, "8 SOP classes; Explicit/Implicit VR LE, RLE Lossless, JPEG 2000 Lossless"),
 }
 
 
@@ -153,19 +151,11 @@ MIXED_KINDS = (
         1,
         (EXPLICIT_LE, RLE_LOSSLESS, J2K_LOSSLESS, IMPLICIT_LE),
     ),
-    ImageKind(
-        "1.2.840.10008.5.1.4.1.1.1", "CR", 768, 768, 16, 12, 1, 1, (J2K_LOSSLESS, EXPLICIT_LE, RLE_LOSSLESS)
-    ),
-    ImageKind(
-        "1.2.840.10008.5.1.4.1.1.1.1", "DX", 640, 640, 16, 14, 1, 1, (J2K_LOSSLESS, EXPLICIT_LE, RLE_LOSSLESS)
-    ),
+    ImageKind("1.2.840.10008.5.1.4.1.1.1", "CR", 768, 768, 16, 12, 1, 1, (J2K_LOSSLESS, EXPLICIT_LE, RLE_LOSSLESS)),
+    ImageKind("1.2.840.10008.5.1.4.1.1.1.1", "DX", 640, 640, 16, 14, 1, 1, (J2K_LOSSLESS, EXPLICIT_LE, RLE_LOSSLESS)),
     ImageKind("1.2.840.10008.5.1.4.1.1.6.1", "US", 480, 640, 8, 8, 3, 1, (RLE_LOSSLESS, EXPLICIT_LE)),
-    ImageKind(
-        "1.2.840.10008.5.1.4.1.1.7", "OT", 512, 512, 8, 8, 1, 1, (EXPLICIT_LE, J2K_LOSSLESS, RLE_LOSSLESS)
-    ),
-    ImageKind(
-        "1.2.840.10008.5.1.4.1.1.20", "NM", 128, 128, 16, 12, 1, 8, (EXPLICIT_LE, J2K_LOSSLESS, RLE_LOSSLESS)
-    ),
+    ImageKind("1.2.840.10008.5.1.4.1.1.7", "OT", 512, 512, 8, 8, 1, 1, (EXPLICIT_LE, J2K_LOSSLESS, RLE_LOSSLESS)),
+    ImageKind("1.2.840.10008.5.1.4.1.1.20", "NM", 128, 128, 16, 12, 1, 8, (EXPLICIT_LE, J2K_LOSSLESS, RLE_LOSSLESS)),
     ImageKind("1.2.840.10008.5.1.4.1.1.88.11", "SR", 0, 0, 0, 0, 0, 0, (EXPLICIT_LE, IMPLICIT_LE)),
 )
 CT_KIND = ImageKind("1.2.840.10008.5.1.4.1.1.2", "CT", 512, 512, 16, 12, 1, 1, (EXPLICIT_LE,))
@@ -764,8 +754,7 @@ def medians(runs: list[Run]) -> dict[str, float] | None:
 def overview(summaries: dict) -> str:
     """One line per corpus (storescp --ignore): each sender's files/s and MB/s, Courier's ratios."""
     rows = [
-        f"{'corpus':<8}{'sender':<12}{'files/s':>10}{'MB/s':>9}{'CPU ms/file':>13}{'peak RSS MB':>13}"
-        f"{'courier/storescu':>18}"
+        f"{'corpus':<8}{'sender':<12}{'files/s':>10}{'MB/s':>9}{'CPU ms/file':>13}{'peak RSS MB':>13}{'courier/storescu':>18}"
     ]
     for name, by_receiver in summaries.items():
         summary = by_receiver.get("ignore", {})
@@ -797,10 +786,7 @@ def table(corpus: Corpus, receiver: str, senders: list[Sender], runs: list[Run])
             continue
         med = medians(mine)
         summary[sender.key] = {"runs": len(mine), "ok": sum(r.ok for r in mine), "median": med}
-        cells = "".join(
-            fmt.format(med[m] * factor) if med else f"{'-':>{len(fmt.format(0))}}"
-            for m, _, fmt, factor in METRICS
-        )
+        cells = "".join(fmt.format(med[m] * factor) if med else f"{'-':>{len(fmt.format(0))}}" for m, _, fmt, factor in METRICS)
         speeds = [r.files_per_s for r in mine if r.ok]
         spread = f"  {min(speeds):.1f}-{max(speeds):.1f}" if speeds else ""
         rows.append(f"{sender.key:<12}{sum(r.ok for r in mine):>3}/{len(mine):<2}" + cells + spread)
@@ -818,10 +804,7 @@ def table(corpus: Corpus, receiver: str, senders: list[Sender], runs: list[Run])
         )
     if "pynetdicom" in ratios:
         r = ratios["pynetdicom"]
-        rows.append(
-            f"courier / pynetdicom storescu: files/s {r['files_per_s']:.2f}x  "
-            f"CPU/file {r['cpu_s_per_file']:.2f}x"
-        )
+        rows.append(f"courier / pynetdicom storescu: files/s {r['files_per_s']:.2f}x  CPU/file {r['cpu_s_per_file']:.2f}x")
     targets = check_targets(corpus.name, summary) if receiver == "ignore" else []
     if targets:
         rows.append("issue 6 targets: " + "; ".join(targets))
@@ -921,9 +904,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path("bench-out/corpora"),
         help="corpus cache directory (default: bench-out/corpora)",
     )
-    p.add_argument(
-        "--workdir", type=Path, default=Path("bench-out"), help="logs, received files (default: bench-out)"
-    )
+    p.add_argument("--workdir", type=Path, default=Path("bench-out"), help="logs, received files (default: bench-out)")
     p.add_argument("--seed", type=int, default=20260101, help="generator seed")
     p.add_argument(
         "--courier-cmd",
@@ -991,10 +972,7 @@ def main(argv: list[str] | None = None) -> int:
         f"machine: {info.get('hostname')}, {info.get('cpu', '?')}, {info['cores']} cores, "
         f"{info.get('memory_gb', '?')} GB, {info['platform']}"
     )
-    print(
-        f"software: Python {info['python']}, {info['dcmtk']}, pydicom {info['pydicom']}, "
-        f"pynetdicom {info['pynetdicom']}"
-    )
+    print(f"software: Python {info['python']}, {info['dcmtk']}, pydicom {info['pydicom']}, pynetdicom {info['pynetdicom']}")
     time_cmd = gnu_time()
     if not time_cmd:
         print("warning: GNU time not found (apt-get install time): peak RSS includes this harness's RSS")
@@ -1059,10 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info,
             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
             "receivers": [scp.argv for scp in receivers],
-            "corpora": {
-                c.name: {k: v for k, v in c.manifest.items() if k != "uids"} | {"path": str(c.root)}
-                for c in corpora
-            },
+            "corpora": {c.name: {k: v for k, v in c.manifest.items() if k != "uids"} | {"path": str(c.root)} for c in corpora},
             "summary": summaries,
             "runs": [asdict(r) for r in runs],
         }

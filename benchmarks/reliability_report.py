@@ -98,8 +98,16 @@ def _uid_of(j: Journal, job_id: str, idx: int) -> str:
 
 
 def config(port: int, **kw):
-    return {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "BADPEER", "acse_timeout": 5,
-            "dimse_timeout": 2, "network_timeout": 2, "retry_backoff_s": 0.1, **kw}
+    return {
+        "remote_host": "127.0.0.1",
+        "remote_port": port,
+        "remote_ae_title": "BADPEER",
+        "acse_timeout": 5,
+        "dimse_timeout": 2,
+        "network_timeout": 2,
+        "retry_backoff_s": 0.1,
+        **kw,
+    }
 
 
 def engine_trial(tally: Tally, work: Path, files: list[str], uids: list[str], script, rcvbuf=None, **cfg) -> None:
@@ -119,16 +127,25 @@ def kill_trial(tally: Tally, work: Path, folder: Path, uids: list[str], rng: ran
     target = rng.randrange(1, len(uids) - 5)
     with BadPeer(lambda req: Act(silent=0.01)) as peer:
         args = ["--host", "127.0.0.1", "--port", str(peer.port), "--called-ae", "BADPEER", "--journal", str(path)]
-        proc = subprocess.Popen([sys.executable, "main.py", "send", *args, "--quiet", str(folder)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "main.py", "send", *args, "--quiet", str(folder)],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         end = time.monotonic() + 120
         while sum(peer.seen.values()) < target and proc.poll() is None and time.monotonic() < end:
             time.sleep(0.002)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         _stored_before, unknown = journal_view(path)  # what was in flight at the kill
-        r = subprocess.run([sys.executable, "main.py", "resume", "--journal", str(path), "--quiet"], cwd=ROOT,
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "main.py", "resume", "--journal", str(path), "--quiet"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         seen = dict(peer.seen)
     stored, unknown_after = journal_view(path)
     tally.add(uids, seen, stored, unknown | unknown_after, r.returncode == 0)
@@ -211,26 +228,49 @@ def main(argv: list[str] | None = None) -> int:
 
         def stall(t: Tally) -> None:
             n = rng.randrange(1, len(big) + 1)
-            engine_trial(t, work, big, big_uids,
-                         lambda req: Act(stall_after_kib=rng.choice([16, 48, 96]), stall_s=30) if req.n == n else Act(),
-                         rcvbuf=16384, network_timeout=1)
+            engine_trial(
+                t,
+                work,
+                big,
+                big_uids,
+                lambda req: Act(stall_after_kib=rng.choice([16, 48, 96]), stall_s=30) if req.n == n else Act(),
+                rcvbuf=16384,
+                network_timeout=1,
+            )
 
         def silent(t: Tally) -> None:
             n = rng.randrange(1, args.instances + 1)
             engine_trial(t, work, files, uids, lambda req: Act(silent=30) if req.n == n else Act(), dimse_timeout=1)
 
         run(f"abort at a random point ({args.instances} inst.)", args.trials, abort)
-        run(f"kill -9 at a random point, resume ({args.instances} inst.)", args.trials,
-            lambda t: kill_trial(t, work, folder, uids, rng))
-        run(f"peer down {args.down_seconds:g} s mid-send ({args.instances} inst.)", args.down_trials,
-            lambda t: down_trial(t, work, files, uids, rng, args.down_seconds))
+        run(
+            f"kill -9 at a random point, resume ({args.instances} inst.)",
+            args.trials,
+            lambda t: kill_trial(t, work, folder, uids, rng),
+        )
+        run(
+            f"peer down {args.down_seconds:g} s mid-send ({args.instances} inst.)",
+            args.down_trials,
+            lambda t: down_trial(t, work, files, uids, rng, args.down_seconds),
+        )
         run("peer stops reading mid-transfer (20 x 128 KiB)", args.other_trials, stall)
         run(f"peer silent on one request ({args.instances} inst.)", args.other_trials, silent)
 
-    head = ("scenario", "trials", "instances", "lost", "false stored", "duplicated", "dup. unknown", "unexplained",
-            "runs not all stored")
-    rows = [(t.name, t.trials, t.instances, t.lost, t.false_stored, t.duplicated, t.dup_unknown, t.unexplained,
-             t.failed_runs) for t in tallies]
+    head = (
+        "scenario",
+        "trials",
+        "instances",
+        "lost",
+        "false stored",
+        "duplicated",
+        "dup. unknown",
+        "unexplained",
+        "runs not all stored",
+    )
+    rows = [
+        (t.name, t.trials, t.instances, t.lost, t.false_stored, t.duplicated, t.dup_unknown, t.unexplained, t.failed_runs)
+        for t in tallies
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows, strict=True)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"  # noqa: E731
     print(line(head))

@@ -68,8 +68,9 @@ def store_dataset(
     if result.no_association and result.first_exception is not None:
         _raise_with_attempts(result.first_exception, result.associations)
     if out.get("state") == "unknown":
-        raise DimseCommandError(out["message"], remote_ae=job.cfg.remote_ae_title,
-                                details={"attempts": result.associations, "result": out})
+        raise DimseCommandError(
+            out["message"], remote_ae=job.cfg.remote_ae_title, details={"attempts": result.associations, "result": out}
+        )
     return out
 
 
@@ -172,8 +173,15 @@ def manage_association_with_fallback(
         AssociationError: no strategy gave an association with a context for the SOP class.
         TlsConfigError: TLS was asked for and cannot be set up.
     """
-    cfg = StoreConfig.from_dict({"remote_host": remote_host, "remote_port": remote_port,
-                                 "remote_ae_title": remote_ae_title, "local_ae_title": local_ae_title, **config})
+    cfg = StoreConfig.from_dict(
+        {
+            "remote_host": remote_host,
+            "remote_port": remote_port,
+            "remote_ae_title": remote_ae_title,
+            "local_ae_title": local_ae_title,
+            **config,
+        }
+    )
     attempts: list[dict[str, Any]] = []
     last: AssociationError | None = None
     for n, strategy in enumerate(fallback_chain(transfer_syntax_strategy, max_retries), start=1):
@@ -183,13 +191,16 @@ def manage_association_with_fallback(
         except AssociationError as exc:
             attempts.append(exc.details.get("negotiation", {"strategy": strategy, "outcome": exc.message}))
             last = exc
-            if exc.details.get("kind") in ("connect", "tls") or exc.details.get("result") == 1 and \
-                    exc.details.get("source") == 1 and exc.details.get("reason") in (3, 7):
+            if (
+                exc.details.get("kind") in ("connect", "tls")
+                or exc.details.get("result") == 1
+                and exc.details.get("source") == 1
+                and exc.details.get("reason") in (3, 7)
+            ):
                 break
             continue
         attempts.append(record)
-        meta = {"strategy_used": str(strategy), "attempts": attempts, "accepted": record["accepted"],
-                "negotiation": record}
+        meta = {"strategy_used": str(strategy), "attempts": attempts, "accepted": record["accepted"], "negotiation": record}
         try:
             yield assoc, meta
         except BaseException:

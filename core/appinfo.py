@@ -22,8 +22,11 @@ def app_info() -> dict[str, str]:
     """``{"name", "version", "description"}`` from pyproject.toml (fallbacks when it is absent)."""
     try:
         project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-        return {"name": "DICOM Courier", "version": str(project.get("version", "?")),
-                "description": str(project.get("description", ""))}
+        return {
+            "name": "DICOM Courier",
+            "version": str(project.get("version", "?")),
+            "description": str(project.get("description", "")),
+        }
     except (OSError, KeyError, tomllib.TOMLDecodeError):
         return {"name": "DICOM Courier", "version": "?", "description": ""}
 

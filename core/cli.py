@@ -50,11 +50,9 @@ def _add_peer(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calling-ae", default=DEFAULT_CALLING_AE, help=f"our AE title (default {DEFAULT_CALLING_AE})")
     p.add_argument("--acse-timeout", type=float, default=30.0, metavar="S", help="association timeout, seconds")
     p.add_argument("--dimse-timeout", type=float, default=60.0, metavar="S", help="response timeout, seconds")
-    p.add_argument("--network-timeout", type=float, default=60.0, metavar="S",
-                   help="network inactivity timeout, seconds")
+    p.add_argument("--network-timeout", type=float, default=60.0, metavar="S", help="network inactivity timeout, seconds")
     p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S", help="TCP connect timeout, seconds")
-    p.add_argument("--max-pdu", type=int, default=262144, metavar="BYTES",
-                   help="our maximum PDU length in bytes (0 = unlimited)")
+    p.add_argument("--max-pdu", type=int, default=262144, metavar="BYTES", help="our maximum PDU length in bytes (0 = unlimited)")
     tls = p.add_argument_group("TLS (the key passphrase comes from the keyring or COURIER_TLS_KEY_PASSWORD)")
     tls.add_argument("--tls", action="store_true", help="use DICOM over TLS (PS3.15 B.1, TLS 1.2 or newer)")
     tls.add_argument("--tls-ca", metavar="FILE", help="CA certificate(s) to verify the PACS (PEM)")
@@ -64,8 +62,11 @@ def _add_peer(p: argparse.ArgumentParser) -> None:
     tls.add_argument("--tls-cert-secret", metavar="ID", help="client certificate from Google Cloud Secret Manager")
     tls.add_argument("--tls-key-secret", metavar="ID", help="client key from Google Cloud Secret Manager")
     tls.add_argument("--gcp-project", metavar="ID", help="project for short secret names")
-    tls.add_argument("--no-verify-hostname", action="store_true",
-                     help="do not check that the PACS certificate names the host (the chain is still verified)")
+    tls.add_argument(
+        "--no-verify-hostname",
+        action="store_true",
+        help="do not check that the PACS certificate names the host (the chain is still verified)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,14 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     send = sub.add_parser("send", help="send files, folders or DICOMDIRs (C-STORE)")
     _add_peer(send)
-    send.add_argument("--strategy", default="standard", choices=[s.value for s in STRATEGY_ORDER],
-                      help="first transfer-syntax strategy (default standard); more conservative ones follow")
+    send.add_argument(
+        "--strategy",
+        default="standard",
+        choices=[s.value for s in STRATEGY_ORDER],
+        help="first transfer-syntax strategy (default standard); more conservative ones follow",
+    )
     send.add_argument("--max-retries", type=int, default=4, help="how many more conservative strategies to try")
     send.add_argument("--stop-on-error", action="store_true", help="stop at the first failure")
     send.add_argument("--allow-lossy", action="store_true", help="allow lossless-to-lossy conversion")
     send.add_argument("--report", metavar="FILE", help="write a report (.json or .csv)")
-    send.add_argument("--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
-                      help=f"associations to use at once, each study on one (default {DEFAULT_PARALLEL})")
+    send.add_argument(
+        "--parallel",
+        type=int,
+        default=DEFAULT_PARALLEL,
+        metavar="N",
+        help=f"associations to use at once, each study on one (default {DEFAULT_PARALLEL})",
+    )
     send.add_argument("--quiet", action="store_true", help="no progress bar")
     add_send_options(send)
     send.add_argument("paths", nargs="+", metavar="PATH")
@@ -100,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     scp.add_argument("--port", type=int, default=11112)
     scp.add_argument("--ae-title", default="COURIER")
     scp.add_argument("--store-dir", default=None, help="where to write received files (default: keep none)")
-    scp.add_argument("--accept", default="everything",
-                     help="everything, implicit, uncompressed, a strategy name, or comma-separated UIDs")
+    scp.add_argument(
+        "--accept", default="everything", help="everything, implicit, uncompressed, a strategy name, or comma-separated UIDs"
+    )
     scp.add_argument("--bind", default="127.0.0.1", help="address to listen on (default loopback)")
     scp.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     cli_jobs.add_journal_commands(sub)
@@ -109,16 +120,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> StoreConfig:
-    return StoreConfig.from_dict({
-        "remote_host": args.host, "remote_port": args.port, "remote_ae_title": args.called_ae,
-        "local_ae_title": args.calling_ae, "acse_timeout": args.acse_timeout, "dimse_timeout": args.dimse_timeout,
-        "network_timeout": args.network_timeout, "connect_timeout": args.connect_timeout, "max_pdu": args.max_pdu,
-        "tls_enabled": bool(args.tls), "tls_ca_cert_file": args.tls_ca, "tls_client_cert_file": args.tls_cert,
-        "tls_client_key_file": args.tls_key, "tls_ca_cert_secret_name": args.tls_ca_secret,
-        "tls_client_cert_secret_name": args.tls_cert_secret, "tls_client_key_secret_name": args.tls_key_secret,
-        "gcp_project_id": args.gcp_project, "tls_verify_hostname": not args.no_verify_hostname,
-        **extra,
-    })
+    return StoreConfig.from_dict(
+        {
+            "remote_host": args.host,
+            "remote_port": args.port,
+            "remote_ae_title": args.called_ae,
+            "local_ae_title": args.calling_ae,
+            "acse_timeout": args.acse_timeout,
+            "dimse_timeout": args.dimse_timeout,
+            "network_timeout": args.network_timeout,
+            "connect_timeout": args.connect_timeout,
+            "max_pdu": args.max_pdu,
+            "tls_enabled": bool(args.tls),
+            "tls_ca_cert_file": args.tls_ca,
+            "tls_client_cert_file": args.tls_cert,
+            "tls_client_key_file": args.tls_key,
+            "tls_ca_cert_secret_name": args.tls_ca_secret,
+            "tls_client_cert_secret_name": args.tls_cert_secret,
+            "tls_client_key_secret_name": args.tls_key_secret,
+            "gcp_project_id": args.gcp_project,
+            "tls_verify_hostname": not args.no_verify_hostname,
+            **extra,
+        }
+    )
 
 
 class Progress:
@@ -167,8 +191,10 @@ class Progress:
         self._last = now
         el = max(now - self.t0, 1e-6)
         mb = self.bytes / 1e6
-        line = (f"\r{self.done}/{self.total} instances  {mb:.1f}/{self.total_bytes / 1e6:.1f} MB  "
-                f"{self.done / el:.0f} inst/s  {mb / el:.1f} MB/s")
+        line = (
+            f"\r{self.done}/{self.total} instances  {mb:.1f}/{self.total_bytes / 1e6:.1f} MB  "
+            f"{self.done / el:.0f} inst/s  {mb / el:.1f} MB/s"
+        )
         self.stream.write(line)
         self.stream.flush()
 
@@ -181,8 +207,11 @@ def _print_summary(summary: dict[str, Any], elapsed: float, stream: TextIO) -> N
     parts.append(f"{summary['skipped']} skipped")
     if summary.get("converted"):
         parts.append(f"{summary['converted']} converted")
-    print(f"Stored {summary['success'] + summary['warning']} of {summary['total']} ({', '.join(parts)}) "
-          f"over {summary['associations']} association(s) in {elapsed:.1f} s", file=stream)
+    print(
+        f"Stored {summary['success'] + summary['warning']} of {summary['total']} ({', '.join(parts)}) "
+        f"over {summary['associations']} association(s) in {elapsed:.1f} s",
+        file=stream,
+    )
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -220,16 +249,30 @@ def cmd_send(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     _install_sigint(cancel)
     progress = Progress(sys.stderr, enabled=not args.quiet)
-    job = SendJob(cfg, args.strategy, args.max_retries, not args.stop_on_error, ev_multicast(recorder, progress),
-                  cancel, job_id, parallel=args.parallel)
+    job = SendJob(
+        cfg,
+        args.strategy,
+        args.max_retries,
+        not args.stop_on_error,
+        ev_multicast(recorder, progress),
+        cancel,
+        job_id,
+        parallel=args.parallel,
+    )
     result = job.run(items)
     if journal is not None:
         journal.close()
     summary = result.summary()
     arrival = run_verify(args, cfg, result.outcomes) if args.verify_arrival and not result.no_association else None
     if args.report:
-        job_info = {"id": job_id, "peer": cfg.peer, "calling_ae": cfg.local_ae_title, "strategy": args.strategy,
-                    "started": t0, "elapsed_s": round(time.monotonic() - t0, 3)}
+        job_info = {
+            "id": job_id,
+            "peer": cfg.peer,
+            "calling_ae": cfg.local_ae_title,
+            "strategy": args.strategy,
+            "started": t0,
+            "elapsed_s": round(time.monotonic() - t0, 3),
+        }
         if arrival is not None:
             job_info["arrival_check"] = arrival
         try:
@@ -239,8 +282,12 @@ def cmd_send(args: argparse.Namespace) -> int:
     _print_summary(summary, time.monotonic() - t0, sys.stderr)
     if result.no_association:
         reason = (result.error or _first_failure(result)).removeprefix("not sent: ")
-        print("no association could be established; nothing was sent" if reason in progress._said
-              else f"no association could be established: {reason}", file=sys.stderr)
+        print(
+            "no association could be established; nothing was sent"
+            if reason in progress._said
+            else f"no association could be established: {reason}",
+            file=sys.stderr,
+        )
         return EXIT_NO_ASSOCIATION
     dicom = [o for o in result.outcomes if o["status"] != "skipped" or o.get("state") == "not-sent"]
     if arrival is not None and any(o.get("verified") not in (None, "committed", "found") for o in dicom):
@@ -248,11 +295,20 @@ def cmd_send(args: argparse.Namespace) -> int:
     return EXIT_OK if all(o["status"] in ("success", "warning") for o in dicom) else EXIT_SOME_FAILED
 
 
-_OPTION_NAMES = {"remote_port": "--port", "remote_host": "--host", "remote_ae_title": "--called-ae",
-                 "local_ae_title": "--calling-ae", "acse_timeout": "--acse-timeout", "dimse_timeout": "--dimse-timeout",
-                 "network_timeout": "--network-timeout", "connect_timeout": "--connect-timeout", "max_pdu": "--max-pdu",
-                 "retry_attempts": "--retry-attempts", "retry_total_s": "--retry-total",
-                 "retry_backoff_s": "--retry-backoff"}
+_OPTION_NAMES = {
+    "remote_port": "--port",
+    "remote_host": "--host",
+    "remote_ae_title": "--called-ae",
+    "local_ae_title": "--calling-ae",
+    "acse_timeout": "--acse-timeout",
+    "dimse_timeout": "--dimse-timeout",
+    "network_timeout": "--network-timeout",
+    "connect_timeout": "--connect-timeout",
+    "max_pdu": "--max-pdu",
+    "retry_attempts": "--retry-attempts",
+    "retry_total_s": "--retry-total",
+    "retry_backoff_s": "--retry-backoff",
+}
 
 
 def _cli_words(message: str) -> str:
@@ -314,17 +370,23 @@ def cmd_echo(args: argparse.Namespace) -> int:
         return EXIT_NO_ASSOCIATION
     neg = r["negotiation"]
     acc = neg["accepted"][0] if neg["accepted"] else {}
-    print(f"C-ECHO to {cfg.peer}: status 0x{r['status_code']:04X} ({r['message']}), round trip {r['rtt_ms']:.1f} ms, "
-          f"association {r['associate_ms']:.1f} ms")
-    print(f"  accepted context: {acc.get('abstract_syntax_name', '?')} / "
-          f"{acc.get('transfer_syntax', '?')}; peer max PDU {neg.get('peer_max_pdu')} bytes; "
-          f"implementation {neg.get('peer_implementation_class_uid')} {neg.get('peer_implementation_version_name')}")
+    print(
+        f"C-ECHO to {cfg.peer}: status 0x{r['status_code']:04X} ({r['message']}), round trip {r['rtt_ms']:.1f} ms, "
+        f"association {r['associate_ms']:.1f} ms"
+    )
+    print(
+        f"  accepted context: {acc.get('abstract_syntax_name', '?')} / "
+        f"{acc.get('transfer_syntax', '?')}; peer max PDU {neg.get('peer_max_pdu')} bytes; "
+        f"implementation {neg.get('peer_implementation_class_uid')} {neg.get('peer_implementation_version_name')}"
+    )
     t = r.get("tls")
     if t:
         warn = " (expires within 30 days!)" if t.get("expires_soon") else ""
-        print(f"  TLS: {t.get('protocol', '?')}, cipher {t.get('cipher', '?')}; PACS certificate "
-              f"{t.get('peer_subject', '?')}, issued by {t.get('peer_issuer', '?')}, "
-              f"valid until {t.get('peer_not_after', '?')}{warn}")
+        print(
+            f"  TLS: {t.get('protocol', '?')}, cipher {t.get('cipher', '?')}; PACS certificate "
+            f"{t.get('peer_subject', '?')}, issued by {t.get('peer_issuer', '?')}, "
+            f"valid until {t.get('peer_not_after', '?')}{warn}"
+        )
     return EXIT_OK if r["status"] != "failure" else EXIT_NO_ASSOCIATION
 
 
@@ -333,15 +395,23 @@ def cmd_scp(args: argparse.Namespace) -> int:
     from .scp import EmbeddedSCP
 
     try:
-        scp = EmbeddedSCP(args.port, args.ae_title, args.store_dir, args.accept, args.bind,
-                          on_store=lambda uid, path: print(f"stored {uid}" + (f" -> {path}" if path else ""),
-                                                           flush=True))
+        scp = EmbeddedSCP(
+            args.port,
+            args.ae_title,
+            args.store_dir,
+            args.accept,
+            args.bind,
+            on_store=lambda uid, path: print(f"stored {uid}" + (f" -> {path}" if path else ""), flush=True),
+        )
         scp.start()
     except (ValueError, OSError) as exc:
         print(f"cannot start the Storage SCP: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"Storage SCP {args.ae_title} listening on {args.bind}:{scp.port}, accepting "
-          f"{len(scp.syntaxes)} transfer syntax(es); Ctrl+C to stop", flush=True)
+    print(
+        f"Storage SCP {args.ae_title} listening on {args.bind}:{scp.port}, accepting "
+        f"{len(scp.syntaxes)} transfer syntax(es); Ctrl+C to stop",
+        flush=True,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     try:
@@ -354,8 +424,13 @@ def cmd_scp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"send": cmd_send, "echo": cmd_echo, "scp": cmd_scp, "probe": lambda args: cmd_probe(args, _config),
-            **cli_jobs.COMMANDS}
+COMMANDS = {
+    "send": cmd_send,
+    "echo": cmd_echo,
+    "scp": cmd_scp,
+    "probe": lambda args: cmd_probe(args, _config),
+    **cli_jobs.COMMANDS,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,19 +41,37 @@ def add_send_options(send: argparse.ArgumentParser) -> None:
     """``send``'s journal and retry options."""
     send.add_argument("--journal", metavar="FILE", help="journal file (default: journal.sqlite in the user data dir)")
     send.add_argument("--no-journal", action="store_true", help="do not record the job in a journal")
-    send.add_argument("--retry-attempts", type=int, default=None, metavar="N",
-                      help="transient failures: retries per instance / broken associations in a row (default 5)")
-    send.add_argument("--retry-total", type=float, default=None, metavar="S",
-                      help="longest outage (peer down, busy) to wait out, seconds (default 120)")
-    send.add_argument("--retry-backoff", type=float, default=None, metavar="S",
-                      help="first back-off delay, doubled each retry, with jitter (default 1)")
+    send.add_argument(
+        "--retry-attempts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="transient failures: retries per instance / broken associations in a row (default 5)",
+    )
+    send.add_argument(
+        "--retry-total",
+        type=float,
+        default=None,
+        metavar="S",
+        help="longest outage (peer down, busy) to wait out, seconds (default 120)",
+    )
+    send.add_argument(
+        "--retry-backoff",
+        type=float,
+        default=None,
+        metavar="S",
+        help="first back-off delay, doubled each retry, with jitter (default 1)",
+    )
 
 
 def retry_config(args: argparse.Namespace) -> dict[str, Any]:
     """The retry keys of StoreConfig set on the command line."""
     out: dict[str, Any] = {}
-    for opt, key in (("retry_attempts", "retry_attempts"), ("retry_total", "retry_total_s"),
-                     ("retry_backoff", "retry_backoff_s")):
+    for opt, key in (
+        ("retry_attempts", "retry_attempts"),
+        ("retry_total", "retry_total_s"),
+        ("retry_backoff", "retry_backoff_s"),
+    ):
         value = getattr(args, opt, None)
         if value is not None:
             out[key] = value
@@ -62,8 +80,10 @@ def retry_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def add_journal_commands(sub: Any) -> None:
     """Add ``resume``, ``retry`` and ``jobs`` to the CLI's subparsers."""
-    for name, helptext in (("resume", "send again what an interrupted job left unsent or in doubt"),
-                           ("retry", "send again a job's failed and unsent instances")):
+    for name, helptext in (
+        ("resume", "send again what an interrupted job left unsent or in doubt"),
+        ("retry", "send again a job's failed and unsent instances"),
+    ):
         p = sub.add_parser(name, help=helptext)
         if name == "resume":
             p.add_argument("job_id", nargs="?", metavar="JOB_ID", help="the job (default: latest interrupted)")
@@ -82,12 +102,18 @@ def add_journal_commands(sub: Any) -> None:
 
 def send_options(args: argparse.Namespace, cfg: StoreConfig) -> dict[str, Any]:
     """What ``resume`` needs to redo a send: the config and the engine options (no secrets)."""
-    return {"config": cfg.to_dict(), "strategy": args.strategy, "max_retries": args.max_retries,
-            "continue_on_error": not args.stop_on_error, "paths": list(args.paths)}
+    return {
+        "config": cfg.to_dict(),
+        "strategy": args.strategy,
+        "max_retries": args.max_retries,
+        "continue_on_error": not args.stop_on_error,
+        "paths": list(args.paths),
+    }
 
 
-def open_send_journal(args: argparse.Namespace, cfg: StoreConfig, job_id: str,
-                      items: list[Item]) -> tuple[Journal | None, JournalRecorder | None]:
+def open_send_journal(
+    args: argparse.Namespace, cfg: StoreConfig, job_id: str, items: list[Item]
+) -> tuple[Journal | None, JournalRecorder | None]:
     """Open the journal for ``send``, record the job and print its ID on stderr.
 
     A default journal that cannot be opened only costs a warning; an explicit
@@ -120,19 +146,36 @@ def _open(args: argparse.Namespace) -> Journal | None:
 
 def _row_outcome(row: dict[str, Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:
     status = row["status"] or "failure"
-    message = row["message"] or {"pending": "not sent yet (the job was interrupted)",
-                                 "in-flight": "outcome unknown - the job was interrupted during the C-STORE"
-                                 }.get(row["state"], "")
-    return {"path": row["path"], "status": status, "state": row["state"], "message": message,
-            "status_code": row["status_code"], "sop_class_uid": row["sop_class_uid"],
-            "sop_instance_uid": row["sop_instance_uid"], "transfer_syntax": row["transfer_syntax"],
-            "tries": row["attempts"], "attempts_detail": [_attempt_dict(a) for a in attempts]}
+    message = row["message"] or {
+        "pending": "not sent yet (the job was interrupted)",
+        "in-flight": "outcome unknown - the job was interrupted during the C-STORE",
+    }.get(row["state"], "")
+    return {
+        "path": row["path"],
+        "status": status,
+        "state": row["state"],
+        "message": message,
+        "status_code": row["status_code"],
+        "sop_class_uid": row["sop_class_uid"],
+        "sop_instance_uid": row["sop_instance_uid"],
+        "transfer_syntax": row["transfer_syntax"],
+        "tries": row["attempts"],
+        "attempts_detail": [_attempt_dict(a) for a in attempts],
+    }
 
 
 def _attempt_dict(a: dict[str, Any]) -> dict[str, Any]:
-    return {"attempt": a["attempt"], "run": a["run"], "started": a["started"], "transfer_syntax": a["transfer_syntax"],
-            "association": a["association"], "result": a["result"] or "unknown (interrupted)",
-            "status_code": a["status_code"], "message": a["message"], "elapsed_s": a["elapsed_s"]}
+    return {
+        "attempt": a["attempt"],
+        "run": a["run"],
+        "started": a["started"],
+        "transfer_syntax": a["transfer_syntax"],
+        "association": a["association"],
+        "result": a["result"] or "unknown (interrupted)",
+        "status_code": a["status_code"],
+        "message": a["message"],
+        "elapsed_s": a["elapsed_s"],
+    }
 
 
 def _rerun(args: argparse.Namespace, states: tuple[str, ...], verb: str) -> int:
@@ -191,17 +234,24 @@ def _rerun(args: argparse.Namespace, states: tuple[str, ...], verb: str) -> int:
         for row in rows:
             counts[row["state"]] = counts.get(row["state"], 0) + 1
         if args.report:
-            job_info = {"id": plan.job.id, "peer": cfg.peer, "calling_ae": cfg.local_ae_title, "command": verb,
-                        "started": plan.job.started, "elapsed_s": round(time.monotonic() - t0, 3)}
+            job_info = {
+                "id": plan.job.id,
+                "peer": cfg.peer,
+                "calling_ae": cfg.local_ae_title,
+                "command": verb,
+                "started": plan.job.started,
+                "elapsed_s": round(time.monotonic() - t0, 3),
+            }
             try:
-                write_report(args.report, build_report(outcomes, counts, result.associations if result else [],
-                                                       job_info))
+                write_report(args.report, build_report(outcomes, counts, result.associations if result else [], job_info))
             except OSError as exc:
                 print(f"cannot write the report {args.report}: {exc}", file=sys.stderr)
         left = [r for r in rows if r["state"] not in FINAL_OK_STATES and r["state"] != "skipped"]
-        print(f"job {plan.job.id}: {len(rows) - len(left) - counts.get('skipped', 0)} stored, "
-              f"{len(left)} not stored" + (f", {counts['skipped']} skipped" if counts.get("skipped") else ""),
-              file=sys.stderr)
+        print(
+            f"job {plan.job.id}: {len(rows) - len(left) - counts.get('skipped', 0)} stored, "
+            f"{len(left)} not stored" + (f", {counts['skipped']} skipped" if counts.get("skipped") else ""),
+            file=sys.stderr,
+        )
         if result is not None and result.no_association:
             print(f"no association could be established: {result.error or 'see above'}", file=sys.stderr)
             return EXIT_NO_ASSOCIATION
@@ -231,13 +281,17 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     if not jobs:
         print("no jobs in the journal")
         return EXIT_OK
-    print(f"{'JOB':<12}  {'STARTED (UTC)':<20}  {'STATE':<11}  {'STORED':>7}  {'FAILED':>6}  {'UNKNOWN':>7}  "
-          f"{'NOT SENT':>8}  {'TOTAL':>6}  PROFILE")
+    print(
+        f"{'JOB':<12}  {'STARTED (UTC)':<20}  {'STATE':<11}  {'STORED':>7}  {'FAILED':>6}  {'UNKNOWN':>7}  "
+        f"{'NOT SENT':>8}  {'TOTAL':>6}  PROFILE"
+    )
     for j in jobs:
         d = j.to_dict()
-        print(f"{j.id:<12}  {d['started']:<20}  {j.state:<11}  {d['stored'] + d['stored_warning']:>7}  "
-              f"{d['failed']:>6}  {d['unknown'] + d['in_flight']:>7}  {d['not_sent'] + d['pending']:>8}  "
-              f"{d['total']:>6}  {j.profile or ''}")
+        print(
+            f"{j.id:<12}  {d['started']:<20}  {j.state:<11}  {d['stored'] + d['stored_warning']:>7}  "
+            f"{d['failed']:>6}  {d['unknown'] + d['in_flight']:>7}  {d['not_sent'] + d['pending']:>8}  "
+            f"{d['total']:>6}  {j.profile or ''}"
+        )
     return EXIT_OK
 
 

@@ -27,11 +27,19 @@ def add_probe_command(sub: Any, add_peer: Any) -> None:
     """Register ``probe`` on the subparsers `sub`; `add_peer` adds the connection options."""
     p = sub.add_parser("probe", help="ask a PACS which SOP classes and transfer syntaxes it accepts")
     add_peer(p)
-    p.add_argument("--sop-classes", default=None, metavar="all|used|UID,...",
-                   help="which storage SOP classes to probe: all pynetdicom knows (default without PATHs), those "
-                        "of the PATHs (default with PATHs), or a comma-separated list")
-    p.add_argument("--syntaxes", default="all", metavar="all|common|UID,...",
-                   help="transfer syntaxes to propose: every one pydicom knows (default), the 13 common ones, or UIDs")
+    p.add_argument(
+        "--sop-classes",
+        default=None,
+        metavar="all|used|UID,...",
+        help="which storage SOP classes to probe: all pynetdicom knows (default without PATHs), those "
+        "of the PATHs (default with PATHs), or a comma-separated list",
+    )
+    p.add_argument(
+        "--syntaxes",
+        default="all",
+        metavar="all|common|UID,...",
+        help="transfer syntaxes to propose: every one pydicom knows (default), the 13 common ones, or UIDs",
+    )
     p.add_argument("--json", metavar="FILE", help="write the acceptance map as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the acceptance map as CSV")
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders (for --sop-classes used)")
@@ -40,16 +48,27 @@ def add_probe_command(sub: Any, add_peer: Any) -> None:
 
 def add_send_options(send: argparse.ArgumentParser) -> None:
     """Add ``--dry-run``, ``--acceptance-map`` and the arrival-check options to ``send``."""
-    send.add_argument("--dry-run", action="store_true",
-                      help="plan each instance (as stored / convert / blocked) and send nothing")
-    send.add_argument("--acceptance-map", metavar="FILE",
-                      help="a probe's JSON map to plan from (else a quick negotiation is made)")
-    send.add_argument("--verify-arrival", action="store_true",
-                      help="after the send, check that the PACS holds each instance (storage commitment, else C-FIND)")
-    send.add_argument("--commit-port", type=int, metavar="PORT",
-                      help="listen on PORT for a storage commitment report sent on a new association")
-    send.add_argument("--commit-timeout", type=float, default=10.0, metavar="S",
-                      help="seconds to wait for the storage commitment report (default 10)")
+    send.add_argument(
+        "--dry-run", action="store_true", help="plan each instance (as stored / convert / blocked) and send nothing"
+    )
+    send.add_argument(
+        "--acceptance-map", metavar="FILE", help="a probe's JSON map to plan from (else a quick negotiation is made)"
+    )
+    send.add_argument(
+        "--verify-arrival",
+        action="store_true",
+        help="after the send, check that the PACS holds each instance (storage commitment, else C-FIND)",
+    )
+    send.add_argument(
+        "--commit-port", type=int, metavar="PORT", help="listen on PORT for a storage commitment report sent on a new association"
+    )
+    send.add_argument(
+        "--commit-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for the storage commitment report (default 10)",
+    )
 
 
 def cmd_probe(args: argparse.Namespace, config: Any) -> int:
@@ -89,11 +108,19 @@ def cmd_probe(args: argparse.Namespace, config: Any) -> int:
         return EXIT_NO_ASSOCIATION
     peer = amap.peer
     accepted = sum(1 for e in amap.sop_classes.values() if e["accepted"])
-    about = [x for x in (peer.get("implementation_version_name") or peer.get("implementation_class_uid"),
-                         f"max PDU {peer['max_pdu']}" if peer.get("max_pdu") is not None else "") if x]
-    print(f"Probe of {cfg.peer}{' (' + ', '.join(about) + ')' if about else ''}: {len(amap.sop_classes)} SOP "
-          f"classes x {len(peer['syntaxes'])} transfer syntaxes over {peer['associations']} association(s) in "
-          f"{time.monotonic() - t0:.1f} s; {accepted} SOP classes accepted")
+    about = [
+        x
+        for x in (
+            peer.get("implementation_version_name") or peer.get("implementation_class_uid"),
+            f"max PDU {peer['max_pdu']}" if peer.get("max_pdu") is not None else "",
+        )
+        if x
+    ]
+    print(
+        f"Probe of {cfg.peer}{' (' + ', '.join(about) + ')' if about else ''}: {len(amap.sop_classes)} SOP "
+        f"classes x {len(peer['syntaxes'])} transfer syntaxes over {peer['associations']} association(s) in "
+        f"{time.monotonic() - t0:.1f} s; {accepted} SOP classes accepted"
+    )
     print(amap.table())
     for err in amap.errors:
         print(f"  warning: {err}", file=sys.stderr)
@@ -123,8 +150,9 @@ def run_dry_run(args: argparse.Namespace, cfg: Any, instances: list[Any]) -> int
             return EXIT_USAGE
     t0 = time.monotonic()
     try:
-        plans = plan_instances(instances, amap, cfg, args.strategy, args.max_retries,
-                               parallel=max(1, getattr(args, "parallel", 1)))
+        plans = plan_instances(
+            instances, amap, cfg, args.strategy, args.max_retries, parallel=max(1, getattr(args, "parallel", 1))
+        )
     except PlanError as exc:
         print(exc.message, file=sys.stderr)
         return EXIT_NO_ASSOCIATION
@@ -140,14 +168,27 @@ def run_dry_run(args: argparse.Namespace, cfg: Any, instances: list[Any]) -> int
     print(f"Plan: {summary_text(plans)} (dry run: nothing was sent)", file=sys.stderr)
     if args.report:
         outcomes = [p.to_outcome() for p in plans]
-        summary = {"total": counts["total"], "planned": counts["total"] - counts["skipped"],
-                   "as_stored": counts["as-stored"], "convert": counts["convert"], "blocked": counts["blocked"],
-                   "lossy": counts["lossy"], "skipped": counts["skipped"], "with_findings": counts["findings"],
-                   "dry_run": True}
-        job = {"id": uuid.uuid4().hex[:12], "peer": cfg.peer, "calling_ae": cfg.local_ae_title,
-               "strategy": args.strategy, "dry_run": True, "started": t0,
-               "elapsed_s": round(time.monotonic() - t0, 3),
-               "plan_source": "acceptance map" if amap is not None else "negotiation"}
+        summary = {
+            "total": counts["total"],
+            "planned": counts["total"] - counts["skipped"],
+            "as_stored": counts["as-stored"],
+            "convert": counts["convert"],
+            "blocked": counts["blocked"],
+            "lossy": counts["lossy"],
+            "skipped": counts["skipped"],
+            "with_findings": counts["findings"],
+            "dry_run": True,
+        }
+        job = {
+            "id": uuid.uuid4().hex[:12],
+            "peer": cfg.peer,
+            "calling_ae": cfg.local_ae_title,
+            "strategy": args.strategy,
+            "dry_run": True,
+            "started": t0,
+            "elapsed_s": round(time.monotonic() - t0, 3),
+            "plan_source": "acceptance map" if amap is not None else "negotiation",
+        }
         try:
             write_report(args.report, build_report(outcomes, summary, [], job))
         except OSError as exc:
@@ -163,9 +204,18 @@ def run_verify(args: argparse.Namespace, cfg: Any, outcomes: list[dict[str, Any]
     result = verify_arrival(cfg, stored, listen_port=args.commit_port, timeout_s=args.commit_timeout)
     apply_to_outcomes(outcomes, result)
     counts = result.counts()
-    print("Arrival check: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) if counts else
-          "Arrival check: nothing was stored", file=sys.stderr)
+    print(
+        "Arrival check: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        if counts
+        else "Arrival check: nothing was stored",
+        file=sys.stderr,
+    )
     for m in result.messages:
         print(f"  {m}", file=sys.stderr)
-    return {"methods": result.methods, "counts": counts, "messages": result.messages,
-            "commitment": result.commitment, "series": result.series}
+    return {
+        "methods": result.methods,
+        "counts": counts,
+        "messages": result.messages,
+        "commitment": result.commitment,
+        "series": result.series,
+    }

@@ -125,16 +125,16 @@ class StoreConfig:
             ok, reason = validate_ae_title(getattr(self, key), what)
             if not ok:
                 raise ValueError(f"config key '{key}': {reason}")
-        for key in ("acse_timeout", "dimse_timeout", "network_timeout", "connect_timeout", "retry_total_s",
-                    "retry_backoff_s"):
+        for key in ("acse_timeout", "dimse_timeout", "network_timeout", "connect_timeout", "retry_total_s", "retry_backoff_s"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"config key '{key}' must be a positive number of seconds, not {value!r}")
-        if isinstance(self.max_pdu, bool) or not isinstance(self.max_pdu, int) or not (
-            self.max_pdu == 0 or 4096 <= self.max_pdu <= 2**32 - 1
+        if (
+            isinstance(self.max_pdu, bool)
+            or not isinstance(self.max_pdu, int)
+            or not (self.max_pdu == 0 or 4096 <= self.max_pdu <= 2**32 - 1)
         ):
-            raise ValueError(f"config key 'max_pdu' must be 0 (unlimited) or 4096..4294967295 bytes, "
-                             f"not {self.max_pdu!r}")
+            raise ValueError(f"config key 'max_pdu' must be 0 (unlimited) or 4096..4294967295 bytes, not {self.max_pdu!r}")
         if isinstance(self.retry_attempts, bool) or not isinstance(self.retry_attempts, int) or self.retry_attempts < 0:
             raise ValueError(f"config key 'retry_attempts' must be a whole number >= 0, not {self.retry_attempts!r}")
         for key in ("tls_enabled", "tls_verify_hostname", "allow_lossy"):

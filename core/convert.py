@@ -137,8 +137,7 @@ def conversion_plan(source: str, target: str, allow_lossy: bool, has_pixels: boo
     if dst.is_encapsulated and not has_pixels:
         return ConversionPlan(False, "blocked", f"{arrow}: no pixel data to compress")
     if src.is_encapsulated and not can_decode(src):
-        return ConversionPlan(False, "blocked", f"cannot decode {syntax_label(src)} here (install the pylibjpeg "
-                                                "plugins or GDCM)")
+        return ConversionPlan(False, "blocked", f"cannot decode {syntax_label(src)} here (install the pylibjpeg plugins or GDCM)")
     if dst.is_encapsulated:
         if not can_encode(dst):
             return ConversionPlan(False, "blocked", f"{arrow}: no encoder for {syntax_label(dst)} here")
@@ -235,8 +234,10 @@ def encode_dataset(ds: Dataset, target: str, allow_lossy: bool = False) -> tuple
     for w in caught:
         text = str(w.message)
         if "cannot be written in an explicit transfer syntax" in text or "exceeds the size of 64 kByte" in text:
-            raise ConversionError(f"{text.split(' and ')[0]}: a value longer than 65534 bytes of this VR cannot be "
-                                  f"encoded in {syntax_label(dst)} (PS3.5 7.1.2)")
+            raise ConversionError(
+                f"{text.split(' and ')[0]}: a value longer than 65534 bytes of this VR cannot be "
+                f"encoded in {syntax_label(dst)} (PS3.5 7.1.2)"
+            )
     if data is None:
         raise ConversionError(f"pydicom could not encode the data set as {syntax_label(dst)}")
     return data, (str(src) if src != dst else None), notes
@@ -274,9 +275,14 @@ def _transcode(ds: Dataset, src: UID, dst: UID) -> Dataset:
     return ds
 
 
-_LOSSY_METHOD = {"1.2.840.10008.1.2.4.50": "ISO_10918_1", "1.2.840.10008.1.2.4.51": "ISO_10918_1",
-                 "1.2.840.10008.1.2.4.81": "ISO_14495_1", "1.2.840.10008.1.2.4.91": "ISO_15444_1",
-                 "1.2.840.10008.1.2.4.93": "ISO_15444_1", "1.2.840.10008.1.2.4.203": "ISO_15444_15"}
+_LOSSY_METHOD = {
+    "1.2.840.10008.1.2.4.50": "ISO_10918_1",
+    "1.2.840.10008.1.2.4.51": "ISO_10918_1",
+    "1.2.840.10008.1.2.4.81": "ISO_14495_1",
+    "1.2.840.10008.1.2.4.91": "ISO_15444_1",
+    "1.2.840.10008.1.2.4.93": "ISO_15444_1",
+    "1.2.840.10008.1.2.4.203": "ISO_15444_15",
+}
 
 
 def _values(ds: Dataset, keyword: str) -> list[Any]:

@@ -36,12 +36,21 @@ CONTEXT_RESULT_REASONS = {
 }
 
 _STATUS_HINTS: list[tuple[range, str]] = [
-    (range(0xA700, 0xA800), "the receiver is out of resources (often its disk, a quota or a licence limit): "
-                            "check the PACS's storage and its log, then retry"),
-    (range(0xA900, 0xAA00), "the receiver says the data set does not match the SOP class: check the file's "
-                            "SOP Class UID and required attributes; the peer's comment may name the element"),
-    (range(0xC000, 0xD000), "the receiver could not understand the data set: check the peer's log and the "
-                            "offending element; converting to another transfer syntax may help"),
+    (
+        range(0xA700, 0xA800),
+        "the receiver is out of resources (often its disk, a quota or a licence limit): "
+        "check the PACS's storage and its log, then retry",
+    ),
+    (
+        range(0xA900, 0xAA00),
+        "the receiver says the data set does not match the SOP class: check the file's "
+        "SOP Class UID and required attributes; the peer's comment may name the element",
+    ),
+    (
+        range(0xC000, 0xD000),
+        "the receiver could not understand the data set: check the peer's log and the "
+        "offending element; converting to another transfer syntax may help",
+    ),
 ]
 _EXACT_HINTS = {
     0x0000: "",
@@ -136,8 +145,7 @@ def _fmt_tags(value: object) -> str:
 
 
 _RJ_RESULT = {1: "rejected (permanent)", 2: "rejected (transient)"}
-_RJ_SOURCE = {1: "the peer's service user", 2: "the peer's ACSE service provider",
-              3: "the peer's presentation service provider"}
+_RJ_SOURCE = {1: "the peer's service user", 2: "the peer's ACSE service provider", 3: "the peer's presentation service provider"}
 
 
 def explain_rejection(result: int, source: int, reason: int, called_ae: str, calling_ae: str) -> tuple[str, bool]:
@@ -153,12 +161,16 @@ def explain_rejection(result: int, source: int, reason: int, called_ae: str, cal
         why, hint = {
             1: ("no reason given", "check the PACS's log; it may not know this sender"),
             2: ("application context name not supported", "the peer does not speak standard DICOM here"),
-            3: (f"calling AE title '{calling_ae}' not recognised",
+            3: (
+                f"calling AE title '{calling_ae}' not recognised",
                 f"the PACS must have this sender registered: ask its administrator to add AE title "
-                f"'{calling_ae}' (with this machine's address), or set the calling AE title it expects"),
-            7: (f"called AE title '{called_ae}' not recognised",
+                f"'{calling_ae}' (with this machine's address), or set the calling AE title it expects",
+            ),
+            7: (
+                f"called AE title '{called_ae}' not recognised",
                 f"the PACS does not recognise the called AE title '{called_ae}': check the profile's called AE "
-                "title (the peer expects its own AE title) or ask its administrator"),
+                "title (the peer expects its own AE title) or ask its administrator",
+            ),
         }.get(reason, (f"reason {reason}", "check the PACS's log"))
     elif source == 2:
         why, hint = {
@@ -168,8 +180,10 @@ def explain_rejection(result: int, source: int, reason: int, called_ae: str, cal
     else:
         why, hint = {
             1: ("temporary congestion", "the PACS is busy: retry later"),
-            2: ("local limit exceeded", "the PACS has too many associations open: retry later or send with "
-                                        "fewer parallel associations"),
+            2: (
+                "local limit exceeded",
+                "the PACS has too many associations open: retry later or send with fewer parallel associations",
+            ),
         }.get(reason, (f"reason {reason}", "retry later"))
     return f"{what}: {why} - {hint}", transient
 
@@ -212,26 +226,31 @@ def explain_connect_error(host: str, port: int, timeout: float) -> tuple[str, bo
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        return (f"could not connect to {where}: the host name '{host}' could not be resolved (DNS: {exc.strerror}) "
-                "- check the host name in the profile"), False
+        return (
+            f"could not connect to {where}: the host name '{host}' could not be resolved (DNS: {exc.strerror}) "
+            "- check the host name in the profile"
+        ), False
     last: OSError | None = None
     for family, stype, proto, _canon, addr in infos:
         with socket.socket(family, stype, proto) as s:
             s.settimeout(timeout)
             try:
                 s.connect(addr)
-                return (f"connected to {where} but the DICOM association could not start "
-                        "(the peer closed the connection)"), True
+                return (f"connected to {where} but the DICOM association could not start (the peer closed the connection)"), True
             except TimeoutError as exc:
                 last = exc
             except OSError as exc:
                 last = exc
     if isinstance(last, TimeoutError) or (last is not None and last.errno == errno.ETIMEDOUT):
-        return (f"could not connect to {where}: no answer within {timeout:g} s (connection timeout) - "
-                "a firewall may drop the packets, or the host is down"), True
+        return (
+            f"could not connect to {where}: no answer within {timeout:g} s (connection timeout) - "
+            "a firewall may drop the packets, or the host is down"
+        ), True
     if last is not None and last.errno == errno.ECONNREFUSED:
-        return (f"could not connect to {where}: connection refused - nothing listens on port {port}; "
-                "check the port and that the PACS is running"), True
+        return (
+            f"could not connect to {where}: connection refused - nothing listens on port {port}; "
+            "check the port and that the PACS is running"
+        ), True
     if last is not None and last.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
         return f"could not connect to {where}: host unreachable - check the network and the address", True
     return f"could not connect to {where}: {last}", True

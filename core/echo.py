@@ -33,8 +33,8 @@ def echo(config: dict[str, Any] | StoreConfig) -> dict[str, Any]:
     cfg = StoreConfig.from_dict(config)
     t0 = time.perf_counter()
     assoc, record = open_association(
-        cfg, [(VERIFICATION_SOP_CLASS, "1.2.840.10008.1.2"), (VERIFICATION_SOP_CLASS, "1.2.840.10008.1.2.1")],
-        "verification")
+        cfg, [(VERIFICATION_SOP_CLASS, "1.2.840.10008.1.2"), (VERIFICATION_SOP_CLASS, "1.2.840.10008.1.2.1")], "verification"
+    )
     t1 = time.perf_counter()
     try:
         rsp = assoc.send_c_echo()
@@ -42,7 +42,10 @@ def echo(config: dict[str, Any] | StoreConfig) -> dict[str, Any]:
         if not rsp or "Status" not in rsp:
             raise DimseCommandError(
                 f"no C-ECHO response from {cfg.peer} within the DIMSE timeout ({cfg.dimse_timeout:g} s) or the "
-                "association was aborted", remote_ae=cfg.remote_ae_title, details={"negotiation": record})
+                "association was aborted",
+                remote_ae=cfg.remote_ae_title,
+                details={"negotiation": record},
+            )
         tls = _tls_info(assoc)
     finally:
         if assoc.is_established:

@@ -43,8 +43,15 @@ __all__ = ["Item", "SendJob", "JobResult", "items_from_inputs", "items_from_scan
 
 #: Per-instance report fields, in order (CLI JSON/CSV and seed API ``details``).
 REPORT_FIELDS = (
-    "path", "status", "message", "status_code", "sop_class_uid", "sop_instance_uid", "transfer_syntax",
-    "converted_from", "strategy_used",
+    "path",
+    "status",
+    "message",
+    "status_code",
+    "sop_class_uid",
+    "sop_instance_uid",
+    "transfer_syntax",
+    "converted_from",
+    "strategy_used",
 )
 
 
@@ -82,20 +89,33 @@ def _dataset_record(ds: Dataset, index: int) -> ScannedInstance:
     if odd:
         names = ", ".join(f"({t >> 16:04X},{t & 0xFFFF:04X})" for t in odd)
         notes.append(f"odd-length value padded to even length: {names}")
-    base = ScannedInstance(path="", index=index, sop_class_uid=sop_class, sop_instance_uid=sop_inst,
-                           transfer_syntax=ts, notes=tuple(notes), needs_rewrite=True, fix_sop_class=fix_class,
-                           pad_tags=tuple(odd),
-                           patient_id=str(ds.get("PatientID", "") or ""),
-                           study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
-                           series_instance_uid=str(ds.get("SeriesInstanceUID", "") or ""),
-                           modality=str(ds.get("Modality", "") or ""))
+    base = ScannedInstance(
+        path="",
+        index=index,
+        sop_class_uid=sop_class,
+        sop_instance_uid=sop_inst,
+        transfer_syntax=ts,
+        notes=tuple(notes),
+        needs_rewrite=True,
+        fix_sop_class=fix_class,
+        pad_tags=tuple(odd),
+        patient_id=str(ds.get("PatientID", "") or ""),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        series_instance_uid=str(ds.get("SeriesInstanceUID", "") or ""),
+        modality=str(ds.get("Modality", "") or ""),
+    )
     if not sop_class:
-        return ScannedInstance(**{**base.__dict__, "status": "failure",
-                                  "reason": "no SOP Class UID: neither (0008,0016) nor (0002,0002) present"})
+        return ScannedInstance(
+            **{**base.__dict__, "status": "failure", "reason": "no SOP Class UID: neither (0008,0016) nor (0002,0002) present"}
+        )
     if not sop_inst:
-        return ScannedInstance(**{**base.__dict__, "status": "failure",
-                                  "reason": "missing SOP Instance UID (0008,0018): the PACS cannot store an "
-                                            "instance without it"})
+        return ScannedInstance(
+            **{
+                **base.__dict__,
+                "status": "failure",
+                "reason": "missing SOP Instance UID (0008,0018): the PACS cannot store an instance without it",
+            }
+        )
     return base
 
 
@@ -154,8 +174,7 @@ class JobResult:
 def _proposal_may_be_the_cause(exc: AssociationError) -> bool:
     """A permanent A-ASSOCIATE-RJ that names no AE title problem: a simpler proposal may pass."""
     d = exc.details
-    return (d.get("kind") == "rejected" and not d.get("transient")
-            and not (d.get("source") == 1 and d.get("reason") in (2, 3, 7)))
+    return d.get("kind") == "rejected" and not d.get("transient") and not (d.get("source") == 1 and d.get("reason") in (2, 3, 7))
 
 
 class _GiveUp(Exception):
@@ -284,8 +303,15 @@ class SendJob:
                 cut = it  # send what comes before it, then stop
                 break
             else:
-                self._finish(it, _outcome(it, "skipped" if it.inst.status == "skipped" else "failure",
-                                          "skipped" if it.inst.status == "skipped" else "failed", it.inst.reason))
+                self._finish(
+                    it,
+                    _outcome(
+                        it,
+                        "skipped" if it.inst.status == "skipped" else "failure",
+                        "skipped" if it.inst.status == "skipped" else "failed",
+                        it.inst.reason,
+                    ),
+                )
         error = None
         try:
             self._tls_args = tls_args_for(self.cfg) if pending else None
@@ -304,14 +330,22 @@ class SendJob:
                 if self.cancel.is_set():
                     self._finish(it, _outcome(it, "failure", "not-sent", "not sent: the send was cancelled"))
                 elif self._stop:
-                    self._finish(it, _outcome(it, "skipped", "not-sent",
-                                              "skipped: an earlier instance failed and continue_on_error is off"))
+                    self._finish(
+                        it,
+                        _outcome(it, "skipped", "not-sent", "skipped: an earlier instance failed and continue_on_error is off"),
+                    )
                 else:
                     self._finish(it, _outcome(it, "failure", "not-sent", f"not sent: {error or 'no association'}"))
         outcomes = [self._outcomes[it.index] for it in items]
-        result = JobResult(outcomes, self._records, self._established, error,
-                           no_association=bool(pending) and self._established == 0,
-                           cancelled=self.cancel.is_set(), first_exception=self._first_exc)
+        result = JobResult(
+            outcomes,
+            self._records,
+            self._established,
+            error,
+            no_association=bool(pending) and self._established == 0,
+            cancelled=self.cancel.is_set(),
+            first_exception=self._first_exc,
+        )
         self.on_event(ev.JobFinished(result.summary(), error, result.cancelled))
         return result
 
@@ -332,15 +366,17 @@ class SendJob:
             except CourierError as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=worker, args=(b, False), name=f"courier-send-{i}", daemon=True)
-                   for i, b in enumerate(buckets)]
+        threads = [
+            threading.Thread(target=worker, args=(b, False), name=f"courier-send-{i}", daemon=True) for i, b in enumerate(buckets)
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         if leftovers:
-            LOGGER.info("The peer refused %d extra association(s); sending %d instance(s) over fewer",
-                        len(buckets) - 1, len(leftovers))
+            LOGGER.info(
+                "The peer refused %d extra association(s); sending %d instance(s) over fewer", len(buckets) - 1, len(leftovers)
+            )
             self._send_with_fallback(sorted(leftovers, key=lambda it: it.index))
         if errors:
             raise errors[0]
@@ -352,8 +388,9 @@ class SendJob:
             if not pending or self._halted():
                 return
             deferred: list[Item] = []
-            groups = plan_contexts(((it.inst.sop_class_uid, it.inst.transfer_syntax) for it in pending),
-                                   strategy, self.cfg.allow_lossy)
+            groups = plan_contexts(
+                ((it.inst.sop_class_uid, it.inst.transfer_syntax) for it in pending), strategy, self.cfg.allow_lossy
+            )
             for group in groups:
                 members = [it for it in pending if it.inst.sop_class_uid in group.sop_classes]
                 more = attempt < len(chain)
@@ -367,8 +404,16 @@ class SendJob:
     def _halted(self) -> bool:
         return self._stop or self.cancel.is_set()
 
-    def _send_group(self, members: list[Item], contexts: list[tuple[str, str]], strategy: str, attempt: int,
-                    can_fall_back: bool, last_reason: dict[int, str], primary: bool = True) -> list[Item]:
+    def _send_group(
+        self,
+        members: list[Item],
+        contexts: list[tuple[str, str]],
+        strategy: str,
+        attempt: int,
+        can_fall_back: bool,
+        last_reason: dict[int, str],
+        primary: bool = True,
+    ) -> list[Item]:
         """Send `members` over associations proposing `contexts`; return the items to retry
         with the next strategy.
 
@@ -392,8 +437,7 @@ class SendJob:
                 kind = exc.details.get("kind")
                 if not primary and not connected and kind in ("rejected", "aborted", "timeout"):
                     raise _GiveUp(self._unfinished(members)) from exc  # fewer associations, same work
-                if can_fall_back and not connected and (kind in ("aborted", "no-context")
-                                                        or _proposal_may_be_the_cause(exc)):
+                if can_fall_back and not connected and (kind in ("aborted", "no-context") or _proposal_may_be_the_cause(exc)):
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
                     return deferred + queue
@@ -451,8 +495,7 @@ class SendJob:
         while not self.cancel.is_set() and time.monotonic() < end:
             self._sleep(min(0.1, max(0.0, end - time.monotonic())))
 
-    def _associate(self, contexts: list[tuple[str, str]], strategy: str, attempt: int
-                   ) -> tuple[Association, dict[str, Any]]:
+    def _associate(self, contexts: list[tuple[str, str]], strategy: str, attempt: int) -> tuple[Association, dict[str, Any]]:
         self.on_event(ev.AssociationRequested(strategy, len(contexts), attempt))
         try:
             assoc, record = open_association(self.cfg, contexts, strategy, attempt, self._tls_args)
@@ -472,8 +515,15 @@ class SendJob:
 
     # -- one association --------------------------------------------------------------------------
 
-    def _send_on(self, assoc: Association, record: dict[str, Any], queue: list[Item], strategy: str,
-                 can_fall_back: bool, last_reason: dict[int, str]) -> tuple[list[Item], list[Item]]:
+    def _send_on(
+        self,
+        assoc: Association,
+        record: dict[str, Any],
+        queue: list[Item],
+        strategy: str,
+        can_fall_back: bool,
+        last_reason: dict[int, str],
+    ) -> tuple[list[Item], list[Item]]:
         deferred: list[Item] = []
         stored = 0
         broken: _Broken | None = None
@@ -522,8 +572,11 @@ class SendJob:
     def _abstract_refused(it: Item, record: dict[str, Any]) -> bool:
         """True when every context of the SOP class was refused as 'abstract syntax not supported'."""
         mine = [r for r in record.get("rejected", []) if r["abstract_syntax"] == it.inst.sop_class_uid]
-        return bool(mine) and all(r.get("result") in (1, 3) for r in mine) and not any(
-            a["abstract_syntax"] == it.inst.sop_class_uid for a in record.get("accepted", []))
+        return (
+            bool(mine)
+            and all(r.get("result") in (1, 3) for r in mine)
+            and not any(a["abstract_syntax"] == it.inst.sop_class_uid for a in record.get("accepted", []))
+        )
 
     @staticmethod
     def _no_context_reason(it: Item, record: dict[str, Any]) -> str:
@@ -534,15 +587,18 @@ class SendJob:
         rejected = {r.get("reason", "") for r in record.get("rejected", []) if r["abstract_syntax"] == sop}
         if not accepted:
             why = "; ".join(sorted(r for r in rejected if r)) or "rejected"
-            return (f"not sent: no presentation context accepted for {name} (proposed {', '.join(proposed)}; "
-                    f"peer answered: {why})")
-        return (f"not sent: the peer accepts {name} only as {', '.join(accepted)} and the file "
-                f"({syntax_label(it.inst.transfer_syntax)}) cannot be converted to it"
-                + ("" if it.inst.transfer_syntax and UID(it.inst.transfer_syntax).is_encapsulated
-                   else " without lossy compression (enable lossy conversion to send)"))
+            return f"not sent: no presentation context accepted for {name} (proposed {', '.join(proposed)}; peer answered: {why})"
+        return (
+            f"not sent: the peer accepts {name} only as {', '.join(accepted)} and the file "
+            f"({syntax_label(it.inst.transfer_syntax)}) cannot be converted to it"
+            + (
+                ""
+                if it.inst.transfer_syntax and UID(it.inst.transfer_syntax).is_encapsulated
+                else " without lossy compression (enable lossy conversion to send)"
+            )
+        )
 
-    def _store_one(self, channel: DirectChannel, it: Item, cands: list[Any], strategy: str,
-                   record: dict[str, Any]) -> int:
+    def _store_one(self, channel: DirectChannel, it: Item, cands: list[Any], strategy: str, record: dict[str, Any]) -> int:
         try:
             cx, data, offset, conv_from, notes = self._payload(it, cands)
         except ConversionError as exc:
@@ -553,8 +609,12 @@ class SendJob:
         ts = str(cx.transfer_syntax[0])
         while True:
             it.attempts += 1
-            attempt = {"attempt": it.attempts, "started": round(time.time(), 3), "transfer_syntax": ts,
-                       "association": record.get("index")}
+            attempt = {
+                "attempt": it.attempts,
+                "started": round(time.time(), 3),
+                "transfer_syntax": ts,
+                "association": record.get("index"),
+            }
             it.history.append(attempt)
             t0 = time.monotonic()
             self.on_event(ev.InstanceStarted(it.index, ts, conv_from))
@@ -563,14 +623,19 @@ class SendJob:
             except _Broken as exc:
                 # a data set the peer did not fully receive cannot have been stored: plain "not sent"
                 it.unknown = f"outcome unknown - {exc.message}" if exc.sent else ""
-                attempt.update(result="unknown" if exc.sent else "not-received", status_code=None,
-                               message=exc.message, elapsed_s=round(time.monotonic() - t0, 3))
+                attempt.update(
+                    result="unknown" if exc.sent else "not-received",
+                    status_code=None,
+                    message=exc.message,
+                    elapsed_s=round(time.monotonic() - t0, 3),
+                )
                 raise
             self._answered += 1
             code = int(rsp.Status)
             expl = explain_status(code, getattr(rsp, "ErrorComment", None), getattr(rsp, "OffendingElement", None))
-            attempt.update(result=expl.category, status_code=code, message=expl.message,
-                           elapsed_s=round(time.monotonic() - t0, 3))
+            attempt.update(
+                result=expl.category, status_code=code, message=expl.message, elapsed_s=round(time.monotonic() - t0, 3)
+            )
             if expl.category == "failure" and is_transient_status(code) and it.attempts <= self.cfg.retry_attempts:
                 LOGGER.info("Instance %d refused with transient status 0x%04X; retrying", it.index, code)
                 self._backoff(it.attempts)
@@ -584,10 +649,23 @@ class SendJob:
             msg = "; ".join([f"stored ({how})", *it.inst.notes])
         else:
             msg = expl.message
-        self._finish(it, _outcome(it, expl.category, state, msg, status_code=code, transfer_syntax=ts,
-                                  converted_from=conv_from, strategy_used=strategy, notes=notes,
-                                  error_comment=str(comment) if comment else None, status_meaning=expl.meaning,
-                                  association=record.get("index")))
+        self._finish(
+            it,
+            _outcome(
+                it,
+                expl.category,
+                state,
+                msg,
+                status_code=code,
+                transfer_syntax=ts,
+                converted_from=conv_from,
+                strategy_used=strategy,
+                notes=notes,
+                error_comment=str(comment) if comment else None,
+                status_meaning=expl.meaning,
+                association=record.get("index"),
+            ),
+        )
         if expl.category == "failure" and not self.continue_on_error:
             self._stop = True
         return int(expl.category != "failure")
@@ -623,12 +701,20 @@ class SendJob:
         """
         path = it.source if data is None else None
         try:
-            return channel.store(cx_id, channel.next_message_id(), it.inst.sop_class_uid, it.inst.sop_instance_uid,
-                                 data=data, path=path, offset=offset)  # type: ignore[arg-type]
+            return channel.store(
+                cx_id,
+                channel.next_message_id(),
+                it.inst.sop_class_uid,
+                it.inst.sop_instance_uid,
+                data=data,
+                path=path,
+                offset=offset,
+            )  # type: ignore[arg-type]
         except ChannelBroken as exc:
             if exc.abort_source is not None:
-                msg = explain_abort(exc.abort_source, exc.abort_reason,
-                                    "the C-STORE, after the data set was sent, before a response")
+                msg = explain_abort(
+                    exc.abort_source, exc.abort_reason, "the C-STORE, after the data set was sent, before a response"
+                )
             elif exc.after_send:
                 msg = f"{exc.message}; the association was aborted and is not reused"
             else:

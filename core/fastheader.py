@@ -98,13 +98,12 @@ def read_fast_header(f: str | BinaryIO, size: int) -> FastHeader | None:
 def _walk(mm: mmap.mmap, size: int) -> FastHeader:
     out = FastHeader()
     pos = 132
-    meta_names = {0x0002: "MediaStorageSOPClassUID", 0x0003: "MediaStorageSOPInstanceUID",
-                  0x0010: "TransferSyntaxUID"}
+    meta_names = {0x0002: "MediaStorageSOPClassUID", 0x0003: "MediaStorageSOPInstanceUID", 0x0010: "TransferSyntaxUID"}
     while pos + 8 <= size:
         group, elem = _TAG.unpack_from(mm, pos)
         if group != 0x0002:
             break
-        vr = mm[pos + 4:pos + 6]
+        vr = mm[pos + 4 : pos + 6]
         if vr in _LONG_VRS:
             (length,) = _U32.unpack_from(mm, pos + 8)
             pos += 12
@@ -116,7 +115,7 @@ def _walk(mm: mmap.mmap, size: int) -> FastHeader:
         if length == _UNDEF or pos + length > size:
             raise _Odd
         if elem in meta_names:
-            out.meta[meta_names[elem]] = mm[pos:pos + length].rstrip(b"\0 ").decode("ascii")
+            out.meta[meta_names[elem]] = mm[pos : pos + length].rstrip(b"\0 ").decode("ascii")
         pos += length
     ts = out.meta.get("TransferSyntaxUID", "")
     if ts == _EXPLICIT:
@@ -133,8 +132,9 @@ def _walk(mm: mmap.mmap, size: int) -> FastHeader:
     return out
 
 
-def _walk_dataset(mm: mmap.mmap, pos: int, end: int, implicit: bool, out: FastHeader, top: bool,
-                  encapsulated: bool = False) -> int:
+def _walk_dataset(
+    mm: mmap.mmap, pos: int, end: int, implicit: bool, out: FastHeader, top: bool, encapsulated: bool = False
+) -> int:
     """Walk elements from `pos` to `end` (or an Item Delimitation); return the new position."""
     size = len(mm)
     while pos + 8 <= end:
@@ -147,7 +147,7 @@ def _walk_dataset(mm: mmap.mmap, pos: int, end: int, implicit: bool, out: FastHe
             vr = b""
             pos += 8
         else:
-            vr = mm[pos + 4:pos + 6]
+            vr = mm[pos + 4 : pos + 6]
             if vr in _LONG_VRS:
                 (length,) = _U32.unpack_from(mm, pos + 8)
                 pos += 12
@@ -160,34 +160,39 @@ def _walk_dataset(mm: mmap.mmap, pos: int, end: int, implicit: bool, out: FastHe
             if top and tag == _PIXEL_DATA:
                 out.has_pixels = True
                 if not encapsulated:
-                    out.problem = ("Pixel Data (7FE0,0010) is encapsulated (undefined length) but the transfer "
-                                   "syntax is not a compressed one")
+                    out.problem = (
+                        "Pixel Data (7FE0,0010) is encapsulated (undefined length) but the transfer "
+                        "syntax is not a compressed one"
+                    )
                     return pos
             pos = _skip_sequence(mm, pos, implicit if vr != b"UN" else True)
             continue
         if pos + length > size:
             if top:
-                out.problem = (f"truncated file: element ({group:04X},{elem:04X}) declares {length} bytes but the "
-                               f"file ends {max(0, size - pos)} bytes after its start")
+                out.problem = (
+                    f"truncated file: element ({group:04X},{elem:04X}) declares {length} bytes but the "
+                    f"file ends {max(0, size - pos)} bytes after its start"
+                )
                 return size
             raise _Odd
         if top:
             if tag == _PIXEL_DATA:
                 out.has_pixels = True
                 out.pixel_length = length
-                out.pixel_head = mm[pos:pos + 4]
+                out.pixel_head = mm[pos : pos + 4]
                 if encapsulated:
-                    out.problem = ("Pixel Data (7FE0,0010) has a defined length but the transfer syntax requires "
-                                   "encapsulated (undefined length) pixel data")
+                    out.problem = (
+                        "Pixel Data (7FE0,0010) has a defined length but the transfer syntax requires "
+                        "encapsulated (undefined length) pixel data"
+                    )
             if length % 2:
                 out.odd_tags.append(tag)
             name = WANTED.get(tag)
             if name is not None:
-                out.values[name] = mm[pos:pos + length]
+                out.values[name] = mm[pos : pos + length]
         pos += length
     if top and pos < end and not out.problem:
-        out.problem = (f"truncated file: it ends inside an element header ({end - pos} byte(s) after the last "
-                       "complete element)")
+        out.problem = f"truncated file: it ends inside an element header ({end - pos} byte(s) after the last complete element)"
     return pos
 
 

@@ -51,8 +51,7 @@ class ChannelBroken(Exception):
         after_send: True when the whole data set had been written (outcome unknown).
     """
 
-    def __init__(self, message: str, abort_source: int | None = None, abort_reason: int | None = None,
-                 after_send: bool = True):
+    def __init__(self, message: str, abort_source: int | None = None, abort_reason: int | None = None, after_send: bool = True):
         super().__init__(message)
         self.message = message
         self.abort_source = abort_source
@@ -76,8 +75,14 @@ class StoreResponse:
         comment = fields.get(0x00000902)
         self.ErrorComment = comment.rstrip(b"\0 ").decode("latin-1") if comment else None
         off = fields.get(0x00000901)
-        self.OffendingElement = ([(struct.unpack_from("<H", off, i)[0] << 16) | struct.unpack_from("<H", off, i + 2)[0]
-                                  for i in range(0, len(off) - 3, 4)] if off else None)
+        self.OffendingElement = (
+            [
+                (struct.unpack_from("<H", off, i)[0] << 16) | struct.unpack_from("<H", off, i + 2)[0]
+                for i in range(0, len(off) - 3, 4)
+            ]
+            if off
+            else None
+        )
 
 
 def _ui(value: str) -> bytes:
@@ -91,14 +96,16 @@ def encode_c_store_rq(msg_id: int, sop_class: str, sop_instance: str, priority: 
     Returns:
         the command set bytes, (0000,0000) Command Group Length first.
     """
-    body = b"".join((
-        _ELEM_HDR.pack(0x0000, 0x0002, len(_ui(sop_class))) + _ui(sop_class),
-        _ELEM_HDR.pack(0x0000, 0x0100, 2) + struct.pack("<H", 0x0001),
-        _ELEM_HDR.pack(0x0000, 0x0110, 2) + struct.pack("<H", msg_id),
-        _ELEM_HDR.pack(0x0000, 0x0700, 2) + struct.pack("<H", priority),
-        _ELEM_HDR.pack(0x0000, 0x0800, 2) + struct.pack("<H", 0x0000),  # a data set follows
-        _ELEM_HDR.pack(0x0000, 0x1000, len(_ui(sop_instance))) + _ui(sop_instance),
-    ))
+    body = b"".join(
+        (
+            _ELEM_HDR.pack(0x0000, 0x0002, len(_ui(sop_class))) + _ui(sop_class),
+            _ELEM_HDR.pack(0x0000, 0x0100, 2) + struct.pack("<H", 0x0001),
+            _ELEM_HDR.pack(0x0000, 0x0110, 2) + struct.pack("<H", msg_id),
+            _ELEM_HDR.pack(0x0000, 0x0700, 2) + struct.pack("<H", priority),
+            _ELEM_HDR.pack(0x0000, 0x0800, 2) + struct.pack("<H", 0x0000),  # a data set follows
+            _ELEM_HDR.pack(0x0000, 0x1000, len(_ui(sop_instance))) + _ui(sop_instance),
+        )
+    )
     return _ELEM_HDR.pack(0x0000, 0x0000, 4) + struct.pack("<I", len(body)) + body
 
 
@@ -109,7 +116,7 @@ def parse_command(data: bytes) -> dict[int, bytes]:
     while pos + 8 <= len(data):
         group, elem, length = _ELEM_HDR.unpack_from(data, pos)
         pos += 8
-        out[(group << 16) | elem] = data[pos:pos + length]
+        out[(group << 16) | elem] = data[pos : pos + length]
         pos += length
     return out
 
@@ -170,8 +177,16 @@ class DirectChannel:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def store(self, cx_id: int, msg_id: int, sop_class: str, sop_instance: str,
-              data: bytes | None = None, path: str | None = None, offset: int = 0) -> StoreResponse:
+    def store(
+        self,
+        cx_id: int,
+        msg_id: int,
+        sop_class: str,
+        sop_instance: str,
+        data: bytes | None = None,
+        path: str | None = None,
+        offset: int = 0,
+    ) -> StoreResponse:
         """Send one C-STORE-RQ with its data set and return the C-STORE-RSP.
 
         The data set comes from `data` (encoded bytes) or from the file at `path`
@@ -204,9 +219,11 @@ class DirectChannel:
                 self.sock.sendall(blob)
                 sent = len(blob)
         except TimeoutError:
-            raise ChannelBroken(f"timeout while sending: the peer stopped reading for {self.network_timeout:g} s "
-                                f"(network timeout) after {self.bytes_sent} bytes of this association",
-                                after_send=False) from None
+            raise ChannelBroken(
+                f"timeout while sending: the peer stopped reading for {self.network_timeout:g} s "
+                f"(network timeout) after {self.bytes_sent} bytes of this association",
+                after_send=False,
+            ) from None
         except OSError as exc:
             raise ChannelBroken(f"the connection broke while sending ({exc.strerror or exc})", after_send=False) from None
         self.bytes_sent += sent
@@ -218,7 +235,7 @@ class DirectChannel:
         total = sum(len(v) for v in views)
         first = 0
         while first < len(views):
-            n = self.sock.sendmsg(views[first:first + 512])
+            n = self.sock.sendmsg(views[first : first + 512])
             while n and first < len(views):
                 if n >= len(views[first]):
                     n -= len(views[first])
@@ -235,7 +252,7 @@ class DirectChannel:
             n = min(self.fragment, total - pos)
             last = pos + n >= total
             parts.append(_PDATA_HDR.pack(0x04, 0, n + 6, n + 2, cx_id, 0x02 if last else 0x00))
-            parts.append(view[pos:pos + n])
+            parts.append(view[pos : pos + n])
             pending += n + 12
             pos += n
             if last or pending >= _WRITE_BATCH:
@@ -252,7 +269,7 @@ class DirectChannel:
             block = bytearray(min(remaining, max(1, _READ_BLOCK // self.fragment) * self.fragment))
             got = f.readinto(block)
             remaining = remaining - got if got else 0
-            view = memoryview(block)[:got or 0]
+            view = memoryview(block)[: got or 0]
             if remaining <= 0:
                 self._write_fragments(cx_id, view, parts, pending)
                 return
@@ -263,7 +280,7 @@ class DirectChannel:
         for pos in range(0, len(view), self.fragment):
             n = min(self.fragment, len(view) - pos)
             parts.append(_PDATA_HDR.pack(0x04, 0, n + 6, n + 2, cx_id, 0x00))
-            parts.append(view[pos:pos + n])
+            parts.append(view[pos : pos + n])
             pending += n + 12
             if pending >= _WRITE_BATCH:
                 self._write(parts)
@@ -310,9 +327,11 @@ class DirectChannel:
                 self.dul._idle_timer.restart()
             elif now - since > self.network_timeout:
                 sent = self.bytes_sent - self._msg_start
-                raise ChannelBroken(f"timeout while sending: peer stopped reading after ~{(sent - left) / 1024:.0f} KiB "
-                                    f"of ~{sent / 1024:.0f} KiB (network timeout {self.network_timeout:g} s)",
-                                    after_send=False)
+                raise ChannelBroken(
+                    f"timeout while sending: peer stopped reading after ~{(sent - left) / 1024:.0f} KiB "
+                    f"of ~{sent / 1024:.0f} KiB (network timeout {self.network_timeout:g} s)",
+                    after_send=False,
+                )
             try:
                 readable, _, _ = select.select([self.sock], [], [], 0.02)
             except (OSError, ValueError):
@@ -338,12 +357,11 @@ class DirectChannel:
                     (item_len,) = struct.unpack_from(">I", body, pos)
                     mch = body[pos + 5]
                     if mch & 0x01:
-                        command += body[pos + 6:pos + 4 + item_len]
+                        command += body[pos + 6 : pos + 4 + item_len]
                         if mch & 0x02:
                             fields = parse_command(bytes(command))
                             rsp = StoreResponse(fields)
-                            if rsp.CommandField == 0x8001 and rsp.MessageIDBeingRespondedTo == msg_id \
-                                    and rsp.Status is not None:
+                            if rsp.CommandField == 0x8001 and rsp.MessageIDBeingRespondedTo == msg_id and rsp.Status is not None:
                                 return rsp
                             LOGGER.warning("Ignoring an unexpected DIMSE message (command 0x%04X)", rsp.CommandField or 0)
                             command = bytearray()

@@ -196,13 +196,23 @@ class JobRecord:
         """JSON-ready: id, started (ISO 8601 UTC), profile, peer, state, counts (also flat)."""
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
         finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.finished)) if self.finished else None
-        counts = {k: self.counts.get(k, 0) for k in
-                  ("total", "stored", "stored-warning", "failed", "unknown", "not-sent", "in-flight", "pending",
-                   "skipped")}
+        counts = {
+            k: self.counts.get(k, 0)
+            for k in ("total", "stored", "stored-warning", "failed", "unknown", "not-sent", "in-flight", "pending", "skipped")
+        }
         flat = {k.replace("-", "_"): v for k, v in counts.items()}
-        return {"id": self.id, "started": started, "finished": finished, "profile": self.profile,
-                "peer": self.peer, "state": self.state, "runs": self.runs, **flat, "counts": counts,
-                "error": self.error}
+        return {
+            "id": self.id,
+            "started": started,
+            "finished": finished,
+            "profile": self.profile,
+            "peer": self.peer,
+            "state": self.state,
+            "runs": self.runs,
+            **flat,
+            "counts": counts,
+            "error": self.error,
+        }
 
 
 class Journal:
@@ -271,8 +281,9 @@ class Journal:
 
     # -- writing ------------------------------------------------------------------------------------
 
-    def create_job(self, job_id: str, profile: str | None, peer: str | None, options: dict[str, Any],
-                   instances: Sequence[Any]) -> None:
+    def create_job(
+        self, job_id: str, profile: str | None, peer: str | None, options: dict[str, Any], instances: Sequence[Any]
+    ) -> None:
         """Record a new job and its instances (all ``pending``, or their scan outcome).
 
         Args:
@@ -280,16 +291,35 @@ class Journal:
         """
         now = time.time()
         with self._tx() as db:
-            db.execute("INSERT INTO jobs (id, started, state, profile, peer, options, pid, host, runs, updated) "
-                       "VALUES (?, ?, 'created', ?, ?, ?, ?, ?, 0, ?)",
-                       (job_id, now, profile, peer, json.dumps(public_options(options), default=str), os.getpid(),
-                        socket.gethostname(), now))
+            db.execute(
+                "INSERT INTO jobs (id, started, state, profile, peer, options, pid, host, runs, updated) "
+                "VALUES (?, ?, 'created', ?, ?, ?, ?, ?, 0, ?)",
+                (
+                    job_id,
+                    now,
+                    profile,
+                    peer,
+                    json.dumps(public_options(options), default=str),
+                    os.getpid(),
+                    socket.gethostname(),
+                    now,
+                ),
+            )
             db.executemany(
                 "INSERT INTO instances (job, idx, path, sop_class_uid, sop_instance_uid, size, state) "
                 "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-                [(job_id, it.index, it.source if isinstance(it.source, str) else None,
-                  it.inst.sop_class_uid or None, it.inst.sop_instance_uid or None, it.inst.size)
-                 for it in instances])
+                [
+                    (
+                        job_id,
+                        it.index,
+                        it.source if isinstance(it.source, str) else None,
+                        it.inst.sop_class_uid or None,
+                        it.inst.sop_instance_uid or None,
+                        it.inst.size,
+                    )
+                    for it in instances
+                ],
+            )
 
     def recorder(self, job_id: str) -> JournalRecorder:
         """An engine event callback that records `job_id`'s progress."""
@@ -305,8 +335,18 @@ class Journal:
             options = json.loads(row["options"] or "{}")
         except ValueError:
             options = {}
-        return JobRecord(row["id"], row["started"], row["finished"], state, row["profile"], row["peer"], options,
-                         row["runs"], counts, row["error"])
+        return JobRecord(
+            row["id"],
+            row["started"],
+            row["finished"],
+            state,
+            row["profile"],
+            row["peer"],
+            options,
+            row["runs"],
+            counts,
+            row["error"],
+        )
 
     def _counts(self, job_ids: Iterable[str]) -> dict[str, dict[str, int]]:
         ids = list(job_ids)
@@ -315,8 +355,9 @@ class Journal:
             return out
         marks = ",".join("?" * len(ids))
         with self._lock:
-            rows = self._db.execute(f"SELECT job, state, COUNT(*) AS n FROM instances WHERE job IN ({marks}) "
-                                    "GROUP BY job, state", ids).fetchall()
+            rows = self._db.execute(
+                f"SELECT job, state, COUNT(*) AS n FROM instances WHERE job IN ({marks}) GROUP BY job, state", ids
+            ).fetchall()
         for r in rows:
             c = out[r["job"]]
             c[r["state"]] = r["n"]
@@ -326,16 +367,19 @@ class Journal:
     def jobs(self, limit: int | None = None) -> list[JobRecord]:
         """Every job, newest first, with its counts."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs ORDER BY started DESC, rowid DESC"
-                                    + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
+            rows = self._db.execute(
+                "SELECT * FROM jobs ORDER BY started DESC, rowid DESC" + (f" LIMIT {int(limit)}" if limit else "")
+            ).fetchall()
         counts = self._counts(r["id"] for r in rows)
         return [self._job_from_row(r, counts[r["id"]]) for r in rows]
 
     def job(self, job_id: str) -> JobRecord | None:
         """One job by ID (a unique prefix is enough), or None."""
         with self._lock:
-            rows = self._db.execute("SELECT * FROM jobs WHERE id = ? OR id LIKE ? ORDER BY id = ? DESC",
-                                    (job_id, job_id.replace("%", "") + "%", job_id)).fetchall()
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE id = ? OR id LIKE ? ORDER BY id = ? DESC",
+                (job_id, job_id.replace("%", "") + "%", job_id),
+            ).fetchall()
         if not rows or (len(rows) > 1 and rows[0]["id"] != job_id):
             return None
         return self._job_from_row(rows[0], self._counts([rows[0]["id"]])[rows[0]["id"]])
@@ -368,17 +412,29 @@ class Journal:
             args.append(idx)
         with self._lock:
             rows = [dict(r) for r in self._db.execute(f"SELECT * FROM attempts WHERE {where}", args).fetchall()]
-            counts = self._db.execute(f"SELECT idx, attempts, last_started, transfer_syntax FROM instances "
-                                      f"WHERE {where} AND attempts > 0", args).fetchall()
+            counts = self._db.execute(
+                f"SELECT idx, attempts, last_started, transfer_syntax FROM instances WHERE {where} AND attempts > 0", args
+            ).fetchall()
         have = {(r["idx"], r["attempt"]) for r in rows}
         for c in counts:
             for n in range(1, c["attempts"] + 1):
                 if (c["idx"], n) not in have:
                     last = n == c["attempts"]
-                    rows.append({"job": job_id, "idx": c["idx"], "attempt": n, "run": None,
-                                 "started": c["last_started"] if last else None,
-                                 "transfer_syntax": c["transfer_syntax"] if last else None, "association": None,
-                                 "result": None, "status_code": None, "message": None, "elapsed_s": None})
+                    rows.append(
+                        {
+                            "job": job_id,
+                            "idx": c["idx"],
+                            "attempt": n,
+                            "run": None,
+                            "started": c["last_started"] if last else None,
+                            "transfer_syntax": c["transfer_syntax"] if last else None,
+                            "association": None,
+                            "result": None,
+                            "status_code": None,
+                            "message": None,
+                            "elapsed_s": None,
+                        }
+                    )
         return sorted(rows, key=lambda r: (r["idx"], r["attempt"]))
 
 
@@ -415,8 +471,11 @@ class JournalRecorder:
     def _job_started(self) -> None:
         now = time.time()
         with self.journal._tx() as db:
-            db.execute("UPDATE jobs SET state = 'running', finished = NULL, pid = ?, host = ?, runs = runs + 1, "
-                       "updated = ? WHERE id = ?", (os.getpid(), socket.gethostname(), now, self.job_id))
+            db.execute(
+                "UPDATE jobs SET state = 'running', finished = NULL, pid = ?, host = ?, runs = runs + 1, "
+                "updated = ? WHERE id = ?",
+                (os.getpid(), socket.gethostname(), now, self.job_id),
+            )
             row = db.execute("SELECT runs FROM jobs WHERE id = ?", (self.job_id,)).fetchone()
             self.run = row["runs"] if row else 1
 
@@ -425,8 +484,12 @@ class JournalRecorder:
         now = time.time()
         if self._done is None:  # one query per run instead of one per attempt
             with self.journal._lock:
-                self._done = {r[0]: r[1] for r in self.journal._db.execute(
-                    "SELECT idx, attempts FROM instances WHERE job = ? AND attempts > 0", (self.job_id,))}
+                self._done = {
+                    r[0]: r[1]
+                    for r in self.journal._db.execute(
+                        "SELECT idx, attempts FROM instances WHERE job = ? AND attempts > 0", (self.job_id,)
+                    )
+                }
         done = self._done.get(event.index, 0)
         self._done[event.index] = done + 1
         self._base.setdefault(event.index, done)
@@ -434,32 +497,68 @@ class JournalRecorder:
             self.journal._db.execute(
                 "UPDATE instances SET state = 'in-flight', attempts = ?, transfer_syntax = ?, "
                 "first_started = COALESCE(first_started, ?), last_started = ? WHERE job = ? AND idx = ?",
-                (done + 1, event.transfer_syntax, now, now, self.job_id, event.index))
+                (done + 1, event.transfer_syntax, now, now, self.job_id, event.index),
+            )
 
     def _finished(self, event: ev.InstanceFinished) -> None:
         """Record the outcome and this run's attempts of the instance in one transaction."""
         o = event.outcome
         now = time.time()
         base = self._base.get(event.index, 0)
-        rows = [(self.job_id, event.index, base + int(a.get("attempt", 0)), self.run, a.get("started"),
-                 a.get("transfer_syntax"), a.get("association"), a.get("result"), a.get("status_code"),
-                 a.get("message"), a.get("elapsed_s")) for a in o.get("attempts_detail") or []]
+        rows = [
+            (
+                self.job_id,
+                event.index,
+                base + int(a.get("attempt", 0)),
+                self.run,
+                a.get("started"),
+                a.get("transfer_syntax"),
+                a.get("association"),
+                a.get("result"),
+                a.get("status_code"),
+                a.get("message"),
+                a.get("elapsed_s"),
+            )
+            for a in o.get("attempts_detail") or []
+        ]
         with self.journal._tx() as db:
-            db.execute("UPDATE instances SET state = ?, status = ?, status_code = ?, message = ?, "
-                       "transfer_syntax = COALESCE(?, transfer_syntax), finished = ?, "
-                       "sop_instance_uid = COALESCE(sop_instance_uid, ?) WHERE job = ? AND idx = ?",
-                       (o.get("state"), o.get("status"), o.get("status_code"), o.get("message"),
-                        o.get("transfer_syntax"), now, o.get("sop_instance_uid"), self.job_id, event.index))
+            db.execute(
+                "UPDATE instances SET state = ?, status = ?, status_code = ?, message = ?, "
+                "transfer_syntax = COALESCE(?, transfer_syntax), finished = ?, "
+                "sop_instance_uid = COALESCE(sop_instance_uid, ?) WHERE job = ? AND idx = ?",
+                (
+                    o.get("state"),
+                    o.get("status"),
+                    o.get("status_code"),
+                    o.get("message"),
+                    o.get("transfer_syntax"),
+                    now,
+                    o.get("sop_instance_uid"),
+                    self.job_id,
+                    event.index,
+                ),
+            )
             if rows:
-                db.executemany("INSERT OR REPLACE INTO attempts (job, idx, attempt, run, started, transfer_syntax, "
-                               "association, result, status_code, message, elapsed_s) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.executemany(
+                    "INSERT OR REPLACE INTO attempts (job, idx, attempt, run, started, transfer_syntax, "
+                    "association, result, status_code, message, elapsed_s) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
 
     def _job_finished(self, event: ev.JobFinished) -> None:
         with self.journal._tx() as db:
-            db.execute("UPDATE jobs SET state = ?, finished = ?, summary = ?, error = ?, updated = ? WHERE id = ?",
-                       ("cancelled" if event.cancelled else "finished", time.time(),
-                        json.dumps(event.summary, default=str), event.error, time.time(), self.job_id))
+            db.execute(
+                "UPDATE jobs SET state = ?, finished = ?, summary = ?, error = ?, updated = ? WHERE id = ?",
+                (
+                    "cancelled" if event.cancelled else "finished",
+                    time.time(),
+                    json.dumps(event.summary, default=str),
+                    event.error,
+                    time.time(),
+                    self.job_id,
+                ),
+            )
 
 
 def multicast(*callbacks: ev.EventCallback | None) -> ev.EventCallback:
@@ -519,21 +618,30 @@ def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_
     for row in journal.instances(job.id, states):
         path = row["path"]
         if not path:
-            inst = ScannedInstance("", "failure", "cannot be sent again: it was an in-memory data set, not a file",
-                                   sop_instance_uid=row["sop_instance_uid"] or "", index=row["idx"])
+            inst = ScannedInstance(
+                "",
+                "failure",
+                "cannot be sent again: it was an in-memory data set, not a file",
+                sop_instance_uid=row["sop_instance_uid"] or "",
+                index=row["idx"],
+            )
             items.append(Item(row["idx"], "", inst))
             continue
         inst = replace(read_instance(path), index=row["idx"])
         if inst.status == "ok" and row["sop_instance_uid"] and inst.sop_instance_uid != row["sop_instance_uid"]:
-            inst = replace(inst, status="failure",
-                           reason=f"the file changed since the job started: it now holds SOP Instance UID "
-                                  f"{inst.sop_instance_uid}, not {row['sop_instance_uid']}")
+            inst = replace(
+                inst,
+                status="failure",
+                reason=f"the file changed since the job started: it now holds SOP Instance UID "
+                f"{inst.sop_instance_uid}, not {row['sop_instance_uid']}",
+            )
         items.append(Item(row["idx"], path, inst))
     return RerunPlan(job, config, {k: v for k, v in job.options.items() if k != "config"}, items)
 
 
-def run_rerun(journal: Journal, plan: RerunPlan, on_event: ev.EventCallback | None = None,
-              cancel: threading.Event | None = None) -> Any:
+def run_rerun(
+    journal: Journal, plan: RerunPlan, on_event: ev.EventCallback | None = None, cancel: threading.Event | None = None
+) -> Any:
     """Send a :class:`RerunPlan` with the job's saved settings, recording into `journal` (same job ID).
 
     This is what the app's *Resume* button and ``main.py resume/retry`` run.
@@ -551,7 +659,13 @@ def run_rerun(journal: Journal, plan: RerunPlan, on_event: ev.EventCallback | No
     from .engine import SendJob
 
     opts = plan.options
-    job = SendJob(plan.config, opts.get("strategy", "standard"), int(opts.get("max_retries", 4)),
-                  bool(opts.get("continue_on_error", True)), multicast(journal.recorder(plan.job.id), on_event),
-                  cancel, plan.job.id)
+    job = SendJob(
+        plan.config,
+        opts.get("strategy", "standard"),
+        int(opts.get("max_retries", 4)),
+        bool(opts.get("continue_on_error", True)),
+        multicast(journal.recorder(plan.job.id), on_event),
+        cancel,
+        plan.job.id,
+    )
     return job.run(plan.items)

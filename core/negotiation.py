@@ -216,7 +216,10 @@ def tls_args_for(cfg: StoreConfig) -> tuple[Any, str | None] | None:
 
 
 def open_association(
-    cfg: StoreConfig, contexts: Sequence[tuple[str, str]], strategy: str = "", attempt: int = 1,
+    cfg: StoreConfig,
+    contexts: Sequence[tuple[str, str]],
+    strategy: str = "",
+    attempt: int = 1,
     tls_args: tuple[Any, str | None] | None = None,
 ) -> tuple[Association, dict[str, Any]]:
     """Request an association proposing `contexts` (one transfer syntax each).
@@ -248,8 +251,7 @@ def open_association(
         "strategy": strategy,
         "attempt": attempt,
         "peer": cfg.peer,
-        "proposed": [{"abstract_syntax": a, "abstract_syntax_name": UID(a).name, "transfer_syntax": t}
-                     for a, t in contexts],
+        "proposed": [{"abstract_syntax": a, "abstract_syntax_name": UID(a).name, "transfer_syntax": t} for a, t in contexts],
         "accepted": [],
         "rejected": [],
         "started": time.time(),
@@ -258,16 +260,23 @@ def open_association(
         tls_args = tls_args_for(cfg)
     watch = _Watch()
     handlers = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
-    LOGGER.info("Requesting association with %s (%d contexts, strategy %s)", cfg.peer, len(requested),
-                strategy or "-")
+    LOGGER.info("Requesting association with %s (%d contexts, strategy %s)", cfg.peer, len(requested), strategy or "-")
     try:
-        assoc = ae.associate(cfg.remote_host, cfg.remote_port, contexts=requested, ae_title=cfg.remote_ae_title,
-                             max_pdu=cfg.max_pdu, evt_handlers=handlers, tls_args=tls_args)
+        assoc = ae.associate(
+            cfg.remote_host,
+            cfg.remote_port,
+            contexts=requested,
+            ae_title=cfg.remote_ae_title,
+            max_pdu=cfg.max_pdu,
+            evt_handlers=handlers,
+            tls_args=tls_args,
+        )
     except OSError:  # pynetdicom resolves the address itself, before connecting
         msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
         record["outcome"] = msg
-        raise AssociationError(msg, remote_ae=cfg.remote_ae_title,
-                               details={"negotiation": record, "kind": "connect", "transient": transient}) from None
+        raise AssociationError(
+            msg, remote_ae=cfg.remote_ae_title, details={"negotiation": record, "kind": "connect", "transient": transient}
+        ) from None
     record["accepted"] = [_cx_dict(cx) for cx in assoc.accepted_contexts]
     record["rejected"] = [_cx_dict(cx) for cx in assoc.rejected_contexts]
     for r in record["rejected"]:  # the A-ASSOCIATE-AC's syntax of a rejected context is not significant
@@ -281,8 +290,13 @@ def open_association(
         record["peer_implementation_class_uid"] = str(acc.implementation_class_uid or "")
         record["peer_implementation_version_name"] = str(acc.implementation_version_name or "")
         record["our_max_pdu"] = cfg.max_pdu
-        LOGGER.info("Association accepted by %s: %d of %d contexts, peer max PDU %s", cfg.peer,
-                    len(record["accepted"]), len(requested), acc.maximum_length)
+        LOGGER.info(
+            "Association accepted by %s: %d of %d contexts, peer max PDU %s",
+            cfg.peer,
+            len(record["accepted"]),
+            len(requested),
+            acc.maximum_length,
+        )
         return assoc, record
     _close_leaked_socket(assoc)
     raise _association_failure(cfg, assoc, watch, record, tls_args)
@@ -298,8 +312,9 @@ def _close_leaked_socket(assoc: Association) -> None:
             pass
 
 
-def _association_failure(cfg: StoreConfig, assoc: Association, watch: _Watch, record: dict[str, Any],
-                         tls_args: tuple[Any, str | None] | None) -> Exception:
+def _association_failure(
+    cfg: StoreConfig, assoc: Association, watch: _Watch, record: dict[str, Any], tls_args: tuple[Any, str | None] | None
+) -> Exception:
     details: dict[str, Any] = {"negotiation": record}
 
     def fail(kind: str, msg: str, transient: bool, cls: type[Exception] = AssociationError) -> Exception:
@@ -309,8 +324,7 @@ def _association_failure(cfg: StoreConfig, assoc: Association, watch: _Watch, re
 
     if watch.reject is not None:
         rj = watch.reject
-        msg, transient = explain_rejection(rj.result, rj.source, rj.reason_diagnostic,
-                                           cfg.remote_ae_title, cfg.local_ae_title)
+        msg, transient = explain_rejection(rj.result, rj.source, rj.reason_diagnostic, cfg.remote_ae_title, cfg.local_ae_title)
         details.update(result=rj.result, source=rj.source, reason=rj.reason_diagnostic)
         return fail("rejected", msg, transient)
     if cfg.tls_enabled and watch.abort is None:
@@ -327,21 +341,26 @@ def _association_failure(cfg: StoreConfig, assoc: Association, watch: _Watch, re
     if assoc.is_aborted and record["rejected"] and not record["accepted"]:
         return fail("no-context", _no_context_message(record), False)
     if watch.abort is not None:
-        return fail("aborted", explain_abort(watch.abort.source, watch.abort.reason_diagnostic,
-                                             "association negotiation"), True)
+        return fail("aborted", explain_abort(watch.abort.source, watch.abort.reason_diagnostic, "association negotiation"), True)
     if not cfg.tls_enabled:
         hint = _plain_to_tls_hint(cfg)
         if hint:
-            return fail("tls", f"the peer {cfg.peer} closed the connection during association negotiation: {hint}",
-                        False)
+            return fail("tls", f"the peer {cfg.peer} closed the connection during association negotiation: {hint}", False)
     elapsed = time.time() - record["started"]
     if assoc.is_aborted and elapsed >= cfg.acse_timeout * 0.9:
-        return fail("timeout", f"no answer to the association request from {cfg.peer} within the ACSE timeout "
-                               f"({cfg.acse_timeout:g} s)", True)
+        return fail(
+            "timeout",
+            f"no answer to the association request from {cfg.peer} within the ACSE timeout ({cfg.acse_timeout:g} s)",
+            True,
+        )
     if assoc.is_aborted:
-        return fail("aborted", f"the peer {cfg.peer} closed the connection or answered with data that is not DICOM "
-                               f"after {elapsed:.1f} s: check that this port is the PACS's DICOM port (not a web or "
-                               "other service) and that it accepts this calling AE title", True)
+        return fail(
+            "aborted",
+            f"the peer {cfg.peer} closed the connection or answered with data that is not DICOM "
+            f"after {elapsed:.1f} s: check that this port is the PACS's DICOM port (not a web or "
+            "other service) and that it accepts this calling AE title",
+            True,
+        )
     return fail("aborted", f"the peer {cfg.peer} closed the connection during association negotiation", True)
 
 
@@ -355,16 +374,22 @@ def _plain_to_tls_hint(cfg: StoreConfig) -> str | None:
 
 
 def _no_context_message(record: dict[str, Any]) -> str:
-    reasons = sorted({f"{r['abstract_syntax_name']} / {UID(r['transfer_syntax']).name}: {r.get('reason', '?')}"
-                      for r in record["rejected"]})
+    reasons = sorted(
+        {f"{r['abstract_syntax_name']} / {UID(r['transfer_syntax']).name}: {r.get('reason', '?')}" for r in record["rejected"]}
+    )
     shown = "; ".join(reasons[:6]) + (" ..." if len(reasons) > 6 else "")
-    return (f"the peer accepted none of the {len(record['proposed'])} proposed presentation contexts ({shown}) - "
-            "run 'probe' to see what this PACS accepts; if it takes only lossy compression, send with "
-            "--strategy extended --allow-lossy")
+    return (
+        f"the peer accepted none of the {len(record['proposed'])} proposed presentation contexts ({shown}) - "
+        "run 'probe' to see what this PACS accepts; if it takes only lossy compression, send with "
+        "--strategy extended --allow-lossy"
+    )
 
 
 def candidate_contexts(
-    accepted: Iterable[PresentationContext], sop_class_uid: str, stored_ts: str, allow_lossy: bool,
+    accepted: Iterable[PresentationContext],
+    sop_class_uid: str,
+    stored_ts: str,
+    allow_lossy: bool,
     has_pixels: bool = True,
 ) -> list[tuple[PresentationContext, str]]:
     """Accepted contexts usable for a data set, best first, with what each implies.
@@ -383,8 +408,11 @@ def candidate_contexts(
         plan = conversion_plan(stored_ts, ts, allow_lossy, has_pixels)
         if not plan.possible:
             continue
-        rank = -1 if ts == str(stored_ts) else (
-            _CONVERSION_PREFERENCE.index(ts) if ts in _CONVERSION_PREFERENCE else len(_CONVERSION_PREFERENCE))
+        rank = (
+            -1
+            if ts == str(stored_ts)
+            else (_CONVERSION_PREFERENCE.index(ts) if ts in _CONVERSION_PREFERENCE else len(_CONVERSION_PREFERENCE))
+        )
         usable.append((rank, cx, plan.reason))
     usable.sort(key=lambda t: (t[0], t[1].context_id or 0))
     return [(cx, reason) for _, cx, reason in usable]
@@ -425,6 +453,7 @@ def find_compatible_transfer_syntax(
     name = UID(sop_class).name if sop_class else "(unknown SOP class)"
     if not offered:
         return None, f"the peer accepted no presentation context for {name}"
-    return None, (f"the peer accepts {name} only with {', '.join(sorted(set(offered)))}, and the data set "
-                  f"({UID(stored).name}) cannot be converted to any of them"
-                  + ("" if allow_lossy else " without lossy compression"))
+    return None, (
+        f"the peer accepts {name} only with {', '.join(sorted(set(offered)))}, and the data set "
+        f"({UID(stored).name}) cannot be converted to any of them" + ("" if allow_lossy else " without lossy compression")
+    )

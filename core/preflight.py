@@ -219,17 +219,27 @@ def _header_findings(path: str, stored_ts: str) -> list[Finding]:
             implicit = True
         elif "Expected implicit VR, but found explicit VR" in text:
             implicit = False
-    encoding = (ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    encoding = ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
     if declared and UID(declared).is_transfer_syntax:
         d = UID(declared)
-        d_enc = (ImplicitVRLittleEndian if d.is_implicit_VR else
-                 ExplicitVRLittleEndian if d.is_little_endian else ExplicitVRBigEndian)
+        d_enc = (
+            ImplicitVRLittleEndian if d.is_implicit_VR else ExplicitVRLittleEndian if d.is_little_endian else ExplicitVRBigEndian
+        )
         if implicit is not None and d_enc != encoding:
-            out.append(Finding("(0002,0010)", "TransferSyntaxUID", "error",
-                               f"says {d.name} but the data set is encoded as {encoding.name}"))
+            out.append(
+                Finding(
+                    "(0002,0010)", "TransferSyntaxUID", "error", f"says {d.name} but the data set is encoded as {encoding.name}"
+                )
+            )
     elif not declared:
-        out.append(Finding("(0002,0010)", "TransferSyntaxUID", "warning",
-                           f"missing (no File Meta Information); the encoding is {encoding.name}"))
+        out.append(
+            Finding(
+                "(0002,0010)",
+                "TransferSyntaxUID",
+                "warning",
+                f"missing (no File Meta Information); the encoding is {encoding.name}",
+            )
+        )
     ts = UID(declared) if declared and UID(declared).is_transfer_syntax else UID(stored_ts or encoding)
     try:
         elem = ds.get_item(0x7FE00010) if 0x7FE00010 in ds else None
@@ -238,14 +248,28 @@ def _header_findings(path: str, stored_ts: str) -> list[Finding]:
     if elem is not None:
         undefined = bool(getattr(elem, "is_undefined_length", False)) or getattr(elem, "length", 0) == 0xFFFFFFFF
         if undefined and not ts.is_encapsulated:
-            out.append(Finding("(7FE0,0010)", "PixelData", "error",
-                               f"encapsulated (undefined length) under {ts.name}, which is not a compressed syntax"))
+            out.append(
+                Finding(
+                    "(7FE0,0010)",
+                    "PixelData",
+                    "error",
+                    f"encapsulated (undefined length) under {ts.name}, which is not a compressed syntax",
+                )
+            )
         elif not undefined and ts.is_encapsulated:
-            out.append(Finding("(7FE0,0010)", "PixelData", "error",
-                               f"native (defined length) under {ts.name}, which requires encapsulated pixel data"))
+            out.append(
+                Finding(
+                    "(7FE0,0010)",
+                    "PixelData",
+                    "error",
+                    f"native (defined length) under {ts.name}, which requires encapsulated pixel data",
+                )
+            )
     if meta is not None:
-        for mtag, mkw, dkw, dtag in (("(0002,0002)", "MediaStorageSOPClassUID", "SOPClassUID", "(0008,0016)"),
-                                     ("(0002,0003)", "MediaStorageSOPInstanceUID", "SOPInstanceUID", "(0008,0018)")):
+        for mtag, mkw, dkw, dtag in (
+            ("(0002,0002)", "MediaStorageSOPClassUID", "SOPClassUID", "(0008,0016)"),
+            ("(0002,0003)", "MediaStorageSOPInstanceUID", "SOPInstanceUID", "(0008,0018)"),
+        ):
             mv, dv = str(meta.get(mkw, "") or ""), str(ds.get(dkw, "") or "")
             if mv and dv and mv.rstrip("\0 ") != dv.rstrip("\0 "):
                 out.append(Finding(mtag, mkw, "warning", f"{mv} differs from {dkw} {dtag} {dv}"))
@@ -283,9 +307,15 @@ def validate_instances(instances: Sequence[ScannedInstance], read_headers: bool 
         if inst.sop_instance_uid:
             first = first_by_uid.setdefault(inst.sop_instance_uid, inst)
             if first is not inst:
-                out.append(Finding("(0008,0018)", "SOPInstanceUID", "warning",
-                                   f"duplicate in this batch: the same UID as {first.path or f'input {first.index}'} "
-                                   "(the PACS keeps only one of them)"))
+                out.append(
+                    Finding(
+                        "(0008,0018)",
+                        "SOPInstanceUID",
+                        "warning",
+                        f"duplicate in this batch: the same UID as {first.path or f'input {first.index}'} "
+                        "(the PACS keeps only one of them)",
+                    )
+                )
         if read_headers and inst.path and inst.status == "ok":
             for f in _header_findings(inst.path, inst.transfer_syntax):
                 if not any(g.tag == f.tag and g.message == f.message for g in out):
@@ -320,8 +350,9 @@ class _Answers:
         self.offline = ""
         self.records: list[dict[str, Any]] = []
 
-    def __call__(self, contexts: list[tuple[str, str]], strategy: str, attempt: int
-                 ) -> tuple[list[PresentationContext], dict[str, Any]]:
+    def __call__(
+        self, contexts: list[tuple[str, str]], strategy: str, attempt: int
+    ) -> tuple[list[PresentationContext], dict[str, Any]]:
         if self.amap is not None and (self.amap.covers(contexts) or not self.live):
             return self._from_map(contexts, strategy, attempt)
         self.negotiations += 1
@@ -345,14 +376,19 @@ class _Answers:
         self.records.append(record)
         return accepted, record
 
-    def _from_map(self, contexts: list[tuple[str, str]], strategy: str, attempt: int
-                  ) -> tuple[list[PresentationContext], dict[str, Any]]:
+    def _from_map(
+        self, contexts: list[tuple[str, str]], strategy: str, attempt: int
+    ) -> tuple[list[PresentationContext], dict[str, Any]]:
         assert self.amap is not None
         accepted: list[PresentationContext] = []
-        record: dict[str, Any] = {"strategy": strategy, "attempt": attempt, "source": "acceptance map",
-                                  "proposed": [{"abstract_syntax": a, "abstract_syntax_name": UID(a).name,
-                                                "transfer_syntax": t} for a, t in contexts],
-                                  "accepted": [], "rejected": []}
+        record: dict[str, Any] = {
+            "strategy": strategy,
+            "attempt": attempt,
+            "source": "acceptance map",
+            "proposed": [{"abstract_syntax": a, "abstract_syntax_name": UID(a).name, "transfer_syntax": t} for a, t in contexts],
+            "accepted": [],
+            "rejected": [],
+        }
         for i, (a, t) in enumerate(contexts):
             cid = 2 * i + 1
             answer = self.amap.answer(a, t) or "not probed"
@@ -364,9 +400,11 @@ class _Answers:
                 record["rejected"].append({**entry, "result": _REASON_RESULT.get(answer, 2), "reason": answer})
         self.records.append(record)
         if not accepted:  # pynetdicom aborts an association without an accepted context
-            raise AssociationError("the peer accepted none of the proposed presentation contexts (acceptance map)",
-                                   remote_ae=self.cfg.remote_ae_title,
-                                   details={"kind": "no-context", "transient": False, "negotiation": record})
+            raise AssociationError(
+                "the peer accepted none of the proposed presentation contexts (acceptance map)",
+                remote_ae=self.cfg.remote_ae_title,
+                details={"kind": "no-context", "transient": False, "negotiation": record},
+            )
         return accepted, record
 
 
@@ -377,9 +415,18 @@ def _plan_from_candidate(inst: ScannedInstance, target: str, strategy: str) -> I
     stored = inst.transfer_syntax
 
     def make(plan: str, kind: str, message: str) -> InstancePlan:
-        return InstancePlan(index=inst.index, path=inst.path, sop_class_uid=inst.sop_class_uid,
-                            sop_instance_uid=inst.sop_instance_uid, stored_syntax=stored, plan=plan, kind=kind,
-                            message=message, target_syntax=target, strategy=strategy)
+        return InstancePlan(
+            index=inst.index,
+            path=inst.path,
+            sop_class_uid=inst.sop_class_uid,
+            sop_instance_uid=inst.sop_instance_uid,
+            stored_syntax=stored,
+            plan=plan,
+            kind=kind,
+            message=message,
+            target_syntax=target,
+            strategy=strategy,
+        )
 
     if target == stored:
         return make("as-stored", "as-stored", "as stored")
@@ -391,20 +438,32 @@ def _plan_from_candidate(inst: ScannedInstance, target: str, strategy: str) -> I
 
 
 def _blocked(inst: ScannedInstance, message: str, strategy: str | None = None) -> InstancePlan:
-    return InstancePlan(index=inst.index, path=inst.path, sop_class_uid=inst.sop_class_uid,
-                        sop_instance_uid=inst.sop_instance_uid, stored_syntax=inst.transfer_syntax, plan="blocked",
-                        kind="blocked", message=message, strategy=strategy)
+    return InstancePlan(
+        index=inst.index,
+        path=inst.path,
+        sop_class_uid=inst.sop_class_uid,
+        sop_instance_uid=inst.sop_instance_uid,
+        stored_syntax=inst.transfer_syntax,
+        plan="blocked",
+        kind="blocked",
+        message=message,
+        strategy=strategy,
+    )
 
 
-def _blocked_message(inst: ScannedInstance, record: dict[str, Any] | None, amap: AcceptanceMap | None,
-                     allow_lossy: bool, strategy: str) -> str:
+def _blocked_message(
+    inst: ScannedInstance, record: dict[str, Any] | None, amap: AcceptanceMap | None, allow_lossy: bool, strategy: str
+) -> str:
     """Why an instance has no usable context, in the words of issue 7."""
     sop, stored = inst.sop_class_uid, inst.transfer_syntax
     if amap is not None and sop in amap.sop_classes:
         accepted = amap.accepted(sop)
         if not accepted:
-            return MSG_CLASS_REFUSED if amap.class_refused(sop) else (
-                "blocked: the PACS accepts no transfer syntax for this SOP class")
+            return (
+                MSG_CLASS_REFUSED
+                if amap.class_refused(sop)
+                else ("blocked: the PACS accepts no transfer syntax for this SOP class")
+            )
     else:
         rec = record or {}
         accepted = [a["transfer_syntax"] for a in rec.get("accepted", []) if a["abstract_syntax"] == sop]
@@ -413,18 +472,29 @@ def _blocked_message(inst: ScannedInstance, record: dict[str, Any] | None, amap:
             if not mine or all(r.get("result") in (1, 3) for r in mine):
                 return MSG_CLASS_REFUSED
             proposed = [p["transfer_syntax"] for p in rec.get("proposed", []) if p["abstract_syntax"] == sop]
-            return ("blocked: the PACS accepts none of the transfer syntaxes proposed for this SOP class ("
-                    + ", ".join(syntax_label(t) for t in proposed[:6]) + (", ..." if len(proposed) > 6 else "") + ")")
+            return (
+                "blocked: the PACS accepts none of the transfer syntaxes proposed for this SOP class ("
+                + ", ".join(syntax_label(t) for t in proposed[:6])
+                + (", ..." if len(proposed) > 6 else "")
+                + ")"
+            )
     if any(conversion_plan(stored, t, True).possible for t in accepted):
         if not allow_lossy:
             return MSG_ONLY_LOSSY
         proposable = {str(t) for t in strategy_syntaxes(strategy)}
         if not any(t in proposable for t in accepted if is_lossy_syntax(t)):
-            return ("blocked: only lossy targets accepted (" + ", ".join(syntax_label(t) for t in accepted[:4])
-                    + "); use the extended strategy to propose them")
+            return (
+                "blocked: only lossy targets accepted ("
+                + ", ".join(syntax_label(t) for t in accepted[:4])
+                + "); use the extended strategy to propose them"
+            )
     reasons = {conversion_plan(stored, t, allow_lossy).reason for t in accepted}
-    return (f"blocked: {syntax_label(stored)} cannot be converted to what the PACS accepts ("
-            + ", ".join(syntax_label(t) for t in accepted[:6]) + "): " + "; ".join(sorted(reasons))[:300])
+    return (
+        f"blocked: {syntax_label(stored)} cannot be converted to what the PACS accepts ("
+        + ", ".join(syntax_label(t) for t in accepted[:6])
+        + "): "
+        + "; ".join(sorted(reasons))[:300]
+    )
 
 
 def plan_instances(
@@ -476,8 +546,16 @@ def plan_instances(
         if inst.status == "ok":
             ready.append(inst)
         elif inst.status == "skipped":
-            plans[inst.index] = InstancePlan(inst.index, inst.path, inst.sop_class_uid, inst.sop_instance_uid,
-                                             inst.transfer_syntax, "skipped", "skipped", f"skipped: {inst.reason}")
+            plans[inst.index] = InstancePlan(
+                inst.index,
+                inst.path,
+                inst.sop_class_uid,
+                inst.sop_instance_uid,
+                inst.transfer_syntax,
+                "skipped",
+                "skipped",
+                f"skipped: {inst.reason}",
+            )
         else:
             plans[inst.index] = _blocked(inst, f"blocked: file problem ({inst.reason})")
     chain = fallback_chain(strategy, max_retries)
@@ -509,14 +587,11 @@ def plan_instances(
                             deferred += members
                         else:
                             for i in members:
-                                plans[i.index] = _blocked(i, _blocked_message(i, rec, amap, cfg.allow_lossy, strat),
-                                                          strat)
+                                plans[i.index] = _blocked(i, _blocked_message(i, rec, amap, cfg.allow_lossy, strat), strat)
                         continue
-                    raise PlanError(f"cannot plan: {exc.message}", remote_ae=cfg.remote_ae_title,
-                                    details=exc.details) from exc
+                    raise PlanError(f"cannot plan: {exc.message}", remote_ae=cfg.remote_ae_title, details=exc.details) from exc
                 except CourierError as exc:  # TLS set-up
-                    raise PlanError(f"cannot plan: {exc.message}", remote_ae=cfg.remote_ae_title,
-                                    details=exc.details) from exc
+                    raise PlanError(f"cannot plan: {exc.message}", remote_ae=cfg.remote_ae_title, details=exc.details) from exc
                 cache: dict[tuple[str, str], list[Any]] = {}
                 for i in members:
                     key = (i.sop_class_uid, i.transfer_syntax)
@@ -539,8 +614,9 @@ def plan_instances(
             if cancel is not None and cancel.is_set():
                 plans[i.index] = _blocked(i, "blocked: planning cancelled")
             else:
-                plans[i.index] = _blocked(i, _blocked_message(i, last_record.get(i.index), amap, cfg.allow_lossy,
-                                                              str(chain[-1])), str(chain[-1]))
+                plans[i.index] = _blocked(
+                    i, _blocked_message(i, last_record.get(i.index), amap, cfg.allow_lossy, str(chain[-1])), str(chain[-1])
+                )
         return []
 
     if parallel > 1 and len(ready) > 1:  # as SendJob._send_parallel: each bucket plans its own contexts

@@ -228,9 +228,13 @@ class AcceptanceMap:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see the module doc); ``errors`` only when there were any."""
-        d: dict[str, Any] = {"peer": dict(self.peer), "sop_classes": {
-            k: {"accepted": list(v.get("accepted", [])), "rejected": dict(v.get("rejected", {}))}
-            for k, v in self.sop_classes.items()}}
+        d: dict[str, Any] = {
+            "peer": dict(self.peer),
+            "sop_classes": {
+                k: {"accepted": list(v.get("accepted", [])), "rejected": dict(v.get("rejected", {}))}
+                for k, v in self.sop_classes.items()
+            },
+        }
         if self.errors:
             d["errors"] = list(self.errors)
         return d
@@ -248,8 +252,10 @@ class AcceptanceMap:
         for uid, entry in data["sop_classes"].items():
             if not isinstance(entry, dict):
                 raise ValueError(f"not an acceptance map: the entry for {uid} is not an object")
-            classes[str(uid)] = {"accepted": [str(t) for t in entry.get("accepted", [])],
-                                 "rejected": {str(t): str(r) for t, r in dict(entry.get("rejected", {})).items()}}
+            classes[str(uid)] = {
+                "accepted": [str(t) for t in entry.get("accepted", [])],
+                "rejected": {str(t): str(r) for t, r in dict(entry.get("rejected", {})).items()},
+            }
         return cls(dict(data.get("peer", {})), classes, list(data.get("errors", [])))
 
     def write_json(self, path: str | os.PathLike[str]) -> None:
@@ -260,8 +266,7 @@ class AcceptanceMap:
         """CSV: ``sop_class_uid, sop_class_name, transfer_syntax_uid, transfer_syntax_name, result, reason``."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["sop_class_uid", "sop_class_name", "transfer_syntax_uid", "transfer_syntax_name", "result",
-                    "reason"])
+        w.writerow(["sop_class_uid", "sop_class_name", "transfer_syntax_uid", "transfer_syntax_name", "result", "reason"])
         for uid, entry in self.sop_classes.items():
             for ts in entry.get("accepted", []):
                 w.writerow([uid, UID(uid).name, ts, UID(ts).name, "accepted", ""])
@@ -363,18 +368,28 @@ def probe(
     ts_list = probe_syntaxes(syntaxes) if isinstance(syntaxes, str) else probe_syntaxes(list(syntaxes))
     per_association = max(1, min(MAX_CONTEXTS, int(per_association)))
     groups = _chunks(list(dict.fromkeys(str(s) for s in sop_classes)), ts_list, per_association)
-    amap = AcceptanceMap(peer={
-        "host": cfg.remote_host, "port": cfg.remote_port, "called_ae": cfg.remote_ae_title,
-        "calling_ae": cfg.local_ae_title, "tls": cfg.tls_enabled,
-        "probed_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "syntaxes": ts_list,
-    })
+    amap = AcceptanceMap(
+        peer={
+            "host": cfg.remote_host,
+            "port": cfg.remote_port,
+            "called_ae": cfg.remote_ae_title,
+            "calling_ae": cfg.local_ae_title,
+            "tls": cfg.tls_enabled,
+            "probed_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "syntaxes": ts_list,
+        }
+    )
     for sop in dict.fromkeys(str(s) for s in sop_classes):
         amap.sop_classes[sop] = {"accepted": [], "rejected": {}}
     t0 = time.monotonic()
     answered = 0
-    LOGGER.info("Probing %s: %d SOP classes x %d transfer syntaxes over %d association(s)", cfg.peer,
-                len(amap.sop_classes), len(ts_list), len(groups))
+    LOGGER.info(
+        "Probing %s: %d SOP classes x %d transfer syntaxes over %d association(s)",
+        cfg.peer,
+        len(amap.sop_classes),
+        len(ts_list),
+        len(groups),
+    )
     for n, contexts in enumerate(groups, start=1):
         if cancel is not None and cancel.is_set():
             amap.peer["cancelled"] = True
@@ -424,8 +439,9 @@ def quiet_no_context() -> Iterator[None]:
         log.removeFilter(filt)
 
 
-def _negotiate(cfg: StoreConfig, contexts: list[tuple[str, str]], n: int, amap: AcceptanceMap,
-               first: bool) -> dict[str, Any] | None:
+def _negotiate(
+    cfg: StoreConfig, contexts: list[tuple[str, str]], n: int, amap: AcceptanceMap, first: bool
+) -> dict[str, Any] | None:
     """One probe association: negotiate, release, return the negotiation record (None on failure)."""
     try:
         with quiet_no_context():
@@ -455,6 +471,7 @@ def _merge(amap: AcceptanceMap, contexts: list[tuple[str, str]], record: dict[st
     order, PS3.8 9.3.2.2): in an A-ASSOCIATE-AC the transfer syntax sub-item of a rejected
     context is not significant (PS3.8 9.3.3.2), so the record's syntax cannot be trusted there.
     """
+
     def pair_of(cx: dict[str, Any]) -> tuple[str, str]:
         cid = cx.get("id")
         if isinstance(cid, int) and cid % 2 == 1 and (cid - 1) // 2 < len(contexts):

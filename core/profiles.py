@@ -57,10 +57,20 @@ LOCAL_TEST_PORT = 11112
 APP_NAME = "dicom-courier"
 
 #: Keys that would hold secret material; dropped on load and import, never written.
-_SECRET_KEYS = frozenset({
-    "password", "passphrase", "tls_key_password", "tls_password", "private_key", "tls_client_key_pem",
-    "key_pem", "secret", "token", "api_key",
-})
+_SECRET_KEYS = frozenset(
+    {
+        "password",
+        "passphrase",
+        "tls_key_password",
+        "tls_password",
+        "private_key",
+        "tls_client_key_pem",
+        "key_pem",
+        "secret",
+        "token",
+        "api_key",
+    }
+)
 
 #: Seed/StoreConfig key -> profile field (for importing seed-style config dicts).
 _CONFIG_ALIASES = {
@@ -172,11 +182,13 @@ class Profile:
             out.setdefault("tls_client_cert_file", "a client key needs its client certificate")
         if self.tls_client_key_secret_name and not self.tls_client_cert_secret_name:
             out.setdefault("tls_client_cert_secret_name", "a client key needs its client certificate")
-        short = [k for k in ("tls_ca_cert_secret_name", "tls_client_cert_secret_name", "tls_client_key_secret_name")
-                 if _SECRET_SHORT.match(str(getattr(self, k)).strip())]
+        short = [
+            k
+            for k in ("tls_ca_cert_secret_name", "tls_client_cert_secret_name", "tls_client_key_secret_name")
+            if _SECRET_SHORT.match(str(getattr(self, k)).strip())
+        ]
         if short and not str(self.gcp_project_id).strip() and not os.environ.get("GOOGLE_CLOUD_PROJECT"):
-            out.setdefault("gcp_project_id", "short secret names need the Google Cloud project "
-                                             "(or give projects/P/secrets/S)")
+            out.setdefault("gcp_project_id", "short secret names need the Google Cloud project (or give projects/P/secrets/S)")
         return out
 
     def is_valid(self) -> bool:
@@ -201,9 +213,16 @@ class Profile:
             "tls_enabled": bool(self.tls_enabled),
             "tls_verify_hostname": bool(self.tls_verify_hostname),
         }
-        for key in ("tls_ca_cert_file", "tls_client_cert_file", "tls_client_key_file", "tls_ca_cert_secret_name",
-                    "tls_client_cert_secret_name", "tls_client_key_secret_name", "tls_key_password_keyring",
-                    "gcp_project_id"):
+        for key in (
+            "tls_ca_cert_file",
+            "tls_client_cert_file",
+            "tls_client_key_file",
+            "tls_ca_cert_secret_name",
+            "tls_client_cert_secret_name",
+            "tls_client_key_secret_name",
+            "tls_key_password_keyring",
+            "gcp_project_id",
+        ):
             value = getattr(self, key).strip()
             if value:
                 d[key] = value
@@ -259,9 +278,19 @@ class Profile:
 
 def local_test_profile(port: int = LOCAL_TEST_PORT) -> Profile:
     """The ready-made profile pointing at the built-in local test PACS on loopback."""
-    return Profile(name=LOCAL_TEST_PROFILE_NAME, remote_host="127.0.0.1", remote_port=port,
-                   remote_ae_title=LOCAL_TEST_AE, strategy="compression", max_retries=4, acse_timeout_s=10.0,
-                   dimse_timeout_s=30.0, network_timeout_s=30.0, connect_timeout_s=5.0, is_local_test=True)
+    return Profile(
+        name=LOCAL_TEST_PROFILE_NAME,
+        remote_host="127.0.0.1",
+        remote_port=port,
+        remote_ae_title=LOCAL_TEST_AE,
+        strategy="compression",
+        max_retries=4,
+        acse_timeout_s=10.0,
+        dimse_timeout_s=30.0,
+        network_timeout_s=30.0,
+        connect_timeout_s=5.0,
+        is_local_test=True,
+    )
 
 
 # -- field checks -------------------------------------------------------------------------------------
@@ -272,8 +301,16 @@ _SECRET_SHORT = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 _SECONDS = ("acse_timeout_s", "dimse_timeout_s", "network_timeout_s", "connect_timeout_s")
 _BOOLS = ("allow_lossy", "tls_enabled", "tls_verify_hostname", "is_local_test", "verify_arrival")
-_TEXT = ("tls_ca_cert_file", "tls_client_cert_file", "tls_client_key_file", "tls_ca_cert_secret_name",
-         "tls_client_cert_secret_name", "tls_client_key_secret_name", "tls_key_password_keyring", "gcp_project_id")
+_TEXT = (
+    "tls_ca_cert_file",
+    "tls_client_cert_file",
+    "tls_client_key_file",
+    "tls_ca_cert_secret_name",
+    "tls_client_cert_secret_name",
+    "tls_client_key_secret_name",
+    "tls_key_password_keyring",
+    "gcp_project_id",
+)
 
 
 def coerce_field(name: str, value: Any) -> Any:
@@ -362,8 +399,11 @@ def check_field(name: str, value: Any) -> tuple[bool, str]:
         names = [s.value for s in STRATEGY_ORDER]
         return (True, "") if v in names else (False, f"unknown strategy {v!r}: use one of {', '.join(names)}")
     if name == "max_retries":
-        return (True, "") if 0 <= v <= len(STRATEGY_ORDER) - 1 else (
-            False, f"{v} is outside 0-{len(STRATEGY_ORDER) - 1} (one retry per more conservative strategy)")
+        return (
+            (True, "")
+            if 0 <= v <= len(STRATEGY_ORDER) - 1
+            else (False, f"{v} is outside 0-{len(STRATEGY_ORDER) - 1} (one retry per more conservative strategy)")
+        )
     if name == "parallel_associations":
         return (True, "") if 1 <= v <= 16 else (False, f"{v} is outside 1-16")
     if name in _SECONDS:
@@ -431,8 +471,10 @@ def profiles_from_json(data: Any) -> list[Profile]:
         entries = data
     elif isinstance(data, dict) and "profiles" in data:
         if int(data.get("version", 0)) > FILE_VERSION:
-            raise ProfileFileError(f"the file was written by a newer DICOM Courier (version {data['version']}); "
-                                   f"this one reads up to version {FILE_VERSION}")
+            raise ProfileFileError(
+                f"the file was written by a newer DICOM Courier (version {data['version']}); "
+                f"this one reads up to version {FILE_VERSION}"
+            )
         entries = _migrate(dict(data)).get("profiles", [])
     elif isinstance(data, dict):
         entries = [data]
@@ -494,14 +536,19 @@ class ProfileStore:
                 with open(self.path, encoding="utf-8") as f:
                     doc = json.load(f)
                 if isinstance(doc, dict) and int(doc.get("version", 0)) > FILE_VERSION:
-                    self.read_only_reason = (f"{self.path} was written by a newer DICOM Courier "
-                                             f"(version {doc['version']}); changes will not be saved")
+                    self.read_only_reason = (
+                        f"{self.path} was written by a newer DICOM Courier (version {doc['version']}); changes will not be saved"
+                    )
                     doc = {**doc, "version": FILE_VERSION}
                 elif isinstance(doc, dict) and int(doc.get("version", 0)) < FILE_VERSION:
                     backup = f"{self.path}.v{int(doc.get('version', 0))}.bak"
                     shutil.copy2(self.path, backup)
-                    LOGGER.info("Profiles file %s is version %s; backed up to %s before migrating", self.path,
-                                doc.get("version", 0), backup)
+                    LOGGER.info(
+                        "Profiles file %s is version %s; backed up to %s before migrating",
+                        self.path,
+                        doc.get("version", 0),
+                        backup,
+                    )
                 self.profiles = profiles_from_json(doc)
                 self.last_used = str(doc.get("last_used", "")) if isinstance(doc, dict) else ""
             except (OSError, ValueError, ProfileFileError) as exc:
@@ -530,8 +577,11 @@ class ProfileStore:
     @staticmethod
     def document(profiles: Iterable[Profile], last_used: str = "") -> dict[str, Any]:
         """The file's JSON document for `profiles`."""
-        doc: dict[str, Any] = {"version": FILE_VERSION, "app": APP_NAME,
-                               "profiles": [{**p.extra, **p.to_json()} for p in profiles]}
+        doc: dict[str, Any] = {
+            "version": FILE_VERSION,
+            "app": APP_NAME,
+            "profiles": [{**p.extra, **p.to_json()} for p in profiles],
+        }
         if last_used:
             doc["last_used"] = last_used
         return doc

@@ -17,14 +17,30 @@ from typing import Any
 __all__ = ["write_report", "INSTANCE_COLUMNS", "build_report"]
 
 INSTANCE_COLUMNS = (
-    "path", "status", "message", "status_code", "sop_class_uid", "sop_instance_uid", "transfer_syntax",
-    "converted_from", "strategy_used", "state", "error_comment", "notes", "tries", "stored_syntax",
+    "path",
+    "status",
+    "message",
+    "status_code",
+    "sop_class_uid",
+    "sop_instance_uid",
+    "transfer_syntax",
+    "converted_from",
+    "strategy_used",
+    "state",
+    "error_comment",
+    "notes",
+    "tries",
+    "stored_syntax",
 )
 
 
-def build_report(outcomes: Sequence[dict[str, Any]], summary: dict[str, Any],
-                 associations: Sequence[dict[str, Any]], job: dict[str, Any] | None = None,
-                 omit_patient: bool = False) -> dict[str, Any]:
+def build_report(
+    outcomes: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
+    associations: Sequence[dict[str, Any]],
+    job: dict[str, Any] | None = None,
+    omit_patient: bool = False,
+) -> dict[str, Any]:
     """Assemble the report dict (see module doc). `omit_patient` drops patient IDs."""
     instances = []
     for o in outcomes:

@@ -160,8 +160,12 @@ def scan_paths(
         if inst.status == "ok" and inst.sop_instance_uid:
             first = seen_uids.setdefault(inst.sop_instance_uid, inst.index)
             if first != inst.index:
-                inst = replace(inst, duplicate_of=first, notes=inst.notes + (
-                    f"duplicate SOP Instance UID: the same UID as {out[first].path} (the PACS keeps one of them)",))
+                inst = replace(
+                    inst,
+                    duplicate_of=first,
+                    notes=inst.notes
+                    + (f"duplicate SOP Instance UID: the same UID as {out[first].path} (the PACS keeps one of them)",),
+                )
         out.append(inst)
         if on_instance is not None:
             on_instance(inst)
@@ -307,21 +311,40 @@ def _classify(path: str, ds: Dataset, size: int, has_dicm: bool, warns: list[str
     elif not UID(ts).is_transfer_syntax:
         return replace(base, status="failure", reason=f"unknown transfer syntax UID '{ts}' in (0002,0010)")
     elif not UID(ts).is_encapsulated and UID(ts) != encoding and not UID(ts).is_deflated:
-        notes.append(f"(0002,0010) says {UID(ts).name} but the data set is encoded as {encoding.name}; "
-                     f"sent as {encoding.name}")
+        notes.append(f"(0002,0010) says {UID(ts).name} but the data set is encoded as {encoding.name}; sent as {encoding.name}")
         ts = str(encoding)
         rewrite = True
 
     problem, pads = _check_elements(ds, size, UID(ts))
-    warn_notes = [f"pydicom: {w.split(' - ')[0]}" for w in warns
-                  if "Expected explicit VR" in w or "Expected implicit VR" in w]
+    warn_notes = [f"pydicom: {w.split(' - ')[0]}" for w in warns if "Expected explicit VR" in w or "Expected implicit VR" in w]
     texts = {kw: _text(ds, kw) for kw in _TEXT_FIELDS}
-    return _record(path, size, ts, media_class, _text(ds, "SOPClassUID"), _text(ds, "SOPInstanceUID"),
-                   notes + warn_notes, rewrite or not has_dicm, problem, pads, texts)
+    return _record(
+        path,
+        size,
+        ts,
+        media_class,
+        _text(ds, "SOPClassUID"),
+        _text(ds, "SOPInstanceUID"),
+        notes + warn_notes,
+        rewrite or not has_dicm,
+        problem,
+        pads,
+        texts,
+    )
 
 
-_TEXT_FIELDS = ("PatientName", "PatientID", "StudyInstanceUID", "StudyDate", "StudyDescription",
-                "SeriesInstanceUID", "SeriesDescription", "SeriesNumber", "Modality", "InstanceNumber")
+_TEXT_FIELDS = (
+    "PatientName",
+    "PatientID",
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyDescription",
+    "SeriesInstanceUID",
+    "SeriesDescription",
+    "SeriesNumber",
+    "Modality",
+    "InstanceNumber",
+)
 
 
 def _classify_fast(path: str, fast: FastHeader, size: int) -> ScannedInstance:
@@ -332,8 +355,19 @@ def _classify_fast(path: str, fast: FastHeader, size: int) -> ScannedInstance:
     texts = {kw: _decode(fast.values.get(kw, b""), charset, kw) for kw in _TEXT_FIELDS}
     uid = {kw: fast.values.get(kw, b"").rstrip(b"\0 ").decode("ascii") for kw in ("SOPClassUID", "SOPInstanceUID")}
     problem = fast.problem or _pixel_problem(fast)
-    rec = _record(path, size, fast.meta["TransferSyntaxUID"], media_class, uid["SOPClassUID"], uid["SOPInstanceUID"],
-                  [], False, problem, fast.odd_tags, texts)
+    rec = _record(
+        path,
+        size,
+        fast.meta["TransferSyntaxUID"],
+        media_class,
+        uid["SOPClassUID"],
+        uid["SOPInstanceUID"],
+        [],
+        False,
+        problem,
+        fast.odd_tags,
+        texts,
+    )
     if rec.status == "ok":
         object.__setattr__(rec, "data_offset", fast.offset)  # a fresh record: cheaper than dataclasses.replace
     return rec
@@ -349,8 +383,10 @@ def _pixel_problem(fast: FastHeader) -> str:
     if fast.pixel_length is None or ts not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):
         return ""
     if fast.pixel_head == b"\xfe\xff\x00\xe0":
-        return (f"Pixel Data (7FE0,0010) holds encapsulated (compressed) fragments but (0002,0010) says "
-                f"{UID(ts).name}: the transfer syntax contradicts the encoding")
+        return (
+            f"Pixel Data (7FE0,0010) holds encapsulated (compressed) fragments but (0002,0010) says "
+            f"{UID(ts).name}: the transfer syntax contradicts the encoding"
+        )
     v = fast.values
     rows, cols, bits = _us(v.get("Rows")), _us(v.get("Columns")), _us(v.get("BitsAllocated"))
     spp = _us(v.get("SamplesPerPixel")) or 1
@@ -363,8 +399,10 @@ def _pixel_problem(fast: FastHeader) -> str:
     spp = 2 if spp == 3 else spp  # YBR_FULL_422 stores 2 samples a pixel: the least a 3-sample image needs
     need = (rows * cols * frames * spp + 7) // 8 if bits == 1 else rows * cols * frames * spp * (bits // 8)
     if fast.pixel_length < need:
-        return (f"Pixel Data (7FE0,0010) is {fast.pixel_length} bytes but Rows x Columns x Samples x Frames x "
-                f"Bits Allocated need {need}: truncated, or compressed while (0002,0010) says {UID(ts).name}")
+        return (
+            f"Pixel Data (7FE0,0010) is {fast.pixel_length} bytes but Rows x Columns x Samples x Frames x "
+            f"Bits Allocated need {need}: truncated, or compressed while (0002,0010) says {UID(ts).name}"
+        )
     return ""
 
 
@@ -380,8 +418,19 @@ def _decode(raw: bytes, charset: str, keyword: str) -> str:
     return raw.decode("latin-1").rstrip(" \0")
 
 
-def _record(path: str, size: int, ts: str, media_class: str, sop_class: str, sop_inst: str, notes: list[str],
-            rewrite: bool, problem: str, pads: list[int], texts: dict[str, str]) -> ScannedInstance:
+def _record(
+    path: str,
+    size: int,
+    ts: str,
+    media_class: str,
+    sop_class: str,
+    sop_inst: str,
+    notes: list[str],
+    rewrite: bool,
+    problem: str,
+    pads: list[int],
+    texts: dict[str, str],
+) -> ScannedInstance:
     """Build the scanner's record from what either reader found (the checks live here)."""
     base = ScannedInstance(path, size=size, transfer_syntax=ts)
     fix_class = False
@@ -389,17 +438,25 @@ def _record(path: str, size: int, ts: str, media_class: str, sop_class: str, sop
         if media_class:
             sop_class = media_class
             fix_class = rewrite = True
-            notes.append("data set lacks SOP Class UID (0008,0016); used Media Storage SOP Class UID (0002,0002) "
-                         "from File Meta")
+            notes.append("data set lacks SOP Class UID (0008,0016); used Media Storage SOP Class UID (0002,0002) from File Meta")
         else:
             return replace(base, status="failure", reason="no SOP Class UID: neither (0008,0016) nor (0002,0002) present")
     if not sop_inst:
-        return replace(base, status="failure", sop_class_uid=sop_class,
-                       reason="missing SOP Instance UID (0008,0018): the PACS cannot store an instance without it")
+        return replace(
+            base,
+            status="failure",
+            sop_class_uid=sop_class,
+            reason="missing SOP Instance UID (0008,0018): the PACS cannot store an instance without it",
+        )
     for kw, tag, value in (("SOP Class UID", "(0008,0016)", sop_class), ("SOP Instance UID", "(0008,0018)", sop_inst)):
         if not _valid_uid(value):
-            return replace(base, status="failure", sop_class_uid=sop_class, sop_instance_uid=sop_inst,
-                           reason=f"malformed {kw} {tag} {value!r} (PS3.5 9.1)")
+            return replace(
+                base,
+                status="failure",
+                sop_class_uid=sop_class,
+                sop_instance_uid=sop_inst,
+                reason=f"malformed {kw} {tag} {value!r} (PS3.5 9.1)",
+            )
     if problem:
         return replace(base, status="failure", sop_class_uid=sop_class, sop_instance_uid=sop_inst, reason=problem)
     if pads:
@@ -407,14 +464,26 @@ def _record(path: str, size: int, ts: str, media_class: str, sop_class: str, sop
         names = ", ".join(f"({t >> 16:04X},{t & 0xFFFF:04X})" for t in pads)
         notes.append(f"odd-length value padded to even length: {names}")
     return ScannedInstance(
-        path=path, status="ok", notes=tuple(notes), sop_class_uid=sop_class, sop_instance_uid=sop_inst,
-        transfer_syntax=ts, needs_rewrite=rewrite, size=size,
-        patient_name=texts["PatientName"], patient_id=texts["PatientID"],
-        study_instance_uid=texts["StudyInstanceUID"], study_date=texts["StudyDate"],
-        study_description=texts["StudyDescription"], series_instance_uid=texts["SeriesInstanceUID"],
-        series_description=texts["SeriesDescription"], series_number=texts["SeriesNumber"],
-        modality=texts["Modality"], instance_number=texts["InstanceNumber"],
-        fix_sop_class=fix_class, pad_tags=tuple(pads),
+        path=path,
+        status="ok",
+        notes=tuple(notes),
+        sop_class_uid=sop_class,
+        sop_instance_uid=sop_inst,
+        transfer_syntax=ts,
+        needs_rewrite=rewrite,
+        size=size,
+        patient_name=texts["PatientName"],
+        patient_id=texts["PatientID"],
+        study_instance_uid=texts["StudyInstanceUID"],
+        study_date=texts["StudyDate"],
+        study_description=texts["StudyDescription"],
+        series_instance_uid=texts["SeriesInstanceUID"],
+        series_description=texts["SeriesDescription"],
+        series_number=texts["SeriesNumber"],
+        modality=texts["Modality"],
+        instance_number=texts["InstanceNumber"],
+        fix_sop_class=fix_class,
+        pad_tags=tuple(pads),
     )
 
 
@@ -443,18 +512,24 @@ def _check_elements(ds: Dataset, size: int, ts: UID) -> tuple[str, list[int]]:
         name = f"({int(tag) >> 16:04X},{int(tag) & 0xFFFF:04X})"
         if length == _UNDEFINED:
             if int(tag) == _PIXEL_DATA and not ts.is_encapsulated:
-                return (f"Pixel Data {name} is encapsulated (undefined length) but the transfer syntax "
-                        f"{ts.name} is not a compressed one"), odd
+                return (
+                    f"Pixel Data {name} is encapsulated (undefined length) but the transfer syntax "
+                    f"{ts.name} is not a compressed one"
+                ), odd
             continue
         if not ts.is_deflated and tell + length > size:
-            return (f"truncated file: element {name} declares {length} bytes but the file ends "
-                    f"{max(0, size - tell)} bytes after its start"), odd
+            return (
+                f"truncated file: element {name} declares {length} bytes but the file ends "
+                f"{max(0, size - tell)} bytes after its start"
+            ), odd
         value = elem.value
         if value is not None and isinstance(value, bytes | bytearray) and len(value) < length:
             return f"truncated file: element {name} is cut short", odd
         if int(tag) == _PIXEL_DATA and ts.is_encapsulated:
-            return (f"Pixel Data {name} has a defined length but the transfer syntax {ts.name} requires "
-                    "encapsulated (undefined length) pixel data"), odd
+            return (
+                f"Pixel Data {name} has a defined length but the transfer syntax {ts.name} requires "
+                "encapsulated (undefined length) pixel data"
+            ), odd
         if length % 2:
             odd.append(int(tag))
     return "", odd

@@ -57,8 +57,10 @@ def accepted_syntaxes(accept: str | Sequence[str] | None) -> list[str]:
     known = {str(u) for u in AllTransferSyntaxes}
     bad = [a for a in accept if a not in known]
     if bad:
-        raise ValueError(f"not a transfer syntax UID or accept choice: {', '.join(bad)} "
-                         f"(use everything, implicit, uncompressed, a strategy name or UIDs)")
+        raise ValueError(
+            f"not a transfer syntax UID or accept choice: {', '.join(bad)} "
+            f"(use everything, implicit, uncompressed, a strategy name or UIDs)"
+        )
     return list(accept)
 
 
@@ -74,9 +76,15 @@ class EmbeddedSCP:
         on_store: called with ``(sop_instance_uid, path_or_None)`` for each stored instance.
     """
 
-    def __init__(self, port: int = 11112, ae_title: str = "COURIER", store_dir: str | None = None,
-                 accept: str | Sequence[str] | None = None, bind: str = "127.0.0.1",
-                 on_store: Callable[[str, str | None], None] | None = None):
+    def __init__(
+        self,
+        port: int = 11112,
+        ae_title: str = "COURIER",
+        store_dir: str | None = None,
+        accept: str | Sequence[str] | None = None,
+        bind: str = "127.0.0.1",
+        on_store: Callable[[str, str | None], None] | None = None,
+    ):
         self.ae_title = ae_title
         self.store_dir = store_dir
         self.syntaxes = accepted_syntaxes(accept)
@@ -113,8 +121,7 @@ class EmbeddedSCP:
         ae.maximum_associations = 32
         if self.store_dir:
             os.makedirs(self.store_dir, exist_ok=True)
-        self._server = ae.start_server((self.bind, self._port), block=False,
-                                       evt_handlers=[(evt.EVT_C_STORE, self._on_c_store)])
+        self._server = ae.start_server((self.bind, self._port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_c_store)])
         LOGGER.info("Embedded Storage SCP %s listening on %s:%d", self.ae_title, self.bind, self.port)
         return self
 

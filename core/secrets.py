@@ -136,9 +136,7 @@ def _secret_error(resource: str, exc: Exception) -> TlsConfigError:
     return TlsConfigError(f"cannot read Secret Manager secret {resource}: {text}", details=details)
 
 
-def fetch_secret(
-    name: str, project_id: str | None = None, client: Any = None, timeout: float = SECRET_TIMEOUT_S
-) -> bytes:
+def fetch_secret(name: str, project_id: str | None = None, client: Any = None, timeout: float = SECRET_TIMEOUT_S) -> bytes:
     """Read one secret version's payload from Google Cloud Secret Manager.
 
     Args:

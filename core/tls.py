@@ -110,9 +110,7 @@ def _read_file(path: str, label: str, cfg: StoreConfig) -> _Material:
     raise _fail(f"TLS {label} file {full} {reason}", cfg, item=label, path=full)
 
 
-def _load_item(
-    cfg: StoreConfig, label: str, file_key: str, secret_key: str, secret_client: Any = None
-) -> _Material | None:
+def _load_item(cfg: StoreConfig, label: str, file_key: str, secret_key: str, secret_client: Any = None) -> _Material | None:
     """Load one configured item from its file or its Secret Manager secret (or None).
 
     Raises:
@@ -151,14 +149,10 @@ def _parse_certs(material: _Material, label: str, cfg: StoreConfig) -> list[x509
     try:
         return x509.load_pem_x509_certificates(material.data)
     except ValueError:
-        raise _fail(
-            f"TLS {label} ({material.origin}) holds a damaged PEM certificate", cfg, item=label
-        ) from None
+        raise _fail(f"TLS {label} ({material.origin}) holds a damaged PEM certificate", cfg, item=label) from None
 
 
-def _key_load_error(
-    material: _Material, encrypted: bool, source: str | None, cfg: StoreConfig
-) -> TlsConfigError:
+def _key_load_error(material: _Material, encrypted: bool, source: str | None, cfg: StoreConfig) -> TlsConfigError:
     """The error for a private key that cryptography could not load."""
     if encrypted and source is None:
         text = (
@@ -183,8 +177,7 @@ def _parse_key(material: _Material, password: str | None, source: str | None, cf
     """
     if b"PRIVATE KEY-----" not in material.data:
         raise _fail(
-            f"TLS client private key ({material.origin}) is not a PEM private key (no "
-            "'-----BEGIN ... PRIVATE KEY-----' block)",
+            f"TLS client private key ({material.origin}) is not a PEM private key (no '-----BEGIN ... PRIVATE KEY-----' block)",
             cfg,
             item="client key",
         )
@@ -202,9 +195,7 @@ def _parse_key(material: _Material, password: str | None, source: str | None, cf
         raise _key_load_error(material, encrypted, source if secret else None, cfg) from None
 
 
-def _check_pair(
-    cert: x509.Certificate, key: Any, cert_m: _Material, key_m: _Material, cfg: StoreConfig
-) -> None:
+def _check_pair(cert: x509.Certificate, key: Any, cert_m: _Material, key_m: _Material, cfg: StoreConfig) -> None:
     """Raise TlsConfigError if `key` is not the private key of `cert`."""
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if cert.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
@@ -237,9 +228,7 @@ def _private_file(folder: str, name: str, data: bytes) -> str:
     return path
 
 
-def _load_chain(
-    ctx: ssl.SSLContext, cert_m: _Material, key_m: _Material, password: str | None, cfg: StoreConfig
-) -> None:
+def _load_chain(ctx: ssl.SSLContext, cert_m: _Material, key_m: _Material, password: str | None, cfg: StoreConfig) -> None:
     """Give `ctx` the client certificate chain and key.
 
     Secret material goes through a private temporary folder removed right after loading, also
@@ -275,9 +264,7 @@ def _load_ca(ctx: ssl.SSLContext, cfg: StoreConfig, secret_client: Any) -> str:
         LOGGER.info("No TLS CA configured for %s: the system trust store verifies the peer", cfg.peer)
         return "the system trust store"
     certs = _parse_certs(ca_m, "CA certificate", cfg)
-    ctx.load_verify_locations(
-        cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs)
-    )
+    ctx.load_verify_locations(cadata="".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs))
     return ca_m.origin
 
 
@@ -286,18 +273,12 @@ def _load_client(ctx: ssl.SSLContext, cfg: StoreConfig, secret_client: Any) -> s
 
     A certificate without a key is accepted when the certificate's PEM also holds the key.
     """
-    cert_m = _load_item(
-        cfg, "client certificate", "tls_client_cert_file", "tls_client_cert_secret_name", secret_client
-    )
-    key_m = _load_item(
-        cfg, "client private key", "tls_client_key_file", "tls_client_key_secret_name", secret_client
-    )
+    cert_m = _load_item(cfg, "client certificate", "tls_client_cert_file", "tls_client_cert_secret_name", secret_client)
+    key_m = _load_item(cfg, "client private key", "tls_client_key_file", "tls_client_key_secret_name", secret_client)
     if cert_m is None and key_m is None:
         return None
     if cert_m is None:
-        raise _fail(
-            "a TLS client private key is configured but no client certificate", cfg, item="client certificate"
-        )
+        raise _fail("a TLS client private key is configured but no client certificate", cfg, item="client certificate")
     if key_m is None:
         if b"PRIVATE KEY-----" not in cert_m.data:
             raise _fail(
@@ -457,9 +438,7 @@ class _Trace:
     sent_certificate: bool = False
     alerts: list[str] = field(default_factory=list)
 
-    def __call__(
-        self, conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: bytes
-    ) -> None:
+    def __call__(self, conn: Any, direction: str, version: Any, content_type: Any, msg_type: Any, data: bytes) -> None:
         kind = getattr(content_type, "name", str(content_type))
         mtype = getattr(msg_type, "name", str(msg_type))
         if direction == "read":
@@ -522,8 +501,7 @@ def _verify_message(exc: ssl.SSLCertVerificationError, where: _Where, cfg: Store
     code = exc.verify_code
     if code == 10:
         return where.say(
-            f"the peer's certificate ({subject}) expired on "
-            f"{peer.get('peer_not_after', '?')[:10]}; the PACS must renew it"
+            f"the peer's certificate ({subject}) expired on {peer.get('peer_not_after', '?')[:10]}; the PACS must renew it"
         )
     if code == 9:
         return where.say(
@@ -593,9 +571,7 @@ def _alert_message(exc: ssl.SSLError, trace: _Trace, where: _Where) -> str:
             "(BCP 195: TLS 1.2 with AES-GCM, or TLS 1.3), or it requires a client certificate"
         )
     if reason in _NOT_TLS_REASONS or isinstance(exc, ssl.SSLEOFError):
-        return _not_tls(
-            where, "it answered with non-TLS data" if trace.records_read else "it closed the connection"
-        )
+        return _not_tls(where, "it answered with non-TLS data" if trace.records_read else "it closed the connection")
     return where.say(f"TLS handshake failed: {reason or exc}")
 
 
@@ -616,8 +592,7 @@ def _after_handshake(sock: ssl.SSLSocket, trace: _Trace, where: _Where, timeout:
         return False, where.say(f"the peer closed the connection right after the TLS handshake ({exc})")
     if data == b"":
         return False, where.say(
-            "the peer closed the connection right after the TLS handshake; it may not "
-            "accept our client certificate (see its log)"
+            "the peer closed the connection right after the TLS handshake; it may not accept our client certificate (see its log)"
         )
     info = tls_session_info(sock)
     return True, (
@@ -629,10 +604,7 @@ def _after_handshake(sock: ssl.SSLSocket, trace: _Trace, where: _Where, timeout:
 
 def _connect_message(where: _Where, exc: OSError) -> str:
     if isinstance(exc, ConnectionRefusedError):
-        text = (
-            "connection refused - nothing listens on this port; check the host, the port and that "
-            "the PACS runs"
-        )
+        text = "connection refused - nothing listens on this port; check the host, the port and that the PACS runs"
     elif isinstance(exc, TimeoutError):
         text = "no answer to the TCP connection (timed out) - check the host, the port and firewalls"
     elif isinstance(exc, socket.gaierror):
@@ -665,9 +637,7 @@ def _handshake(
             return _after_handshake(sock, trace, where, timeout)
 
 
-def _diagnose(
-    cfg: StoreConfig, timeout: float, tls_args: tuple[ssl.SSLContext, str | None] | None
-) -> tuple[bool, str]:
+def _diagnose(cfg: StoreConfig, timeout: float, tls_args: tuple[ssl.SSLContext, str | None] | None) -> tuple[bool, str]:
     where = _Where(cfg.remote_host, cfg.remote_port, _mode(cfg))
     try:
         ctx, server_hostname = tls_args or build_ssl_context(cfg)
@@ -678,9 +648,7 @@ def _diagnose(
     return ok, message
 
 
-def diagnose_handshake(
-    cfg: StoreConfig, timeout: float = 5.0, tls_args: tuple[ssl.SSLContext, str | None] | None = None
-) -> str:
+def diagnose_handshake(cfg: StoreConfig, timeout: float = 5.0, tls_args: tuple[ssl.SSLContext, str | None] | None = None) -> str:
     """Find out why a TLS association with ``cfg``'s peer failed, in words.
 
     Call it after ``ae.associate(..., tls_args=...)`` failed to establish an association while

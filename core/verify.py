@@ -118,8 +118,11 @@ def _refs(instances: Iterable[Any]) -> list[_Ref]:
         if not uid or uid in seen:
             continue
         seen.add(uid)
-        out.append(_Ref(str(get("sop_class_uid") or ""), uid, str(get("study_instance_uid") or ""),
-                        str(get("series_instance_uid") or "")))
+        out.append(
+            _Ref(
+                str(get("sop_class_uid") or ""), uid, str(get("study_instance_uid") or ""), str(get("series_instance_uid") or "")
+            )
+        )
     return out
 
 
@@ -140,14 +143,21 @@ class _ReportWaiter:
         if str(info.get("TransactionUID", "")) != self.transaction_uid:
             LOGGER.info("N-EVENT-REPORT for another transaction (%s) ignored", info.get("TransactionUID"))
             return 0x0000, None
-        committed = [str(r.ReferencedSOPInstanceUID) for r in info.get("ReferencedSOPSequence", [])
-                     if "ReferencedSOPInstanceUID" in r]
-        failed = {str(r.ReferencedSOPInstanceUID): int(r.get("FailureReason", 0x0110) or 0x0110)
-                  for r in info.get("FailedSOPSequence", []) if "ReferencedSOPInstanceUID" in r}
-        self.report = {"event_type": int(event.request.EventTypeID or 0), "committed": committed, "failed": failed,
-                       "via": "same association" if event.assoc.is_requestor else "new association"}
-        LOGGER.info("Storage commitment report: %d committed, %d failed (%s)", len(committed), len(failed),
-                    self.report["via"])
+        committed = [
+            str(r.ReferencedSOPInstanceUID) for r in info.get("ReferencedSOPSequence", []) if "ReferencedSOPInstanceUID" in r
+        ]
+        failed = {
+            str(r.ReferencedSOPInstanceUID): int(r.get("FailureReason", 0x0110) or 0x0110)
+            for r in info.get("FailedSOPSequence", [])
+            if "ReferencedSOPInstanceUID" in r
+        }
+        self.report = {
+            "event_type": int(event.request.EventTypeID or 0),
+            "committed": committed,
+            "failed": failed,
+            "via": "same association" if event.assoc.is_requestor else "new association",
+        }
+        LOGGER.info("Storage commitment report: %d committed, %d failed (%s)", len(committed), len(failed), self.report["via"])
         self.event.set()
         return 0x0000, None
 
@@ -162,8 +172,9 @@ _FAILURE_REASONS = {
 }
 
 
-def _commit(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, listen_port: int | None,
-            listen_bind: str, timeout_s: float) -> set[str]:
+def _commit(
+    cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, listen_port: int | None, listen_bind: str, timeout_s: float
+) -> set[str]:
     """Storage commitment; returns the SOP Instance UIDs the PACS committed to."""
     waiter = _ReportWaiter(generate_uid())
     result.commitment["transaction_uid"] = waiter.transaction_uid
@@ -173,22 +184,32 @@ def _commit(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, liste
     ae.acse_timeout, ae.dimse_timeout = cfg.acse_timeout, cfg.dimse_timeout
     ae.network_timeout, ae.connection_timeout = cfg.network_timeout, cfg.connect_timeout
     if listen_port is not None:
-        ae.add_supported_context(STORAGE_COMMITMENT_PUSH, [ImplicitVRLittleEndian, ExplicitVRLittleEndian],
-                                 scu_role=True, scp_role=True)
+        ae.add_supported_context(
+            STORAGE_COMMITMENT_PUSH, [ImplicitVRLittleEndian, ExplicitVRLittleEndian], scu_role=True, scp_role=True
+        )
         try:
             server = ae.start_server((listen_bind, listen_port), block=False, evt_handlers=handlers)
         except OSError as exc:
             result.messages.append(f"storage commitment: cannot listen on port {listen_port} for the report: {exc}")
             server = None
     try:
-        contexts = [build_context(STORAGE_COMMITMENT_PUSH, [ImplicitVRLittleEndian]),
-                    build_context(STORAGE_COMMITMENT_PUSH, [ExplicitVRLittleEndian])]
-        assoc = ae.associate(cfg.remote_host, cfg.remote_port, contexts=contexts, ae_title=cfg.remote_ae_title,
-                             max_pdu=cfg.max_pdu, evt_handlers=handlers,
-                             tls_args=tls_args_for(cfg))  # type: ignore[arg-type]
+        contexts = [
+            build_context(STORAGE_COMMITMENT_PUSH, [ImplicitVRLittleEndian]),
+            build_context(STORAGE_COMMITMENT_PUSH, [ExplicitVRLittleEndian]),
+        ]
+        assoc = ae.associate(
+            cfg.remote_host,
+            cfg.remote_port,
+            contexts=contexts,
+            ae_title=cfg.remote_ae_title,
+            max_pdu=cfg.max_pdu,
+            evt_handlers=handlers,
+            tls_args=tls_args_for(cfg),
+        )  # type: ignore[arg-type]
         if not assoc.is_established:
-            result.messages.append("storage commitment: the PACS did not accept an association for the Storage "
-                                   "Commitment Push Model")
+            result.messages.append(
+                "storage commitment: the PACS did not accept an association for the Storage Commitment Push Model"
+            )
             return set()
         if not any(str(cx.abstract_syntax) == STORAGE_COMMITMENT_PUSH for cx in assoc.accepted_contexts):
             assoc.release()
@@ -211,8 +232,12 @@ def _commit(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, liste
         code = int(status.Status) if status is not None and "Status" in status else None
         result.commitment["n_action_status"] = code
         if code is None or code not in (0x0000,):
-            why = ("no response (the PACS aborted or refused the request; Orthanc does this when our AE title "
-                   "is not in its DicomModalities)" if code is None else f"status 0x{code:04X}")
+            why = (
+                "no response (the PACS aborted or refused the request; Orthanc does this when our AE title "
+                "is not in its DicomModalities)"
+                if code is None
+                else f"status 0x{code:04X}"
+            )
             result.messages.append(f"storage commitment: N-ACTION refused: {why}")
             if assoc.is_established:
                 assoc.release()
@@ -225,18 +250,26 @@ def _commit(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, liste
         if server is not None:
             server.shutdown()
     if not waiter.report:
-        hint = ("" if listen_port is not None else
-                "; the PACS may send it on a new association: listen for it with a commitment port that the PACS "
-                "knows for our AE title")
+        hint = (
+            ""
+            if listen_port is not None
+            else "; the PACS may send it on a new association: listen for it with a commitment port that the PACS "
+            "knows for our AE title"
+        )
         result.messages.append(f"storage commitment: no N-EVENT-REPORT within {timeout_s:g} s{hint}")
         return set()
     rep = waiter.report
-    result.commitment.update(event_type=rep["event_type"], via=rep["via"], failed={
-        uid: _FAILURE_REASONS.get(reason, f"0x{reason:04X}") for uid, reason in rep["failed"].items()})
+    result.commitment.update(
+        event_type=rep["event_type"],
+        via=rep["via"],
+        failed={uid: _FAILURE_REASONS.get(reason, f"0x{reason:04X}") for uid, reason in rep["failed"].items()},
+    )
     asked = {r.sop_instance_uid for r in refs}
     committed = set(rep["committed"]) & asked
-    result.messages.append(f"storage commitment: {len(committed)} of {len(asked)} committed ({rep['via']})"
-                           + (f", {len(rep['failed'])} failed" if rep["failed"] else ""))
+    result.messages.append(
+        f"storage commitment: {len(committed)} of {len(asked)} committed ({rep['via']})"
+        + (f", {len(rep['failed'])} failed" if rep["failed"] else "")
+    )
     return committed
 
 
@@ -250,12 +283,14 @@ def _find_identifier(study: str, series: str, sop: str = "") -> Dataset:
     return ds
 
 
-def _c_find(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult,
-            on_progress: Callable[[VerifyProgress], None] | None) -> set[str] | None:
+def _c_find(
+    cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult, on_progress: Callable[[VerifyProgress], None] | None
+) -> set[str] | None:
     """C-FIND per series (IMAGE level, Study Root); returns the SOP Instance UIDs found, None if impossible."""
     try:
-        assoc, _record = open_association(cfg, [(STUDY_ROOT_FIND, ImplicitVRLittleEndian),
-                                                (STUDY_ROOT_FIND, ExplicitVRLittleEndian)], "verify")
+        assoc, _record = open_association(
+            cfg, [(STUDY_ROOT_FIND, ImplicitVRLittleEndian), (STUDY_ROOT_FIND, ExplicitVRLittleEndian)], "verify"
+        )
     except CourierError as exc:
         result.messages.append(f"c-find: {exc.message}")
         return None
@@ -267,16 +302,22 @@ def _c_find(cfg: StoreConfig, refs: Sequence[_Ref], result: ArrivalResult,
     msg_id = 0
     try:
         for n, ((study, ser), members) in enumerate(series.items(), start=1):
-            queries = ([_find_identifier(study, ser)] if study and ser else
-                       [_find_identifier(study, ser, r.sop_instance_uid) for r in members])
+            queries = (
+                [_find_identifier(study, ser)]
+                if study and ser
+                else [_find_identifier(study, ser, r.sop_instance_uid) for r in members]
+            )
             got: set[str] = set()
             for ident in queries:
                 msg_id += 1
                 got |= _find_one(assoc, cx, ident, msg_id, cfg.dimse_timeout)
             mine = {r.sop_instance_uid for r in members}
             found |= got & mine
-            result.series[ser or "(no Series Instance UID)"] = {"expected": len(mine), "found": len(got & mine),
-                                                                 "pacs_total": len(got)}
+            result.series[ser or "(no Series Instance UID)"] = {
+                "expected": len(mine),
+                "found": len(got & mine),
+                "pacs_total": len(got),
+            }
             if on_progress is not None:
                 on_progress(VerifyProgress("c-find", n, len(series)))
     except _FindFailed as exc:
@@ -324,8 +365,10 @@ def _find_one(assoc: Any, cx: Any, ident: Dataset, msg_id: int, timeout_s: float
                     LOGGER.warning("Cannot decode a C-FIND response identifier: %s", exc)
             continue
         if status != 0x0000:
-            raise _FindFailed(f"C-FIND refused with status 0x{status:04X}"
-                              + (f" ({rsp.ErrorComment})" if getattr(rsp, "ErrorComment", None) else ""))
+            raise _FindFailed(
+                f"C-FIND refused with status 0x{status:04X}"
+                + (f" ({rsp.ErrorComment})" if getattr(rsp, "ErrorComment", None) else "")
+            )
         return uids
 
 
@@ -381,10 +424,12 @@ def verify_arrival(
             else:
                 result.verified[r.sop_instance_uid] = FOUND if r.sop_instance_uid in found else NOT_FOUND
     for r in refs:
-        result.verified.setdefault(r.sop_instance_uid, NOT_FOUND if method == "commitment" and
-                                   result.commitment.get("event_type") else NOT_CHECKED)
-    LOGGER.info("Arrival check of %d instance(s) on %s in %.1f s: %s", len(refs), cfg.peer,
-                time.monotonic() - t0, result.counts())
+        result.verified.setdefault(
+            r.sop_instance_uid, NOT_FOUND if method == "commitment" and result.commitment.get("event_type") else NOT_CHECKED
+        )
+    LOGGER.info(
+        "Arrival check of %d instance(s) on %s in %.1f s: %s", len(refs), cfg.peer, time.monotonic() - t0, result.counts()
+    )
     return result
 
 

@@ -92,8 +92,14 @@ class BadPeer:
         port: the TCP port (0 = a free one).
     """
 
-    def __init__(self, script: Callable[[Request], Act] | None = None, ae_title: str = "BADPEER",
-                 rcvbuf: int | None = None, max_pdu: int = 16384, port: int = 0):
+    def __init__(
+        self,
+        script: Callable[[Request], Act] | None = None,
+        ae_title: str = "BADPEER",
+        rcvbuf: int | None = None,
+        max_pdu: int = 16384,
+        port: int = 0,
+    ):
         self.script = script or (lambda req: Act())
         self.seen: collections.Counter[str] = collections.Counter()
         self.log: list[tuple[Request, Act]] = []
@@ -110,8 +116,7 @@ class BadPeer:
         ae.add_supported_context("1.2.840.10008.1.1")
         ae.maximum_pdu_size = max_pdu
         ae.network_timeout = ae.acse_timeout = ae.dimse_timeout = 60
-        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_PDU_RECV, self._on_pdu),
-                    (evt.EVT_CONN_OPEN, self._on_open)]
+        handlers = [(evt.EVT_C_STORE, self._on_store), (evt.EVT_PDU_RECV, self._on_pdu), (evt.EVT_CONN_OPEN, self._on_open)]
         self.server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=handlers)
         if rcvbuf:
             self.server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)

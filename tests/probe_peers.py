@@ -90,8 +90,9 @@ def storescp(work: Path, *flags: str, aet: str = "STORESCP") -> Iterator[int]:
     recv.mkdir(parents=True, exist_ok=True)
     port = free_port()
     with open(work / f"storescp-{port}.log", "w") as log:
-        proc = subprocess.Popen(["storescp", "-aet", aet, "-od", str(recv), *flags, str(port)],
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            ["storescp", "-aet", aet, "-od", str(recv), *flags, str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
         try:
             wait_listening(port, proc)
             yield port
@@ -113,9 +114,19 @@ def orthanc(work: Path, aet: str = "ORTHANC", **config) -> Iterator[tuple[int, i
     require("Orthanc")
     work.mkdir(parents=True, exist_ok=True)
     dport, hport = free_port(), free_port()
-    cfg = {"Name": "CourierTest", "StorageDirectory": str(work / "db"), "IndexDirectory": str(work / "db"),
-           "DicomAet": aet, "DicomPort": dport, "HttpPort": hport, "RemoteAccessAllowed": False,
-           "AuthenticationEnabled": False, "DicomCheckCalledAet": True, "Plugins": [], **config}
+    cfg = {
+        "Name": "CourierTest",
+        "StorageDirectory": str(work / "db"),
+        "IndexDirectory": str(work / "db"),
+        "DicomAet": aet,
+        "DicomPort": dport,
+        "HttpPort": hport,
+        "RemoteAccessAllowed": False,
+        "AuthenticationEnabled": False,
+        "DicomCheckCalledAet": True,
+        "Plugins": [],
+        **config,
+    }
     (work / "orthanc.json").write_text(json.dumps(cfg))
     with open(work / "orthanc.log", "w") as log:
         proc = subprocess.Popen(["Orthanc", str(work / "orthanc.json")], stdout=log, stderr=subprocess.STDOUT)
@@ -143,10 +154,21 @@ def copy_unique(name: str, dst: Path, tag: str = "courier-test") -> Path:
 
 
 def config(port: int, called: str = "STORESCP", calling: str = "COURIER_TEST", **extra) -> dict:
-    return {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": called, "local_ae_title": calling,
-            **SHORT, **extra}
+    return {
+        "remote_host": "127.0.0.1",
+        "remote_port": port,
+        "remote_ae_title": called,
+        "local_ae_title": calling,
+        **SHORT,
+        **extra,
+    }
 
 
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(PROJECT_ROOT / "main.py"), *map(str, args)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "main.py"), *map(str, args)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -210,7 +210,9 @@ def test_abort_during_c_store_raises_dimse_command_error(scp_factory, tmp_path):
         core.store_dataset(scp.config(), casegen.make_ct(tmp_path, 1)[0])
     assert "abort" in str(info.value).lower(), str(info.value)
     # any re-send happens on a fresh association, and a bounded number of times
-    assert len({q.assoc_index for q in scp.requests}) == len(scp.requests) <= 6  # the first try and at most retry_attempts (5) more
+    assert (
+        len({q.assoc_index for q in scp.requests}) == len(scp.requests) <= 6
+    )  # the first try and at most retry_attempts (5) more
 
 
 def _silent_server(behaviour: str):

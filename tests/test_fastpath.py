@@ -18,8 +18,8 @@ from pynetdicom.pdu import P_DATA_TF
 
 import core.scan as scan
 from core.engine import SendJob, items_from_scan
-from core.fastpath import encode_c_store_rq, parse_command
 from core.fastheader import read_fast_header
+from core.fastpath import encode_c_store_rq, parse_command
 
 
 def _ct(folder: Path, n: int, size: int = 16, studies: int = 1) -> list[Path]:
@@ -58,8 +58,11 @@ class Recorder:
         ae.maximum_pdu_size = max_pdu
         ae.add_supported_context(CTImageStorage, list(syntaxes))
         ae.maximum_associations = 8
-        self.server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[
-            (evt.EVT_C_STORE, self._store), (evt.EVT_PDU_RECV, self._pdu), (evt.EVT_ESTABLISHED, self._est)])
+        self.server = ae.start_server(
+            ("127.0.0.1", 0),
+            block=False,
+            evt_handlers=[(evt.EVT_C_STORE, self._store), (evt.EVT_PDU_RECV, self._pdu), (evt.EVT_ESTABLISHED, self._est)],
+        )
         self.port = self.server.server_address[1]
 
     def _est(self, event):
@@ -78,8 +81,7 @@ class Recorder:
         return 0
 
     def config(self, **kw):
-        return {"remote_host": "127.0.0.1", "remote_port": self.port, "remote_ae_title": "RECORDER",
-                "dimse_timeout": 10, **kw}
+        return {"remote_host": "127.0.0.1", "remote_port": self.port, "remote_ae_title": "RECORDER", "dimse_timeout": 10, **kw}
 
     def close(self):
         self.server.shutdown()
@@ -87,8 +89,18 @@ class Recorder:
 
 def test_fast_header_agrees_with_pydicom_on_every_test_file():
     tf = Path(pydicom.data.get_testdata_file("CT_small.dcm")).parent
-    fields = ("status", "sop_class_uid", "sop_instance_uid", "transfer_syntax", "patient_id", "study_instance_uid",
-              "series_instance_uid", "modality", "pad_tags", "needs_rewrite")
+    fields = (
+        "status",
+        "sop_class_uid",
+        "sop_instance_uid",
+        "transfer_syntax",
+        "patient_id",
+        "study_instance_uid",
+        "series_instance_uid",
+        "modality",
+        "pad_tags",
+        "needs_rewrite",
+    )
     checked = 0
     for f in sorted(glob.glob(str(tf / "*"))):
         if read_fast_header(f, os.path.getsize(f)) is None:

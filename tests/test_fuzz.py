@@ -70,9 +70,9 @@ def hostile(draw) -> bytes:
             for p in draw(st.lists(st.integers(132, n - 1), min_size=1, max_size=30)):
                 data[p] = draw(st.integers(0, 255))
         elif kind == "length":
-            data[pos:pos + 4] = draw(st.sampled_from(HUGE))
+            data[pos : pos + 4] = draw(st.sampled_from(HUGE))
         elif kind == "vr":
-            data[pos:pos + 2] = draw(st.sampled_from([b"ZZ", b"SQ", b"UN", b"OB", b"\x00\x00", b"AE", b"UT"]))
+            data[pos : pos + 2] = draw(st.sampled_from([b"ZZ", b"SQ", b"UN", b"OB", b"\x00\x00", b"AE", b"UT"]))
         elif kind == "sq":  # an undefined-length sequence and item, never closed
             data[pos:pos] = b"\x08\x00\x15\x11SQ\x00\x00\xff\xff\xff\xff\xfe\xff\x00\xe0\xff\xff\xff\xff\x10\x00\x10\x00PN"
         elif kind == "garbage":  # garbage after the preamble
@@ -107,8 +107,7 @@ def peer():
         yield p
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(batch=st.lists(hostile(), min_size=5, max_size=15))
 def test_send_hostile_batch_every_file_has_an_outcome(tmp_path_factory, peer, batch):
     folder = tmp_path_factory.mktemp("batch")
@@ -117,8 +116,14 @@ def test_send_hostile_batch_every_file_has_an_outcome(tmp_path_factory, peer, ba
         p = folder / f"h{i:02d}.dcm"
         p.write_bytes(data)
         paths.append(str(p))
-    cfg = {"remote_host": "127.0.0.1", "remote_port": peer.port, "remote_ae_title": "BADPEER",
-           "dimse_timeout": 5, "network_timeout": 5, "retry_backoff_s": 0.05}
+    cfg = {
+        "remote_host": "127.0.0.1",
+        "remote_port": peer.port,
+        "remote_ae_title": "BADPEER",
+        "dimse_timeout": 5,
+        "network_timeout": 5,
+        "retry_backoff_s": 0.05,
+    }
     t0 = time.monotonic()
     result = SendJob(cfg).run(items_from_inputs(paths))
     assert time.monotonic() - t0 < 60

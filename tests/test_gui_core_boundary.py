@@ -27,8 +27,9 @@ def test_core_imports_no_qt() -> None:
 
 
 def test_failure_report_and_progress_are_qt_free() -> None:
-    code = ("import sys\nimport ui.failure_report, ui.progress\n"
-            "print(','.join(n for n in sys.modules if n.startswith('PySide6')))\n")
+    code = (
+        "import sys\nimport ui.failure_report, ui.progress\nprint(','.join(n for n in sys.modules if n.startswith('PySide6')))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""

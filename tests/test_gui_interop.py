@@ -16,8 +16,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pydicom.data  # noqa: E402
 
-pytestmark = [pytest.mark.gui, pytest.mark.interop, pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore("propagateSizeHints"), pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.interop,
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore("propagateSizeHints"),
+    pytest.mark.timeout(180),
+]
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 STORESCP = shutil.which("storescp")
@@ -37,8 +42,9 @@ def storescp_xi(tmp_path: Path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path / "storescp.log", "w")  # noqa: SIM115  # closed right after the start
-    proc = subprocess.Popen([STORESCP, "-aet", "STORESCP", "+xi", "-od", str(out), str(port)], stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [STORESCP, "-aet", "STORESCP", "+xi", "-od", str(out), str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
     log.close()
     end = time.monotonic() + 15
     while time.monotonic() < end:
@@ -69,8 +75,9 @@ def test_send_to_storescp_implicit_only(qtbot, tmp_path, storescp_xi, monkeypatc
     w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"))
     qtbot.addWidget(w)
     w.show()
-    w.profiles.insert(0, Profile(name="storescp", remote_host="127.0.0.1", remote_port=port,
-                                 remote_ae_title="STORESCP", strategy="compression"))
+    w.profiles.insert(
+        0, Profile(name="storescp", remote_host="127.0.0.1", remote_port=port, remote_ae_title="STORESCP", strategy="compression")
+    )
     w._select_profile("storescp")
     names = ["CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm"]
     with qtbot.waitSignal(w.scan_finished, timeout=30000):
@@ -87,5 +94,6 @@ def test_send_to_storescp_implicit_only(qtbot, tmp_path, storescp_xi, monkeypatc
     received = list(out.iterdir())
     assert len(received) == 4
     assert {str(pydicom.dcmread(p, stop_before_pixels=True).file_meta.TransferSyntaxUID) for p in received} == {
-        "1.2.840.10008.1.2"}
+        "1.2.840.10008.1.2"
+    }
     w.shutdown()

@@ -15,8 +15,7 @@ import pydicom.data  # noqa: E402
 
 from core.scan import scan_paths  # noqa: E402
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore("propagateSizeHints")]
+pytestmark = [pytest.mark.gui, pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 
@@ -29,8 +28,17 @@ def _private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def scanned() -> list:
-    names = ["CT_small.dcm", "MR_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "rtplan.dcm", "README.txt",
-             "MR_truncated.dcm", "rtdose.dcm", "waveform_ecg.dcm"]
+    names = [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_RLE.dcm",
+        "JPEG2000.dcm",
+        "rtplan.dcm",
+        "README.txt",
+        "MR_truncated.dcm",
+        "rtdose.dcm",
+        "waveform_ecg.dcm",
+    ]
     return scan_paths([str(TEST_FILES / n) for n in names])
 
 
@@ -66,8 +74,7 @@ def test_grouping_and_columns(qapp, scanned) -> None:
     kinds = [model.index(r, 0).data(Role.KIND) for r in range(model.rowCount())]
     assert kinds[-1] == GROUP and set(kinds[:-1]) == {PATIENT}
     group = model.index(model.rowCount() - 1, 0)
-    bad = {model.index(r, 0, group).data(): model.index(r, Col.DETAILS, group).data()
-           for r in range(model.rowCount(group))}
+    bad = {model.index(r, 0, group).data(): model.index(r, Col.DETAILS, group).data() for r in range(model.rowCount(group))}
     assert set(bad) == {"README.txt", "MR_truncated.dcm"}
     assert "truncated" in bad["MR_truncated.dcm"]
     assert model.index(0, 0, group).data(Role.KIND) == BAD
@@ -92,9 +99,18 @@ def test_state_changes_are_batched(qtbot, scanned) -> None:
     for n in model.leaves():
         model.set_state(n, st.SENDING)
     for n in model.leaves():
-        model.set_state(n, st.STORED, {"status": "success", "state": "stored", "status_code": 0,
-                                       "status_meaning": "Success", "transfer_syntax": "1.2.840.10008.1.2",
-                                       "converted_from": "1.2.840.10008.1.2.1"})
+        model.set_state(
+            n,
+            st.STORED,
+            {
+                "status": "success",
+                "state": "stored",
+                "status_code": 0,
+                "status_meaning": "Success",
+                "transfer_syntax": "1.2.840.10008.1.2",
+                "converted_from": "1.2.840.10008.1.2.1",
+            },
+        )
     assert changes == [], "no repaint before the timer fires"
     qtbot.waitUntil(lambda: bool(changes), timeout=2000)
     parents = {id(n.parent) for n in model.leaves()} | {id(a) for n in model.leaves() for a in model._ancestors(n)}
@@ -104,9 +120,20 @@ def test_state_changes_are_batched(qtbot, scanned) -> None:
     from core.scan import ScannedInstance
 
     big = InstanceTreeModel(repaint_ms=50)
-    big.add_instances([ScannedInstance(f"/x/{i}.dcm", sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
-                                       sop_instance_uid=f"1.2.3.{i}", patient_id="P", study_instance_uid="1.2",
-                                       series_instance_uid="1.2.1", size=1000) for i in range(2000)])
+    big.add_instances(
+        [
+            ScannedInstance(
+                f"/x/{i}.dcm",
+                sop_class_uid="1.2.840.10008.5.1.4.1.1.2",
+                sop_instance_uid=f"1.2.3.{i}",
+                patient_id="P",
+                study_instance_uid="1.2",
+                series_instance_uid="1.2.1",
+                size=1000,
+            )
+            for i in range(2000)
+        ]
+    )
     many: list = []
     big.dataChanged.connect(lambda a, b, roles=(): many.append((a.row(), b.row())))
     for n in big.leaves():
@@ -165,8 +192,7 @@ def test_log_buffer_is_bounded_and_thread_safe(qtbot) -> None:
     log.addHandler(buf)
     log.setLevel(logging.DEBUG)
     try:
-        threads = [threading.Thread(target=lambda k=k: [log.info("t%d line %d", k, i) for i in range(40)])
-                   for k in range(4)]
+        threads = [threading.Thread(target=lambda k=k: [log.info("t%d line %d", k, i) for i in range(40)]) for k in range(4)]
         for t in threads:
             t.start()
         for t in threads:
@@ -209,10 +235,18 @@ def test_failure_report_writer_escapes_html(tmp_path: Path) -> None:
     from ui.failure_report import build_failure_report, write_failure_report
 
     inst = scan_paths([str(TEST_FILES / "CT_small.dcm")])[0]
-    outcome = {"status": "failure", "state": "failed", "status_code": 0xC000, "error_comment": "<script>x</script>",
-               "message": "0xC000 Cannot understand", "sop_class_uid": inst.sop_class_uid,
-               "sop_instance_uid": inst.sop_instance_uid, "transfer_syntax": "1.2.840.10008.1.2",
-               "converted_from": "1.2.840.10008.1.2.1", "path": inst.path}
+    outcome = {
+        "status": "failure",
+        "state": "failed",
+        "status_code": 0xC000,
+        "error_comment": "<script>x</script>",
+        "message": "0xC000 Cannot understand",
+        "sop_class_uid": inst.sop_class_uid,
+        "sop_instance_uid": inst.sop_instance_uid,
+        "transfer_syntax": "1.2.840.10008.1.2",
+        "converted_from": "1.2.840.10008.1.2.1",
+        "path": inst.path,
+    }
     report = build_failure_report([outcome], [inst], [], {"name": "P"}, {"total": 1, "failure": 1}, 0.0, 1.0)
     path = write_failure_report(str(tmp_path / "r.html"), report)
     text = Path(path).read_text()

@@ -36,8 +36,12 @@ from test_gui_window import (  # noqa: E402,F401  (fixtures are used by name)
     window,
 )
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore("propagateSizeHints"), pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore("propagateSizeHints"),
+    pytest.mark.timeout(120),
+]
 
 SC, RTPLAN = "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.481.5"
 
@@ -118,7 +122,8 @@ def test_probe_shows_the_grid_saves_the_map_and_exports(qtbot, window, picky, tm
     assert doc["sop_classes"][CT]["rejected"][ExplicitVRLittleEndian] == "transfer syntaxes not supported"
     rows = list(csv.DictReader((tmp_path / "map.csv").open()))
     assert {"sop_class_uid": CT, "transfer_syntax_uid": ImplicitVRLittleEndian, "result": "accepted"}.items() <= next(
-        r for r in rows if r["sop_class_uid"] == CT and r["result"] == "accepted").items()
+        r for r in rows if r["sop_class_uid"] == CT and r["result"] == "accepted"
+    ).items()
     assert any(r["sop_class_uid"] == RTPLAN and r["reason"] == "abstract syntax not supported" for r in rows)
     # the saved map can be shown again later
     dlg.close()
@@ -216,20 +221,44 @@ def interrupted_job(journal_path: Path, files: list[Path], port: int, stored: in
     from core.journal import Journal
     from core.scan import read_instance
 
-    cfg = StoreConfig.from_dict({"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "PICKY",
-                                 "local_ae_title": "COURIER_TEST", "acse_timeout": 5, "dimse_timeout": 5,
-                                 "network_timeout": 5, "connect_timeout": 5})
+    cfg = StoreConfig.from_dict(
+        {
+            "remote_host": "127.0.0.1",
+            "remote_port": port,
+            "remote_ae_title": "PICKY",
+            "local_ae_title": "COURIER_TEST",
+            "acse_timeout": 5,
+            "dimse_timeout": 5,
+            "network_timeout": 5,
+            "connect_timeout": 5,
+        }
+    )
     items = [Item(i, str(p), read_instance(str(p))) for i, p in enumerate(files)]
     with Journal(journal_path) as j:
-        j.create_job("crashedjob01", "Picky", cfg.peer, {"config": cfg.to_dict(), "strategy": "conservative",
-                                                          "max_retries": 2, "continue_on_error": True}, items)
+        j.create_job(
+            "crashedjob01",
+            "Picky",
+            cfg.peer,
+            {"config": cfg.to_dict(), "strategy": "conservative", "max_retries": 2, "continue_on_error": True},
+            items,
+        )
         rec = j.recorder("crashedjob01")
         rec(ev.JobStarted("crashedjob01", len(items), sum(it.inst.size for it in items)))
         for it in items[:stored]:
             rec(ev.InstanceStarted(it.index, ImplicitVRLittleEndian))
-            rec(ev.InstanceFinished(it.index, {"status": "success", "state": "stored", "status_code": 0,
-                                               "message": "stored", "sop_instance_uid": it.inst.sop_instance_uid,
-                                               "transfer_syntax": ImplicitVRLittleEndian}))
+            rec(
+                ev.InstanceFinished(
+                    it.index,
+                    {
+                        "status": "success",
+                        "state": "stored",
+                        "status_code": 0,
+                        "message": "stored",
+                        "sop_instance_uid": it.inst.sop_instance_uid,
+                        "transfer_syntax": ImplicitVRLittleEndian,
+                    },
+                )
+            )
         rec(ev.InstanceStarted(items[stored].index, ImplicitVRLittleEndian))  # in flight when the power went
         j._db.execute("UPDATE jobs SET pid = ? WHERE id = ?", (dead_pid(), "crashedjob01"))
     return "crashedjob01"
@@ -322,8 +351,9 @@ def test_the_plot_receives_points_while_sending(qtbot, window, picky, tmp_path) 
     assert all(b[0] >= a[0] for a, b in zip(pts, pts[1:], strict=False)), "time goes forward"
     assert max(p[1] for p in pts) > 1.0 and max(p[2] for p in pts) > 0.0  # inst/s and MB/s
     image = window.plot.grab().toImage()
-    blue = sum(1 for x in range(0, image.width(), 2) for y in range(image.height())
-               if image.pixelColor(x, y).name() in ("#2563eb",))
+    blue = sum(
+        1 for x in range(0, image.width(), 2) for y in range(image.height()) if image.pixelColor(x, y).name() in ("#2563eb",)
+    )
     assert blue > 5, "the instances/s line is drawn"
 
 
@@ -380,8 +410,9 @@ class CommittingSCP:
             self.stored.append(str(event.dataset.SOPInstanceUID))
             return 0x0000
 
-        self.server = ae.start_server(("127.0.0.1", 0), block=False,
-                                      evt_handlers=[(evt.EVT_N_ACTION, on_action), (evt.EVT_C_STORE, on_store)])
+        self.server = ae.start_server(
+            ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_N_ACTION, on_action), (evt.EVT_C_STORE, on_store)]
+        )
         self.port = self.server.server_address[1]
 
 
@@ -441,8 +472,7 @@ def test_diagnostics_with_two_parallel_associations(qtbot, window, picky, tmp_pa
     assert job.summary["success"] == 10
     dm = window.diag_model
     top = dm.index(dm.rowCount() - 1, 0)
-    assocs = [dm.index(r, 0, top) for r in range(dm.rowCount(top)) if str(dm.index(r, 0, top).data()).startswith(
-        "Association")]
+    assocs = [dm.index(r, 0, top) for r in range(dm.rowCount(top)) if str(dm.index(r, 0, top).data()).startswith("Association")]
     assert len(assocs) == 2
     stored_by_assoc = []
     for a in assocs:
@@ -473,10 +503,19 @@ def test_acceptance_grid_model_passes_the_model_tester(qtmodeltester) -> None:
     from core.probe import AcceptanceMap
     from ui.probe_dialog import AcceptanceGridModel
 
-    amap = AcceptanceMap(peer={"syntaxes": [ImplicitVRLittleEndian, ExplicitVRLittleEndian]}, sop_classes={
-        CT: {"accepted": [ImplicitVRLittleEndian], "rejected": {ExplicitVRLittleEndian: "transfer syntaxes not supported"}},
-        RTPLAN: {"accepted": [], "rejected": {ImplicitVRLittleEndian: "abstract syntax not supported",
-                                              ExplicitVRLittleEndian: "abstract syntax not supported"}}})
+    amap = AcceptanceMap(
+        peer={"syntaxes": [ImplicitVRLittleEndian, ExplicitVRLittleEndian]},
+        sop_classes={
+            CT: {"accepted": [ImplicitVRLittleEndian], "rejected": {ExplicitVRLittleEndian: "transfer syntaxes not supported"}},
+            RTPLAN: {
+                "accepted": [],
+                "rejected": {
+                    ImplicitVRLittleEndian: "abstract syntax not supported",
+                    ExplicitVRLittleEndian: "abstract syntax not supported",
+                },
+            },
+        },
+    )
     model = AcceptanceGridModel(amap)
     qtmodeltester.check(model)
     assert (model.rowCount(), model.columnCount()) == (2, 2) and model.classes[0] == CT

@@ -18,8 +18,13 @@ import pydicom  # noqa: E402
 import pydicom.data  # noqa: E402
 from pydicom.uid import generate_uid  # noqa: E402
 
-pytestmark = [pytest.mark.gui, pytest.mark.slow, pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore("propagateSizeHints"), pytest.mark.timeout(300)]
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.slow,
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore("propagateSizeHints"),
+    pytest.mark.timeout(300),
+]
 
 N = int(os.environ.get("COURIER_GUI_STRESS_N", "1500"))
 
@@ -30,8 +35,11 @@ def peer():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "scp", "--port", str(port), "--ae-title", "STRESS"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "scp", "--port", str(port), "--ae-title", "STRESS"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     end = time.monotonic() + 30
     while time.monotonic() < end:
         with socket.socket() as s:

@@ -16,10 +16,20 @@ pytestmark = [pytest.mark.gui, pytest.mark.timeout(300)]
 
 def test_screenshot_mode_writes_a_png(tmp_path: Path) -> None:
     out = tmp_path / "shot.png"
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "DICOM_COURIER_CONFIG_DIR": str(tmp_path / "config"),
-           "DICOM_COURIER_DATA_DIR": str(tmp_path / "data")}
-    proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "--screenshot", str(out)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=240)
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "DICOM_COURIER_CONFIG_DIR": str(tmp_path / "config"),
+        "DICOM_COURIER_DATA_DIR": str(tmp_path / "data"),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--screenshot", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -23,8 +23,12 @@ from pydicom.uid import ImplicitVRLittleEndian, generate_uid  # noqa: E402
 from pynetdicom import AE, evt  # noqa: E402
 from pynetdicom.sop_class import Verification  # noqa: E402
 
-pytestmark = [pytest.mark.gui, pytest.mark.qt_log_level_fail("WARNING"),
-              pytest.mark.qt_log_ignore("propagateSizeHints"), pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.gui,
+    pytest.mark.qt_log_level_fail("WARNING"),
+    pytest.mark.qt_log_ignore("propagateSizeHints"),
+    pytest.mark.timeout(120),
+]
 
 TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 CT, MR = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4"
@@ -40,8 +44,14 @@ class PickySCP:
     every C-STORE. It records what it saw: calling AE titles, transfer syntaxes and SOP Instance UIDs.
     """
 
-    def __init__(self, sop_classes: tuple[str, ...] = (CT, MR), syntaxes: tuple[str, ...] = (ImplicitVRLittleEndian,),
-                 ae_title: str = "PICKY", status_for: Callable[[Dataset], Any] | None = None, delay_s: float = 0.0):
+    def __init__(
+        self,
+        sop_classes: tuple[str, ...] = (CT, MR),
+        syntaxes: tuple[str, ...] = (ImplicitVRLittleEndian,),
+        ae_title: str = "PICKY",
+        status_for: Callable[[Dataset], Any] | None = None,
+        delay_s: float = 0.0,
+    ):
         self.ae_title = ae_title
         self.status_for = status_for or (lambda ds: 0x0000)
         self.delay_s = delay_s
@@ -124,9 +134,18 @@ def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def use_profile(window: Any, scp: PickySCP, name: str = "Picky", **kw: Any) -> Any:
     from core.profiles import Profile
 
-    p = Profile(name=name, remote_host="127.0.0.1", remote_port=scp.port,
-                remote_ae_title=kw.pop("remote_ae_title", scp.ae_title), strategy=kw.pop("strategy", "compression"),
-                acse_timeout_s=5, dimse_timeout_s=10, network_timeout_s=10, connect_timeout_s=5, **kw)
+    p = Profile(
+        name=name,
+        remote_host="127.0.0.1",
+        remote_port=scp.port,
+        remote_ae_title=kw.pop("remote_ae_title", scp.ae_title),
+        strategy=kw.pop("strategy", "compression"),
+        acse_timeout_s=5,
+        dimse_timeout_s=10,
+        network_timeout_s=10,
+        connect_timeout_s=5,
+        **kw,
+    )
     row = window.profiles.row_of(name)
     if row >= 0:
         window.profiles.replace_at(row, p)
@@ -155,20 +174,21 @@ def drop(qtbot: Any, window: Any, paths: list[Path]) -> None:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     centre = window.rect().center()
-    enter = QDragEnterEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
     assert enter.dropAction() == Qt.DropAction.CopyAction
-    ev = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
+    ev = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
     with qtbot.waitSignal(window.scan_finished, timeout=30000):
         QApplication.sendEvent(window, ev)
         assert ev.isAccepted()
 
 
-def send_and_wait(qtbot: Any, window: Any, start: Callable[[], Any] | None = None, timeout: int = 60000,
-                  confirm: bool = True) -> Any:
+def send_and_wait(
+    qtbot: Any, window: Any, start: Callable[[], Any] | None = None, timeout: int = 60000, confirm: bool = True
+) -> Any:
     """Start a send and wait for its end; the plan's confirmation (blocked or lossy instances) is accepted."""
     from PySide6.QtCore import QTimer
 
@@ -223,14 +243,17 @@ def test_drop_a_folder_fills_the_tree(qtbot, window, tmp_path) -> None:
     assert window.model.stats()["files"] == 6
     # the non-DICOM group lists each file with its reason
     group = window.model.index(window.model.rowCount() - 1, 0)
-    reasons = {window.model.index(r, 0, group).data(): window.model.index(r, Col.DETAILS, group).data()
-               for r in range(window.model.rowCount(group))}
+    reasons = {
+        window.model.index(r, 0, group).data(): window.model.index(r, Col.DETAILS, group).data()
+        for r in range(window.model.rowCount(group))
+    }
     assert "not a DICOM file" in reasons["README.txt"] and "truncated" in reasons["broken.dcm"]
     # selecting a series chooses what is sent
     ct = next(n for n in window.model.leaves() if n.inst.path.endswith("CT_small.dcm"))
     series = window.to_view(window.model.index_of(ct).parent())
-    window.view.selectionModel().select(series, window.view.selectionModel().SelectionFlag.ClearAndSelect
-                                        | window.view.selectionModel().SelectionFlag.Rows)
+    window.view.selectionModel().select(
+        series, window.view.selectionModel().SelectionFlag.ClearAndSelect | window.view.selectionModel().SelectionFlag.Rows
+    )
     assert window.send_button.text() == "Send selected (1)"
     window.remove_selected()
     assert window.model.stats()["instances"] == 3
@@ -271,7 +294,12 @@ def test_profile_editor_validates_as_you_type(qtbot, window) -> None:
     assert ed.reasons() == {} and save.isEnabled()
     p = ed.profile()
     assert (p.name, p.remote_port, p.remote_ae_title, p.max_pdu_bytes, p.dimse_timeout_s) == (
-        "Main", 11112, "MAINPACS", 65536, 2.5)
+        "Main",
+        11112,
+        "MAINPACS",
+        65536,
+        2.5,
+    )
     window.profiles.insert(window.profiles.rowCount(), p)
     on_disk = json.loads(Path(window.store.path).read_text())
     assert "Main" in [x["name"] for x in on_disk["profiles"]]
@@ -304,8 +332,7 @@ def test_editor_test_connection(qtbot, window, picky) -> None:
     from ui.profiles_ui import ProfileEditor
 
     scp = picky()
-    ed = ProfileEditor(Profile(name="E", remote_host="127.0.0.1", remote_port=scp.port, remote_ae_title="PICKY"),
-                       window.pool)
+    ed = ProfileEditor(Profile(name="E", remote_host="127.0.0.1", remote_port=scp.port, remote_ae_title="PICKY"), window.pool)
     qtbot.addWidget(ed)
     with qtbot.waitSignal(ed.echo_finished, timeout=20000) as b:
         ed.test_button.click()
@@ -317,8 +344,10 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     from ui.models import Col
 
     mr_uid = str(pydicom.dcmread(TEST_FILES / "MR_small.dcm", stop_before_pixels=True).SOPInstanceUID)
-    scp = picky(sop_classes=(CT, MR, "1.2.840.10008.5.1.4.1.1.7"),
-                status_for=lambda ds: (0xC000, "MR <rejected> by policy") if ds.SOPInstanceUID == mr_uid else 0)
+    scp = picky(
+        sop_classes=(CT, MR, "1.2.840.10008.5.1.4.1.1.7"),
+        status_for=lambda ds: (0xC000, "MR <rejected> by policy") if ds.SOPInstanceUID == mr_uid else 0,
+    )
     use_profile(window, scp, local_ae_title="COURIER_TEST")
     drop(qtbot, window, [study_folder(tmp_path)])
     job = send_and_wait(qtbot, window)
@@ -428,8 +457,10 @@ def test_retry_failed_sends_only_the_failed(qtbot, window, picky, tmp_path) -> N
     from ui import states as st
 
     files = make_series(tmp_path / "cts", 5)
-    refuse = {str(pydicom.dcmread(files[1], stop_before_pixels=True).SOPInstanceUID),
-              str(pydicom.dcmread(files[3], stop_before_pixels=True).SOPInstanceUID)}
+    refuse = {
+        str(pydicom.dcmread(files[1], stop_before_pixels=True).SOPInstanceUID),
+        str(pydicom.dcmread(files[3], stop_before_pixels=True).SOPInstanceUID),
+    }
     policy = {"fail": True}
     scp = picky(status_for=lambda ds: 0xC001 if policy["fail"] and str(ds.SOPInstanceUID) in refuse else 0)
     use_profile(window, scp)
@@ -569,9 +600,18 @@ def test_test_connection_over_tls(qtbot, window, tmp_path) -> None:
         port = server.server_address[1]
         from core.profiles import Profile
 
-        good = Profile(name="TLS", remote_host="127.0.0.1", remote_port=port, remote_ae_title="TLSPACS",
-                       tls_enabled=True, tls_ca_cert_file=str(pki.ca), tls_client_cert_file=str(pki.client),
-                       tls_client_key_file=str(pki.client_key), connect_timeout_s=5, acse_timeout_s=5)
+        good = Profile(
+            name="TLS",
+            remote_host="127.0.0.1",
+            remote_port=port,
+            remote_ae_title="TLSPACS",
+            tls_enabled=True,
+            tls_ca_cert_file=str(pki.ca),
+            tls_client_cert_file=str(pki.client),
+            tls_client_key_file=str(pki.client_key),
+            connect_timeout_s=5,
+            acse_timeout_s=5,
+        )
         window.profiles.insert(window.profiles.rowCount(), good)
         window.profile_box.setCurrentIndex(window.profiles.rowCount() - 1)
         with qtbot.waitSignal(window.echo_finished, timeout=30000) as b:
@@ -604,8 +644,10 @@ def test_key_passphrase_goes_to_the_keyring_not_the_profile(qtbot, window, tmp_p
     backend.file_path = str(tmp_path / "keyring" / "keyring_pass.cfg")
     keyring.set_keyring(backend)
     try:
-        ed = ProfileEditor(Profile(name="Secure PACS", remote_host="pacs", remote_port=2762, remote_ae_title="PACS",
-                                   tls_enabled=True), window.pool)
+        ed = ProfileEditor(
+            Profile(name="Secure PACS", remote_host="pacs", remote_port=2762, remote_ae_title="PACS", tls_enabled=True),
+            window.pool,
+        )
         qtbot.addWidget(ed)
         with qtbot.waitSignal(ed.passphrase_stored, timeout=20000) as b:
             ed.store_passphrase("correct horse battery")

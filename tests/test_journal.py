@@ -23,8 +23,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def config(port: int, **kw):
-    return {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "BADPEER", "dimse_timeout": 2,
-            "network_timeout": 2, "retry_backoff_s": 0.05, **kw}
+    return {
+        "remote_host": "127.0.0.1",
+        "remote_port": port,
+        "remote_ae_title": "BADPEER",
+        "dimse_timeout": 2,
+        "network_timeout": 2,
+        "retry_backoff_s": 0.05,
+        **kw,
+    }
 
 
 def run_job(journal: Journal, job_id: str, port: int, paths, **kw):
@@ -65,6 +72,7 @@ def test_outcome_committed_before_next_instance_starts(tmp_path):
             rec(e)
             if isinstance(e, ev.InstanceStarted):
                 seen.append([r[0] for r in other.execute("SELECT state FROM instances WHERE job='job2' ORDER BY idx")])
+
         SendJob(config(peer.port), on_event=on_event, job_id="job2").run(items)
         other.close()
     assert seen[1][:2] == ["stored", "in-flight"]
@@ -106,10 +114,18 @@ def test_rerun_refuses_a_changed_file(tmp_path):
 
 
 def test_options_never_hold_secrets():
-    opts = public_options({"config": {"tls_key_password": "hunter2", "tls_key_password_keyring": "entry",
-                                      "tls_client_key_file": "/k.pem", "remote_host": "h"}, "api_key": "x"})
-    assert opts == {"config": {"tls_key_password_keyring": "entry", "tls_client_key_file": "/k.pem",
-                               "remote_host": "h"}}
+    opts = public_options(
+        {
+            "config": {
+                "tls_key_password": "hunter2",
+                "tls_key_password_keyring": "entry",
+                "tls_client_key_file": "/k.pem",
+                "remote_host": "h",
+            },
+            "api_key": "x",
+        }
+    )
+    assert opts == {"config": {"tls_key_password_keyring": "entry", "tls_client_key_file": "/k.pem", "remote_host": "h"}}
 
 
 def test_default_journal_under_user_data_dir(monkeypatch, tmp_path):
@@ -122,14 +138,24 @@ def test_default_journal_under_user_data_dir(monkeypatch, tmp_path):
 
 # -- CLI ---------------------------------------------------------------------------------------------------
 
+
 def cli(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def target(peer):
-    return ["--host", "127.0.0.1", "--port", str(peer.port), "--called-ae", "BADPEER", "--dimse-timeout", "3",
-            "--network-timeout", "3"]
+    return [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(peer.port),
+        "--called-ae",
+        "BADPEER",
+        "--dimse-timeout",
+        "3",
+        "--network-timeout",
+        "3",
+    ]
 
 
 def test_cli_send_retry_jobs(tmp_path):
@@ -161,8 +187,12 @@ def test_cli_kill_then_resume(tmp_path):
     make_ct(tmp_path / "in", 40, 32, "cli2")
     journal = str(tmp_path / "j.sqlite")
     with BadPeer(lambda req: Act(silent=0.05)) as peer:
-        proc = subprocess.Popen([sys.executable, "main.py", "send", *target(peer), "--journal", journal,
-                                 str(tmp_path / "in")], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "main.py", "send", *target(peer), "--journal", journal, str(tmp_path / "in")],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         end = time.monotonic() + 60
         while sum(peer.seen.values()) < 10 and time.monotonic() < end:
             time.sleep(0.01)

@@ -49,9 +49,12 @@ def policy_map(policy: dict[str, set[str]]) -> AcceptanceMap:
     """A complete map: every syntax pydicom knows, accepted per `policy`, every other class refused."""
     classes = {}
     for cls, accepted in policy.items():
-        classes[cls] = {"accepted": [str(t) for t in AllTransferSyntaxes if str(t) in accepted],
-                        "rejected": {str(t): REASON_TRANSFER if accepted else REASON_ABSTRACT
-                                     for t in AllTransferSyntaxes if str(t) not in accepted}}
+        classes[cls] = {
+            "accepted": [str(t) for t in AllTransferSyntaxes if str(t) in accepted],
+            "rejected": {
+                str(t): REASON_TRANSFER if accepted else REASON_ABSTRACT for t in AllTransferSyntaxes if str(t) not in accepted
+            },
+        }
     return AcceptanceMap({"host": "127.0.0.1", "port": 1}, classes)
 
 
@@ -62,8 +65,15 @@ PICKY = {CT: {IMPLICIT}, MR: {J2K_LOSSLESS}, SC: set(), RT_PLAN: set()}
 def mixed(tmp_path) -> Path:
     folder = tmp_path / "mixed"
     folder.mkdir()
-    for name in ("CT_small.dcm", "MR_small.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm",
-                 "MR_small_bigendian.dcm", "SC_rgb_jpeg_dcmtk.dcm", "rtplan.dcm"):
+    for name in (
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_bigendian.dcm",
+        "SC_rgb_jpeg_dcmtk.dcm",
+        "rtplan.dcm",
+    ):
         copy_unique(name, folder / name)
     (folder / "readme.txt").write_text("not DICOM")
     return folder
@@ -76,10 +86,20 @@ def by_name(plans):
 # -- validation ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("value,ok", [
-    ("1.2.840.10008.5.1.4.1.1.2", True), ("0.1", True), ("1.02.3", False), ("1..2", False), (".1.2", False),
-    ("1.2.", False), ("1.2.a", False), ("1." + "1" * 63, False), ("", False),
-])
+@pytest.mark.parametrize(
+    "value,ok",
+    [
+        ("1.2.840.10008.5.1.4.1.1.2", True),
+        ("0.1", True),
+        ("1.02.3", False),
+        ("1..2", False),
+        (".1.2", False),
+        ("1.2.", False),
+        ("1.2.a", False),
+        ("1." + "1" * 63, False),
+        ("", False),
+    ],
+)
 def test_validate_uid(value, ok):
     assert (validate_uid(value) == "") is ok
 
@@ -203,8 +223,9 @@ def assert_send_matches(plans, outcomes):
 
 
 @pytest.mark.interop
-@pytest.mark.parametrize("strategy,parallel", [("compression", 1), ("standard", 1), ("universal", 1),
-                                               ("universal", 3), ("compression", 4)])
+@pytest.mark.parametrize(
+    "strategy,parallel", [("compression", 1), ("standard", 1), ("universal", 1), ("universal", 3), ("compression", 4)]
+)
 def test_plan_matches_the_real_send_to_picky_storescp(tmp_path, mixed, strategy, parallel):
     insts = scan_paths([mixed])
     with picky_storescp(tmp_path) as port:
@@ -240,8 +261,9 @@ def test_cli_dry_run_report_then_send(tmp_path, mixed):
         assert p.returncode == 0, p.stderr
         assert "plan" in (tmp_path / "plan.csv").read_text().splitlines()[0]
         p = run_cli("probe", *tgt[:6], "--json", tmp_path / "m.json", mixed)
-        p = run_cli("send", *tgt, "--dry-run", "--acceptance-map", tmp_path / "m.json", "--report",
-                    tmp_path / "plan2.json", mixed)
+        p = run_cli(
+            "send", *tgt, "--dry-run", "--acceptance-map", tmp_path / "m.json", "--report", tmp_path / "plan2.json", mixed
+        )
         assert json.loads((tmp_path / "plan2.json").read_text())["job"]["plan_source"] == "acceptance map"
         p = run_cli("send", *tgt, "--report", tmp_path / "real.json", mixed)
     real = {Path(i["path"]).name: i for i in json.loads((tmp_path / "real.json").read_text())["instances"]}

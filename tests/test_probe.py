@@ -71,10 +71,13 @@ def test_resolve_sop_classes():
 
 
 def test_map_round_trip_csv_and_queries(tmp_path):
-    m = AcceptanceMap({"host": "h", "port": 1}, {
-        CT: {"accepted": [IMPLICIT], "rejected": {EXPLICIT: REASON_TRANSFER}},
-        SC: {"accepted": [], "rejected": {IMPLICIT: REASON_ABSTRACT}},
-    })
+    m = AcceptanceMap(
+        {"host": "h", "port": 1},
+        {
+            CT: {"accepted": [IMPLICIT], "rejected": {EXPLICIT: REASON_TRANSFER}},
+            SC: {"accepted": [], "rejected": {IMPLICIT: REASON_ABSTRACT}},
+        },
+    )
     again = AcceptanceMap.from_dict(json.loads(json.dumps(m.to_dict())))
     assert again.to_dict() == m.to_dict()
     assert again.answer(CT, IMPLICIT) == "accepted"
@@ -84,7 +87,10 @@ def test_map_round_trip_csv_and_queries(tmp_path):
     assert again.class_refused(SC) and not again.class_refused(CT)
     rows = list(csv.DictReader(io.StringIO(m.csv_text())))
     assert {(r["sop_class_uid"], r["transfer_syntax_uid"], r["result"]) for r in rows} == {
-        (CT, IMPLICIT, "accepted"), (CT, EXPLICIT, "rejected"), (SC, IMPLICIT, "rejected")}
+        (CT, IMPLICIT, "accepted"),
+        (CT, EXPLICIT, "rejected"),
+        (SC, IMPLICIT, "rejected"),
+    }
     m.write_json(tmp_path / "m.json")
     m.write_csv(tmp_path / "m.csv")
     assert json.loads((tmp_path / "m.json").read_text())["sop_classes"][CT]["accepted"] == [IMPLICIT]
@@ -94,8 +100,10 @@ def test_map_round_trip_csv_and_queries(tmp_path):
 
 
 def test_core_modules_import_no_qt():
-    code = ("import sys; import core.probe, core.preflight, core.verify, core.cli_probe; "
-            "print([m for m in sys.modules if m.startswith('PySide6')])")
+    code = (
+        "import sys; import core.probe, core.preflight, core.verify, core.cli_probe; "
+        "print([m for m in sys.modules if m.startswith('PySide6')])"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -112,15 +120,15 @@ def pynetdicom_scp():
     ae.add_supported_context(MR, [J2K_LOSSLESS])
 
     def on_requested(event):
-        seen.append({"calling_ae": event.assoc.requestor.ae_title,
-                     "contexts": len(event.assoc.requestor.requested_contexts)})
+        seen.append({"calling_ae": event.assoc.requestor.ae_title, "contexts": len(event.assoc.requestor.requested_contexts)})
 
     def on_store(event):  # pragma: no cover - a probe never stores
         seen.append({"stored": True})
         return 0x0000
 
-    server = ae.start_server(("127.0.0.1", 0), block=False,
-                             evt_handlers=[(evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store)])
+    server = ae.start_server(
+        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store)]
+    )
     try:
         yield server.server_address[1], seen
     finally:
@@ -179,8 +187,21 @@ def test_picky_storescp_gives_exactly_its_policy(tmp_path):
 def test_cli_probe_all_is_fast_and_writes_json_and_csv(tmp_path):
     with storescp(tmp_path, "+xa") as port:
         t0 = time.monotonic()
-        p = run_cli("probe", "--host", "127.0.0.1", "--port", port, "--called-ae", "STORESCP", "--sop-classes", "all",
-                    "--json", tmp_path / "m.json", "--csv", tmp_path / "m.csv")
+        p = run_cli(
+            "probe",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--called-ae",
+            "STORESCP",
+            "--sop-classes",
+            "all",
+            "--json",
+            tmp_path / "m.json",
+            "--csv",
+            tmp_path / "m.csv",
+        )
         elapsed = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
     assert elapsed < 60, elapsed  # about 3 s for 170 classes x 39 syntaxes over 57 associations here
@@ -202,8 +223,9 @@ def test_cli_probe_used_takes_the_classes_of_the_files(tmp_path):
     copy_unique("CT_small.dcm", folder / "a.dcm")
     copy_unique("MR_small.dcm", folder / "b.dcm")
     with picky_storescp(tmp_path) as port:
-        p = run_cli("probe", "--host", "127.0.0.1", "--port", port, "--called-ae", "STORESCP", "--json",
-                    tmp_path / "m.json", folder)
+        p = run_cli(
+            "probe", "--host", "127.0.0.1", "--port", port, "--called-ae", "STORESCP", "--json", tmp_path / "m.json", folder
+        )
     assert p.returncode == 0, p.stderr
     assert set(json.loads((tmp_path / "m.json").read_text())["sop_classes"]) == {CT, MR}
 
@@ -226,4 +248,7 @@ def test_negotiation_record_names_the_proposed_syntax_of_rejected_contexts(pynet
     assoc, record = open_association(StoreConfig.from_dict(config(port, "PICKY")), cxs)
     assoc.release()
     assert [(r["abstract_syntax"], r["transfer_syntax"], r["result"]) for r in record["rejected"]] == [
-        (CT, J2K_LOSSLESS, 4), (MR, EXPLICIT, 4), (SC, "1.2.840.10008.1.2.5", 3)]
+        (CT, J2K_LOSSLESS, 4),
+        (MR, EXPLICIT, 4),
+        (SC, "1.2.840.10008.1.2.5", 3),
+    ]

@@ -33,35 +33,48 @@ def good() -> Profile:
     return Profile(name="Main PACS", remote_host="pacs.example.org", remote_port=11112, remote_ae_title="MAINPACS")
 
 
-@pytest.mark.parametrize(("field", "value", "needle"), [
-    ("remote_port", "0", "outside 1-65535"),
-    ("remote_port", "65536", "outside 1-65535"),
-    ("remote_port", "abc", "not a whole number"),
-    ("remote_ae_title", "", "empty"),
-    ("remote_ae_title", "A" * 17, "at most 16"),
-    ("remote_ae_title", "BAD\\AE", "backslash"),
-    ("local_ae_title", "   ", "empty"),
-    ("remote_host", "", "host name"),
-    ("remote_host", "two words", "not a host name"),
-    ("acse_timeout_s", "0", "more than 0"),
-    ("dimse_timeout_s", "soon", "not a number"),
-    ("max_pdu_bytes", "100", "4096"),
-    ("strategy", "fastest", "unknown strategy"),
-    ("max_retries", "9", "outside 0-4"),
-    ("tls_ca_cert_file", "-----BEGIN CERTIFICATE-----", "never stored"),
-    ("tls_client_key_secret_name", "-----BEGIN PRIVATE KEY----- abc", "not the secret itself"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "needle"),
+    [
+        ("remote_port", "0", "outside 1-65535"),
+        ("remote_port", "65536", "outside 1-65535"),
+        ("remote_port", "abc", "not a whole number"),
+        ("remote_ae_title", "", "empty"),
+        ("remote_ae_title", "A" * 17, "at most 16"),
+        ("remote_ae_title", "BAD\\AE", "backslash"),
+        ("local_ae_title", "   ", "empty"),
+        ("remote_host", "", "host name"),
+        ("remote_host", "two words", "not a host name"),
+        ("acse_timeout_s", "0", "more than 0"),
+        ("dimse_timeout_s", "soon", "not a number"),
+        ("max_pdu_bytes", "100", "4096"),
+        ("strategy", "fastest", "unknown strategy"),
+        ("max_retries", "9", "outside 0-4"),
+        ("tls_ca_cert_file", "-----BEGIN CERTIFICATE-----", "never stored"),
+        ("tls_client_key_secret_name", "-----BEGIN PRIVATE KEY----- abc", "not the secret itself"),
+    ],
+)
 def test_check_field_rejects_with_a_reason(field: str, value: str, needle: str) -> None:
     ok, reason = check_field(field, value)
     assert not ok
     assert needle in reason
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("remote_port", "104"), ("remote_port", 65535), ("remote_ae_title", "ORTHANC"), ("local_ae_title", "AXIOM_SCU"),
-    ("acse_timeout_s", "2.5"), ("max_pdu_bytes", "0"), ("max_pdu_bytes", "16384"), ("strategy", "Universal"),
-    ("remote_host", "10.0.0.5"), ("tls_ca_cert_secret_name", "projects/p/secrets/ca/versions/latest"),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("remote_port", "104"),
+        ("remote_port", 65535),
+        ("remote_ae_title", "ORTHANC"),
+        ("local_ae_title", "AXIOM_SCU"),
+        ("acse_timeout_s", "2.5"),
+        ("max_pdu_bytes", "0"),
+        ("max_pdu_bytes", "16384"),
+        ("strategy", "Universal"),
+        ("remote_host", "10.0.0.5"),
+        ("tls_ca_cert_secret_name", "projects/p/secrets/ca/versions/latest"),
+    ],
+)
 def test_check_field_accepts(field: str, value: object) -> None:
     assert check_field(field, value) == (True, "")
 
@@ -106,16 +119,29 @@ def test_store_starts_with_the_local_test_profile_and_round_trips(tmp_path: Path
 
 def test_no_secret_is_read_or_written(tmp_path: Path) -> None:
     path = tmp_path / "in.json"
-    path.write_text(json.dumps({"version": 1, "profiles": [
-        {**good().to_json(), "password": "hunter2", "tls_key_password": "s3cret", "tls_client_key_file": "/k.pem",
-         "tls_client_cert_file": "/c.pem"}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "profiles": [
+                    {
+                        **good().to_json(),
+                        "password": "hunter2",
+                        "tls_key_password": "s3cret",
+                        "tls_client_key_file": "/k.pem",
+                        "tls_client_cert_file": "/c.pem",
+                    }
+                ],
+            }
+        )
+    )
     store = ProfileStore()
     store.load()
     added = store.import_json(str(path))
     assert added[0].tls_client_key_file == "/k.pem"
     store.save()
     text = Path(store.path).read_text()
-    assert "hunter2" not in text and "s3cret" not in text and "password\"" not in text
+    assert "hunter2" not in text and "s3cret" not in text and 'password"' not in text
 
 
 def test_unknown_keys_survive_a_round_trip(tmp_path: Path) -> None:
@@ -161,8 +187,11 @@ def test_broken_file_is_kept_aside() -> None:
 
 def test_import_seed_config_and_export(tmp_path: Path) -> None:
     seed = tmp_path / "seed.json"
-    seed.write_text(json.dumps({"remote_host": "10.1.1.1", "remote_port": "4242", "remote_ae_title": "ORTHANC",
-                                "acse_timeout": 5, "max_pdu": 32768}))
+    seed.write_text(
+        json.dumps(
+            {"remote_host": "10.1.1.1", "remote_port": "4242", "remote_ae_title": "ORTHANC", "acse_timeout": 5, "max_pdu": 32768}
+        )
+    )
     store = ProfileStore()
     store.load()
     (p,) = store.import_json(str(seed))

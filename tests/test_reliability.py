@@ -23,9 +23,17 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def config(port: int, **kw):
-    cfg = {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "BADPEER",
-           "acse_timeout": 5, "dimse_timeout": 2, "network_timeout": 2, "connect_timeout": 2,
-           "retry_backoff_s": 0.05, "retry_attempts": 3}
+    cfg = {
+        "remote_host": "127.0.0.1",
+        "remote_port": port,
+        "remote_ae_title": "BADPEER",
+        "acse_timeout": 5,
+        "dimse_timeout": 2,
+        "network_timeout": 2,
+        "connect_timeout": 2,
+        "retry_backoff_s": 0.05,
+        "retry_attempts": 3,
+    }
     cfg.update(kw)
     return cfg
 
@@ -41,6 +49,7 @@ def released(events) -> list[str]:
 
 
 # -- c23: the receiver aborts after the data set, before the response ------------------------------------
+
 
 @pytest.fixture(scope="module")
 def c23_files(tmp_path_factory):
@@ -77,6 +86,7 @@ def test_c23_without_retries_reports_unknown_then_not_sent(c23_files):
 
 
 # -- c22: the receiver stops reading in the middle of a C-STORE ------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def c22_files(tmp_path_factory):
@@ -134,6 +144,7 @@ def test_blocked_write_is_bounded_by_the_network_timeout(tmp_path):
 
 
 # -- other broken peers ----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
@@ -203,6 +214,7 @@ def test_out_of_resources_retried_on_same_association(small):
     def script(req):
         tries[req.n_on_assoc] = tries.get(req.n_on_assoc, 0) + 1
         return Act(status=0xA700) if req.n in (1, 2) else Act()
+
     with BadPeer(script) as peer:
         result, _ = send(peer, small)
         assert peer.associations == 1
@@ -223,6 +235,7 @@ def test_slow_peer_big_file_timeouts_measure_inactivity(tmp_path):
 
 
 # -- association-level transient failures ------------------------------------------------------------------
+
 
 def test_transient_rejection_is_retried(small):
     with BadPeer() as peer:
@@ -295,6 +308,7 @@ def test_outage_longer_than_retry_total_gives_up_in_time(tmp_path):
         while sum(peer.seen.values()) < 5:
             time.sleep(0.01)
         peer.close()  # and never comes back
+
     threading.Thread(target=vanish, daemon=True).start()
     t0 = time.monotonic()
     result = SendJob(config(peer.port, retry_backoff_s=0.2, retry_total_s=3)).run(items_from_inputs(paths))

@@ -115,9 +115,7 @@ def storescp(tmp_path: Path) -> Iterator[Callable[..., Storescp]]:
             proc.wait()
 
 
-def tls_peer(
-    storescp: Callable[..., Storescp], pki: TestPki, key: Path, cert: Path, auth: str = "-ic"
-) -> Storescp:
+def tls_peer(storescp: Callable[..., Storescp], pki: TestPki, key: Path, cert: Path, auth: str = "-ic") -> Storescp:
     """storescp +tls with `key`/`cert`, trusting our CA; ``-rc`` requires a client certificate."""
     return storescp("+tls", str(key), str(cert), "+cf", str(pki.ca), auth)
 
@@ -407,9 +405,7 @@ def test_context_settings(pki):
     ctx, host = tls.build_ssl_context(config(tls_ca_cert_file=str(pki.ca)))
     assert ctx.protocol == ssl.PROTOCOL_TLS_CLIENT and ctx.minimum_version == ssl.TLSVersion.TLSv1_2
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname is True and host == "127.0.0.1"
-    assert all(
-        c["protocol"] == "TLSv1.3" or "GCM" in c["name"] or "CHACHA" in c["name"] for c in ctx.get_ciphers()
-    )
+    assert all(c["protocol"] == "TLSv1.3" or "GCM" in c["name"] or "CHACHA" in c["name"] for c in ctx.get_ciphers())
     relaxed, _ = tls.build_ssl_context(config(tls_ca_cert_file=str(pki.ca), tls_verify_hostname=False))
     assert relaxed.check_hostname is False and relaxed.verify_mode == ssl.CERT_REQUIRED
 

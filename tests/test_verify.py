@@ -107,8 +107,23 @@ def test_orthanc_without_find_permission_is_not_checked(tmp_path, folder):
 def test_cli_send_verify_arrival_with_commitment(tmp_path, folder):
     listen = free_port()
     with orthanc(tmp_path / "o", DicomModalities={"courier": [OUR_AE, "127.0.0.1", listen]}) as (dport, _hport):
-        p = run_cli("send", "--host", "127.0.0.1", "--port", dport, "--called-ae", "ORTHANC", "--calling-ae", OUR_AE,
-                    "--verify-arrival", "--commit-port", listen, "--report", tmp_path / "r.json", folder)
+        p = run_cli(
+            "send",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            dport,
+            "--called-ae",
+            "ORTHANC",
+            "--calling-ae",
+            OUR_AE,
+            "--verify-arrival",
+            "--commit-port",
+            listen,
+            "--report",
+            tmp_path / "r.json",
+            folder,
+        )
     assert p.returncode == 0, p.stderr
     rep = json.loads((tmp_path / "r.json").read_text())
     assert {i["verified"] for i in rep["instances"]} == {COMMITTED}
@@ -155,8 +170,15 @@ def committing_scp():
 
 def test_commitment_report_on_the_same_association(committing_scp):
     port, seen = committing_scp
-    refs = [{"sop_class_uid": "1.2.840.10008.5.1.4.1.1.2", "sop_instance_uid": f"1.2.3.{i}",
-             "study_instance_uid": "1.2.3", "series_instance_uid": "1.2.3.4"} for i in (1, 2)]
+    refs = [
+        {
+            "sop_class_uid": "1.2.840.10008.5.1.4.1.1.2",
+            "sop_instance_uid": f"1.2.3.{i}",
+            "study_instance_uid": "1.2.3",
+            "series_instance_uid": "1.2.3.4",
+        }
+        for i in (1, 2)
+    ]
     refs.append({**refs[0], "sop_instance_uid": "1.2.3.1.999"})
     result = verify_arrival(config(port, "COMMITTER", OUR_AE), refs, method="commitment", timeout_s=5)
     assert result.verified == {"1.2.3.1": COMMITTED, "1.2.3.2": COMMITTED, "1.2.3.1.999": NOT_FOUND}
@@ -169,8 +191,14 @@ def test_commitment_report_on_the_same_association(committing_scp):
 
 def test_commitment_refused_then_c_find_refused_is_not_checked(committing_scp):
     port, _seen = committing_scp
-    refs = [{"sop_class_uid": "1.2.840.10008.5.1.4.1.1.2", "sop_instance_uid": "1.2.3.1",
-             "study_instance_uid": "1.2.3", "series_instance_uid": "1.2.3.4"}]
+    refs = [
+        {
+            "sop_class_uid": "1.2.840.10008.5.1.4.1.1.2",
+            "sop_instance_uid": "1.2.3.1",
+            "study_instance_uid": "1.2.3",
+            "series_instance_uid": "1.2.3.4",
+        }
+    ]
     result = verify_arrival(config(port, "COMMITTER", OUR_AE), refs, method="c-find")
     assert result.verified == {"1.2.3.1": NOT_CHECKED}
     assert any("c-find" in m for m in result.messages)

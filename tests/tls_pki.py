@@ -197,13 +197,9 @@ def make_test_pki(folder: Path, client_key_password: str = "correct horse batter
     enc_key = folder / "client_encrypted.key"
     enc_key.touch(mode=0o600)
     enc_key.write_bytes(client_leaf.key_pem(client_key_password.encode()))
-    expired_key, expired = write_leaf(
-        folder, "expired", make_leaf(ca, "old-pacs", LOCAL_SANS, days=(-30, -1))
-    )
+    expired_key, expired = write_leaf(folder, "expired", make_leaf(ca, "old-pacs", LOCAL_SANS, days=(-30, -1)))
     future_key, future = write_leaf(folder, "future", make_leaf(ca, "new-pacs", LOCAL_SANS, days=(10, 40)))
-    other_key, other = write_leaf(
-        folder, "othername", make_leaf(ca, "pacs.example", [x509.DNSName("pacs.example")])
-    )
+    other_key, other = write_leaf(folder, "othername", make_leaf(ca, "pacs.example", [x509.DNSName("pacs.example")]))
     rogue_ck, rogue_c = write_leaf(folder, "rogue_client", make_leaf(rogue, "intruder", client=True))
     rsa_key, rsa_cert = write_leaf(folder, "rsa_server", make_leaf(ca, "rsa-pacs", LOCAL_SANS, use_rsa=True))
     return TestPki(

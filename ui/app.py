@@ -19,8 +19,11 @@ LOGGER = logging.getLogger(__name__)
 def _parse(args: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="dicom-courier", description="DICOM Courier desktop app")
     p.add_argument("--gui", action="store_true", help="open the window (the default)")
-    p.add_argument("--screenshot", metavar="FILE.png",
-                   help="render the window offscreen after a demo send to the local test PACS, save it, exit")
+    p.add_argument(
+        "--screenshot",
+        metavar="FILE.png",
+        help="render the window offscreen after a demo send to the local test PACS, save it, exit",
+    )
     p.add_argument("--log-level", default="INFO", help="lowest level kept in the log pane (default INFO)")
     p.add_argument("paths", nargs="*", help="files or folders to add at start")
     return p.parse_args(args)
@@ -40,9 +43,13 @@ def install_logging(level: int = logging.INFO) -> Any:
     for name in ("core", "ui", "pynetdicom"):
         logging.getLogger(name).setLevel(level)
     qt_logger = logging.getLogger("qt")
-    levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
-              QtMsgType.QtWarningMsg: logging.WARNING, QtMsgType.QtCriticalMsg: logging.ERROR,
-              QtMsgType.QtFatalMsg: logging.CRITICAL}
+    levels = {
+        QtMsgType.QtDebugMsg: logging.DEBUG,
+        QtMsgType.QtInfoMsg: logging.INFO,
+        QtMsgType.QtWarningMsg: logging.WARNING,
+        QtMsgType.QtCriticalMsg: logging.ERROR,
+        QtMsgType.QtFatalMsg: logging.CRITICAL,
+    }
 
     def handler(mode: Any, context: Any, message: str) -> None:
         qt_logger.log(levels.get(mode, logging.WARNING), "%s", message)
@@ -51,8 +58,9 @@ def install_logging(level: int = logging.INFO) -> Any:
     return buffer
 
 
-def build_window(log_buffer: Any, config_dir: str | None = None, data_dir: str | None = None,
-                 remember_layout: bool = False) -> Any:
+def build_window(
+    log_buffer: Any, config_dir: str | None = None, data_dir: str | None = None, remember_layout: bool = False
+) -> Any:
     """Create the main window with its profile store (tests call this too).
 
     With `remember_layout`, the window's size, splitters, columns and panes are kept in
@@ -72,9 +80,13 @@ def build_window(log_buffer: Any, config_dir: str | None = None, data_dir: str |
     data = data_dir or default_data_dir()
     # the same journal as the CLI's (core.journal.default_journal_path) unless a data dir is given
     journal = os.path.join(data, "journal.sqlite")
-    return MainWindow(store, log_buffer, data,
-                      settings_path=os.path.join(folder, "window.ini") if remember_layout else None,
-                      journal_path=journal)
+    return MainWindow(
+        store,
+        log_buffer,
+        data,
+        settings_path=os.path.join(folder, "window.ini") if remember_layout else None,
+        journal_path=journal,
+    )
 
 
 def run_gui(args: list[str]) -> int:

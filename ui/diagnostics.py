@@ -53,8 +53,7 @@ def negotiation_summary(record: dict[str, Any]) -> str:
     parts = [f"strategy {record.get('strategy') or '-'}", f"{acc} of {prop} contexts accepted"]
     if record.get("peer_max_pdu") is not None:
         parts.append(f"peer max PDU {_pdu(record['peer_max_pdu'])}")
-    impl = " ".join(x for x in (record.get("peer_implementation_version_name"),
-                                record.get("peer_implementation_class_uid")) if x)
+    impl = " ".join(x for x in (record.get("peer_implementation_version_name"), record.get("peer_implementation_class_uid")) if x)
     if impl:
         parts.append(f"implementation {impl}")
     return ", ".join(parts)
@@ -74,8 +73,9 @@ class DiagnosticsModel(QStandardItemModel):
         self._bold = QFont()
         self._bold.setBold(True)
 
-    def _append(self, parent: QStandardItem | None, what: str, details: str = "", state: str | None = None,
-                tip: str = "") -> QStandardItem:
+    def _append(
+        self, parent: QStandardItem | None, what: str, details: str = "", state: str | None = None, tip: str = ""
+    ) -> QStandardItem:
         a, b = _item(what, tip or f"{what}: {details}" if details else what), _item(details, tip or details)
         if state is not None:
             a.setIcon(st.icon(state))
@@ -102,9 +102,11 @@ class DiagnosticsModel(QStandardItemModel):
         if event.error and not s:
             self._append(self._job, "Job failed", event.error, st.FAILED)
             return
-        text = (f"{s.get('success', 0)} stored ({s.get('converted', 0)} converted), {s.get('warning', 0)} with "
-                f"warnings, {s.get('failure', 0) - s.get('not_sent', 0)} failed, {s.get('not_sent', 0)} not sent, "
-                f"{s.get('skipped', 0)} skipped")
+        text = (
+            f"{s.get('success', 0)} stored ({s.get('converted', 0)} converted), {s.get('warning', 0)} with "
+            f"warnings, {s.get('failure', 0) - s.get('not_sent', 0)} failed, {s.get('not_sent', 0)} not sent, "
+            f"{s.get('skipped', 0)} skipped"
+        )
         state = st.FAILED if s.get("failure") else st.STORED
         if event.cancelled:
             text += " - cancelled"
@@ -116,29 +118,44 @@ class DiagnosticsModel(QStandardItemModel):
     def association_requested(self, event: ev.AssociationRequested) -> None:
         """Note a fallback when the strategy changes between requests."""
         if self._last_strategy is not None and event.strategy != self._last_strategy:
-            self._append(self._job, "Fallback",
-                         f"{self._last_strategy} → {event.strategy} (attempt {event.attempt}): instances without a "
-                         "usable context are retried with a more conservative strategy", st.WARNING)
+            self._append(
+                self._job,
+                "Fallback",
+                f"{self._last_strategy} → {event.strategy} (attempt {event.attempt}): instances without a "
+                "usable context are retried with a more conservative strategy",
+                st.WARNING,
+            )
         self._last_strategy = event.strategy
 
-    def association_negotiated(self, record: dict[str, Any], parent: QStandardItem | None = None,
-                               title: str | None = None) -> QStandardItem:
+    def association_negotiated(
+        self, record: dict[str, Any], parent: QStandardItem | None = None, title: str | None = None
+    ) -> QStandardItem:
         """Add an established association with its contexts."""
         self._assoc_n += 1
-        node = self._append(parent or self._job, title or f"Association {self._assoc_n}",
-                            f"established - {negotiation_summary(record)}", st.STORED)
+        node = self._append(
+            parent or self._job,
+            title or f"Association {self._assoc_n}",
+            f"established - {negotiation_summary(record)}",
+            st.STORED,
+        )
         self._fill(node, record)
         self._assoc = node
         if isinstance(record.get("index"), int) and parent is None:
             self._assoc_by_index[record["index"]] = node
         return node
 
-    def association_failed(self, message: str, record: dict[str, Any], parent: QStandardItem | None = None,
-                           title: str | None = None) -> QStandardItem:
+    def association_failed(
+        self, message: str, record: dict[str, Any], parent: QStandardItem | None = None, title: str | None = None
+    ) -> QStandardItem:
         """Add a failed association attempt with its reason."""
         self._assoc_n += 1
-        node = self._append(parent or self._job, title or f"Association {self._assoc_n}",
-                            f"failed (strategy {record.get('strategy') or '-'}): {message}", st.FAILED, tip=message)
+        node = self._append(
+            parent or self._job,
+            title or f"Association {self._assoc_n}",
+            f"failed (strategy {record.get('strategy') or '-'}): {message}",
+            st.FAILED,
+            tip=message,
+        )
         self._fill(node, record)
         self._assoc = None
         return node
@@ -149,12 +166,12 @@ class DiagnosticsModel(QStandardItemModel):
         With parallel associations several are open at once: the event's ``index`` (the
         negotiation record's) names the one that ended; without it, the latest one.
         """
-        node = (self._assoc_by_index.get(event.index) if event.index is not None and self._assoc_by_index
-                else self._assoc)
+        node = self._assoc_by_index.get(event.index) if event.index is not None and self._assoc_by_index else self._assoc
         if node is None:
             return
-        self._append(node, "Ended", f"{event.how} after {event.stored} stored",
-                     st.STORED if event.how == "released" else st.WARNING)
+        self._append(
+            node, "Ended", f"{event.how} after {event.stored} stored", st.STORED if event.how == "released" else st.WARNING
+        )
 
     def _fill(self, node: QStandardItem, record: dict[str, Any]) -> None:
         if record.get("peer"):
@@ -162,9 +179,11 @@ class DiagnosticsModel(QStandardItemModel):
         if record.get("peer_max_pdu") is not None:
             self._append(node, "Peer max PDU", _pdu(record["peer_max_pdu"]) + f" (ours {_pdu(record.get('our_max_pdu'))})")
         if record.get("peer_implementation_class_uid"):
-            self._append(node, "Peer implementation",
-                         f"{record.get('peer_implementation_version_name') or '-'} "
-                         f"({record['peer_implementation_class_uid']})")
+            self._append(
+                node,
+                "Peer implementation",
+                f"{record.get('peer_implementation_version_name') or '-'} ({record['peer_implementation_class_uid']})",
+            )
         acc = record.get("accepted", [])
         rej = record.get("rejected", [])
         prop = record.get("proposed", [])
@@ -194,21 +213,28 @@ class DiagnosticsModel(QStandardItemModel):
             return top
         assert result is not None
         ok = result.get("status") != "failure"
-        top = self._append(None, f"Test connection {when}",
-                           f"{profile}: C-ECHO {result.get('message', '')}, round trip {result.get('rtt_ms', 0):.1f} "
-                           f"ms, association {result.get('associate_ms', 0):.1f} ms",
-                           st.STORED if ok else st.FAILED)
+        top = self._append(
+            None,
+            f"Test connection {when}",
+            f"{profile}: C-ECHO {result.get('message', '')}, round trip {result.get('rtt_ms', 0):.1f} "
+            f"ms, association {result.get('associate_ms', 0):.1f} ms",
+            st.STORED if ok else st.FAILED,
+        )
         top.setFont(self._bold)
         self._fill(top, result.get("negotiation") or {})
         info = result.get("tls") or {}
         if info.get("tls"):
-            self._append(top, "TLS", f"{info.get('protocol', '?')}, {info.get('cipher', '?')} "
-                                     f"({info.get('cipher_bits', '?')} bits)")
+            self._append(
+                top, "TLS", f"{info.get('protocol', '?')}, {info.get('cipher', '?')} ({info.get('cipher_bits', '?')} bits)"
+            )
             if info.get("peer_subject"):
-                self._append(top, "Peer certificate",
-                             f"{info['peer_subject']}, issued by {info.get('peer_issuer', '?')}, valid until "
-                             f"{info.get('peer_not_after', '?')} ({info.get('days_left', '?')} days left)",
-                             st.WARNING if info.get("expires_soon") else None)
+                self._append(
+                    top,
+                    "Peer certificate",
+                    f"{info['peer_subject']}, issued by {info.get('peer_issuer', '?')}, valid until "
+                    f"{info.get('peer_not_after', '?')} ({info.get('days_left', '?')} days left)",
+                    st.WARNING if info.get("expires_soon") else None,
+                )
         return top
 
 

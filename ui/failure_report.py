@@ -29,9 +29,26 @@ __all__ = ["build_failure_report", "write_failure_report", "REPORT_COLUMNS", "fa
 FORMATS = ("html", "csv", "json")
 
 REPORT_COLUMNS = (
-    "file", "patient_name", "patient_id", "study_instance_uid", "series_instance_uid", "sop_instance_uid",
-    "sop_class", "sop_class_uid", "state", "status", "status_code", "status_meaning", "error_comment", "message",
-    "hint", "transfer_syntax_tried", "converted_from", "stored_transfer_syntax", "strategy_used", "fallback_steps",
+    "file",
+    "patient_name",
+    "patient_id",
+    "study_instance_uid",
+    "series_instance_uid",
+    "sop_instance_uid",
+    "sop_class",
+    "sop_class_uid",
+    "state",
+    "status",
+    "status_code",
+    "status_meaning",
+    "error_comment",
+    "message",
+    "hint",
+    "transfer_syntax_tried",
+    "converted_from",
+    "stored_transfer_syntax",
+    "strategy_used",
+    "fallback_steps",
     "notes",
 )
 
@@ -52,10 +69,14 @@ def fallback_steps(sop_class_uid: str | None, associations: Sequence[dict[str, A
         proposed = [p for p in rec.get("proposed", []) if p.get("abstract_syntax") == sop_class_uid]
         if not proposed and rec.get("accepted"):
             continue
-        acc = [syntax_label(a.get("transfer_syntax")) for a in rec.get("accepted", [])
-               if a.get("abstract_syntax") == sop_class_uid]
-        rej = [f"{syntax_label(r.get('transfer_syntax'))} ({r.get('reason', 'rejected')})"
-               for r in rec.get("rejected", []) if r.get("abstract_syntax") == sop_class_uid]
+        acc = [
+            syntax_label(a.get("transfer_syntax")) for a in rec.get("accepted", []) if a.get("abstract_syntax") == sop_class_uid
+        ]
+        rej = [
+            f"{syntax_label(r.get('transfer_syntax'))} ({r.get('reason', 'rejected')})"
+            for r in rec.get("rejected", [])
+            if r.get("abstract_syntax") == sop_class_uid
+        ]
         if not rec.get("accepted") and rec.get("outcome"):
             steps.append(f"#{n} {strategy}: association failed - {rec['outcome']}")
             continue
@@ -121,8 +142,7 @@ def build_failure_report(
             "converted_from": syntax_label(o["converted_from"]) if o.get("converted_from") else "",
             "stored_transfer_syntax": syntax_label(o.get("stored_syntax") or getattr(inst, "transfer_syntax", "")),
             "strategy_used": o.get("strategy_used") or "",
-            "fallback_steps": fallback_steps(o.get("sop_class_uid") or getattr(inst, "sop_class_uid", ""),
-                                             associations),
+            "fallback_steps": fallback_steps(o.get("sop_class_uid") or getattr(inst, "sop_class_uid", ""), associations),
             "notes": list(o.get("notes") or []),
         }
         if omit_patient:
@@ -131,21 +151,25 @@ def build_failure_report(
         entries.append(entry)
     negotiation = []
     for n, rec in enumerate(associations, start=1):
-        negotiation.append({
-            "association": n,
-            "strategy": rec.get("strategy"),
-            "outcome": "established" if rec.get("accepted") and not rec.get("outcome") else (
-                rec.get("outcome") or "failed"),
-            "proposed": len(rec.get("proposed", [])),
-            "accepted": [f"{a.get('abstract_syntax_name')}: {syntax_label(a.get('transfer_syntax'))}"
-                         for a in rec.get("accepted", [])],
-            "rejected": [f"{r.get('abstract_syntax_name')}: {syntax_label(r.get('transfer_syntax'))} - "
-                         f"{r.get('reason', '')}" for r in rec.get("rejected", [])],
-            "peer_max_pdu": rec.get("peer_max_pdu"),
-            "peer_implementation_class_uid": rec.get("peer_implementation_class_uid"),
-            "peer_implementation_version_name": rec.get("peer_implementation_version_name"),
-            "stored": rec.get("stored"),
-        })
+        negotiation.append(
+            {
+                "association": n,
+                "strategy": rec.get("strategy"),
+                "outcome": "established" if rec.get("accepted") and not rec.get("outcome") else (rec.get("outcome") or "failed"),
+                "proposed": len(rec.get("proposed", [])),
+                "accepted": [
+                    f"{a.get('abstract_syntax_name')}: {syntax_label(a.get('transfer_syntax'))}" for a in rec.get("accepted", [])
+                ],
+                "rejected": [
+                    f"{r.get('abstract_syntax_name')}: {syntax_label(r.get('transfer_syntax'))} - {r.get('reason', '')}"
+                    for r in rec.get("rejected", [])
+                ],
+                "peer_max_pdu": rec.get("peer_max_pdu"),
+                "peer_implementation_class_uid": rec.get("peer_implementation_class_uid"),
+                "peer_implementation_version_name": rec.get("peer_implementation_version_name"),
+                "stored": rec.get("stored"),
+            }
+        )
     return {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "job": {
@@ -195,17 +219,30 @@ def _html_text(report: dict[str, Any]) -> str:
     s = report["summary"]
     job = report["job"]
     prof = report["profile"]
-    out = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-           "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-           f"<title>DICOM Courier failure report {_e(job.get('started'))}</title>", f"<style>{_CSS}</style>",
-           "</head><body>", "<h1>DICOM Courier - failure report</h1>",
-           f"<p class='muted'>Generated {_e(report['generated'])}. Send started {_e(job.get('started'))}, finished "
-           f"{_e(job.get('finished'))} ({_e(job.get('elapsed_s'))} s)"
-           + (". Patient names and IDs are left out." if job.get("patient_data_omitted") else ".") + "</p>",
-           "<p class='counts'>"]
-    for label, key in (("Total", "total"), ("Stored", "success"), ("With warnings", "warning"),
-                       ("Failed", "failure"), ("Not sent", "not_sent"), ("Skipped", "skipped"),
-                       ("Converted", "converted"), ("Associations", "associations")):
+    out = [
+        "<!DOCTYPE html>",
+        "<html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>DICOM Courier failure report {_e(job.get('started'))}</title>",
+        f"<style>{_CSS}</style>",
+        "</head><body>",
+        "<h1>DICOM Courier - failure report</h1>",
+        f"<p class='muted'>Generated {_e(report['generated'])}. Send started {_e(job.get('started'))}, finished "
+        f"{_e(job.get('finished'))} ({_e(job.get('elapsed_s'))} s)"
+        + (". Patient names and IDs are left out." if job.get("patient_data_omitted") else ".")
+        + "</p>",
+        "<p class='counts'>",
+    ]
+    for label, key in (
+        ("Total", "total"),
+        ("Stored", "success"),
+        ("With warnings", "warning"),
+        ("Failed", "failure"),
+        ("Not sent", "not_sent"),
+        ("Skipped", "skipped"),
+        ("Converted", "converted"),
+        ("Associations", "associations"),
+    ):
         out.append(f"<span><b>{_e(s.get(key, 0))}</b> {_e(label)}</span>")
     out.append("</p><h2>PACS profile</h2><table class='kv'>")
     for key, value in prof.items():
@@ -217,15 +254,22 @@ def _html_text(report: dict[str, Any]) -> str:
     if not report["instances"]:
         out.append("<p>None: every instance was stored without warnings.</p>")
     else:
-        out.append("<table><tr><th>File</th><th>Patient</th><th>UIDs</th><th>SOP class</th><th>Status</th>"
-                   "<th>What happened</th><th>Transfer syntax</th><th>Fallback steps</th></tr>")
+        out.append(
+            "<table><tr><th>File</th><th>Patient</th><th>UIDs</th><th>SOP class</th><th>Status</th>"
+            "<th>What happened</th><th>Transfer syntax</th><th>Fallback steps</th></tr>"
+        )
         for e in report["instances"]:
             cls = "warning" if e["status"] == "warning" else "failure"
-            patient = "" if job.get("patient_data_omitted") else (
-                f"{_e(e['patient_name'])}<br><span class='muted'>ID {_e(e['patient_id'])}</span>")
-            uids = (f"<span class='muted'>Study</span> <code>{_e(e['study_instance_uid'])}</code><br>"
-                    f"<span class='muted'>Series</span> <code>{_e(e['series_instance_uid'])}</code><br>"
-                    f"<span class='muted'>SOP</span> <code>{_e(e['sop_instance_uid'])}</code>")
+            patient = (
+                ""
+                if job.get("patient_data_omitted")
+                else (f"{_e(e['patient_name'])}<br><span class='muted'>ID {_e(e['patient_id'])}</span>")
+            )
+            uids = (
+                f"<span class='muted'>Study</span> <code>{_e(e['study_instance_uid'])}</code><br>"
+                f"<span class='muted'>Series</span> <code>{_e(e['series_instance_uid'])}</code><br>"
+                f"<span class='muted'>SOP</span> <code>{_e(e['sop_instance_uid'])}</code>"
+            )
             status = f"<span class='{cls}'>{_e(e['state'])}</span>"
             if e["status_code"]:
                 status += f"<br><code>{_e(e['status_code'])}</code> {_e(e['status_meaning'])}"
@@ -242,9 +286,11 @@ def _html_text(report: dict[str, Any]) -> str:
             ts += f"<br><span class='muted'>stored as {_e(e['stored_transfer_syntax'])}"
             ts += f"; strategy {_e(e['strategy_used'])}</span>" if e["strategy_used"] else "</span>"
             steps = "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in e["fallback_steps"]) + "</ul>"
-            out.append(f"<tr><td><code>{_e(e['file'])}</code></td><td>{patient}</td><td>{uids}</td>"
-                       f"<td>{_e(e['sop_class'])}<br><code class='muted'>{_e(e['sop_class_uid'])}</code></td>"
-                       f"<td>{status}</td><td>{what}</td><td>{ts}</td><td>{steps}</td></tr>")
+            out.append(
+                f"<tr><td><code>{_e(e['file'])}</code></td><td>{patient}</td><td>{uids}</td>"
+                f"<td>{_e(e['sop_class'])}<br><code class='muted'>{_e(e['sop_class_uid'])}</code></td>"
+                f"<td>{status}</td><td>{what}</td><td>{ts}</td><td>{steps}</td></tr>"
+            )
         out.append("</table>")
     out.append(f"<h2>Negotiation ({len(report['negotiation'])} association attempt(s))</h2>")
     for n in report["negotiation"]:
@@ -252,15 +298,19 @@ def _html_text(report: dict[str, Any]) -> str:
         out.append("<table class='kv'>")
         out.append(f"<tr><td>Proposed contexts</td><td>{_e(n['proposed'])}</td></tr>")
         out.append(f"<tr><td>Peer max PDU</td><td>{_e(n['peer_max_pdu'])}</td></tr>")
-        out.append(f"<tr><td>Peer implementation</td><td>{_e(n['peer_implementation_version_name'])} "
-                   f"<code>{_e(n['peer_implementation_class_uid'])}</code></td></tr>")
+        out.append(
+            f"<tr><td>Peer implementation</td><td>{_e(n['peer_implementation_version_name'])} "
+            f"<code>{_e(n['peer_implementation_class_uid'])}</code></td></tr>"
+        )
         out.append(f"<tr><td>Stored over it</td><td>{_e(n['stored'])}</td></tr>")
         for key in ("accepted", "rejected"):
             items = "".join(f"<li>{_e(x)}</li>" for x in n[key]) or "<li class='muted'>none</li>"
             out.append(f"<tr><td>{key.capitalize()} ({len(n[key])})</td><td><ul>{items}</ul></td></tr>")
         out.append("</table>")
-    out.append("<p class='muted'>Status meanings: DICOM PS3.4 Annex B.2.3 and PS3.7 Annex C. "
-               "Context results: PS3.8 9.3.3.2.</p></body></html>")
+    out.append(
+        "<p class='muted'>Status meanings: DICOM PS3.4 Annex B.2.3 and PS3.7 Annex C. "
+        "Context results: PS3.8 9.3.3.2.</p></body></html>"
+    )
     return "\n".join(out) + "\n"
 
 

@@ -82,8 +82,14 @@ EVENT_BATCH_S = 0.1
 #: Rows marked "queued" per turn of the event loop when a send starts.
 QUEUE_CHUNK = 2500
 
-_STATE_OF = {"stored": st.STORED, "stored-warning": st.WARNING, "failed": st.FAILED, "not-sent": st.NOT_SENT,
-             "unknown": st.UNKNOWN, "skipped": st.SKIPPED}
+_STATE_OF = {
+    "stored": st.STORED,
+    "stored-warning": st.WARNING,
+    "failed": st.FAILED,
+    "not-sent": st.NOT_SENT,
+    "unknown": st.UNKNOWN,
+    "skipped": st.SKIPPED,
+}
 
 
 @dataclass
@@ -124,17 +130,22 @@ class FileTreeView(QTreeView):
 
     gate: Any = contextlib.nullcontext()  # MainWindow sets its GuiGate
 
-    HINT = ("Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)\n\n"
-            "No PACS yet? Choose “Local test PACS” and press Send:\nthe built-in test PACS starts by itself.")
+    HINT = (
+        "Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)\n\n"
+        "No PACS yet? Choose “Local test PACS” and press Send:\nthe built-in test PACS starts by itself."
+    )
 
-    def dataChanged(self, topLeft: QModelIndex | QPersistentModelIndex, bottomRight: QModelIndex | QPersistentModelIndex,  # noqa: N803
-                    roles: Any = ()) -> None:
+    def dataChanged(
+        self,
+        topLeft: QModelIndex | QPersistentModelIndex,
+        bottomRight: QModelIndex | QPersistentModelIndex,  # noqa: N803
+        roles: Any = (),
+    ) -> None:
         # A changed range repaints the whole viewport; while a send runs most changes are to rows
         # that are scrolled out of view or folded away, and each repaint calls into Python per cell.
         if topLeft.isValid() and bottomRight.isValid() and topLeft.parent() == bottomRight.parent():
             first, last = self.visualRect(topLeft), self.visualRect(bottomRight)
-            if first.isEmpty() and last.isEmpty() and not self.isExpanded(topLeft.parent()) \
-                    and topLeft.parent().isValid():
+            if first.isEmpty() and last.isEmpty() and not self.isExpanded(topLeft.parent()) and topLeft.parent().isValid():
                 return  # folded away
             if not last.isEmpty() and last.bottom() < 0:
                 return  # above the viewport
@@ -169,8 +180,11 @@ class ExportDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Export failure report")
         self.fmt = QComboBox(self)
-        for label, ext in (("HTML page (opens in any browser)", "html"), ("CSV (spreadsheet)", "csv"),
-                           ("JSON (for scripts)", "json")):
+        for label, ext in (
+            ("HTML page (opens in any browser)", "html"),
+            ("CSV (spreadsheet)", "csv"),
+            ("JSON (for scripts)", "json"),
+        ):
             self.fmt.addItem(label, ext)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.path = QLineEdit(os.path.join(default_dir, f"courier-failures-{stamp}.html"), self)
@@ -189,9 +203,13 @@ class ExportDialog(QDialog):
         bb.accepted.connect(self.accept)
         bb.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel("Lists every failed or warned instance with the reason, the PACS's comment, the hint,\n"
-                             "the transfer syntax tried and the fallback steps, plus the profile and the negotiation.",
-                             self))
+        lay.addWidget(
+            QLabel(
+                "Lists every failed or warned instance with the reason, the PACS's comment, the hint,\n"
+                "the transfer syntax tried and the fallback steps, plus the profile and the negotiation.",
+                self,
+            )
+        )
         lay.addLayout(form)
         lay.addWidget(bb)
         self.resize(640, 200)
@@ -202,8 +220,7 @@ class ExportDialog(QDialog):
 
     def _browse(self) -> None:
         ext = self.fmt.currentData()
-        path, _ = QFileDialog.getSaveFileName(self, "Export failure report", self.path.text(),
-                                              f"{ext.upper()} (*.{ext})")
+        path, _ = QFileDialog.getSaveFileName(self, "Export failure report", self.path.text(), f"{ext.upper()} (*.{ext})")
         if path:
             self.path.setText(path)
 
@@ -241,8 +258,15 @@ class MainWindow(QMainWindow):
     report_written = Signal(str, str)
     local_scp_changed = Signal(bool)
 
-    def __init__(self, store: ProfileStore, log_buffer: LogBuffer, data_dir: str, parent: QWidget | None = None,
-                 settings_path: str | None = None, journal_path: str | None = None):
+    def __init__(
+        self,
+        store: ProfileStore,
+        log_buffer: LogBuffer,
+        data_dir: str,
+        parent: QWidget | None = None,
+        settings_path: str | None = None,
+        journal_path: str | None = None,
+    ):
         super().__init__(parent)
         self.settings_path = settings_path
         self.journal_path = journal_path
@@ -320,45 +344,99 @@ class MainWindow(QMainWindow):
         return a
 
     def _build_actions(self) -> None:
-        self.act_add_files = self._action("Add files…", self.choose_files, QKeySequence.StandardKey.Open,
-                                          "Add DICOM files or a DICOMDIR (Ctrl+O); you can also drop them on the window")
-        self.act_add_folder = self._action("Add folder…", self.choose_folder, "Ctrl+Shift+O",
-                                           "Add every file in a folder and its subfolders (Ctrl+Shift+O)")
-        self.act_remove = self._action("Remove selected", self.remove_selected, QKeySequence.StandardKey.Delete,
-                                       "Remove the selected rows from the list (Del)")
+        self.act_add_files = self._action(
+            "Add files…",
+            self.choose_files,
+            QKeySequence.StandardKey.Open,
+            "Add DICOM files or a DICOMDIR (Ctrl+O); you can also drop them on the window",
+        )
+        self.act_add_folder = self._action(
+            "Add folder…", self.choose_folder, "Ctrl+Shift+O", "Add every file in a folder and its subfolders (Ctrl+Shift+O)"
+        )
+        self.act_remove = self._action(
+            "Remove selected",
+            self.remove_selected,
+            QKeySequence.StandardKey.Delete,
+            "Remove the selected rows from the list (Del)",
+        )
         self.act_clear = self._action("Clear all", self.clear_all, "Ctrl+Shift+Backspace", "Empty the list")
-        self.act_send = self._action("Send", self.send, "Ctrl+Return",
-                                     "Send the selected studies/series, or everything when nothing is selected "
-                                     "(Ctrl+Enter)")
-        self.act_plan = self._action("Plan", self.plan, "Ctrl+Shift+P",
-                                     "Work out what will happen to each selected instance before sending: as stored, "
-                                     "converted, or blocked and why (asks the PACS; nothing is stored) (Ctrl+Shift+P)")
-        self.act_cancel = self._action("Cancel", self.cancel_send, "Esc",
-                                       "Stop after the current instance; the rest are marked 'not sent' (Esc)")
-        self.act_test = self._action("Test connection", self.test_connection, "Ctrl+T",
-                                     "C-ECHO the selected PACS and show the round trip and accepted context (Ctrl+T)")
-        self.act_probe = self._action("Probe", self.probe_used, "Ctrl+Shift+T",
-                                      "Ask the PACS which SOP classes and transfer syntaxes it accepts: the classes "
-                                      "of the loaded files (all storage classes when none are loaded) x every "
-                                      "transfer syntax; nothing is stored (Ctrl+Shift+T)")
-        self.act_probe_all = self._action("Probe all storage SOP classes", self.probe_all, None,
-                                          "Probe every storage SOP class pynetdicom knows (about 170) x every "
-                                          "transfer syntax; takes a few dozen associations")
-        self.act_show_map = self._action("Show acceptance map…", self.show_saved_map, None,
-                                         "Show the acceptance map saved with the selected profile by its last probe")
-        self.act_profiles = self._action("Manage PACS profiles…", self.manage_profiles, "Ctrl+P",
-                                         "Add, edit, duplicate, delete, import or export PACS profiles (Ctrl+P)")
-        self.act_failed_only = self._action("Show failed only", self.set_failed_only, "Ctrl+F",
-                                            "Show only failed, not sent and unreadable files (Ctrl+F)", checkable=True)
-        self.act_retry = self._action("Retry failed", self.retry_failed, "Ctrl+R",
-                                      "Send the failed and not-sent instances again (Ctrl+R)")
-        self.act_export = self._action("Export failure report…", self.choose_export, "Ctrl+E",
-                                       "Write the failed and warned instances to HTML, CSV or JSON (Ctrl+E)")
-        self.act_scp = self._action("Run local test PACS", self.toggle_local_scp, "Ctrl+Shift+L",
-                                    "Start or stop the built-in Storage SCP on this computer (Ctrl+Shift+L)",
-                                    checkable=True)
-        self.act_copy = self._action("Copy", self.copy_selected, QKeySequence.StandardKey.Copy,
-                                     "Copy the selected files' states and reasons as tab-separated text (Ctrl+C)")
+        self.act_send = self._action(
+            "Send",
+            self.send,
+            "Ctrl+Return",
+            "Send the selected studies/series, or everything when nothing is selected (Ctrl+Enter)",
+        )
+        self.act_plan = self._action(
+            "Plan",
+            self.plan,
+            "Ctrl+Shift+P",
+            "Work out what will happen to each selected instance before sending: as stored, "
+            "converted, or blocked and why (asks the PACS; nothing is stored) (Ctrl+Shift+P)",
+        )
+        self.act_cancel = self._action(
+            "Cancel", self.cancel_send, "Esc", "Stop after the current instance; the rest are marked 'not sent' (Esc)"
+        )
+        self.act_test = self._action(
+            "Test connection",
+            self.test_connection,
+            "Ctrl+T",
+            "C-ECHO the selected PACS and show the round trip and accepted context (Ctrl+T)",
+        )
+        self.act_probe = self._action(
+            "Probe",
+            self.probe_used,
+            "Ctrl+Shift+T",
+            "Ask the PACS which SOP classes and transfer syntaxes it accepts: the classes "
+            "of the loaded files (all storage classes when none are loaded) x every "
+            "transfer syntax; nothing is stored (Ctrl+Shift+T)",
+        )
+        self.act_probe_all = self._action(
+            "Probe all storage SOP classes",
+            self.probe_all,
+            None,
+            "Probe every storage SOP class pynetdicom knows (about 170) x every transfer syntax; takes a few dozen associations",
+        )
+        self.act_show_map = self._action(
+            "Show acceptance map…",
+            self.show_saved_map,
+            None,
+            "Show the acceptance map saved with the selected profile by its last probe",
+        )
+        self.act_profiles = self._action(
+            "Manage PACS profiles…",
+            self.manage_profiles,
+            "Ctrl+P",
+            "Add, edit, duplicate, delete, import or export PACS profiles (Ctrl+P)",
+        )
+        self.act_failed_only = self._action(
+            "Show failed only",
+            self.set_failed_only,
+            "Ctrl+F",
+            "Show only failed, not sent and unreadable files (Ctrl+F)",
+            checkable=True,
+        )
+        self.act_retry = self._action(
+            "Retry failed", self.retry_failed, "Ctrl+R", "Send the failed and not-sent instances again (Ctrl+R)"
+        )
+        self.act_export = self._action(
+            "Export failure report…",
+            self.choose_export,
+            "Ctrl+E",
+            "Write the failed and warned instances to HTML, CSV or JSON (Ctrl+E)",
+        )
+        self.act_scp = self._action(
+            "Run local test PACS",
+            self.toggle_local_scp,
+            "Ctrl+Shift+L",
+            "Start or stop the built-in Storage SCP on this computer (Ctrl+Shift+L)",
+            checkable=True,
+        )
+        self.act_copy = self._action(
+            "Copy",
+            self.copy_selected,
+            QKeySequence.StandardKey.Copy,
+            "Copy the selected files' states and reasons as tab-separated text (Ctrl+C)",
+        )
         self.act_quit = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_cancel.setEnabled(False)
         self.act_retry.setEnabled(False)
@@ -417,8 +495,9 @@ class MainWindow(QMainWindow):
         self.progress.setTextVisible(True)
         self.progress.setFormat("%v / %m")
         self.progress.setMaximumWidth(420)
-        self.progress_label = QLabel("Drop DICOM files, folders or a DICOMDIR anywhere on this window, or use "
-                                     "Add files / Add folder.", self)
+        self.progress_label = QLabel(
+            "Drop DICOM files, folders or a DICOMDIR anywhere on this window, or use Add files / Add folder.", self
+        )
         self.plot = ThroughputPlot(self)
         self.plot.setFixedWidth(380)
         prow.addWidget(self.progress)
@@ -437,8 +516,9 @@ class MainWindow(QMainWindow):
         self.resume_label.setWordWrap(True)
         rrow.addWidget(self.resume_label, 1)
         self.resume_button = QPushButton("Resume", self.resume_banner)
-        self.resume_button.setToolTip("Send again what the interrupted job left unsent or in doubt (instances the "
-                                      "PACS confirmed are not sent again)")
+        self.resume_button.setToolTip(
+            "Send again what the interrupted job left unsent or in doubt (instances the PACS confirmed are not sent again)"
+        )
         self.resume_button.clicked.connect(self.resume_interrupted)
         self.dismiss_button = QPushButton("Dismiss", self.resume_banner)
         self.dismiss_button.setToolTip("Hide this; the job stays in the journal (main.py resume can still send it)")
@@ -485,9 +565,21 @@ class MainWindow(QMainWindow):
         hdr.setStretchLastSection(True)
         hdr.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         hdr.customContextMenuRequested.connect(self._on_header_menu)
-        self._column_widths = {Col.ITEM: 235, Col.PATIENT_ID: 75, Col.DATE: 80, Col.MODALITY: 50, Col.COUNT: 40,
-                               Col.SOP_CLASS: 145, Col.SYNTAX: 110, Col.SIZE: 70, Col.STATE: 130, Col.STATUS: 110,
-                               Col.SENT_AS: 215, Col.PLAN: 260, Col.VERIFIED: 80}
+        self._column_widths = {
+            Col.ITEM: 235,
+            Col.PATIENT_ID: 75,
+            Col.DATE: 80,
+            Col.MODALITY: 50,
+            Col.COUNT: 40,
+            Col.SOP_CLASS: 145,
+            Col.SYNTAX: 110,
+            Col.SIZE: 70,
+            Col.STATE: 130,
+            Col.STATUS: 110,
+            Col.SENT_AS: 215,
+            Col.PLAN: 260,
+            Col.VERIFIED: 80,
+        }
         self._hidden_columns = {Col.PLAN, Col.VERIFIED}
         self._apply_columns()
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
@@ -525,8 +617,17 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         m = mb.addMenu("&File")
-        for a in (self.act_add_files, self.act_add_folder, None, self.act_remove, self.act_clear, None,
-                  self.act_export, None, self.act_quit):
+        for a in (
+            self.act_add_files,
+            self.act_add_folder,
+            None,
+            self.act_remove,
+            self.act_clear,
+            None,
+            self.act_export,
+            None,
+            self.act_quit,
+        ):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&Send")
         for a in (self.act_plan, self.act_send, self.act_cancel, None, self.act_retry, self.act_failed_only):
@@ -548,10 +649,14 @@ class MainWindow(QMainWindow):
             a = QAction(label.capitalize(), self)
             a.setCheckable(True)
             a.setChecked(key == self.scp_accept)
-            a.setToolTip({"everything": "Accept every transfer syntax",
-                          "implicit": "Rehearse fallback: only Implicit VR Little Endian; compressed files are "
-                                      "decompressed before sending",
-                          "uncompressed": "Only uncompressed syntaxes"}[key])
+            a.setToolTip(
+                {
+                    "everything": "Accept every transfer syntax",
+                    "implicit": "Rehearse fallback: only Implicit VR Little Endian; compressed files are "
+                    "decompressed before sending",
+                    "uncompressed": "Only uncompressed syntaxes",
+                }[key]
+            )
             a.triggered.connect(lambda _c=False, k=key: self.set_scp_accept(k))
             self.scp_accept_group.addAction(a)
             accepts.addAction(a)
@@ -559,8 +664,10 @@ class MainWindow(QMainWindow):
         self.scp_store_dir = os.path.join(self.data_dir, "local-test-pacs")
         self.act_scp_keep = QAction("Keep received files", self)
         self.act_scp_keep.setCheckable(True)
-        self.act_scp_keep.setToolTip(f"Write what the local test PACS receives to {self.scp_store_dir} "
-                                     "(off: it only counts; takes effect at the next start)")
+        self.act_scp_keep.setToolTip(
+            f"Write what the local test PACS receives to {self.scp_store_dir} "
+            "(off: it only counts; takes effect at the next start)"
+        )
         m.addAction(self.act_scp_keep)
         m.setToolTipsVisible(True)
         use = QAction("Use the “Local test PACS” profile", self)
@@ -600,14 +707,20 @@ class MainWindow(QMainWindow):
         from core.appinfo import app_info, licences
 
         info = app_info()
-        rows = "".join(f"<tr><td>{escape(str(x.get('name', '')))}</td><td>{escape(str(x.get('version', '')))}</td>"
-                       f"<td>{escape(str(x.get('license', '')))}</td></tr>" for x in licences())
-        QMessageBox.about(self, "About DICOM Courier",
-                          f"<h3>{escape(info['name'])} {escape(info['version'])}</h3><p>{escape(info['description'])}</p>"
-                          "<p>MIT licence. The standalone app bundles the libraries below under their own "
-                          "licences (pylibjpeg-libjpeg is GPL-3.0).</p>"
-                          f"<table cellspacing='4'><tr><th align='left'>Library</th><th align='left'>Version</th>"
-                          f"<th align='left'>Licence</th></tr>{rows}</table>")
+        rows = "".join(
+            f"<tr><td>{escape(str(x.get('name', '')))}</td><td>{escape(str(x.get('version', '')))}</td>"
+            f"<td>{escape(str(x.get('license', '')))}</td></tr>"
+            for x in licences()
+        )
+        QMessageBox.about(
+            self,
+            "About DICOM Courier",
+            f"<h3>{escape(info['name'])} {escape(info['version'])}</h3><p>{escape(info['description'])}</p>"
+            "<p>MIT licence. The standalone app bundles the libraries below under their own "
+            "licences (pylibjpeg-libjpeg is GPL-3.0).</p>"
+            f"<table cellspacing='4'><tr><th align='left'>Library</th><th align='left'>Version</th>"
+            f"<th align='left'>Licence</th></tr>{rows}</table>",
+        )
 
     # -- menus on the tree --------------------------------------------------------------------------
 
@@ -638,8 +751,7 @@ class MainWindow(QMainWindow):
         box.setWindowTitle(os.path.basename(node.inst.path))
         box.setIcon(QMessageBox.Icon.Critical if node.state in st.PROBLEM_STATES else QMessageBox.Icon.Information)
         box.setText(f"<b>{st.LABELS.get(node.state, node.state)}</b>")
-        box.setInformativeText(self.model.index(index.row(), Col.ITEM, index.parent()).data(
-            Qt.ItemDataRole.ToolTipRole))
+        box.setInformativeText(self.model.index(index.row(), Col.ITEM, index.parent()).data(Qt.ItemDataRole.ToolTipRole))
         box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         box.open()
         return box
@@ -671,8 +783,7 @@ class MainWindow(QMainWindow):
             details = menu.addAction("Details…")
             details.triggered.connect(lambda: self.show_details(self.to_source(index)))
             menu.addSeparator()
-        for a in (self.act_copy, None, self.act_send, self.act_retry, None, self.act_remove, None,
-                  self.act_failed_only):
+        for a in (self.act_copy, None, self.act_send, self.act_retry, None, self.act_remove, None, self.act_failed_only):
             menu.addSeparator() if a is None else menu.addAction(a)
         menu.exec(self.view.viewport().mapToGlobal(pos))
 
@@ -754,9 +865,11 @@ class MainWindow(QMainWindow):
             self.scan_bar.hide()
         self._update_counts()
         s = self.model.stats()
-        self._set_info(f"Scan finished: {seen} file(s) read. {s['instances']} DICOM instance(s) ready to send"
-                       + (f", {s['bad']} not DICOM or unreadable (listed at the end with the reason)" if s["bad"]
-                          else "") + ".")
+        self._set_info(
+            f"Scan finished: {seen} file(s) read. {s['instances']} DICOM instance(s) ready to send"
+            + (f", {s['bad']} not DICOM or unreadable (listed at the end with the reason)" if s["bad"] else "")
+            + "."
+        )
         LOGGER.info("Scan finished: %d file(s)", seen)
         emit(self.scan_finished, seen)
 
@@ -796,7 +909,8 @@ class MainWindow(QMainWindow):
             self.counts_label.setText(
                 f"{s['files']} file(s): {s['instances']} DICOM instance(s) in {s['patients']} patient(s), "
                 f"{s['studies']} study(ies), {s['series']} series, {human_size(s['bytes'])}"
-                + (f"; {s['bad']} not DICOM or unreadable" if s["bad"] else ""))
+                + (f"; {s['bad']} not DICOM or unreadable" if s["bad"] else "")
+            )
         self._update_send_button()
 
     @Slot()
@@ -897,8 +1011,9 @@ class MainWindow(QMainWindow):
             tls = f" - {info.get('protocol') or 'TLS'}" if info.get("tls") else ""
             if info.get("expires_soon"):
                 tls += f" (certificate expires in {info.get('days_left')} days)"
-            self.echo_label.setText(f"{'✓' if good else '✗'} C-ECHO {result.get('message', '')}: "
-                                    f"{result.get('rtt_ms', 0):.1f} ms{ctx}{tls}")
+            self.echo_label.setText(
+                f"{'✓' if good else '✗'} C-ECHO {result.get('message', '')}: {result.get('rtt_ms', 0):.1f} ms{ctx}{tls}"
+            )
             self.echo_label.setToolTip(format_echo(result))
         self.diag_model.echo_result(name, result, error)
         emit(self.echo_finished, result, error)
@@ -944,8 +1059,9 @@ class MainWindow(QMainWindow):
         self._probe_profile = p
         self._update_send_button()
         self.echo_label.setStyleSheet("color:#2563eb;")
-        self.echo_label.setText(f"Probing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}: {len(classes)} SOP "
-                                "class(es) x every transfer syntax…")
+        self.echo_label.setText(
+            f"Probing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}: {len(classes)} SOP class(es) x every transfer syntax…"
+        )
         LOGGER.info("Probing %s@%s:%s (%d SOP classes)", p.remote_ae_title, p.remote_host, p.remote_port, len(classes))
         self.pool.start(worker, "probe")
         return True
@@ -973,8 +1089,10 @@ class MainWindow(QMainWindow):
         else:
             accepted = sum(1 for e in amap.sop_classes.values() if e.get("accepted"))
             self.echo_label.setStyleSheet("color:#15803d;" if accepted else "color:#b91c1c;")
-            self.echo_label.setText(f"{'✓' if accepted else '✗'} Probe: {accepted} of {len(amap.sop_classes)} SOP "
-                                    "class(es) accepted - map saved with the profile")
+            self.echo_label.setText(
+                f"{'✓' if accepted else '✗'} Probe: {accepted} of {len(amap.sop_classes)} SOP "
+                "class(es) accepted - map saved with the profile"
+            )
             self.echo_label.setToolTip(map_summary(amap))
             if p is not None:
                 row = self.profiles.row_of(p.name)
@@ -1040,12 +1158,13 @@ class MainWindow(QMainWindow):
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(j.started))
             stored = c.get("stored", 0) + c.get("stored-warning", 0)
             doubt = c.get("in-flight", 0) + c.get("unknown", 0)
-            more = f" ({len(self.interrupted) - 1} more interrupted job(s) in the journal)" if len(self.interrupted) > 1 \
-                else ""
+            more = f" ({len(self.interrupted) - 1} more interrupted job(s) in the journal)" if len(self.interrupted) > 1 else ""
             self.resume_label.setText(
                 f"<b>A send was interrupted</b>: job {html.escape(j.id)} to {html.escape(j.profile or j.peer or '?')}, "
                 f"started {when}: <b>{stored}</b> of {c.get('total', 0)} stored, <b>{j.resumable}</b> not sent"
-                + (f" ({doubt} in doubt)" if doubt else "") + f". <i>Resume</i> sends only those.{more}")
+                + (f" ({doubt} in doubt)" if doubt else "")
+                + f". <i>Resume</i> sends only those.{more}"
+            )
             self.resume_banner.show()
         else:
             self.resume_banner.hide()
@@ -1104,8 +1223,9 @@ class MainWindow(QMainWindow):
     def _on_resume_failed(self, exc: Exception) -> None:
         self.resume_button.setEnabled(True)
         msg = f"Cannot resume: {exc}"
-        self.resume_label.setText(self.resume_label.text().split("<br>")[0]
-                                  + f"<br><span style='color:#b91c1c'>{html.escape(msg)}</span>")
+        self.resume_label.setText(
+            self.resume_label.text().split("<br>")[0] + f"<br><span style='color:#b91c1c'>{html.escape(msg)}</span>"
+        )
         LOGGER.error("%s", msg)
 
     @Slot()
@@ -1217,11 +1337,16 @@ class MainWindow(QMainWindow):
             if not self._scp_busy:
                 self.scp_label.setText("Local test PACS: off (Local test PACS menu)")
             return
-        self.scp_label.setText(f"Local test PACS: running on 127.0.0.1:{self.scp.port}, accepts "
-                               f"{ACCEPT_CHOICES.get(self.scp_accept, self.scp_accept)}; "
-                               f"{len(self.scp.received)} received")
-        self.scp_label.setToolTip(f"Received files are written to {self.scp.store_dir}" if self.scp.store_dir
-                                  else "Received instances are counted, not kept (Local test PACS › Keep received files)")
+        self.scp_label.setText(
+            f"Local test PACS: running on 127.0.0.1:{self.scp.port}, accepts "
+            f"{ACCEPT_CHOICES.get(self.scp_accept, self.scp_accept)}; "
+            f"{len(self.scp.received)} received"
+        )
+        self.scp_label.setToolTip(
+            f"Received files are written to {self.scp.store_dir}"
+            if self.scp.store_dir
+            else "Received instances are counted, not kept (Local test PACS › Keep received files)"
+        )
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -1252,8 +1377,11 @@ class MainWindow(QMainWindow):
             return False
         errors = p.errors()
         if errors:
-            QMessageBox.warning(self, "Cannot send", f"The profile “{p.name}” is not valid:\n"
-                                + "\n".join(f"• {k}: {v}" for k, v in errors.items()))
+            QMessageBox.warning(
+                self,
+                "Cannot send",
+                f"The profile “{p.name}” is not valid:\n" + "\n".join(f"• {k}: {v}" for k, v in errors.items()),
+            )
             return False
         if p.is_local_test and self.scp is None:
             self._set_info("Starting the local test PACS first…")
@@ -1268,11 +1396,22 @@ class MainWindow(QMainWindow):
         self._preflight = (nodes, p)
         self._update_send_button()
         amap = saved_map_for(p)
-        self._set_info(f"Planning {len(nodes)} instance(s) against {p.name}"
-                       + (" from its saved acceptance map…" if amap else "…"))
+        self._set_info(
+            f"Planning {len(nodes)} instance(s) against {p.name}" + (" from its saved acceptance map…" if amap else "…")
+        )
         self._preflight_gen += 1
-        worker = TaskWorker(_tagged, self._preflight_gen, _plan, [n.inst for n in nodes], p.to_config_dict(),
-                            p.strategy, p.max_retries, p.parallel_associations, amap, False)
+        worker = TaskWorker(
+            _tagged,
+            self._preflight_gen,
+            _plan,
+            [n.inst for n in nodes],
+            p.to_config_dict(),
+            p.strategy,
+            p.max_retries,
+            p.parallel_associations,
+            amap,
+            False,
+        )
         worker.succeeded.connect(self._on_preflight_succeeded)
         worker.failed.connect(self._on_preflight_failed)
         self.pool.start(worker, "preflight")
@@ -1299,10 +1438,11 @@ class MainWindow(QMainWindow):
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Warning)
         box.setWindowTitle("Send with blocked or lossy instances?")
-        box.setText(f"<b>Plan</b> for {len(plans)} instance(s) to {html.escape(p.name)}: "
-                    f"{html.escape(summary_text(plans))}.")
-        box.setInformativeText("\n".join(f"• {n} × {msg}" for msg, n in sorted(reasons.items(), key=lambda x: -x[1])[:6])
-                               + "\n\nBlocked instances will be reported as not sent. Send the rest?")
+        box.setText(f"<b>Plan</b> for {len(plans)} instance(s) to {html.escape(p.name)}: {html.escape(summary_text(plans))}.")
+        box.setInformativeText(
+            "\n".join(f"• {n} × {msg}" for msg, n in sorted(reasons.items(), key=lambda x: -x[1])[:6])
+            + "\n\nBlocked instances will be reported as not sent. Send the rest?"
+        )
         self.confirm_send_button = box.addButton("Send anyway", QMessageBox.ButtonRole.AcceptRole)
         self.confirm_cancel_button = box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(self.confirm_cancel_button)
@@ -1344,8 +1484,10 @@ class MainWindow(QMainWindow):
         self._launch_send(*pending)
 
     def _fill_plan_column(self, nodes: list[Node], plans: list[Any]) -> None:
-        self.model.set_plans((node, plan.message + (f" ({len(plan.findings)} finding(s))" if plan.findings else ""))
-                             for node, plan in zip(nodes, plans, strict=False))
+        self.model.set_plans(
+            (node, plan.message + (f" ({len(plan.findings)} finding(s))" if plan.findings else ""))
+            for node, plan in zip(nodes, plans, strict=False)
+        )
         self.model.flush()
         self._show_column(Col.PLAN, 260)
 
@@ -1356,8 +1498,7 @@ class MainWindow(QMainWindow):
             if self.view.columnWidth(col) < width // 2:
                 self.view.setColumnWidth(col, width)
 
-    def _launch_send(self, nodes: list[Node], p: Profile, rerun: Any = None,
-                     by_index: dict[int, Node] | None = None) -> bool:
+    def _launch_send(self, nodes: list[Node], p: Profile, rerun: Any = None, by_index: dict[int, Node] | None = None) -> bool:
         """Start the SendWorker for `nodes` (no plan, no questions)."""
         if self._send is not None:
             return False
@@ -1365,16 +1506,32 @@ class MainWindow(QMainWindow):
             job = SendRecord(rerun.job.id, p, list(nodes), by_index=dict(by_index or {}), resumed=True)
             items = list(rerun.items)
             opts = rerun.options
-            spec = JobSpec(rerun.config, opts.get("strategy", "standard"), int(opts.get("max_retries", 4)), items,
-                           job.job_id, bool(opts.get("continue_on_error", True)), journal_path=self.journal_path,
-                           profile=p.name, verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival)),
-                           rerun=rerun)
+            spec = JobSpec(
+                rerun.config,
+                opts.get("strategy", "standard"),
+                int(opts.get("max_retries", 4)),
+                items,
+                job.job_id,
+                bool(opts.get("continue_on_error", True)),
+                journal_path=self.journal_path,
+                profile=p.name,
+                verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival)),
+                rerun=rerun,
+            )
         else:
             job = SendRecord(uuid.uuid4().hex[:12], p, list(nodes), plan_summary=self._plan_summary)
             items = [Item(i, n.inst.path, n.inst) for i, n in enumerate(nodes) if n.inst is not None]
-            spec = JobSpec(p.to_config_dict(), p.strategy, p.max_retries, items, job.job_id,
-                           parallel=p.parallel_associations, journal_path=self.journal_path, profile=p.name,
-                           verify_arrival=p.verify_arrival)
+            spec = JobSpec(
+                p.to_config_dict(),
+                p.strategy,
+                p.max_retries,
+                items,
+                job.job_id,
+                parallel=p.parallel_associations,
+                journal_path=self.journal_path,
+                profile=p.name,
+                verify_arrival=p.verify_arrival,
+            )
         worker = SendWorker(spec, batch_s=EVENT_BATCH_S, gate=self.gate)
         worker.job_started.connect(self._on_send_job_started)
         worker.association_requested.connect(self._on_send_association_requested)
@@ -1392,11 +1549,12 @@ class MainWindow(QMainWindow):
         self._job = job
         self.banner.hide()
         verb = "Resume" if rerun is not None else "Send"
-        self.diag_model.begin_job(f"{verb} {time.strftime('%H:%M:%S')}",
-                                  f"{len(items)} instance(s) to {p.name} ({p.remote_ae_title}@{p.remote_host}:"
-                                  f"{p.remote_port}), strategy {spec.strategy}, up to {spec.max_retries} fallback "
-                                  f"step(s), job {job.job_id}"
-                                  + (f"; plan: {job.plan_summary}" if job.plan_summary else ""))
+        self.diag_model.begin_job(
+            f"{verb} {time.strftime('%H:%M:%S')}",
+            f"{len(items)} instance(s) to {p.name} ({p.remote_ae_title}@{p.remote_host}:"
+            f"{p.remote_port}), strategy {spec.strategy}, up to {spec.max_retries} fallback "
+            f"step(s), job {job.job_id}" + (f"; plan: {job.plan_summary}" if job.plan_summary else ""),
+        )
         self._plan_summary = ""
         self.tracker.reset(len(items), sum(n.size for n in job.by_index.values()))
         self.plot.clear()
@@ -1405,8 +1563,9 @@ class MainWindow(QMainWindow):
         self.progress_label.setText(f"Connecting to {p.remote_ae_title}@{p.remote_host}:{p.remote_port}…")
         self.progress_timer.start()
         self._update_send_button()
-        LOGGER.info("%s %s: %d instance(s) to %s@%s:%s", verb, job.job_id, len(items), p.remote_ae_title,
-                    p.remote_host, p.remote_port)
+        LOGGER.info(
+            "%s %s: %d instance(s) to %s@%s:%s", verb, job.job_id, len(items), p.remote_ae_title, p.remote_host, p.remote_port
+        )
         # mark the rows "queued" a few thousand per turn of the event loop, then start the worker
         self._to_queue = (list(job.by_index.values()), 0, worker)
         self._queue_rows()
@@ -1468,8 +1627,16 @@ class MainWindow(QMainWindow):
         self._plan_nodes = list(nodes)
         self._update_send_button()
         self._set_info(f"Planning {len(nodes)} instance(s) against {p.name}…")
-        worker = TaskWorker(_plan, [n.inst for n in nodes], p.to_config_dict(), p.strategy, p.max_retries,
-                            p.parallel_associations, saved_map_for(p), True)
+        worker = TaskWorker(
+            _plan,
+            [n.inst for n in nodes],
+            p.to_config_dict(),
+            p.strategy,
+            p.max_retries,
+            p.parallel_associations,
+            saved_map_for(p),
+            True,
+        )
         worker.succeeded.connect(self._on_plan_succeeded)
         worker.failed.connect(self._on_plan_failed)
         self.pool.start(worker, "plan")
@@ -1492,9 +1659,11 @@ class MainWindow(QMainWindow):
             self._fill_plan_column(nodes, plans)
             warn = needs_confirmation(plans)
             self.banner.setStyleSheet(f"#banner{{background:{'#fef3c7' if warn else '#dbeafe'};border-radius:4px;}}")
-            self.banner_label.setText(f"<b>Plan</b> for {len(plans)} instance(s): {html.escape(summary_text(plans))}"
-                                      + (" - check the blocked or lossy rows before sending" if warn else "")
-                                      + ". Nothing was sent.")
+            self.banner_label.setText(
+                f"<b>Plan</b> for {len(plans)} instance(s): {html.escape(summary_text(plans))}"
+                + (" - check the blocked or lossy rows before sending" if warn else "")
+                + ". Nothing was sent."
+            )
             self._set_info("Plan ready: see the Plan column.")
         else:
             self.banner.setStyleSheet("#banner{background:#fee2e2;border-radius:4px;}")
@@ -1530,8 +1699,9 @@ class MainWindow(QMainWindow):
     def _on_send_association_requested(self, e: Any) -> None:
         self.diag_model.association_requested(e)
         if self._job is not None and not self._send.cancel_event.is_set():  # type: ignore[union-attr]
-            self.progress_label.setText(f"Requesting an association (strategy {e.strategy}, {e.n_contexts} "
-                                        f"presentation contexts, attempt {e.attempt})…")
+            self.progress_label.setText(
+                f"Requesting an association (strategy {e.strategy}, {e.n_contexts} presentation contexts, attempt {e.attempt})…"
+            )
 
     @Slot(object)
     def _on_send_association_negotiated(self, e: Any) -> None:
@@ -1602,8 +1772,12 @@ class MainWindow(QMainWindow):
             job.error = result.get("error")
             for i, n in job.by_index.items():
                 if n.state in (st.QUEUED, st.SENDING):
-                    o = {"status": "failure", "state": "not-sent", "message": f"not sent: {job.error}",
-                         "path": n.inst.path if n.inst else None}
+                    o = {
+                        "status": "failure",
+                        "state": "not-sent",
+                        "message": f"not sent: {job.error}",
+                        "path": n.inst.path if n.inst else None,
+                    }
                     job.outcomes[i] = o
                     self.model.set_state(n, st.NOT_SENT, o)
         self.model.flush()
@@ -1644,20 +1818,33 @@ class MainWindow(QMainWindow):
         if job.cancelled:
             colour, head = "#fef3c7", "Cancelled"
         self.banner.setStyleSheet(f"#banner{{background:{colour};border-radius:4px;}}")
-        parts = [f"<b>{stored}</b> stored" + (f" ({conv} converted)" if conv else ""),
-                 f"<b>{warn}</b> with warnings", f"<b style='color:#b91c1c'>{failed}</b> failed",
-                 f"<b>{not_sent}</b> not sent"]
+        parts = [
+            f"<b>{stored}</b> stored" + (f" ({conv} converted)" if conv else ""),
+            f"<b>{warn}</b> with warnings",
+            f"<b style='color:#b91c1c'>{failed}</b> failed",
+            f"<b>{not_sent}</b> not sent",
+        ]
         if skipped:
             parts.append(f"{skipped} skipped")
-        text = (f"<b>{head}</b> - {job.profile.name}: " + " · ".join(parts)
-                + f" - {s.get('associations', 0)} association(s), {format_duration(job.finished - job.started)}")
+        text = (
+            f"<b>{head}</b> - {job.profile.name}: "
+            + " · ".join(parts)
+            + f" - {s.get('associations', 0)} association(s), {format_duration(job.finished - job.started)}"
+        )
         counts = job.arrival.get("counts") or {}
         if counts:
             bad, unsure = counts.get("not found", 0), counts.get("not checked", 0)
-            text += ("<br>Arrival check: " + ", ".join(f"<b>{n}</b> {k}" for k, n in sorted(counts.items()))
-                     + (" - <b style='color:#b91c1c'>the PACS does not hold every instance it acknowledged</b>"
-                        if bad else " - <b style='color:#b45309'>could not confirm every instance</b> (see the log)"
-                        if unsure else ""))
+            text += (
+                "<br>Arrival check: "
+                + ", ".join(f"<b>{n}</b> {k}" for k, n in sorted(counts.items()))
+                + (
+                    " - <b style='color:#b91c1c'>the PACS does not hold every instance it acknowledged</b>"
+                    if bad
+                    else " - <b style='color:#b45309'>could not confirm every instance</b> (see the log)"
+                    if unsure
+                    else ""
+                )
+            )
         elif job.arrival.get("messages"):
             text += "<br>Arrival check: " + html.escape("; ".join(job.arrival["messages"])[:300])
         if job.plan_summary:
@@ -1728,8 +1915,9 @@ class MainWindow(QMainWindow):
         job = self.last_job
         if job is None:
             return False
-        outcomes = [job.outcomes.get(i, {"status": "failure", "state": "not-sent", "message": "no outcome"})
-                    for i in job.by_index]
+        outcomes = [
+            job.outcomes.get(i, {"status": "failure", "state": "not-sent", "message": "no outcome"}) for i in job.by_index
+        ]
         insts = [n.inst for n in job.by_index.values()]
         worker = TaskWorker(_write_report, path, outcomes, insts, job, omit_patient)
         worker.succeeded.connect(self._on_report_succeeded)
@@ -1742,8 +1930,10 @@ class MainWindow(QMainWindow):
     def _on_report_succeeded(self, path: str) -> None:
         url = QUrl.fromLocalFile(os.path.abspath(path)).toString()
         self.statusBar().showMessage(f"Failure report written to {path}", 15000)
-        self.banner_label.setText(self.banner_label.text().split("<br><i>")[0]
-                                  + f"<br><i>Report written: <a href='{html.escape(url)}'>{html.escape(path)}</a></i>")
+        self.banner_label.setText(
+            self.banner_label.text().split("<br><i>")[0]
+            + f"<br><i>Report written: <a href='{html.escape(url)}'>{html.escape(path)}</a></i>"
+        )
         LOGGER.info("Failure report written to %s", path)
         emit(self.report_written, path, "")
 
@@ -1831,8 +2021,15 @@ class MainWindow(QMainWindow):
             LOGGER.warning("Ignoring the saved window layout: %s", exc)
 
 
-def _plan(insts: list[ScannedInstance], cfg: dict[str, Any], strategy: str, max_retries: int,
-          parallel: int, amap: dict[str, Any] | None = None, validate: bool = True) -> list[Any]:
+def _plan(
+    insts: list[ScannedInstance],
+    cfg: dict[str, Any],
+    strategy: str,
+    max_retries: int,
+    parallel: int,
+    amap: dict[str, Any] | None = None,
+    validate: bool = True,
+) -> list[Any]:
     """The pre-flight plan (worker thread): from the saved map, else negotiates with the PACS; stores nothing."""
     from core.preflight import plan_instances
 
@@ -1854,9 +2051,12 @@ def saved_map_for(p: Profile) -> dict[str, Any] | None:
     if not m or not isinstance(m.get("sop_classes"), dict):
         return None
     peer = m.get("peer") or {}
-    same = (str(peer.get("host", "")).strip() == p.remote_host.strip() and str(peer.get("port")) == str(p.remote_port)
-            and str(peer.get("called_ae", "")).strip() == p.remote_ae_title.strip()
-            and str(peer.get("calling_ae", "")).strip() == p.local_ae_title.strip())
+    same = (
+        str(peer.get("host", "")).strip() == p.remote_host.strip()
+        and str(peer.get("port")) == str(p.remote_port)
+        and str(peer.get("called_ae", "")).strip() == p.remote_ae_title.strip()
+        and str(peer.get("calling_ae", "")).strip() == p.local_ae_title.strip()
+    )
     return m if same else None
 
 
@@ -1878,9 +2078,17 @@ def _prepare_resume(path: str, job_id: str) -> Any:
         return prepare_rerun(journal, job_id)
 
 
-def _write_report(path: str, outcomes: list[dict[str, Any]], insts: list[Any], job: SendRecord,
-                  omit_patient: bool) -> str:
+def _write_report(path: str, outcomes: list[dict[str, Any]], insts: list[Any], job: SendRecord, omit_patient: bool) -> str:
     """Build and write the failure report (worker thread)."""
-    report = build_failure_report(outcomes, insts, job.associations, job.profile.to_json(), job.summary, job.started,
-                                  job.finished or time.time(), omit_patient, job.job_id)
+    report = build_failure_report(
+        outcomes,
+        insts,
+        job.associations,
+        job.profile.to_json(),
+        job.summary,
+        job.started,
+        job.finished or time.time(),
+        omit_patient,
+        job.job_id,
+    )
     return write_failure_report(path, report, report_format(path))

@@ -102,14 +102,24 @@ class Role(IntEnum):
 
 
 #: Roles a state change touches (an explicit list, so views need not re-measure rows).
-_CHANGED_ROLES = [int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.DecorationRole),
-                  int(Qt.ItemDataRole.ForegroundRole), int(Qt.ItemDataRole.ToolTipRole), int(Role.STATE)]
+_CHANGED_ROLES = [
+    int(Qt.ItemDataRole.DisplayRole),
+    int(Qt.ItemDataRole.DecorationRole),
+    int(Qt.ItemDataRole.ForegroundRole),
+    int(Qt.ItemDataRole.ToolTipRole),
+    int(Role.STATE),
+]
 
 #: Roles the item delegate asks for when painting (cached per cell).
-_PAINT_ROLES = (int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.DecorationRole),
-                int(Qt.ItemDataRole.ForegroundRole), int(Qt.ItemDataRole.FontRole),
-                int(Qt.ItemDataRole.TextAlignmentRole), int(Qt.ItemDataRole.BackgroundRole),
-                int(Qt.ItemDataRole.CheckStateRole))
+_PAINT_ROLES = (
+    int(Qt.ItemDataRole.DisplayRole),
+    int(Qt.ItemDataRole.DecorationRole),
+    int(Qt.ItemDataRole.ForegroundRole),
+    int(Qt.ItemDataRole.FontRole),
+    int(Qt.ItemDataRole.TextAlignmentRole),
+    int(Qt.ItemDataRole.BackgroundRole),
+    int(Qt.ItemDataRole.CheckStateRole),
+)
 
 PATIENT, STUDY, SERIES, INSTANCE, GROUP, BAD = "patient", "study", "series", "instance", "group", "bad"
 
@@ -117,8 +127,23 @@ PATIENT, STUDY, SERIES, INSTANCE, GROUP, BAD = "patient", "study", "series", "in
 class Node:
     """One row of the tree (plain Python; the model owns every node)."""
 
-    __slots__ = ("kind", "parent", "children", "row", "key", "inst", "uid", "state", "outcome", "counts", "size",
-                 "sending_as", "plan", "index_map", "cache")
+    __slots__ = (
+        "kind",
+        "parent",
+        "children",
+        "row",
+        "key",
+        "inst",
+        "uid",
+        "state",
+        "outcome",
+        "counts",
+        "size",
+        "sending_as",
+        "plan",
+        "index_map",
+        "cache",
+    )
 
     def __init__(self, kind: str, parent: Node | None, key: str = "", inst: ScannedInstance | None = None):
         self.kind = kind
@@ -639,8 +664,14 @@ class InstanceTreeModel(QAbstractItemModel):
 
     # -- live states ----------------------------------------------------------------------------------
 
-    def set_state(self, node: Node, state: str, outcome: dict[str, Any] | None = None, keep_outcome: bool = False,
-                  sending_as: tuple[str | None, str | None] | None = None) -> None:
+    def set_state(
+        self,
+        node: Node,
+        state: str,
+        outcome: dict[str, Any] | None = None,
+        keep_outcome: bool = False,
+        sending_as: tuple[str | None, str | None] | None = None,
+    ) -> None:
         """Change a leaf's state (and outcome); the repaint comes with the next batched flush."""
         if node.state != state:
             self._account(node, node.state, -1)
@@ -728,8 +759,7 @@ class InstanceTreeModel(QAbstractItemModel):
                 continue
             key = id(n.parent)
             cur = by_parent.get(key)
-            by_parent[key] = (n.parent, n.row, n.row) if cur is None else (n.parent, min(cur[1], n.row),
-                                                                          max(cur[2], n.row))
+            by_parent[key] = (n.parent, n.row, n.row) if cur is None else (n.parent, min(cur[1], n.row), max(cur[2], n.row))
         self._dirty.clear()
         last = len(Col) - 1
         # Only the columns from State on change after insertion (state, status, sent as, plan,
@@ -738,8 +768,12 @@ class InstanceTreeModel(QAbstractItemModel):
         for parent, lo, hi in by_parent.values():
             if hi >= len(parent.children):
                 continue
-            emit(self.dataChanged, self.createIndex(lo, FIRST_CHANGING_COL, parent.children[lo]),
-                 self.createIndex(hi, last, parent.children[hi]), _CHANGED_ROLES)
+            emit(
+                self.dataChanged,
+                self.createIndex(lo, FIRST_CHANGING_COL, parent.children[lo]),
+                self.createIndex(hi, last, parent.children[hi]),
+                _CHANGED_ROLES,
+            )
 
     @property
     def pending_repaints(self) -> int:

@@ -104,8 +104,7 @@ class AcceptanceGridModel(QAbstractTableModel):
             return {ACCEPTED: "✓", REJECTED: "✗", UNKNOWN: "·"}[result]
         if role == Qt.ItemDataRole.ToolTipRole:
             head = f"{_class_name(self.classes[row])}\n{syntax_label(self.syntaxes[col])} ({self.syntaxes[col]})\n"
-            return head + ("accepted" if result == ACCEPTED else f"rejected: {reason}" if result == REJECTED
-                           else "not probed")
+            return head + ("accepted" if result == ACCEPTED else f"rejected: {reason}" if result == REJECTED else "not probed")
         if role == Qt.ItemDataRole.BackgroundRole:
             return QBrush(_BG[result])
         if role == Qt.ItemDataRole.ForegroundRole:
@@ -133,8 +132,10 @@ class AcceptanceGridModel(QAbstractTableModel):
                 return _class_name(uid)
             if role == Qt.ItemDataRole.ToolTipRole:
                 entry = self.amap.sop_classes.get(uid, {})
-                return (f"{_class_name(uid)} ({uid})\n{len(entry.get('accepted', []))} accepted, "
-                        f"{len(entry.get('rejected', {}))} rejected")
+                return (
+                    f"{_class_name(uid)} ({uid})\n{len(entry.get('accepted', []))} accepted, "
+                    f"{len(entry.get('rejected', {}))} rejected"
+                )
         return None
 
 
@@ -144,9 +145,11 @@ def map_summary(amap: AcceptanceMap) -> str:
     accepted = sum(1 for e in amap.sop_classes.values() if e.get("accepted"))
     who = f"{peer.get('called_ae', '?')}@{peer.get('host', '?')}:{peer.get('port', '?')}"
     impl = peer.get("implementation_version_name") or peer.get("implementation_class_uid") or ""
-    text = (f"{who}{' (' + impl + ')' if impl else ''} - probed {peer.get('probed_at', '?')}: {accepted} of "
-            f"{len(amap.sop_classes)} SOP classes accepted, {len(peer.get('syntaxes', []))} transfer syntaxes "
-            f"proposed over {peer.get('associations', '?')} association(s)")
+    text = (
+        f"{who}{' (' + impl + ')' if impl else ''} - probed {peer.get('probed_at', '?')}: {accepted} of "
+        f"{len(amap.sop_classes)} SOP classes accepted, {len(peer.get('syntaxes', []))} transfer syntaxes "
+        f"proposed over {peer.get('associations', '?')} association(s)"
+    )
     if peer.get("cancelled"):
         text += " - cancelled, incomplete"
     return text

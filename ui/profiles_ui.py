@@ -57,8 +57,10 @@ def format_echo(result: dict[str, Any]) -> str:
     from core.convert import syntax_label
 
     ctx = f"{acc.get('abstract_syntax_name', 'Verification')} / {syntax_label(acc.get('transfer_syntax'))}"
-    return (f"{result.get('message', '')}: round trip {result.get('rtt_ms', 0):.1f} ms, association "
-            f"{result.get('associate_ms', 0):.1f} ms - accepted {ctx}, peer max PDU {neg.get('peer_max_pdu')} bytes")
+    return (
+        f"{result.get('message', '')}: round trip {result.get('rtt_ms', 0):.1f} ms, association "
+        f"{result.get('associate_ms', 0):.1f} ms - accepted {ctx}, peer max PDU {neg.get('peer_max_pdu')} bytes"
+    )
 
 
 class ProfileListModel(QAbstractListModel):
@@ -78,9 +80,10 @@ class ProfileListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return p.name
         if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"{p.remote_ae_title}@{p.remote_host}:{p.remote_port} as {p.local_ae_title}, strategy "
-                    f"{p.strategy}" + (", TLS" if p.tls_enabled else "") + (" (built-in local test PACS)"
-                                                                              if p.is_local_test else ""))
+            return (
+                f"{p.remote_ae_title}@{p.remote_host}:{p.remote_port} as {p.local_ae_title}, strategy "
+                f"{p.strategy}" + (", TLS" if p.tls_enabled else "") + (" (built-in local test PACS)" if p.is_local_test else "")
+            )
         if role == Qt.ItemDataRole.UserRole:
             return p
         return None
@@ -165,27 +168,39 @@ class ProfileEditor(QDialog):
     passphrase_stored = Signal(str)
 
     TEXT_FIELDS = (
-        ("name", "Name"), ("remote_host", "Host"), ("remote_port", "Port"), ("remote_ae_title", "Called AE title"),
+        ("name", "Name"),
+        ("remote_host", "Host"),
+        ("remote_port", "Port"),
+        ("remote_ae_title", "Called AE title"),
         ("local_ae_title", "Calling AE title"),
     )
     TIMING_FIELDS = (
-        ("acse_timeout_s", "Association (ACSE) timeout, s"), ("dimse_timeout_s", "Response (DIMSE) timeout, s"),
-        ("network_timeout_s", "Network timeout, s"), ("connect_timeout_s", "Connect timeout, s"),
+        ("acse_timeout_s", "Association (ACSE) timeout, s"),
+        ("dimse_timeout_s", "Response (DIMSE) timeout, s"),
+        ("network_timeout_s", "Network timeout, s"),
+        ("connect_timeout_s", "Connect timeout, s"),
         ("max_pdu_bytes", "Max PDU, bytes"),
     )
     TLS_FILE_FIELDS = (
-        ("tls_ca_cert_file", "CA certificate file"), ("tls_client_cert_file", "Client certificate file"),
+        ("tls_ca_cert_file", "CA certificate file"),
+        ("tls_client_cert_file", "Client certificate file"),
         ("tls_client_key_file", "Client key file"),
     )
     TLS_SECRET_FIELDS = (
         ("tls_ca_cert_secret_name", "CA certificate secret ID"),
         ("tls_client_cert_secret_name", "Client certificate secret ID"),
-        ("tls_client_key_secret_name", "Client key secret ID"), ("gcp_project_id", "Google Cloud project"),
+        ("tls_client_key_secret_name", "Client key secret ID"),
+        ("gcp_project_id", "Google Cloud project"),
         ("tls_key_password_keyring", "Key passphrase keyring entry"),
     )
 
-    def __init__(self, profile: Profile, pool: ThreadPool, name_taken: Callable[[str], bool] = lambda n: False,
-                 parent: QWidget | None = None):
+    def __init__(
+        self,
+        profile: Profile,
+        pool: ThreadPool,
+        name_taken: Callable[[str], bool] = lambda n: False,
+        parent: QWidget | None = None,
+    ):
         super().__init__(parent)
         self.setWindowTitle(f"PACS profile - {profile.name}")
         self._original = profile
@@ -208,9 +223,11 @@ class ProfileEditor(QDialog):
         self.strategy = QComboBox(self)
         for s in STRATEGY_ORDER:
             self.strategy.addItem(s.value, s.value)
-            self.strategy.setItemData(self.strategy.count() - 1,
-                                      f"{STRATEGY_TIPS[s.value]} ({len(strategy_syntaxes(s))} syntaxes)",
-                                      Qt.ItemDataRole.ToolTipRole)
+            self.strategy.setItemData(
+                self.strategy.count() - 1,
+                f"{STRATEGY_TIPS[s.value]} ({len(strategy_syntaxes(s))} syntaxes)",
+                Qt.ItemDataRole.ToolTipRole,
+            )
         self.strategy.setCurrentIndex(max(0, self.strategy.findData(profile.strategy)))
         self.strategy.setToolTip("The first transfer-syntax strategy; more conservative ones follow on fallback")
         self.strategy_tip = QLabel(self)
@@ -225,18 +242,20 @@ class ProfileEditor(QDialog):
         sf.addRow("Max retries (fallback steps)", self.max_retries)
         self.parallel = QSpinBox(self)
         self.parallel.setRange(1, 16)
-        self.parallel.setValue(int(profile.parallel_associations) if str(profile.parallel_associations).isdigit()
-                               else 1)
-        self.parallel.setToolTip("Send over several associations at once (each study stays on one); "
-                                 "associations the PACS refuses are given up")
+        self.parallel.setValue(int(profile.parallel_associations) if str(profile.parallel_associations).isdigit() else 1)
+        self.parallel.setToolTip(
+            "Send over several associations at once (each study stays on one); associations the PACS refuses are given up"
+        )
         sf.addRow("Parallel associations", self.parallel)
         self.allow_lossy = QCheckBox("Allow lossy conversion (never needed for uncompressed files)", self)
         self.allow_lossy.setChecked(bool(profile.allow_lossy))
         sf.addRow("", self.allow_lossy)
         self.verify_arrival = QCheckBox("Check arrival after sending (storage commitment, else C-FIND)", self)
         self.verify_arrival.setChecked(bool(profile.verify_arrival))
-        self.verify_arrival.setToolTip("After a send, ask the PACS whether it holds each instance it acknowledged; "
-                                       "the Verified column shows committed, found or not found")
+        self.verify_arrival.setToolTip(
+            "After a send, ask the PACS whether it holds each instance it acknowledged; "
+            "the Verified column shows committed, found or not found"
+        )
         sf.addRow("", self.verify_arrival)
 
         timing = QGroupBox("Timeouts and PDU", self)
@@ -267,15 +286,16 @@ class ProfileEditor(QDialog):
         for key, label in self.TLS_SECRET_FIELDS:
             lf.addRow(label, self._line(key, str(getattr(profile, key))))
         self.passphrase_button = QPushButton("Store key passphrase in the OS keyring…", self)
-        self.passphrase_button.setToolTip("Ask for the client key's passphrase and keep it in the OS keyring under the "
-                                          "entry named above (default: the profile name); the profile keeps only "
-                                          "the entry's name")
+        self.passphrase_button.setToolTip(
+            "Ask for the client key's passphrase and keep it in the OS keyring under the "
+            "entry named above (default: the profile name); the profile keeps only "
+            "the entry's name"
+        )
         self.passphrase_button.clicked.connect(self._on_passphrase_clicked)
         self.passphrase_result = QLabel(self)
         self.passphrase_result.setWordWrap(True)
         lf.addRow(self.passphrase_button, self.passphrase_result)
-        note = QLabel("Saved: paths, secret IDs, a keyring entry name.\nNever saved: keys, certificates, passwords.",
-                      self)
+        note = QLabel("Saved: paths, secret IDs, a keyring entry name.\nNever saved: keys, certificates, passwords.", self)
         note.setStyleSheet("color:#4b5563;")
         lf.addRow(note)
         self.tls_enabled.toggled.connect(self._on_tls_toggled)
@@ -290,8 +310,7 @@ class ProfileEditor(QDialog):
         test_row.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignTop)
         test_row.addWidget(self.test_result, 1)
 
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel,
-                                        self)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
@@ -326,8 +345,9 @@ class ProfileEditor(QDialog):
         return row
 
     def _browse(self, key: str) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a PEM file", self.edits[key].text(),
-                                              "PEM files (*.pem *.crt *.cer *.key);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Choose a PEM file", self.edits[key].text(), "PEM files (*.pem *.crt *.cer *.key);;All files (*)"
+        )
         if path:
             self.edits[key].setText(path)
 
@@ -347,9 +367,12 @@ class ProfileEditor(QDialog):
         from PySide6.QtWidgets import QInputDialog
 
         entry = self.keyring_entry()
-        password, ok = QInputDialog.getText(self, "Client key passphrase",
-                                            f"Passphrase of the client private key (kept in the OS keyring as "
-                                            f"“{entry}”):", QLineEdit.EchoMode.Password)
+        password, ok = QInputDialog.getText(
+            self,
+            "Client key passphrase",
+            f"Passphrase of the client private key (kept in the OS keyring as “{entry}”):",
+            QLineEdit.EchoMode.Password,
+        )
         if ok and password:
             self.store_passphrase(password)
 
@@ -407,8 +430,7 @@ class ProfileEditor(QDialog):
         ok_all = True
         for key, edit in self.edits.items():
             ok, reason = check_field(key, edit.text())
-            if ok and key == "name" and edit.text().strip() != self._original.name and self._name_taken(
-                    edit.text().strip()):
+            if ok and key == "name" and edit.text().strip() != self._original.name and self._name_taken(edit.text().strip()):
                 ok, reason = False, "another profile already has this name"
             self.rows[key].show_reason("" if ok else reason)
             ok_all &= ok
@@ -566,8 +588,9 @@ class ProfilesDialog(QDialog):
         p = self.model.profile(row)
         if p is None:
             return
-        self.model.insert(row + 1, replace(p, name=self.model.store.unique_name(f"{p.name} copy"), is_local_test=False,
-                                           extra=dict(p.extra)))
+        self.model.insert(
+            row + 1, replace(p, name=self.model.store.unique_name(f"{p.name} copy"), is_local_test=False, extra=dict(p.extra))
+        )
         self.list.setCurrentIndex(self.model.index(row + 1))
 
     @Slot()
@@ -577,8 +600,7 @@ class ProfilesDialog(QDialog):
         p = self.model.profile(row)
         if p is None:
             return
-        if QMessageBox.question(self, "Delete profile", f"Delete the profile “{p.name}”?") != \
-                QMessageBox.StandardButton.Yes:
+        if QMessageBox.question(self, "Delete profile", f"Delete the profile “{p.name}”?") != QMessageBox.StandardButton.Yes:
             return
         self.model.remove(row)
 
@@ -594,8 +616,7 @@ class ProfilesDialog(QDialog):
             QMessageBox.warning(self, "Import profiles", str(exc))
             return
         self.model.reload()
-        QMessageBox.information(self, "Import profiles", f"Added {len(added)} profile(s): "
-                                + ", ".join(p.name for p in added))
+        QMessageBox.information(self, "Import profiles", f"Added {len(added)} profile(s): " + ", ".join(p.name for p in added))
 
     @Slot()
     def export_profiles(self) -> None:

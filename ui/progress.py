@@ -74,9 +74,12 @@ class ProgressTracker:
     def text(self) -> str:
         """``37 / 176 instances · 1.2 / 3.0 MB · 14 inst/s · 0.4 MB/s · about 9 s left``."""
         ips, bps = self.rates()
-        parts = [f"{self.done} / {self.total} instances",
-                 f"{self.bytes / 1e6:.1f} / {self.total_bytes / 1e6:.1f} MB",
-                 f"{ips:.1f} inst/s", f"{bps / 1e6:.2f} MB/s"]
+        parts = [
+            f"{self.done} / {self.total} instances",
+            f"{self.bytes / 1e6:.1f} / {self.total_bytes / 1e6:.1f} MB",
+            f"{ips:.1f} inst/s",
+            f"{bps / 1e6:.2f} MB/s",
+        ]
         if self.t_end is not None:
             parts.append(f"took {format_duration(self.elapsed_s)}")
         else:

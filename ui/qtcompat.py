@@ -31,8 +31,7 @@ from typing import Any
 
 from PySide6.QtCore import QModelRoleData, QObject, QRect, Signal
 
-__all__ = ["emit", "EMIT_DROPS_BOOL_REF", "fill_role_data", "SETDATA_DROPS_NONE_REF", "VOID_CALLS_DROP_NONE_REF",
-           "pin_none"]
+__all__ = ["emit", "EMIT_DROPS_BOOL_REF", "fill_role_data", "SETDATA_DROPS_NONE_REF", "VOID_CALLS_DROP_NONE_REF", "pin_none"]
 
 
 class _Probe(QObject):

@@ -269,9 +269,16 @@ class SendWorker(EngineEventAdapter):
             else:
                 if journal is not None:
                     on_event = multicast(journal.recorder(spec.job_id), self)
-                job = SendJob(spec.config, spec.strategy, spec.max_retries, spec.continue_on_error,
-                              on_event=on_event, cancel=self.cancel_event, job_id=spec.job_id,
-                              parallel=spec.parallel)
+                job = SendJob(
+                    spec.config,
+                    spec.strategy,
+                    spec.max_retries,
+                    spec.continue_on_error,
+                    on_event=on_event,
+                    cancel=self.cancel_event,
+                    job_id=spec.job_id,
+                    parallel=spec.parallel,
+                )
                 result = job.run(spec.items)
         except Exception as exc:  # errors cross threads as data
             LOGGER.error("Send job %s could not run: %s", spec.job_id, exc)
@@ -282,8 +289,7 @@ class SendWorker(EngineEventAdapter):
             self.stop_batching()
             if journal is not None:
                 journal.close()
-        if (spec.verify_arrival and isinstance(result, JobResult) and not result.no_association
-                and not self.cancel_event.is_set()):
+        if spec.verify_arrival and isinstance(result, JobResult) and not result.no_association and not self.cancel_event.is_set():
             self._verify(result)
         emit(self.result_ready, result)
         emit(self.finished)
@@ -295,9 +301,16 @@ class SendWorker(EngineEventAdapter):
             journal = Journal(spec.journal_path)
             if spec.rerun is None:
                 cfg = StoreConfig.from_dict(spec.config)
-                options = {"config": cfg.to_dict(), "strategy": spec.strategy, "max_retries": spec.max_retries,
-                           "continue_on_error": spec.continue_on_error, "parallel": spec.parallel, "paths": [],
-                           "verify_arrival": spec.verify_arrival, "app": "gui"}
+                options = {
+                    "config": cfg.to_dict(),
+                    "strategy": spec.strategy,
+                    "max_retries": spec.max_retries,
+                    "continue_on_error": spec.continue_on_error,
+                    "parallel": spec.parallel,
+                    "paths": [],
+                    "verify_arrival": spec.verify_arrival,
+                    "app": "gui",
+                }
                 journal.create_job(spec.job_id, spec.profile or cfg.peer, cfg.peer, options, list(spec.items))
             return journal
         except (OSError, sqlite3.Error) as exc:
@@ -322,10 +335,16 @@ class SendWorker(EngineEventAdapter):
             emit(self.arrival_checked, {"verified": {}, "messages": [f"arrival check failed: {exc}"], "counts": {}})
             return
         apply_to_outcomes(result.outcomes, arrival)
-        verified = {int(o["index"]): o["verified"] for o in result.outcomes
-                    if o.get("verified") and o.get("index") is not None}
-        emit(self.arrival_checked, {"verified": verified, "messages": list(arrival.messages),
-                                    "counts": arrival.counts(), "methods": list(arrival.methods)})
+        verified = {int(o["index"]): o["verified"] for o in result.outcomes if o.get("verified") and o.get("index") is not None}
+        emit(
+            self.arrival_checked,
+            {
+                "verified": verified,
+                "messages": list(arrival.messages),
+                "counts": arrival.counts(),
+                "methods": list(arrival.methods),
+            },
+        )
 
 
 class ScanWorker(QObject):
@@ -341,8 +360,7 @@ class ScanWorker(QObject):
     progressed = Signal(int)
     finished = Signal(int)
 
-    def __init__(self, paths: Sequence[str], batch_s: float = 0.15, batch_max: int = 500,
-                 gate: GuiGate | None = None):
+    def __init__(self, paths: Sequence[str], batch_s: float = 0.15, batch_max: int = 500, gate: GuiGate | None = None):
         super().__init__()
         self.paths = list(paths)
         self.gate = gate
@@ -442,8 +460,7 @@ class ProbeWorker(QObject):
         from core.probe import probe
 
         try:
-            amap = probe(self.config, self.sop_classes, self.syntaxes, on_progress=self._on_progress,
-                         cancel=self.cancel_event)
+            amap = probe(self.config, self.sop_classes, self.syntaxes, on_progress=self._on_progress, cancel=self.cancel_event)
         except Exception as exc:  # errors cross threads as data
             LOGGER.info("Probe failed: %s", exc)
             emit(self.failed, exc)
