@@ -58,6 +58,8 @@ from core.convert import syntax_label
 from core.echo import echo
 from core.engine import Item, JobResult
 from core.events import InstanceFinished
+from core.journal import interrupted_jobs_at
+from core.probe import saved_map_for
 from core.profiles import Profile, ProfileStore
 from core.scan import ScannedInstance
 from core.scp import ACCEPT_CHOICES, EmbeddedSCP
@@ -1134,7 +1136,7 @@ class MainWindow(QMainWindow):
         """Look in the journal (on a worker) for a send whose process died; offer to resume it."""
         if not self.journal_path:
             return
-        worker = TaskWorker(_interrupted_jobs, self.journal_path)
+        worker = TaskWorker(interrupted_jobs_at, self.journal_path)
         worker.succeeded.connect(self._on_interrupted_succeeded)
         worker.failed.connect(self._on_interrupted_failed)
         self.pool.start(worker, "journal")
@@ -2043,31 +2045,6 @@ def _tagged(tag: int, fn: Any, *args: Any) -> tuple[int, Any]:
     except Exception as exc:
         exc.tag = tag  # type: ignore[attr-defined]
         raise
-
-
-def saved_map_for(p: Profile) -> dict[str, Any] | None:
-    """The profile's saved acceptance map when it was made for the profile's current peer, else None."""
-    m = p.acceptance_map
-    if not m or not isinstance(m.get("sop_classes"), dict):
-        return None
-    peer = m.get("peer") or {}
-    same = (
-        str(peer.get("host", "")).strip() == p.remote_host.strip()
-        and str(peer.get("port")) == str(p.remote_port)
-        and str(peer.get("called_ae", "")).strip() == p.remote_ae_title.strip()
-        and str(peer.get("calling_ae", "")).strip() == p.local_ae_title.strip()
-    )
-    return m if same else None
-
-
-def _interrupted_jobs(path: str) -> list[Any]:
-    """Jobs of the journal at `path` whose process died mid-send and that left something to resume (worker)."""
-    from core.journal import Journal
-
-    if not os.path.exists(path):
-        return []
-    with Journal(path) as journal:
-        return [j for j in journal.interrupted_jobs() if j.state == "interrupted"]
 
 
 def _prepare_resume(path: str, job_id: str) -> Any:
