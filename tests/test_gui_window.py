@@ -524,22 +524,22 @@ def test_local_test_pacs_from_the_menu(qtbot, window, tmp_path) -> None:
     from ui import states as st
 
     window.act_scp_keep.setChecked(True)
-    with qtbot.waitSignal(window.local_scp_changed, timeout=20000) as b:
-        window.start_local_scp(accept="implicit", port=0)
-    assert b.args == [True] and window.scp is not None and window.act_scp.isChecked()
+    with qtbot.waitSignal(window.local_pacs_controller.running_changed, timeout=20000) as b:
+        window.local_pacs_controller.start(accept="implicit", port=0)
+    assert b.args == [True] and window.local_pacs_controller.scp is not None and window.act_scp.isChecked()
     prof = window.store.local_test()
-    assert prof.remote_port == window.scp.port
+    assert prof.remote_port == window.local_pacs_controller.scp.port
     assert "Implicit VR Little Endian only" in window.scp_label.text()
     window._select_profile(prof.name)
     drop(qtbot, window, [TEST_FILES / "CT_small.dcm", TEST_FILES / "MR_small_RLE.dcm"])
     send_and_wait(qtbot, window)
     assert window.model.counts() == {st.STORED: 2}
     assert all((n.outcome or {}).get("converted_from") for n in window.model.leaves())
-    assert len(window.scp.received) == 2
+    assert len(window.local_pacs_controller.scp.received) == 2
     assert len(list((tmp_path / "data" / "local-test-pacs").glob("*.dcm"))) == 2
-    with qtbot.waitSignal(window.local_scp_changed, timeout=20000) as b:
+    with qtbot.waitSignal(window.local_pacs_controller.running_changed, timeout=20000) as b:
         window.act_scp.setChecked(False)
-    assert b.args == [False] and window.scp is None
+    assert b.args == [False] and window.local_pacs_controller.scp is None
 
 
 def test_window_layout_is_remembered(qtbot, tmp_path) -> None:
@@ -553,13 +553,13 @@ def test_window_layout_is_remembered(qtbot, tmp_path) -> None:
     w.view.setColumnWidth(Col.SOP_CLASS, 333)
     w.view.setColumnHidden(Col.SIZE, True)
     w.act_show_log.setChecked(False)
-    w.set_scp_accept("uncompressed", restart=False)
+    w.local_pacs_controller.set_accept("uncompressed", restart=False)
     w.close()
     assert (tmp_path / "layout" / "window.ini").exists()
     w2 = build_window(LogBuffer(), cfg, str(tmp_path / "data"), remember_layout=True)
     qtbot.addWidget(w2)
     assert w2.view.columnWidth(Col.SOP_CLASS) == 333 and w2.view.isColumnHidden(Col.SIZE)
-    assert not w2.act_show_log.isChecked() and w2.scp_accept == "uncompressed"
+    assert not w2.act_show_log.isChecked() and w2.local_pacs_controller.accept == "uncompressed"
     w2.close()
 
 

@@ -152,8 +152,8 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
         loop.quit()
 
     def on_scan(_n: int) -> None:
-        window.set_scp_accept("implicit", restart=False)
-        window.start_local_scp(port=0)
+        window.local_pacs_controller.set_accept("implicit", restart=False)
+        window.local_pacs_controller.start(port=0)
 
     def on_scp(running: bool) -> None:
         if running:
@@ -168,7 +168,7 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
         QTimer.singleShot(0, window.confirm_send_button.click)
 
     window.scan_finished.connect(on_scan)
-    window.local_scp_changed.connect(on_scp)
+    window.local_pacs_controller.running_changed.connect(on_scp)
     window.confirmation_requested.connect(on_confirm)
     window.send_finished.connect(on_sent)
     window.add_paths(demo)

@@ -62,9 +62,10 @@ from core.journal import interrupted_jobs_at
 from core.probe import saved_map_for
 from core.profiles import Profile, ProfileStore
 from core.scan import ScannedInstance
-from core.scp import ACCEPT_CHOICES, EmbeddedSCP
+from core.scp import ACCEPT_CHOICES
 
 from . import states as st
+from .controllers.local_pacs import LocalPacsController
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
 from .failure_report import build_failure_report, report_format, write_failure_report
 from .logpane import LogBuffer, LogPane
@@ -116,15 +117,6 @@ class SendRecord:
     def __post_init__(self) -> None:
         if not self.by_index:
             self.by_index = dict(enumerate(self.nodes))
-
-
-def _local_scp_start(port: int, accept: str, store_dir: str | None) -> EmbeddedSCP:
-    """Start the embedded SCP on `port`, or on a free port when it is taken (worker thread)."""
-    try:
-        return EmbeddedSCP(port, "COURIER", store_dir, accept).start()
-    except OSError:
-        LOGGER.info("Port %d is in use; the local test PACS takes a free port instead", port)
-        return EmbeddedSCP(0, "COURIER", store_dir, accept).start()
 
 
 class FileTreeView(QTreeView):
@@ -241,7 +233,6 @@ class MainWindow(QMainWindow):
         echo_finished(object, object): ``(result dict or None, error or None)``.
         report_written(str, str): ``(path, error or "")``.
         plan_finished(object, object): ``(list of core.preflight.InstancePlan or None, error or None)``.
-        local_scp_changed(bool): the local test PACS started (True) or stopped (False).
         probe_finished(object, object): ``(core.probe.AcceptanceMap or None, error or None)``.
         confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox.
         interrupted_jobs_found(object): the journal's interrupted jobs at start (a list, maybe empty).
@@ -258,7 +249,6 @@ class MainWindow(QMainWindow):
     send_finished = Signal(object)
     echo_finished = Signal(object, object)
     report_written = Signal(str, str)
-    local_scp_changed = Signal(bool)
 
     def __init__(
         self,
@@ -285,10 +275,7 @@ class MainWindow(QMainWindow):
         self.proxy.setSourceModel(self.model)
         self.diag_model = DiagnosticsModel(self)
         self.tracker = ProgressTracker()
-        self.scp: EmbeddedSCP | None = None
-        self.scp_accept = "everything"
-        self._scp_busy = False
-        self._after_scp: list[Any] = []
+        self.local_pacs_controller = LocalPacsController(self.profiles, self.pool, data_dir, self)
         self._scans: list[ScanWorker] = []
         self._scan_seen = 0
         self._send: SendWorker | None = None
@@ -320,12 +307,12 @@ class MainWindow(QMainWindow):
         self.progress_timer = QTimer(self)
         self.progress_timer.setInterval(250)
         self.progress_timer.timeout.connect(self._update_progress)
-        self.scp_timer = QTimer(self)
-        self.scp_timer.setInterval(1000)
-        self.scp_timer.timeout.connect(self._update_scp_label)
+        self.local_pacs_controller.running_changed.connect(self._on_local_pacs_running_changed)
+        self.local_pacs_controller.accept_changed.connect(self._on_local_pacs_accept_changed)
+        self.local_pacs_controller.status_changed.connect(self._on_local_pacs_status_changed)
         self._select_profile(store.last_used)
         self._update_counts()
-        self._update_scp_label()
+        self.local_pacs_controller.refresh()
         self.resize(1500, 900)
         self.restore_view_state()
         if self.journal_path:
@@ -428,7 +415,7 @@ class MainWindow(QMainWindow):
         )
         self.act_scp = self._action(
             "Run local test PACS",
-            self.toggle_local_scp,
+            self.local_pacs_controller.set_running,
             "Ctrl+Shift+L",
             "Start or stop the built-in Storage SCP on this computer (Ctrl+Shift+L)",
             checkable=True,
@@ -650,7 +637,7 @@ class MainWindow(QMainWindow):
         for key, label in ACCEPT_CHOICES.items():
             a = QAction(label.capitalize(), self)
             a.setCheckable(True)
-            a.setChecked(key == self.scp_accept)
+            a.setChecked(key == self.local_pacs_controller.accept)
             a.setToolTip(
                 {
                     "everything": "Accept every transfer syntax",
@@ -659,15 +646,15 @@ class MainWindow(QMainWindow):
                     "uncompressed": "Only uncompressed syntaxes",
                 }[key]
             )
-            a.triggered.connect(lambda _c=False, k=key: self.set_scp_accept(k))
+            a.triggered.connect(lambda _c=False, k=key: self.local_pacs_controller.set_accept(k))
             self.scp_accept_group.addAction(a)
             accepts.addAction(a)
             self.scp_accept_actions[key] = a
-        self.scp_store_dir = os.path.join(self.data_dir, "local-test-pacs")
         self.act_scp_keep = QAction("Keep received files", self)
         self.act_scp_keep.setCheckable(True)
+        self.act_scp_keep.toggled.connect(self.local_pacs_controller.set_keep_files)
         self.act_scp_keep.setToolTip(
-            f"Write what the local test PACS receives to {self.scp_store_dir} "
+            f"Write what the local test PACS receives to {self.local_pacs_controller.store_dir} "
             "(off: it only counts; takes effect at the next start)"
         )
         m.addAction(self.act_scp_keep)
@@ -990,7 +977,7 @@ class MainWindow(QMainWindow):
     def _on_echo_failed(self, exc: Exception) -> None:
         msg = str(exc)
         p = getattr(self, "_echo_profile", None)
-        if p is not None and p.is_local_test and self.scp is None:
+        if p is not None and p.is_local_test and not self.local_pacs_controller.running:
             msg += " - the local test PACS is not running: start it from the Local test PACS menu (Ctrl+Shift+L)"
         self._show_echo(None, msg)
 
@@ -1043,9 +1030,8 @@ class MainWindow(QMainWindow):
         if p.errors():
             self._show_probe(None, "the profile is not valid: " + "; ".join(f"{k}: {v}" for k, v in p.errors().items()))
             return False
-        if p.is_local_test and self.scp is None:
-            self._after_scp.append(lambda: self.start_probe(which, None, syntaxes))
-            self.start_local_scp()
+        if p.is_local_test and not self.local_pacs_controller.running:
+            self.local_pacs_controller.start_then(lambda: self.start_probe(which, None, syntaxes))
             return True
         used = [n.inst.sop_class_uid for n in self.model.leaves() if n.kind == "instance" and n.inst is not None]
         try:
@@ -1245,110 +1231,22 @@ class MainWindow(QMainWindow):
     # -- local test PACS ---------------------------------------------------------------------------
 
     @Slot(bool)
-    def toggle_local_scp(self, on: bool) -> None:
-        """Start or stop the local test PACS (menu action)."""
-        if on and self.scp is None:
-            self.start_local_scp()
-        elif not on and self.scp is not None:
-            self.stop_local_scp()
-
-    def start_local_scp(self, accept: str | None = None, port: int | None = None) -> None:
-        """Start the embedded Storage SCP on loopback (on a worker)."""
-        if self._scp_busy or self.scp is not None:
-            return
-        if accept:
-            self.set_scp_accept(accept, restart=False)
-        prof = self.store.local_test()
-        self._scp_busy = True
-        self.scp_label.setText("Local test PACS: starting…")
-        store_dir = self.scp_store_dir if self.act_scp_keep.isChecked() else None
-        worker = TaskWorker(_local_scp_start, prof.remote_port if port is None else port, self.scp_accept, store_dir)
-        worker.succeeded.connect(self._on_scp_started)
-        worker.failed.connect(self._on_scp_failed)
-        self.pool.start(worker, "scp-start")
-
-    @Slot(object)
-    def _on_scp_started(self, scp: EmbeddedSCP) -> None:
-        self._scp_busy = False
-        self.scp = scp
-        prof = self.store.local_test()
-        if prof.remote_port != scp.port:
-            row = self.profiles.row_of(prof.name)
-            self.profiles.replace_at(row, replace(prof, remote_port=scp.port))
+    def _on_local_pacs_running_changed(self, running: bool) -> None:
         self.act_scp.blockSignals(True)
-        self.act_scp.setChecked(True)
+        self.act_scp.setChecked(running)
         self.act_scp.blockSignals(False)
-        self.scp_timer.start()
-        self._update_scp_label()
-        LOGGER.info("Local test PACS running on 127.0.0.1:%d (accepts %s)", scp.port, self.scp_accept)
-        emit(self.local_scp_changed, True)
-        self._run_after_scp()
 
-    @Slot(object)
-    def _on_scp_failed(self, exc: Exception) -> None:
-        self._scp_busy = False
-        self.act_scp.blockSignals(True)
-        self.act_scp.setChecked(False)
-        self.act_scp.blockSignals(False)
-        self._after_scp.clear()
-        self.scp_label.setText(f"Local test PACS could not start: {exc}")
-        LOGGER.error("Local test PACS could not start: %s", exc)
-        emit(self.local_scp_changed, False)
-
-    def stop_local_scp(self, then: Any = None) -> None:
-        """Stop the embedded SCP (on a worker)."""
-        scp, self.scp = self.scp, None
-        self.scp_timer.stop()
-        if scp is None:
-            return
-        self._scp_busy = True
-        if then is not None:
-            self._after_scp.append(then)
-        worker = TaskWorker(scp.stop)
-        worker.finished.connect(self._on_scp_stopped)
-        self.pool.start(worker, "scp-stop")
-
-    @Slot()
-    def _on_scp_stopped(self) -> None:
-        self._scp_busy = False
-        self.act_scp.blockSignals(True)
-        self.act_scp.setChecked(False)
-        self.act_scp.blockSignals(False)
-        self._update_scp_label()
-        emit(self.local_scp_changed, False)
-        self._run_after_scp()
-
-    def _run_after_scp(self) -> None:
-        todo, self._after_scp = self._after_scp, []
-        for fn in todo:
-            fn()
-
-    def set_scp_accept(self, key: str, restart: bool = True) -> None:
-        """Choose what the local test PACS accepts; restarts it when running."""
-        self.scp_accept = key
+    @Slot(str)
+    def _on_local_pacs_accept_changed(self, key: str) -> None:
         a = self.scp_accept_actions.get(key)
         if a is not None and not a.isChecked():
             a.setChecked(True)
-        if restart and self.scp is not None:
-            self.stop_local_scp(then=self.start_local_scp)
-        self._update_scp_label()
 
-    @Slot()
-    def _update_scp_label(self) -> None:
-        if self.scp is None:
-            if not self._scp_busy:
-                self.scp_label.setText("Local test PACS: off (Local test PACS menu)")
-            return
-        self.scp_label.setText(
-            f"Local test PACS: running on 127.0.0.1:{self.scp.port}, accepts "
-            f"{ACCEPT_CHOICES.get(self.scp_accept, self.scp_accept)}; "
-            f"{len(self.scp.received)} received"
-        )
-        self.scp_label.setToolTip(
-            f"Received files are written to {self.scp.store_dir}"
-            if self.scp.store_dir
-            else "Received instances are counted, not kept (Local test PACS › Keep received files)"
-        )
+    @Slot(str, object)
+    def _on_local_pacs_status_changed(self, text: str, tip: str | None) -> None:
+        self.scp_label.setText(text)
+        if tip is not None:
+            self.scp_label.setToolTip(tip)
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -1385,10 +1283,9 @@ class MainWindow(QMainWindow):
                 f"The profile “{p.name}” is not valid:\n" + "\n".join(f"• {k}: {v}" for k, v in errors.items()),
             )
             return False
-        if p.is_local_test and self.scp is None:
+        if p.is_local_test and not self.local_pacs_controller.running:
             self._set_info("Starting the local test PACS first…")
-            self._after_scp.append(lambda: self.start_send(nodes, p, preflight))
-            self.start_local_scp()
+            self.local_pacs_controller.start_then(lambda: self.start_send(nodes, p, preflight))
             return True
         if preflight:
             return self._start_preflight(list(nodes), p)
@@ -1621,9 +1518,8 @@ class MainWindow(QMainWindow):
         if p.errors():
             self._show_plan(None, "the profile is not valid: " + "; ".join(f"{k}: {v}" for k, v in p.errors().items()))
             return False
-        if p.is_local_test and self.scp is None:
-            self._after_scp.append(lambda: self.start_plan(nodes, p))
-            self.start_local_scp()
+        if p.is_local_test and not self.local_pacs_controller.running:
+            self.local_pacs_controller.start_then(lambda: self.start_plan(nodes, p))
             return True
         self._planning = True
         self._plan_nodes = list(nodes)
@@ -1785,7 +1681,7 @@ class MainWindow(QMainWindow):
         self.model.flush()
         self.last_job = job
         self._update_progress()
-        self._update_scp_label()
+        self.local_pacs_controller.refresh()
         self._show_summary(job)
         self._update_send_button()
         if job.resumed:
@@ -1956,12 +1852,11 @@ class MainWindow(QMainWindow):
             self._send.cancel()
         for w in self._scans:
             w.cancel_event.set()
-        scp, self.scp = self.scp, None
+        scp = self.local_pacs_controller.detach()
         self.pool.shutdown()
         if scp is not None:
             scp.stop()
         self.progress_timer.stop()
-        self.scp_timer.stop()
         self.log_pane.timer.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -1988,7 +1883,7 @@ class MainWindow(QMainWindow):
         st_.setValue("panes/diagnostics", self.act_show_diag.isChecked())
         st_.setValue("panes/log", self.act_show_log.isChecked())
         st_.setValue("panes/log_level", self.log_pane.level)
-        st_.setValue("local_pacs/accept", self.scp_accept)
+        st_.setValue("local_pacs/accept", self.local_pacs_controller.accept)
         st_.setValue("local_pacs/keep", self.act_scp_keep.isChecked())
         st_.sync()
 
@@ -2016,9 +1911,9 @@ class MainWindow(QMainWindow):
             if level in (10, 20, 30, 40):
                 self.log_pane.set_level(level)
             self.act_scp_keep.setChecked(str(st_.value("local_pacs/keep", "false")).lower() == "true")
-            accept = str(st_.value("local_pacs/accept", self.scp_accept))
+            accept = str(st_.value("local_pacs/accept", self.local_pacs_controller.accept))
             if accept in ACCEPT_CHOICES:
-                self.set_scp_accept(accept, restart=False)
+                self.local_pacs_controller.set_accept(accept, restart=False)
         except (ValueError, TypeError) as exc:
             LOGGER.warning("Ignoring the saved window layout: %s", exc)
 
