@@ -311,14 +311,14 @@ def test_profile_editor_validates_as_you_type(qtbot, window) -> None:
 def test_test_connection_success_and_rejection(qtbot, window, picky) -> None:
     scp = picky()
     use_profile(window, scp)
-    with qtbot.waitSignal(window.echo_finished, timeout=20000) as b:
+    with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=20000) as b:
         window.test_button.click()
     result, error = b.args
     assert error is None and result["status_code"] == 0
     assert window.echo_label.text().startswith("✓ C-ECHO") and "accepted Implicit VR LE" in window.echo_label.text()
     assert "Verification" in window.echo_label.toolTip()
     use_profile(window, scp, name="Wrong AE", remote_ae_title="NOT_PICKY")
-    with qtbot.waitSignal(window.echo_finished, timeout=20000) as b:
+    with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=20000) as b:
         window.test_button.click()
     result, error = b.args
     assert result is None and "rejected" in error.lower() and "NOT_PICKY" in error
@@ -334,7 +334,7 @@ def test_editor_test_connection(qtbot, window, picky) -> None:
     scp = picky()
     ed = ProfileEditor(Profile(name="E", remote_host="127.0.0.1", remote_port=scp.port, remote_ae_title="PICKY"), window.pool)
     qtbot.addWidget(ed)
-    with qtbot.waitSignal(ed.echo_finished, timeout=20000) as b:
+    with qtbot.waitSignal(ed.echo_controller.echo_finished, timeout=20000) as b:
         ed.test_button.click()
     assert b.args[1] is None and "round trip" in ed.test_result.text()
 
@@ -614,7 +614,7 @@ def test_test_connection_over_tls(qtbot, window, tmp_path) -> None:
         )
         window.profiles.insert(window.profiles.rowCount(), good)
         window.profile_box.setCurrentIndex(window.profiles.rowCount() - 1)
-        with qtbot.waitSignal(window.echo_finished, timeout=30000) as b:
+        with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=30000) as b:
             window.test_button.click()
         result, error = b.args
         assert error is None, error
@@ -623,7 +623,7 @@ def test_test_connection_over_tls(qtbot, window, tmp_path) -> None:
         from dataclasses import replace
 
         window.profiles.replace_at(window.profiles.rowCount() - 1, replace(good, tls_ca_cert_file=str(pki.rogue_ca)))
-        with qtbot.waitSignal(window.echo_finished, timeout=30000) as b:
+        with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=30000) as b:
             window.test_button.click()
         result, error = b.args
         assert result is None and "certificate" in error.lower()

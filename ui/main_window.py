@@ -55,7 +55,6 @@ from PySide6.QtWidgets import (
 )
 
 from core.convert import syntax_label
-from core.echo import echo
 from core.engine import Item, JobResult
 from core.events import InstanceFinished
 from core.journal import interrupted_jobs_at
@@ -65,6 +64,7 @@ from core.scan import ScannedInstance
 from core.scp import ACCEPT_CHOICES
 
 from . import states as st
+from .controllers.echo import EchoController, format_echo
 from .controllers.local_pacs import LocalPacsController
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
 from .failure_report import build_failure_report, report_format, write_failure_report
@@ -72,7 +72,7 @@ from .logpane import LogBuffer, LogPane
 from .models import HEADERS as HEADERS_TEXT
 from .models import Col, InstanceTreeModel, Node, ProblemFilterProxy, human_size
 from .probe_dialog import ProbeDialog, map_summary
-from .profiles_ui import ProfileListModel, ProfilesDialog, format_echo
+from .profiles_ui import ProfileListModel, ProfilesDialog
 from .progress import ProgressTracker, format_duration
 from .qtcompat import emit
 from .throughput import ThroughputPlot
@@ -230,7 +230,6 @@ class MainWindow(QMainWindow):
     Signals:
         scan_finished(int): a scan ended; files seen.
         send_finished(object): a send ended; its :class:`SendRecord`.
-        echo_finished(object, object): ``(result dict or None, error or None)``.
         report_written(str, str): ``(path, error or "")``.
         plan_finished(object, object): ``(list of core.preflight.InstancePlan or None, error or None)``.
         probe_finished(object, object): ``(core.probe.AcceptanceMap or None, error or None)``.
@@ -247,7 +246,6 @@ class MainWindow(QMainWindow):
     interrupted_jobs_found = Signal(object)
     plan_finished = Signal(object, object)
     send_finished = Signal(object)
-    echo_finished = Signal(object, object)
     report_written = Signal(str, str)
 
     def __init__(
@@ -276,6 +274,7 @@ class MainWindow(QMainWindow):
         self.diag_model = DiagnosticsModel(self)
         self.tracker = ProgressTracker()
         self.local_pacs_controller = LocalPacsController(self.profiles, self.pool, data_dir, self)
+        self.echo_controller = EchoController(self.pool, self.local_pacs_controller, self)
         self._scans: list[ScanWorker] = []
         self._scan_seen = 0
         self._send: SendWorker | None = None
@@ -307,6 +306,8 @@ class MainWindow(QMainWindow):
         self.progress_timer = QTimer(self)
         self.progress_timer.setInterval(250)
         self.progress_timer.timeout.connect(self._update_progress)
+        self.echo_controller.echo_started.connect(self._on_echo_echo_started)
+        self.echo_controller.echo_finished.connect(self._on_echo_echo_finished)
         self.local_pacs_controller.running_changed.connect(self._on_local_pacs_running_changed)
         self.local_pacs_controller.accept_changed.connect(self._on_local_pacs_accept_changed)
         self.local_pacs_controller.status_changed.connect(self._on_local_pacs_status_changed)
@@ -954,36 +955,19 @@ class MainWindow(QMainWindow):
     def test_connection(self) -> None:
         """C-ECHO the selected PACS in the background."""
         p = self.current_profile()
-        if p is None:
-            return
-        errors = p.errors()
-        if errors:
-            self._show_echo(None, "the profile is not valid: " + "; ".join(f"{k}: {v}" for k, v in errors.items()))
-            return
+        if p is not None:
+            self.echo_controller.start(p)
+
+    @Slot(object)
+    def _on_echo_echo_started(self, p: Profile) -> None:
         self.act_test.setEnabled(False)
         self.echo_label.setStyleSheet("color:#2563eb;")
         self.echo_label.setText(f"Testing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}…")
-        worker = TaskWorker(echo, p.to_config_dict())
-        worker.succeeded.connect(self._on_echo_succeeded)
-        worker.failed.connect(self._on_echo_failed)
-        self._echo_profile = p
-        self.pool.start(worker, "echo")
 
-    @Slot(object)
-    def _on_echo_succeeded(self, result: dict[str, Any]) -> None:
-        self._show_echo(result, None)
-
-    @Slot(object)
-    def _on_echo_failed(self, exc: Exception) -> None:
-        msg = str(exc)
-        p = getattr(self, "_echo_profile", None)
-        if p is not None and p.is_local_test and not self.local_pacs_controller.running:
-            msg += " - the local test PACS is not running: start it from the Local test PACS menu (Ctrl+Shift+L)"
-        self._show_echo(None, msg)
-
-    def _show_echo(self, result: dict[str, Any] | None, error: str | None) -> None:
+    @Slot(object, object)
+    def _on_echo_echo_finished(self, result: dict[str, Any] | None, error: str | None) -> None:
         self.act_test.setEnabled(True)
-        p = getattr(self, "_echo_profile", None) or self.current_profile()
+        p = self.echo_controller.profile or self.current_profile()
         name = p.name if p else "?"
         if error is not None:
             self.echo_label.setStyleSheet("color:#b91c1c;")
@@ -1005,7 +989,6 @@ class MainWindow(QMainWindow):
             )
             self.echo_label.setToolTip(format_echo(result))
         self.diag_model.echo_result(name, result, error)
-        emit(self.echo_finished, result, error)
 
     # -- probe -------------------------------------------------------------------------------------
 

@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.echo import echo
 from core.profiles import Profile, ProfileFileError, ProfileStore, check_field, coerce_field
 from core.strategies import STRATEGY_ORDER, strategy_syntaxes
 
+from .controllers.echo import EchoController, format_echo
 from .qtcompat import emit
 from .workers import TaskWorker, ThreadPool
 
@@ -48,19 +48,6 @@ STRATEGY_TIPS = {
     "compression": "uncompressed plus RLE, JPEG 2000 and JPEG-LS lossless",
     "extended": "every transfer syntax, lossy included",
 }
-
-
-def format_echo(result: dict[str, Any]) -> str:
-    """``C-ECHO succeeded in 2.1 ms (association 5.0 ms) - Verification / Implicit VR LE`` ."""
-    neg = result.get("negotiation") or {}
-    acc = (neg.get("accepted") or [{}])[0]
-    from core.convert import syntax_label
-
-    ctx = f"{acc.get('abstract_syntax_name', 'Verification')} / {syntax_label(acc.get('transfer_syntax'))}"
-    return (
-        f"{result.get('message', '')}: round trip {result.get('rtt_ms', 0):.1f} ms, association "
-        f"{result.get('associate_ms', 0):.1f} ms - accepted {ctx}, peer max PDU {neg.get('peer_max_pdu')} bytes"
-    )
 
 
 class ProfileListModel(QAbstractListModel):
@@ -156,15 +143,16 @@ class ProfileEditor(QDialog):
 
     Args:
         profile: the profile to edit (a copy is edited).
-        pool: where *Test connection* runs its C-ECHO.
+        pool: where *Test connection* runs its C-ECHO and the keyring is written.
         name_taken: tells whether another profile already has a name.
 
+    Attributes:
+        echo_controller: runs *Test connection* (its ``echo_finished`` tells when it ended).
+
     Signals:
-        echo_finished(object, object): ``(result dict or None, error message or None)``.
         passphrase_stored(str): the key passphrase went to the keyring (``""``) or why it did not.
     """
 
-    echo_finished = Signal(object, object)
     passphrase_stored = Signal(str)
 
     TEXT_FIELDS = (
@@ -206,6 +194,9 @@ class ProfileEditor(QDialog):
         self._original = profile
         self._pool = pool
         self._name_taken = name_taken
+        self.echo_controller = EchoController(pool, parent=self)
+        self.echo_controller.echo_started.connect(self._on_echo_echo_started)
+        self.echo_controller.echo_finished.connect(self._on_echo_echo_finished)
         self.rows: dict[str, _FieldRow] = {}
         self.edits: dict[str, QLineEdit] = {}
 
@@ -473,30 +464,17 @@ class ProfileEditor(QDialog):
     @Slot()
     def test_connection(self) -> None:
         """C-ECHO with the current values, in the background."""
-        if not self.validate():
-            return
-        try:
-            cfg = self.profile().to_config_dict()
-        except ValueError as exc:
-            self._show_echo(None, str(exc))
-            return
+        if self.validate():
+            self.echo_controller.start(self.profile())
+
+    @Slot(object)
+    def _on_echo_echo_started(self, _profile: Profile) -> None:
         self.test_button.setEnabled(False)
         self.test_result.setStyleSheet("color:#2563eb;")
         self.test_result.setText("Testing… (C-ECHO)")
-        worker = TaskWorker(echo, cfg)
-        worker.succeeded.connect(self._on_echo_succeeded)
-        worker.failed.connect(self._on_echo_failed)
-        self._pool.start(worker, "echo")
 
-    @Slot(object)
-    def _on_echo_succeeded(self, result: dict[str, Any]) -> None:
-        self._show_echo(result, None)
-
-    @Slot(object)
-    def _on_echo_failed(self, exc: Exception) -> None:
-        self._show_echo(None, str(exc))
-
-    def _show_echo(self, result: dict[str, Any] | None, error: str | None) -> None:
+    @Slot(object, object)
+    def _on_echo_echo_finished(self, result: dict[str, Any] | None, error: str | None) -> None:
         self.test_button.setEnabled(True)
         if error is not None:
             self.test_result.setStyleSheet("color:#b91c1c;")
@@ -506,7 +484,6 @@ class ProfileEditor(QDialog):
             good = result.get("status") != "failure"
             self.test_result.setStyleSheet("color:#15803d;" if good else "color:#b91c1c;")
             self.test_result.setText(("✓ " if good else "✗ ") + format_echo(result))
-        emit(self.echo_finished, result, error)
 
 
 class ProfilesDialog(QDialog):
