@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         meter.start()
         window.add_paths([str(work / "files")])
-        if wait_for(window.scan_finished, 300) is None:
+        if wait_for(window.scan_controller.scan_finished, 300) is None:
             print("the scan did not finish", file=sys.stderr)
             return 2
         load_gaps = meter.stop()

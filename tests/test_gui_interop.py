@@ -80,7 +80,7 @@ def test_send_to_storescp_implicit_only(qtbot, tmp_path, storescp_xi, monkeypatc
     )
     w._select_profile("storescp")
     names = ["CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm"]
-    with qtbot.waitSignal(w.scan_finished, timeout=30000):
+    with qtbot.waitSignal(w.scan_controller.scan_finished, timeout=30000):
         w.add_paths([str(TEST_FILES / n) for n in names])
     with qtbot.waitSignal(w.echo_controller.echo_finished, timeout=30000) as b:
         w.test_button.click()

@@ -75,7 +75,7 @@ def test_event_loop_never_stalls_during_a_large_send(qtbot, tmp_path, peer, monk
     w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"))
     qtbot.addWidget(w)
     w.show()
-    with qtbot.waitSignal(w.scan_finished, timeout=120000):
+    with qtbot.waitSignal(w.scan_controller.scan_finished, timeout=120000):
         w.add_paths([str(folder)])
     w.view.expandAll()
     w.profiles.insert(0, Profile(name="stress", remote_host="127.0.0.1", remote_port=peer, remote_ae_title="STRESS"))

@@ -181,7 +181,7 @@ def drop(qtbot: Any, window: Any, paths: list[Path]) -> None:
     assert enter.isAccepted()
     assert enter.dropAction() == Qt.DropAction.CopyAction
     ev = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    with qtbot.waitSignal(window.scan_finished, timeout=30000):
+    with qtbot.waitSignal(window.scan_controller.scan_finished, timeout=30000):
         QApplication.sendEvent(window, ev)
         assert ev.isAccepted()
 

@@ -167,7 +167,7 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     def on_confirm(_box: Any) -> None:  # blocked or lossy instances: send the rest, as a user would
         QTimer.singleShot(0, window.confirm_send_button.click)
 
-    window.scan_finished.connect(on_scan)
+    window.scan_controller.scan_finished.connect(on_scan)
     window.local_pacs_controller.running_changed.connect(on_scp)
     window.confirmation_requested.connect(on_confirm)
     window.send_finished.connect(on_sent)

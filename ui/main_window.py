@@ -66,6 +66,7 @@ from core.scp import ACCEPT_CHOICES
 from . import states as st
 from .controllers.echo import EchoController, format_echo
 from .controllers.local_pacs import LocalPacsController
+from .controllers.scan import ScanController
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
 from .failure_report import build_failure_report, report_format, write_failure_report
 from .logpane import LogBuffer, LogPane
@@ -228,7 +229,6 @@ class MainWindow(QMainWindow):
         data_dir: where the local test PACS writes what it receives.
 
     Signals:
-        scan_finished(int): a scan ended; files seen.
         send_finished(object): a send ended; its :class:`SendRecord`.
         report_written(str, str): ``(path, error or "")``.
         plan_finished(object, object): ``(list of core.preflight.InstancePlan or None, error or None)``.
@@ -240,7 +240,6 @@ class MainWindow(QMainWindow):
         journal_path: the send journal every send is recorded in (None: no journal).
     """
 
-    scan_finished = Signal(int)
     probe_finished = Signal(object, object)
     confirmation_requested = Signal(object)
     interrupted_jobs_found = Signal(object)
@@ -273,10 +272,9 @@ class MainWindow(QMainWindow):
         self.proxy.setSourceModel(self.model)
         self.diag_model = DiagnosticsModel(self)
         self.tracker = ProgressTracker()
+        self.scan_controller = ScanController(self.model, self.pool, self.gate, self)
         self.local_pacs_controller = LocalPacsController(self.profiles, self.pool, data_dir, self)
         self.echo_controller = EchoController(self.pool, self.local_pacs_controller, self)
-        self._scans: list[ScanWorker] = []
-        self._scan_seen = 0
         self._send: SendWorker | None = None
         self.last_job: SendRecord | None = None
         self._job: SendRecord | None = None
@@ -306,6 +304,10 @@ class MainWindow(QMainWindow):
         self.progress_timer = QTimer(self)
         self.progress_timer.setInterval(250)
         self.progress_timer.timeout.connect(self._update_progress)
+        self.scan_controller.scan_started.connect(self._on_scan_scan_started)
+        self.scan_controller.batch_added.connect(self._on_scan_batch_added)
+        self.scan_controller.scan_progressed.connect(self._on_scan_scan_progressed)
+        self.scan_controller.scan_finished.connect(self._on_scan_scan_finished)
         self.echo_controller.echo_started.connect(self._on_echo_echo_started)
         self.echo_controller.echo_finished.connect(self._on_echo_echo_finished)
         self.local_pacs_controller.running_changed.connect(self._on_local_pacs_running_changed)
@@ -825,33 +827,26 @@ class MainWindow(QMainWindow):
 
     def add_paths(self, paths: list[str]) -> ScanWorker:
         """Scan `paths` on a worker; the tree fills as records arrive."""
-        worker = ScanWorker(paths, gate=self.gate)
-        worker.batch_scanned.connect(self._on_scan_batch_scanned)
-        worker.progressed.connect(self._on_scan_progressed)
-        worker.finished.connect(self._on_scan_finished)
-        self._scans.append(worker)
-        self.scan_bar.show()
-        self._set_info(f"Scanning {len(paths)} path(s)…")
-        LOGGER.info("Scanning %d path(s)", len(paths))
-        self.pool.start(worker, "scan")
-        return worker
+        return self.scan_controller.add_paths(paths)
 
-    @Slot(object)
-    def _on_scan_batch_scanned(self, batch: list[ScannedInstance]) -> None:
+    @Slot(int)
+    def _on_scan_scan_started(self, n_paths: int) -> None:
+        self.scan_bar.show()
+        self._set_info(f"Scanning {n_paths} path(s)…")
+
+    @Slot(int)
+    def _on_scan_batch_added(self, _n: int) -> None:
         with self.gate:
-            self.model.add_instances(batch)
             if self.model.rowCount() <= 3:
                 self.view.expandToDepth(1)
 
     @Slot(int)
-    def _on_scan_progressed(self, seen: int) -> None:
+    def _on_scan_scan_progressed(self, seen: int) -> None:
         self._set_info(f"Scanning… {seen} file(s) read")
 
     @Slot(int)
-    def _on_scan_finished(self, seen: int) -> None:
-        worker = self.sender()
-        self._scans = [w for w in self._scans if w is not worker]
-        if not self._scans:
+    def _on_scan_scan_finished(self, seen: int) -> None:
+        if not self.scan_controller.busy:
             self.scan_bar.hide()
         self._update_counts()
         s = self.model.stats()
@@ -860,8 +855,6 @@ class MainWindow(QMainWindow):
             + (f", {s['bad']} not DICOM or unreadable (listed at the end with the reason)" if s["bad"] else "")
             + "."
         )
-        LOGGER.info("Scan finished: %d file(s)", seen)
-        emit(self.scan_finished, seen)
 
     @Slot()
     def remove_selected(self) -> None:
@@ -1833,8 +1826,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         if self._send is not None:
             self._send.cancel()
-        for w in self._scans:
-            w.cancel_event.set()
+        self.scan_controller.shutdown()
         scp = self.local_pacs_controller.detach()
         self.pool.shutdown()
         if scp is not None:
