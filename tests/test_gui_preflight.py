@@ -77,7 +77,7 @@ def test_probe_shows_the_grid_saves_the_map_and_exports(qtbot, window, picky, tm
     use_profile(window, scp)
     drop(qtbot, window, [study_folder(tmp_path)])
     assert window.probe_button.isEnabled() and window.probe_button.text() == "Probe"
-    with qtbot.waitSignal(window.probe_finished, timeout=60000) as b:
+    with qtbot.waitSignal(window.probe_controller.probe_finished, timeout=60000) as b:
         window.probe_button.click()
     amap, error = b.args
     assert error is None
@@ -134,7 +134,7 @@ def test_probe_shows_the_grid_saves_the_map_and_exports(qtbot, window, picky, tm
 def test_probe_of_an_unreachable_peer_says_why(qtbot, window, picky) -> None:
     scp = picky()
     use_profile(window, scp, remote_ae_title="NOT_PICKY")
-    with qtbot.waitSignal(window.probe_finished, timeout=30000) as b:
+    with qtbot.waitSignal(window.probe_controller.probe_finished, timeout=30000) as b:
         window.act_probe.trigger()
     amap, error = b.args
     assert amap is None and "NOT_PICKY" in error
@@ -192,7 +192,7 @@ def test_send_without_problems_does_not_ask_and_uses_the_saved_map(qtbot, window
     use_profile(window, scp)
     ct_files(tmp_path / "cts", 3)
     drop(qtbot, window, [tmp_path / "cts"])
-    with qtbot.waitSignal(window.probe_finished, timeout=60000):
+    with qtbot.waitSignal(window.probe_controller.probe_finished, timeout=60000):
         window.act_probe.trigger()
     window.probe_dialog.close()
     probes = len(requests)

@@ -16,7 +16,7 @@ import logging
 import os
 import time
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSettings, QSize, Qt, QTimer, QUrl, Signal, Slot
@@ -66,6 +66,7 @@ from core.scp import ACCEPT_CHOICES
 from . import states as st
 from .controllers.echo import EchoController, format_echo
 from .controllers.local_pacs import LocalPacsController
+from .controllers.probe import ProbeController
 from .controllers.scan import ScanController
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
 from .failure_report import build_failure_report, report_format, write_failure_report
@@ -77,7 +78,7 @@ from .profiles_ui import ProfileListModel, ProfilesDialog
 from .progress import ProgressTracker, format_duration
 from .qtcompat import emit
 from .throughput import ThroughputPlot
-from .workers import GuiGate, JobSpec, ProbeWorker, ScanWorker, SendWorker, TaskWorker, ThreadPool
+from .workers import GuiGate, JobSpec, ScanWorker, SendWorker, TaskWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
 
@@ -232,7 +233,6 @@ class MainWindow(QMainWindow):
         send_finished(object): a send ended; its :class:`SendRecord`.
         report_written(str, str): ``(path, error or "")``.
         plan_finished(object, object): ``(list of core.preflight.InstancePlan or None, error or None)``.
-        probe_finished(object, object): ``(core.probe.AcceptanceMap or None, error or None)``.
         confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox.
         interrupted_jobs_found(object): the journal's interrupted jobs at start (a list, maybe empty).
 
@@ -240,7 +240,6 @@ class MainWindow(QMainWindow):
         journal_path: the send journal every send is recorded in (None: no journal).
     """
 
-    probe_finished = Signal(object, object)
     confirmation_requested = Signal(object)
     interrupted_jobs_found = Signal(object)
     plan_finished = Signal(object, object)
@@ -274,6 +273,7 @@ class MainWindow(QMainWindow):
         self.tracker = ProgressTracker()
         self.scan_controller = ScanController(self.model, self.pool, self.gate, self)
         self.local_pacs_controller = LocalPacsController(self.profiles, self.pool, data_dir, self)
+        self.probe_controller = ProbeController(self.profiles, self.pool, self.local_pacs_controller, self)
         self.echo_controller = EchoController(self.pool, self.local_pacs_controller, self)
         self._send: SendWorker | None = None
         self.last_job: SendRecord | None = None
@@ -287,7 +287,6 @@ class MainWindow(QMainWindow):
         self._to_queue: tuple[list[Node], int, Any] = ([], 0, None)
         self._closing = False
         self.confirm_box: QMessageBox | None = None
-        self._probe: ProbeWorker | None = None
         self.probe_dialog: ProbeDialog | None = None
         self.interrupted: list[Any] = []
         self._dismissed_jobs: set[str] = set()
@@ -308,6 +307,9 @@ class MainWindow(QMainWindow):
         self.scan_controller.batch_added.connect(self._on_scan_batch_added)
         self.scan_controller.scan_progressed.connect(self._on_scan_scan_progressed)
         self.scan_controller.scan_finished.connect(self._on_scan_scan_finished)
+        self.probe_controller.probe_started.connect(self._on_probe_probe_started)
+        self.probe_controller.probe_progressed.connect(self._on_probe_probe_progressed)
+        self.probe_controller.probe_finished.connect(self._on_probe_probe_finished)
         self.echo_controller.echo_started.connect(self._on_echo_echo_started)
         self.echo_controller.echo_finished.connect(self._on_echo_echo_finished)
         self.local_pacs_controller.running_changed.connect(self._on_local_pacs_running_changed)
@@ -911,8 +913,8 @@ class MainWindow(QMainWindow):
         self.act_retry.setEnabled(retry > 0 and not busy)
         self.retry_button.setText(f"Retry failed ({retry})" if retry else "Retry failed")
         self.act_export.setEnabled(self.last_job is not None and not busy)
-        self.act_probe.setEnabled(self._probe is None)
-        self.act_probe_all.setEnabled(self._probe is None)
+        self.act_probe.setEnabled(not self.probe_controller.busy)
+        self.act_probe_all.setEnabled(not self.probe_controller.busy)
         p = self.current_profile()
         self.act_show_map.setEnabled(bool(p is not None and p.acceptance_map))
         self.resume_button.setEnabled(not busy)
@@ -985,11 +987,13 @@ class MainWindow(QMainWindow):
 
     # -- probe -------------------------------------------------------------------------------------
 
+    def _used_sop_classes(self) -> list[str]:
+        return [n.inst.sop_class_uid for n in self.model.leaves() if n.kind == "instance" and n.inst is not None]
+
     @Slot()
     def probe_used(self) -> bool:
         """Probe the SOP classes of the loaded files (every storage class when none is loaded)."""
-        used = [n.inst.sop_class_uid for n in self.model.leaves() if n.kind == "instance" and n.inst is not None]
-        return self.start_probe("used" if used else "all")
+        return self.start_probe("used" if self._used_sop_classes() else "all")
 
     @Slot()
     def probe_all(self) -> bool:
@@ -998,58 +1002,30 @@ class MainWindow(QMainWindow):
 
     def start_probe(self, which: str = "used", profile: Profile | None = None, syntaxes: str = "all") -> bool:
         """Probe the chosen PACS on a worker; the map opens in a dialog and is saved with the profile."""
-        from core.probe import resolve_sop_classes
-
         p = profile or self.current_profile()
-        if p is None or self._probe is not None:
+        if p is None:
             return False
-        if p.errors():
-            self._show_probe(None, "the profile is not valid: " + "; ".join(f"{k}: {v}" for k, v in p.errors().items()))
-            return False
-        if p.is_local_test and not self.local_pacs_controller.running:
-            self.local_pacs_controller.start_then(lambda: self.start_probe(which, None, syntaxes))
-            return True
-        used = [n.inst.sop_class_uid for n in self.model.leaves() if n.kind == "instance" and n.inst is not None]
-        try:
-            classes = resolve_sop_classes(which, used)
-        except ValueError as exc:
-            self._show_probe(None, str(exc))
-            return False
-        worker = ProbeWorker(p.to_config_dict(), classes, syntaxes)
-        worker.progressed.connect(self._on_probe_progressed)
-        worker.succeeded.connect(self._on_probe_succeeded)
-        worker.failed.connect(self._on_probe_failed)
-        self._probe = worker
-        self._probe_profile = p
+        return self.probe_controller.start(p, which, self._used_sop_classes(), syntaxes)
+
+    @Slot(object, int)
+    def _on_probe_probe_started(self, p: Profile, n_classes: int) -> None:
         self._update_send_button()
         self.echo_label.setStyleSheet("color:#2563eb;")
         self.echo_label.setText(
-            f"Probing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}: {len(classes)} SOP class(es) x every transfer syntax…"
+            f"Probing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}: {n_classes} SOP class(es) x every transfer syntax…"
         )
-        LOGGER.info("Probing %s@%s:%s (%d SOP classes)", p.remote_ae_title, p.remote_host, p.remote_port, len(classes))
-        self.pool.start(worker, "probe")
-        return True
 
     @Slot(int, int)
-    def _on_probe_progressed(self, done: int, total: int) -> None:
+    def _on_probe_probe_progressed(self, done: int, total: int) -> None:
         self.echo_label.setText(f"Probing… association {done} of {total}")
 
-    @Slot(object)
-    def _on_probe_succeeded(self, amap: Any) -> None:
-        self._show_probe(amap, None)
-
-    @Slot(object)
-    def _on_probe_failed(self, exc: Exception) -> None:
-        self._show_probe(None, getattr(exc, "message", None) or str(exc))
-
-    def _show_probe(self, amap: Any, error: str | None) -> None:
-        self._probe = None
-        p = getattr(self, "_probe_profile", None) or self.current_profile()
+    @Slot(object, object)
+    def _on_probe_probe_finished(self, amap: Any, error: str | None) -> None:
+        p = self.probe_controller.profile or self.current_profile()
         if error is not None or amap is None:
             self.echo_label.setStyleSheet("color:#b91c1c;")
             self.echo_label.setText(f"✗ Probe failed: {error}")
             self.echo_label.setToolTip(error or "")
-            LOGGER.warning("Probe failed: %s", error)
         else:
             accepted = sum(1 for e in amap.sop_classes.values() if e.get("accepted"))
             self.echo_label.setStyleSheet("color:#15803d;" if accepted else "color:#b91c1c;")
@@ -1058,14 +1034,8 @@ class MainWindow(QMainWindow):
                 "class(es) accepted - map saved with the profile"
             )
             self.echo_label.setToolTip(map_summary(amap))
-            if p is not None:
-                row = self.profiles.row_of(p.name)
-                current = self.profiles.profile(row) if row >= 0 else None
-                if current is not None:
-                    self.profiles.replace_at(row, replace(current, acceptance_map=amap.to_dict()))
             self.show_map(amap, p.name if p else "")
         self._update_send_button()
-        emit(self.probe_finished, amap, error)
 
     def show_map(self, amap: Any, name: str = "") -> ProbeDialog:
         """Show `amap` in the (non-modal) acceptance map dialog."""
