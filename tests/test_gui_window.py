@@ -570,7 +570,7 @@ def test_plan_fills_the_plan_column_without_sending(qtbot, window, picky, tmp_pa
     use_profile(window, scp)
     drop(qtbot, window, [study_folder(tmp_path)])
     assert window.view.isColumnHidden(Col.PLAN)
-    with qtbot.waitSignal(window.plan_finished, timeout=30000) as b:
+    with qtbot.waitSignal(window.plan_controller.plan_finished, timeout=30000) as b:
         window.act_plan.trigger()
     plans, error = b.args
     assert error is None and len(plans) == 4

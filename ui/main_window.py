@@ -60,12 +60,12 @@ from core.events import InstanceFinished
 from core.journal import interrupted_jobs_at
 from core.probe import saved_map_for
 from core.profiles import Profile, ProfileStore
-from core.scan import ScannedInstance
 from core.scp import ACCEPT_CHOICES
 
 from . import states as st
 from .controllers.echo import EchoController, format_echo
 from .controllers.local_pacs import LocalPacsController
+from .controllers.plan import PlanController, apply_plans, plan, plan_args
 from .controllers.probe import ProbeController
 from .controllers.scan import ScanController
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
@@ -232,7 +232,6 @@ class MainWindow(QMainWindow):
     Signals:
         send_finished(object): a send ended; its :class:`SendRecord`.
         report_written(str, str): ``(path, error or "")``.
-        plan_finished(object, object): ``(list of core.preflight.InstancePlan or None, error or None)``.
         confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox.
         interrupted_jobs_found(object): the journal's interrupted jobs at start (a list, maybe empty).
 
@@ -242,7 +241,6 @@ class MainWindow(QMainWindow):
 
     confirmation_requested = Signal(object)
     interrupted_jobs_found = Signal(object)
-    plan_finished = Signal(object, object)
     send_finished = Signal(object)
     report_written = Signal(str, str)
 
@@ -273,14 +271,13 @@ class MainWindow(QMainWindow):
         self.tracker = ProgressTracker()
         self.scan_controller = ScanController(self.model, self.pool, self.gate, self)
         self.local_pacs_controller = LocalPacsController(self.profiles, self.pool, data_dir, self)
+        self.plan_controller = PlanController(self.model, self.pool, self.local_pacs_controller, self)
         self.probe_controller = ProbeController(self.profiles, self.pool, self.local_pacs_controller, self)
         self.echo_controller = EchoController(self.pool, self.local_pacs_controller, self)
         self._send: SendWorker | None = None
         self.last_job: SendRecord | None = None
         self._job: SendRecord | None = None
         self._pending_paths: list[str] = []
-        self._planning = False
-        self._plan_nodes: list[Node] = []
         self._preflight: tuple[list[Node], Profile] | None = None  # a send waiting for its plan
         self._preflight_gen = 0
         self._plan_summary = ""
@@ -307,6 +304,8 @@ class MainWindow(QMainWindow):
         self.scan_controller.batch_added.connect(self._on_scan_batch_added)
         self.scan_controller.scan_progressed.connect(self._on_scan_scan_progressed)
         self.scan_controller.scan_finished.connect(self._on_scan_scan_finished)
+        self.plan_controller.plan_started.connect(self._on_plan_plan_started)
+        self.plan_controller.plan_finished.connect(self._on_plan_plan_finished)
         self.probe_controller.probe_started.connect(self._on_probe_probe_started)
         self.probe_controller.probe_progressed.connect(self._on_probe_probe_progressed)
         self.probe_controller.probe_finished.connect(self._on_probe_probe_finished)
@@ -905,7 +904,7 @@ class MainWindow(QMainWindow):
         self.send_button.setText(f"Send selected ({n})" if sel else f"Send all ({n})")
         busy = self._send is not None or self._preflight is not None
         self.act_send.setEnabled(n > 0 and not busy)
-        self.act_plan.setEnabled(n > 0 and not busy and not self._planning)
+        self.act_plan.setEnabled(n > 0 and not busy and not self.plan_controller.busy)
         self.act_remove.setEnabled(not busy)
         self.act_clear.setEnabled(not busy)
         self.act_cancel.setEnabled(busy)
@@ -1245,18 +1244,7 @@ class MainWindow(QMainWindow):
             f"Planning {len(nodes)} instance(s) against {p.name}" + (" from its saved acceptance map…" if amap else "…")
         )
         self._preflight_gen += 1
-        worker = TaskWorker(
-            _tagged,
-            self._preflight_gen,
-            _plan,
-            [n.inst for n in nodes],
-            p.to_config_dict(),
-            p.strategy,
-            p.max_retries,
-            p.parallel_associations,
-            amap,
-            False,
-        )
+        worker = TaskWorker(_tagged, self._preflight_gen, plan, *plan_args(nodes, p, False))
         worker.succeeded.connect(self._on_preflight_succeeded)
         worker.failed.connect(self._on_preflight_failed)
         self.pool.start(worker, "preflight")
@@ -1329,11 +1317,7 @@ class MainWindow(QMainWindow):
         self._launch_send(*pending)
 
     def _fill_plan_column(self, nodes: list[Node], plans: list[Any]) -> None:
-        self.model.set_plans(
-            (node, plan.message + (f" ({len(plan.findings)} finding(s))" if plan.findings else ""))
-            for node, plan in zip(nodes, plans, strict=False)
-        )
-        self.model.flush()
+        apply_plans(self.model, nodes, plans)
         self._show_column(Col.PLAN, 260)
 
     def _show_column(self, col: Col, width: int) -> None:
@@ -1459,48 +1443,21 @@ class MainWindow(QMainWindow):
     def start_plan(self, nodes: list[Node], profile: Profile | None = None) -> bool:
         """Run the pre-flight plan for `nodes`; the Plan column and the banner show the result."""
         p = profile or self.current_profile()
-        if p is None or not nodes or self._planning or self._send is not None:
+        if p is None or self._send is not None:
             return False
-        if p.errors():
-            self._show_plan(None, "the profile is not valid: " + "; ".join(f"{k}: {v}" for k, v in p.errors().items()))
-            return False
-        if p.is_local_test and not self.local_pacs_controller.running:
-            self.local_pacs_controller.start_then(lambda: self.start_plan(nodes, p))
-            return True
-        self._planning = True
-        self._plan_nodes = list(nodes)
+        return self.plan_controller.start(nodes, p)
+
+    @Slot(object, int)
+    def _on_plan_plan_started(self, p: Profile, n: int) -> None:
         self._update_send_button()
-        self._set_info(f"Planning {len(nodes)} instance(s) against {p.name}…")
-        worker = TaskWorker(
-            _plan,
-            [n.inst for n in nodes],
-            p.to_config_dict(),
-            p.strategy,
-            p.max_retries,
-            p.parallel_associations,
-            saved_map_for(p),
-            True,
-        )
-        worker.succeeded.connect(self._on_plan_succeeded)
-        worker.failed.connect(self._on_plan_failed)
-        self.pool.start(worker, "plan")
-        return True
+        self._set_info(f"Planning {n} instance(s) against {p.name}…")
 
-    @Slot(object)
-    def _on_plan_succeeded(self, plans: list[Any]) -> None:
-        self._show_plan(plans, None)
-
-    @Slot(object)
-    def _on_plan_failed(self, exc: Exception) -> None:
-        self._show_plan(None, str(exc))
-
-    def _show_plan(self, plans: list[Any] | None, error: str | None) -> None:
-        self._planning = False
-        nodes, self._plan_nodes = self._plan_nodes, []
+    @Slot(object, object)
+    def _on_plan_plan_finished(self, plans: list[Any] | None, error: str | None) -> None:
         if plans is not None:
             from core.preflight import needs_confirmation, summary_text
 
-            self._fill_plan_column(nodes, plans)
+            self._show_column(Col.PLAN, 260)
             warn = needs_confirmation(plans)
             self.banner.setStyleSheet(f"#banner{{background:{'#fef3c7' if warn else '#dbeafe'};border-radius:4px;}}")
             self.banner_label.setText(
@@ -1515,7 +1472,6 @@ class MainWindow(QMainWindow):
             self._set_info("Planning failed.")
         self.banner.show()
         self._update_send_button()
-        emit(self.plan_finished, plans, error)
 
     @Slot()
     def cancel_send(self) -> None:
@@ -1861,21 +1817,6 @@ class MainWindow(QMainWindow):
                 self.local_pacs_controller.set_accept(accept, restart=False)
         except (ValueError, TypeError) as exc:
             LOGGER.warning("Ignoring the saved window layout: %s", exc)
-
-
-def _plan(
-    insts: list[ScannedInstance],
-    cfg: dict[str, Any],
-    strategy: str,
-    max_retries: int,
-    parallel: int,
-    amap: dict[str, Any] | None = None,
-    validate: bool = True,
-) -> list[Any]:
-    """The pre-flight plan (worker thread): from the saved map, else negotiates with the PACS; stores nothing."""
-    from core.preflight import plan_instances
-
-    return plan_instances(insts, amap or None, cfg, strategy, max_retries, parallel, validate=validate)
 
 
 def _tagged(tag: int, fn: Any, *args: Any) -> tuple[int, Any]:
