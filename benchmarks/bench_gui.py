@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         meter.start()
         window.send_button.click()
-        got = wait_for(window.send_finished, args.timeout)
+        got = wait_for(window.send_controller.send_finished, args.timeout)
         send_gaps = meter.stop()
         send_s = time.monotonic() - t0
         window.shutdown()

@@ -85,7 +85,7 @@ def test_send_to_storescp_implicit_only(qtbot, tmp_path, storescp_xi, monkeypatc
     with qtbot.waitSignal(w.echo_controller.echo_finished, timeout=30000) as b:
         w.test_button.click()
     assert b.args[1] is None and "accepted Implicit VR LE" in w.echo_label.text()
-    with qtbot.waitSignal(w.send_finished, timeout=120000):
+    with qtbot.waitSignal(w.send_controller.send_finished, timeout=120000):
         w.send_button.click()
     assert w.model.counts() == {st.STORED: 4}
     for n in w.model.leaves():

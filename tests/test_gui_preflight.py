@@ -289,7 +289,7 @@ def test_resume_banner_offers_the_interrupted_job_and_sends_the_rest(qtbot, tmp_
     assert "1 in doubt" in w.resume_label.text()
     assert w.model.rowCount() == 0, "the banner does not load anything by itself"
     try:
-        with qtbot.waitSignal(w.send_finished, timeout=60000) as b:
+        with qtbot.waitSignal(w.send_controller.send_finished, timeout=60000) as b:
             w.resume_button.click()
         record = b.args[0]
         assert record.resumed and record.job_id == job_id
@@ -493,7 +493,7 @@ def test_cancel_while_planning_sends_nothing(qtbot, window, picky, tmp_path) -> 
     window.act_cancel.trigger()
     assert window.act_send.isEnabled() and "nothing was sent" in window.progress_label.text()
     qtbot.wait(1500)  # the plan's late answer is ignored
-    assert window._send is None and scp.stored == []
+    assert window.send_controller.worker is None and scp.stored == []
     # a new send after that goes through normally
     send_and_wait(qtbot, window)
     assert len(scp.stored) == 3

@@ -92,7 +92,7 @@ def test_event_loop_never_stalls_during_a_large_send(qtbot, tmp_path, peer, monk
     timer.setInterval(10)
     timer.timeout.connect(tick)
     timer.start()
-    with qtbot.waitSignal(w.send_finished, timeout=240000):
+    with qtbot.waitSignal(w.send_controller.send_finished, timeout=240000):
         last[0] = time.perf_counter()
         w.send_button.click()
     timer.stop()

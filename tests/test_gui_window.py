@@ -201,7 +201,7 @@ def send_and_wait(
 
     window.confirmation_requested.connect(on_asked)
     try:
-        with qtbot.waitSignal(window.send_finished, timeout=timeout) as blocker:
+        with qtbot.waitSignal(window.send_controller.send_finished, timeout=timeout) as blocker:
             (start or window.send_button.click)()
     finally:
         window.confirmation_requested.disconnect(on_asked)
@@ -436,7 +436,7 @@ def test_cancel_mid_send_marks_the_rest_not_sent(qtbot, window, picky, tmp_path)
     scp = picky(delay_s=0.3, syntaxes=("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"))
     use_profile(window, scp, strategy="conservative")
     drop(qtbot, window, [tmp_path / "cts"] if make_series(tmp_path / "cts", 12) else [])
-    with qtbot.waitSignal(window.send_finished, timeout=60000) as b:
+    with qtbot.waitSignal(window.send_controller.send_finished, timeout=60000) as b:
         window.send_button.click()
         assert window.act_cancel.isEnabled() and not window.act_send.isEnabled()
         qtbot.waitUntil(lambda: window.model.counts().get(st.STORED, 0) >= 1, timeout=20000)

@@ -170,7 +170,7 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     window.scan_controller.scan_finished.connect(on_scan)
     window.local_pacs_controller.running_changed.connect(on_scp)
     window.confirmation_requested.connect(on_confirm)
-    window.send_finished.connect(on_sent)
+    window.send_controller.send_finished.connect(on_sent)
     window.add_paths(demo)
     QTimer.singleShot(int(timeout_s * 1000), fail_after)
     loop.exec()

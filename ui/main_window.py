@@ -15,8 +15,6 @@ import json
 import logging
 import os
 import time
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSettings, QSize, Qt, QTimer, QUrl, Signal, Slot
@@ -55,19 +53,17 @@ from PySide6.QtWidgets import (
 )
 
 from core.convert import syntax_label
-from core.engine import Item, JobResult
-from core.events import InstanceFinished
 from core.journal import interrupted_jobs_at
-from core.probe import saved_map_for
 from core.profiles import Profile, ProfileStore
 from core.scp import ACCEPT_CHOICES
 
 from . import states as st
 from .controllers.echo import EchoController, format_echo
 from .controllers.local_pacs import LocalPacsController
-from .controllers.plan import PlanController, apply_plans, plan, plan_args
+from .controllers.plan import PlanController
 from .controllers.probe import ProbeController
 from .controllers.scan import ScanController
+from .controllers.send import SendController, SendRecord
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
 from .failure_report import build_failure_report, report_format, write_failure_report
 from .logpane import LogBuffer, LogPane
@@ -78,47 +74,9 @@ from .profiles_ui import ProfileListModel, ProfilesDialog
 from .progress import ProgressTracker, format_duration
 from .qtcompat import emit
 from .throughput import ThroughputPlot
-from .workers import GuiGate, JobSpec, ScanWorker, SendWorker, TaskWorker, ThreadPool
+from .workers import GuiGate, ScanWorker, TaskWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
-
-#: Seconds between batches of per-instance events from the send worker (see EngineEventAdapter).
-EVENT_BATCH_S = 0.1
-#: Rows marked "queued" per turn of the event loop when a send starts.
-QUEUE_CHUNK = 2500
-
-_STATE_OF = {
-    "stored": st.STORED,
-    "stored-warning": st.WARNING,
-    "failed": st.FAILED,
-    "not-sent": st.NOT_SENT,
-    "unknown": st.UNKNOWN,
-    "skipped": st.SKIPPED,
-}
-
-
-@dataclass
-class SendRecord:
-    """One send job as the window saw it (for the summary, Retry failed and the report)."""
-
-    job_id: str
-    profile: Profile
-    nodes: list[Node]
-    started: float = field(default_factory=time.time)
-    finished: float = 0.0
-    outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
-    associations: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    cancelled: bool = False
-    by_index: dict[int, Node] = field(default_factory=dict)
-    arrival: dict[str, Any] = field(default_factory=dict)
-    resumed: bool = False
-    plan_summary: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.by_index:
-            self.by_index = dict(enumerate(self.nodes))
 
 
 class FileTreeView(QTreeView):
@@ -230,7 +188,6 @@ class MainWindow(QMainWindow):
         data_dir: where the local test PACS writes what it receives.
 
     Signals:
-        send_finished(object): a send ended; its :class:`SendRecord`.
         report_written(str, str): ``(path, error or "")``.
         confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox.
         interrupted_jobs_found(object): the journal's interrupted jobs at start (a list, maybe empty).
@@ -241,7 +198,6 @@ class MainWindow(QMainWindow):
 
     confirmation_requested = Signal(object)
     interrupted_jobs_found = Signal(object)
-    send_finished = Signal(object)
     report_written = Signal(str, str)
 
     def __init__(
@@ -268,21 +224,15 @@ class MainWindow(QMainWindow):
         self.proxy = ProblemFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.diag_model = DiagnosticsModel(self)
-        self.tracker = ProgressTracker()
         self.scan_controller = ScanController(self.model, self.pool, self.gate, self)
         self.local_pacs_controller = LocalPacsController(self.profiles, self.pool, data_dir, self)
         self.plan_controller = PlanController(self.model, self.pool, self.local_pacs_controller, self)
+        self.send_controller = SendController(
+            self.model, self.diag_model, self.pool, self.gate, self.local_pacs_controller, journal_path, self
+        )
         self.probe_controller = ProbeController(self.profiles, self.pool, self.local_pacs_controller, self)
         self.echo_controller = EchoController(self.pool, self.local_pacs_controller, self)
-        self._send: SendWorker | None = None
-        self.last_job: SendRecord | None = None
-        self._job: SendRecord | None = None
         self._pending_paths: list[str] = []
-        self._preflight: tuple[list[Node], Profile] | None = None  # a send waiting for its plan
-        self._preflight_gen = 0
-        self._plan_summary = ""
-        self._to_queue: tuple[list[Node], int, Any] = ([], 0, None)
-        self._closing = False
         self.confirm_box: QMessageBox | None = None
         self.probe_dialog: ProbeDialog | None = None
         self.interrupted: list[Any] = []
@@ -297,13 +247,18 @@ class MainWindow(QMainWindow):
         self.counts_timer.timeout.connect(self._update_counts)
         self.model.contents_changed.connect(self.counts_timer.start)
         self.view.selectionModel().selectionChanged.connect(self._update_send_button)
-        self.progress_timer = QTimer(self)
-        self.progress_timer.setInterval(250)
-        self.progress_timer.timeout.connect(self._update_progress)
         self.scan_controller.scan_started.connect(self._on_scan_scan_started)
         self.scan_controller.batch_added.connect(self._on_scan_batch_added)
         self.scan_controller.scan_progressed.connect(self._on_scan_scan_progressed)
         self.scan_controller.scan_finished.connect(self._on_scan_scan_finished)
+        self.send_controller.info_changed.connect(self._on_send_info_changed)
+        self.send_controller.busy_changed.connect(self._on_send_busy_changed)
+        self.send_controller.plan_filled.connect(self._on_send_plan_filled)
+        self.send_controller.confirmation_needed.connect(self._on_send_confirmation_needed)
+        self.send_controller.send_started.connect(self._on_send_send_started)
+        self.send_controller.progressed.connect(self._on_send_progressed)
+        self.send_controller.arrival_checked.connect(self._on_send_arrival_checked)
+        self.send_controller.send_finished.connect(self._on_send_send_finished)
         self.plan_controller.plan_started.connect(self._on_plan_plan_started)
         self.plan_controller.plan_finished.connect(self._on_plan_plan_finished)
         self.probe_controller.probe_started.connect(self._on_probe_probe_started)
@@ -860,7 +815,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def remove_selected(self) -> None:
         """Remove the selected rows (not while sending)."""
-        if self._send is not None:
+        if self.send_controller.sending:
             return
         idx = [self.to_source(i) for i in self.view.selectionModel().selectedRows(0)]
         self.model.remove(idx)
@@ -869,7 +824,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def clear_all(self) -> None:
         """Empty the list (not while sending)."""
-        if self._send is None:
+        if not self.send_controller.sending:
             self.model.clear()
             self.banner.hide()
             self._update_counts()
@@ -881,7 +836,7 @@ class MainWindow(QMainWindow):
     # -- counts and labels -------------------------------------------------------------------------
 
     def _set_info(self, text: str) -> None:
-        if self._send is None:
+        if not self.send_controller.sending:
             self.progress_label.setText(text)
 
     @Slot()
@@ -902,16 +857,16 @@ class MainWindow(QMainWindow):
         sel = self.selected_source_indexes()
         n = len(self.model.sendable_under(sel)) if sel else self.model.stats()["instances"]
         self.send_button.setText(f"Send selected ({n})" if sel else f"Send all ({n})")
-        busy = self._send is not None or self._preflight is not None
+        busy = self.send_controller.busy
         self.act_send.setEnabled(n > 0 and not busy)
         self.act_plan.setEnabled(n > 0 and not busy and not self.plan_controller.busy)
         self.act_remove.setEnabled(not busy)
         self.act_clear.setEnabled(not busy)
         self.act_cancel.setEnabled(busy)
-        retry = sum(1 for n_ in self.model.leaves() if n_.state in st.RETRY_STATES)
+        retry = len(self.send_controller.retry_nodes())
         self.act_retry.setEnabled(retry > 0 and not busy)
         self.retry_button.setText(f"Retry failed ({retry})" if retry else "Retry failed")
-        self.act_export.setEnabled(self.last_job is not None and not busy)
+        self.act_export.setEnabled(self.send_controller.last_job is not None and not busy)
         self.act_probe.setEnabled(not self.probe_controller.busy)
         self.act_probe_all.setEnabled(not self.probe_controller.busy)
         p = self.current_profile()
@@ -1112,7 +1067,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def resume_interrupted(self) -> bool:
         """Resume the first interrupted job: re-read its files on a worker, then send what is left."""
-        if not self.interrupted or self._send is not None or self._preflight is not None or not self.journal_path:
+        if not self.interrupted or self.send_controller.busy or not self.journal_path:
             return False
         job = self.interrupted[0]
         self.resume_button.setEnabled(False)
@@ -1150,7 +1105,7 @@ class MainWindow(QMainWindow):
         if not plan.items:
             self._set_info(f"Job {plan.job.id}: nothing left to send.")
             return
-        self._launch_send(list(by_index.values()), p, rerun=plan, by_index=by_index)
+        self.send_controller.launch(list(by_index.values()), p, rerun=plan, by_index=by_index)
 
     @Slot(object)
     def _on_resume_failed(self, exc: Exception) -> None:
@@ -1204,18 +1159,16 @@ class MainWindow(QMainWindow):
     @Slot()
     def retry_failed(self) -> None:
         """Send the failed, not-sent and unknown instances again."""
-        nodes = [n for n in self.model.leaves() if n.state in st.RETRY_STATES]
-        self.start_send(nodes)
+        self.start_send(self.send_controller.retry_nodes())
 
     def start_send(self, nodes: list[Node], profile: Profile | None = None, preflight: bool = True) -> bool:
         """Start a job for `nodes`; returns False when it cannot start (the reason is shown).
 
-        With `preflight` the plan comes first (from the profile's saved acceptance map when
-        it covers the files, else a quick negotiation): the Plan column fills, and when
-        anything is blocked or would be converted lossily a non-modal confirmation asks
-        before the first byte goes out (:attr:`confirm_box`).
+        With `preflight` the plan comes first and, when anything is blocked or would be
+        converted lossily, a non-modal confirmation asks before sending (:attr:`confirm_box`);
+        see :meth:`SendController.start`.
         """
-        if self._send is not None or self._preflight is not None or not nodes:
+        if self.send_controller.busy or not nodes:
             return False
         p = profile or self.current_profile()
         if p is None:
@@ -1228,42 +1181,24 @@ class MainWindow(QMainWindow):
                 f"The profile “{p.name}” is not valid:\n" + "\n".join(f"• {k}: {v}" for k, v in errors.items()),
             )
             return False
-        if p.is_local_test and not self.local_pacs_controller.running:
-            self._set_info("Starting the local test PACS first…")
-            self.local_pacs_controller.start_then(lambda: self.start_send(nodes, p, preflight))
-            return True
-        if preflight:
-            return self._start_preflight(list(nodes), p)
-        return self._launch_send(list(nodes), p)
+        return self.send_controller.start(nodes, p, preflight)
 
-    def _start_preflight(self, nodes: list[Node], p: Profile) -> bool:
-        self._preflight = (nodes, p)
+    @Slot(str)
+    def _on_send_info_changed(self, text: str) -> None:
+        self.progress_label.setText(text)
+
+    @Slot(bool)
+    def _on_send_busy_changed(self, _busy: bool) -> None:
         self._update_send_button()
-        amap = saved_map_for(p)
-        self._set_info(
-            f"Planning {len(nodes)} instance(s) against {p.name}" + (" from its saved acceptance map…" if amap else "…")
-        )
-        self._preflight_gen += 1
-        worker = TaskWorker(_tagged, self._preflight_gen, plan, *plan_args(nodes, p, False))
-        worker.succeeded.connect(self._on_preflight_succeeded)
-        worker.failed.connect(self._on_preflight_failed)
-        self.pool.start(worker, "preflight")
-        return True
 
     @Slot(object)
-    def _on_preflight_succeeded(self, tagged: tuple[int, list[Any]]) -> None:
-        from core.preflight import needs_confirmation, summary_text
+    def _on_send_plan_filled(self, _plans: list[Any]) -> None:
+        self._show_column(Col.PLAN, 260)
 
-        gen, plans = tagged
-        if self._preflight is None or gen != self._preflight_gen:
-            return  # cancelled, or the plan of an earlier, cancelled send
-        nodes, p = self._preflight
-        self._fill_plan_column(nodes, plans)
-        self._plan_summary = summary_text(plans)
-        self._set_info(f"Plan: {self._plan_summary}.")
-        if not needs_confirmation(plans):
-            QTimer.singleShot(0, self._launch_after_preflight)  # let the plan column paint first
-            return
+    @Slot(object, object)
+    def _on_send_confirmation_needed(self, plans: list[Any], p: Profile) -> None:
+        from core.preflight import summary_text
+
         blocked = [pl for pl in plans if pl.plan == "blocked" or pl.lossy]
         reasons: dict[str, int] = {}
         for pl in blocked:
@@ -1281,44 +1216,17 @@ class MainWindow(QMainWindow):
         box.setDefaultButton(self.confirm_cancel_button)
         box.finished.connect(self._on_confirm_box_finished)
         self.confirm_box = box
-        self._set_info("Plan ready: waiting for confirmation (some instances are blocked or lossy).")
         box.open()
         emit(self.confirmation_requested, box)
-
-    @Slot()
-    def _launch_after_preflight(self) -> None:
-        pending, self._preflight = self._preflight, None
-        if pending is not None:
-            self._launch_send(*pending)
 
     @Slot(int)
     def _on_confirm_box_finished(self, _result: int) -> None:
         box, self.confirm_box = self.confirm_box, None
-        pending, self._preflight = self._preflight, None
-        if box is None or pending is None:
+        if box is None:
             return
         go = box.clickedButton() is self.confirm_send_button
         box.deleteLater()
-        if go:
-            self._launch_send(*pending)
-        else:
-            self._set_info("Send cancelled after the plan: nothing was sent (see the Plan column).")
-            self._update_send_button()
-
-    @Slot(object)
-    def _on_preflight_failed(self, exc: Exception) -> None:
-        if getattr(exc, "tag", None) != self._preflight_gen:
-            return
-        pending, self._preflight = self._preflight, None
-        if pending is None:
-            return
-        # the send will meet the same problem and report it per instance (and in the journal)
-        LOGGER.info("No plan before sending (%s); sending anyway", exc)
-        self._launch_send(*pending)
-
-    def _fill_plan_column(self, nodes: list[Node], plans: list[Any]) -> None:
-        apply_plans(self.model, nodes, plans)
-        self._show_column(Col.PLAN, 260)
+        self.send_controller.confirm(go)
 
     def _show_column(self, col: Col, width: int) -> None:
         if self.view.isColumnHidden(col):
@@ -1327,113 +1235,38 @@ class MainWindow(QMainWindow):
             if self.view.columnWidth(col) < width // 2:
                 self.view.setColumnWidth(col, width)
 
-    def _launch_send(self, nodes: list[Node], p: Profile, rerun: Any = None, by_index: dict[int, Node] | None = None) -> bool:
-        """Start the SendWorker for `nodes` (no plan, no questions)."""
-        if self._send is not None:
-            return False
-        if rerun is not None:
-            job = SendRecord(rerun.job.id, p, list(nodes), by_index=dict(by_index or {}), resumed=True)
-            items = list(rerun.items)
-            opts = rerun.options
-            spec = JobSpec(
-                rerun.config,
-                opts.get("strategy", "standard"),
-                int(opts.get("max_retries", 4)),
-                items,
-                job.job_id,
-                bool(opts.get("continue_on_error", True)),
-                journal_path=self.journal_path,
-                profile=p.name,
-                verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival)),
-                rerun=rerun,
-            )
-        else:
-            job = SendRecord(uuid.uuid4().hex[:12], p, list(nodes), plan_summary=self._plan_summary)
-            items = [Item(i, n.inst.path, n.inst) for i, n in enumerate(nodes) if n.inst is not None]
-            spec = JobSpec(
-                p.to_config_dict(),
-                p.strategy,
-                p.max_retries,
-                items,
-                job.job_id,
-                parallel=p.parallel_associations,
-                journal_path=self.journal_path,
-                profile=p.name,
-                verify_arrival=p.verify_arrival,
-            )
-        worker = SendWorker(spec, batch_s=EVENT_BATCH_S, gate=self.gate)
-        worker.job_started.connect(self._on_send_job_started)
-        worker.association_requested.connect(self._on_send_association_requested)
-        worker.association_negotiated.connect(self._on_send_association_negotiated)
-        worker.association_failed.connect(self._on_send_association_failed)
-        worker.association_released.connect(self._on_send_association_released)
-        worker.instance_started.connect(self._on_send_instance_started)
-        worker.instance_finished.connect(self._on_send_instance_finished)
-        worker.instances_batched.connect(self._on_send_instances_batched)
-        worker.job_finished.connect(self._on_send_job_finished)
-        worker.arrival_check_started.connect(self._on_send_arrival_check_started)
-        worker.arrival_checked.connect(self._on_send_arrival_checked)
-        worker.result_ready.connect(self._on_send_result_ready)
-        self._send = worker
-        self._job = job
+    @Slot(object, int)
+    def _on_send_send_started(self, _job: SendRecord, n: int) -> None:
         self.banner.hide()
-        verb = "Resume" if rerun is not None else "Send"
-        self.diag_model.begin_job(
-            f"{verb} {time.strftime('%H:%M:%S')}",
-            f"{len(items)} instance(s) to {p.name} ({p.remote_ae_title}@{p.remote_host}:"
-            f"{p.remote_port}), strategy {spec.strategy}, up to {spec.max_retries} fallback "
-            f"step(s), job {job.job_id}" + (f"; plan: {job.plan_summary}" if job.plan_summary else ""),
-        )
-        self._plan_summary = ""
-        self.tracker.reset(len(items), sum(n.size for n in job.by_index.values()))
         self.plot.clear()
-        self.progress.setRange(0, max(1, len(items)))
+        self.progress.setRange(0, max(1, n))
         self.progress.setValue(0)
-        self.progress_label.setText(f"Connecting to {p.remote_ae_title}@{p.remote_host}:{p.remote_port}…")
-        self.progress_timer.start()
         self._update_send_button()
-        LOGGER.info(
-            "%s %s: %d instance(s) to %s@%s:%s", verb, job.job_id, len(items), p.remote_ae_title, p.remote_host, p.remote_port
-        )
-        # mark the rows "queued" a few thousand per turn of the event loop, then start the worker
-        self._to_queue = (list(job.by_index.values()), 0, worker)
-        self._queue_rows()
-        return True
-
-    @Slot()
-    def _queue_rows(self) -> None:
-        nodes, start, worker = self._to_queue
-        end = start + QUEUE_CHUNK
-        self.model.set_states(nodes[start:end], st.QUEUED)
-        if end < len(nodes) and worker is self._send:
-            self._to_queue = (nodes, end, worker)
-            QTimer.singleShot(0, self._queue_rows)
-            return
-        self._to_queue = ([], 0, None)
-        if worker is self._send and worker is not None and not self._closing:
-            self.model.flush()
-            self.pool.start(worker, "send")
-
-    @Slot(int)
-    def _on_send_arrival_check_started(self, n: int) -> None:
-        self.progress_label.setText(f"Checking that the PACS holds the {n} stored instance(s)…")
 
     @Slot(object)
-    def _on_send_arrival_checked(self, info: dict[str, Any]) -> None:
-        job = self._job
-        if job is None:
+    def _on_send_progressed(self, tracker: ProgressTracker) -> None:
+        sending = self.send_controller.sending
+        self.progress.setMaximum(max(1, tracker.total))
+        self.progress.setValue(min(tracker.done, tracker.total))
+        if self.send_controller.cancelling:
             return
-        job.arrival = dict(info)
-        for idx, state in info.get("verified", {}).items():
-            node = job.by_index.get(idx)
-            o = job.outcomes.get(idx)
-            if o is not None:
-                o["verified"] = state
-            if node is not None and node.outcome is not None:
-                self.model.set_state(node, node.state, {**node.outcome, "verified": state})
-        for m in info.get("messages", []):
-            LOGGER.info("Arrival check: %s", m)
+        if sending or tracker.t_end is not None:
+            self.progress_label.setText(tracker.text())
+        if sending and tracker.done:
+            ips, bps = tracker.rates()
+            self.plot.add_point(tracker.elapsed_s, ips, bps)
+
+    @Slot(object)
+    def _on_send_arrival_checked(self, _info: dict[str, Any]) -> None:
         self._show_column(Col.VERIFIED, 80)
+
+    @Slot(object)
+    def _on_send_send_finished(self, job: SendRecord) -> None:
+        self.local_pacs_controller.refresh()
+        self._show_summary(job)
+        self._update_send_button()
+        if job.resumed:
+            QTimer.singleShot(0, self.check_interrupted_jobs)
 
     @Slot()
     def plan(self) -> None:
@@ -1443,7 +1276,7 @@ class MainWindow(QMainWindow):
     def start_plan(self, nodes: list[Node], profile: Profile | None = None) -> bool:
         """Run the pre-flight plan for `nodes`; the Plan column and the banner show the result."""
         p = profile or self.current_profile()
-        if p is None or self._send is not None:
+        if p is None or self.send_controller.sending:
             return False
         return self.plan_controller.start(nodes, p)
 
@@ -1476,131 +1309,12 @@ class MainWindow(QMainWindow):
     @Slot()
     def cancel_send(self) -> None:
         """Stop the running job after the current instance (or drop a send still waiting for its plan)."""
-        if self._send is not None:
-            self._send.cancel()
+        if self.send_controller.sending:
             self.act_cancel.setEnabled(False)
-            self.progress_label.setText("Cancelling after the current instance; the rest will be marked “not sent”…")
         elif self.confirm_box is not None:
             self.confirm_box.reject()  # answered "no": nothing is sent
-        elif self._preflight is not None:
-            self._preflight = None  # the plan's result is ignored when it comes
-            self._set_info("Send cancelled before it started: nothing was sent.")
-            self._update_send_button()
-
-    def _node_for(self, index: int) -> Node | None:
-        job = self._job
-        return job.by_index.get(index) if job is not None else None
-
-    @Slot(object)
-    def _on_send_job_started(self, e: Any) -> None:
-        self.tracker.reset(e.total, e.total_bytes)
-
-    @Slot(object)
-    def _on_send_association_requested(self, e: Any) -> None:
-        self.diag_model.association_requested(e)
-        if self._job is not None and not self._send.cancel_event.is_set():  # type: ignore[union-attr]
-            self.progress_label.setText(
-                f"Requesting an association (strategy {e.strategy}, {e.n_contexts} presentation contexts, attempt {e.attempt})…"
-            )
-
-    @Slot(object)
-    def _on_send_association_negotiated(self, e: Any) -> None:
-        if self._job is not None:
-            self._job.associations.append(e.negotiation)
-        self.diag_model.association_negotiated(e.negotiation)
-
-    @Slot(object)
-    def _on_send_association_failed(self, e: Any) -> None:
-        if self._job is not None:
-            self._job.associations.append(e.negotiation)
-        self.diag_model.association_failed(e.message, e.negotiation)
-
-    @Slot(object)
-    def _on_send_association_released(self, e: Any) -> None:
-        self.diag_model.association_released(e)
-
-    @Slot(object)
-    def _on_send_instance_started(self, e: Any) -> None:
-        node = self._node_for(e.index)
-        if node is not None:
-            self.model.set_state(node, st.SENDING, None, sending_as=(e.transfer_syntax, e.converted_from))
-
-    @Slot(object)
-    def _on_send_instances_batched(self, events: list[Any]) -> None:
-        with self.gate:
-            for e in events:
-                if isinstance(e, InstanceFinished):
-                    self._on_send_instance_finished(e)
-                else:
-                    self._on_send_instance_started(e)
-
-    @Slot(object)
-    def _on_send_instance_finished(self, e: Any) -> None:
-        node = self._node_for(e.index)
-        if node is None or self._job is None:
             return
-        o = e.outcome
-        self._job.outcomes[e.index] = o
-        self.model.set_state(node, _STATE_OF.get(o.get("state", ""), st.FAILED), o)
-        self.tracker.add(e.bytes_sent)
-
-    @Slot(object)
-    def _on_send_job_finished(self, e: Any) -> None:
-        self.diag_model.end_job(e)
-        if self._job is not None:
-            self._job.summary = dict(e.summary or {})
-            self._job.error = e.error
-            self._job.cancelled = e.cancelled
-
-    @Slot(object)
-    def _on_send_result_ready(self, result: JobResult | dict[str, Any]) -> None:
-        job, self._job = self._job, None
-        self._send = None
-        self.progress_timer.stop()
-        self.tracker.finish()
-        if job is None:
-            return
-        job.finished = time.time()
-        if isinstance(result, JobResult):
-            for i, o in enumerate(result.outcomes):
-                job.outcomes.setdefault(o.get("index", i), o)
-            job.associations = list(result.associations)
-            job.summary = result.summary()
-            job.error = result.error
-            job.cancelled = result.cancelled
-        else:
-            job.error = result.get("error")
-            for i, n in job.by_index.items():
-                if n.state in (st.QUEUED, st.SENDING):
-                    o = {
-                        "status": "failure",
-                        "state": "not-sent",
-                        "message": f"not sent: {job.error}",
-                        "path": n.inst.path if n.inst else None,
-                    }
-                    job.outcomes[i] = o
-                    self.model.set_state(n, st.NOT_SENT, o)
-        self.model.flush()
-        self.last_job = job
-        self._update_progress()
-        self.local_pacs_controller.refresh()
-        self._show_summary(job)
-        self._update_send_button()
-        if job.resumed:
-            QTimer.singleShot(0, self.check_interrupted_jobs)
-        emit(self.send_finished, job)
-
-    @Slot()
-    def _update_progress(self) -> None:
-        self.progress.setMaximum(max(1, self.tracker.total))
-        self.progress.setValue(min(self.tracker.done, self.tracker.total))
-        if self._send is not None and self._send.cancel_event.is_set():
-            return
-        if self._send is not None or self.tracker.t_end is not None:
-            self.progress_label.setText(self.tracker.text())
-        if self._send is not None and self.tracker.done:
-            ips, bps = self.tracker.rates()
-            self.plot.add_point(self.tracker.elapsed_s, ips, bps)
+        self.send_controller.cancel()
 
     def _show_summary(self, job: SendRecord) -> None:
         s = job.summary
@@ -1704,7 +1418,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def choose_export(self) -> None:
         """Ask for a file and format, then write the failure report."""
-        if self.last_job is None:
+        if self.send_controller.last_job is None:
             return
         dlg = ExportDialog(os.path.expanduser("~"), self)
         if dlg.exec() == QDialog.DialogCode.Accepted and dlg.path.text().strip():
@@ -1712,7 +1426,7 @@ class MainWindow(QMainWindow):
 
     def export_failure_report(self, path: str, omit_patient: bool = False) -> bool:
         """Write the last job's failure report to `path` (format from the extension) on a worker."""
-        job = self.last_job
+        job = self.send_controller.last_job
         if job is None:
             return False
         outcomes = [
@@ -1749,15 +1463,12 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Cancel work, stop the local test PACS and wait for every thread."""
-        self._closing = True
-        if self._send is not None:
-            self._send.cancel()
+        self.send_controller.shutdown()
         self.scan_controller.shutdown()
         scp = self.local_pacs_controller.detach()
         self.pool.shutdown()
         if scp is not None:
             scp.stop()
-        self.progress_timer.stop()
         self.log_pane.timer.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -1817,15 +1528,6 @@ class MainWindow(QMainWindow):
                 self.local_pacs_controller.set_accept(accept, restart=False)
         except (ValueError, TypeError) as exc:
             LOGGER.warning("Ignoring the saved window layout: %s", exc)
-
-
-def _tagged(tag: int, fn: Any, *args: Any) -> tuple[int, Any]:
-    """``(tag, fn(*args))``; an exception leaves with ``.tag`` set (so a late answer can be told apart)."""
-    try:
-        return tag, fn(*args)
-    except Exception as exc:
-        exc.tag = tag  # type: ignore[attr-defined]
-        raise
 
 
 def _prepare_resume(path: str, job_id: str) -> Any:
