@@ -280,7 +280,7 @@ def test_resume_banner_offers_the_interrupted_job_and_sends_the_rest(qtbot, tmp_
     w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"))
     qtbot.addWidget(w)
     assert w.journal_path == str(journal_path)
-    with qtbot.waitSignal(w.interrupted_jobs_found, timeout=10000) as b:
+    with qtbot.waitSignal(w.resume_controller.interrupted_jobs_found, timeout=10000) as b:
         w.show()
     [job] = b.args[0]
     assert job.id == job_id and job.resumable == 4
@@ -303,7 +303,7 @@ def test_resume_banner_offers_the_interrupted_job_and_sends_the_rest(qtbot, tmp_
         with Journal(journal_path) as j:
             after = j.job(job_id)
             assert after.state == "finished" and after.counts.get("stored") == 6 and after.resumable == 0
-        qtbot.waitUntil(lambda: not w.interrupted, timeout=5000)
+        qtbot.waitUntil(lambda: not w.resume_controller.interrupted, timeout=5000)
     finally:
         w.shutdown()
 
@@ -326,13 +326,13 @@ def test_dismiss_hides_the_banner_and_gui_sends_are_journalled(qtbot, window, pi
     with Journal(window.journal_path) as j:
         j._db.execute("UPDATE jobs SET state = 'running', pid = ? WHERE id = ?", (dead_pid(), record.job_id))
         j._db.execute("UPDATE instances SET state = 'unknown' WHERE job = ? AND idx = 2", (record.job_id,))
-    with qtbot.waitSignal(window.interrupted_jobs_found, timeout=10000) as b:
-        window.check_interrupted_jobs()
+    with qtbot.waitSignal(window.resume_controller.interrupted_jobs_found, timeout=10000) as b:
+        window.resume_controller.check_interrupted_jobs()
     assert [j.id for j in b.args[0]] == [record.job_id] and window.resume_banner.isVisible()
     window.dismiss_button.click()
     assert not window.resume_banner.isVisible()
-    with qtbot.waitSignal(window.interrupted_jobs_found, timeout=10000) as b:
-        window.check_interrupted_jobs()
+    with qtbot.waitSignal(window.resume_controller.interrupted_jobs_found, timeout=10000) as b:
+        window.resume_controller.check_interrupted_jobs()
     assert b.args[0] == [] and not window.resume_banner.isVisible()
 
 
@@ -533,7 +533,7 @@ def test_a_dismissed_job_stays_dismissed_after_a_restart(qtbot, tmp_path, picky,
     for round_ in (1, 2):
         w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"), remember_layout=True)
         qtbot.addWidget(w)
-        with qtbot.waitSignal(w.interrupted_jobs_found, timeout=10000) as b:
+        with qtbot.waitSignal(w.resume_controller.interrupted_jobs_found, timeout=10000) as b:
             w.show()
         if round_ == 1:
             assert len(b.args[0]) == 1 and w.resume_banner.isVisible()

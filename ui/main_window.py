@@ -53,7 +53,6 @@ from PySide6.QtWidgets import (
 )
 
 from core.convert import syntax_label
-from core.journal import interrupted_jobs_at
 from core.profiles import Profile, ProfileStore
 from core.scp import ACCEPT_CHOICES
 
@@ -62,6 +61,7 @@ from .controllers.echo import EchoController, format_echo
 from .controllers.local_pacs import LocalPacsController
 from .controllers.plan import PlanController
 from .controllers.probe import ProbeController
+from .controllers.resume import ResumeController
 from .controllers.scan import ScanController
 from .controllers.send import SendController, SendRecord
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
@@ -190,14 +190,12 @@ class MainWindow(QMainWindow):
     Signals:
         report_written(str, str): ``(path, error or "")``.
         confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox.
-        interrupted_jobs_found(object): the journal's interrupted jobs at start (a list, maybe empty).
 
     Args:
         journal_path: the send journal every send is recorded in (None: no journal).
     """
 
     confirmation_requested = Signal(object)
-    interrupted_jobs_found = Signal(object)
     report_written = Signal(str, str)
 
     def __init__(
@@ -230,13 +228,14 @@ class MainWindow(QMainWindow):
         self.send_controller = SendController(
             self.model, self.diag_model, self.pool, self.gate, self.local_pacs_controller, journal_path, self
         )
+        self.resume_controller = ResumeController(
+            self.model, store, self.send_controller, self.pool, journal_path, settings_path, self
+        )
         self.probe_controller = ProbeController(self.profiles, self.pool, self.local_pacs_controller, self)
         self.echo_controller = EchoController(self.pool, self.local_pacs_controller, self)
         self._pending_paths: list[str] = []
         self.confirm_box: QMessageBox | None = None
         self.probe_dialog: ProbeDialog | None = None
-        self.interrupted: list[Any] = []
-        self._dismissed_jobs: set[str] = set()
 
         self._build_actions()
         self._build_ui(log_buffer)
@@ -259,6 +258,10 @@ class MainWindow(QMainWindow):
         self.send_controller.progressed.connect(self._on_send_progressed)
         self.send_controller.arrival_checked.connect(self._on_send_arrival_checked)
         self.send_controller.send_finished.connect(self._on_send_send_finished)
+        self.resume_controller.interrupted_jobs_found.connect(self._on_resume_interrupted_jobs_found)
+        self.resume_controller.resume_prepared.connect(self._on_resume_resume_prepared)
+        self.resume_controller.resume_failed.connect(self._on_resume_resume_failed)
+        self.resume_controller.info_changed.connect(self._set_info)
         self.plan_controller.plan_started.connect(self._on_plan_plan_started)
         self.plan_controller.plan_finished.connect(self._on_plan_plan_finished)
         self.probe_controller.probe_started.connect(self._on_probe_probe_started)
@@ -275,7 +278,7 @@ class MainWindow(QMainWindow):
         self.resize(1500, 900)
         self.restore_view_state()
         if self.journal_path:
-            QTimer.singleShot(0, self.check_interrupted_jobs)
+            QTimer.singleShot(0, self.resume_controller.check_interrupted_jobs)
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -1017,36 +1020,15 @@ class MainWindow(QMainWindow):
 
     # -- resume (send journal) ---------------------------------------------------------------------
 
-    @Slot()
-    def check_interrupted_jobs(self) -> None:
-        """Look in the journal (on a worker) for a send whose process died; offer to resume it."""
-        if not self.journal_path:
-            return
-        worker = TaskWorker(interrupted_jobs_at, self.journal_path)
-        worker.succeeded.connect(self._on_interrupted_succeeded)
-        worker.failed.connect(self._on_interrupted_failed)
-        self.pool.start(worker, "journal")
-
-    def _remembered_dismissals(self) -> set[str]:
-        st_ = self._settings()
-        if st_ is None:
-            return set()
-        try:
-            return {str(x) for x in json.loads(str(st_.value("journal/dismissed", "[]")))}
-        except (ValueError, TypeError):
-            return set()
-
     @Slot(object)
-    def _on_interrupted_succeeded(self, jobs: list[Any]) -> None:
-        dismissed = self._dismissed_jobs | self._remembered_dismissals()
-        self.interrupted = [j for j in jobs if j.id not in dismissed]
-        if self.interrupted:
-            j = self.interrupted[0]
+    def _on_resume_interrupted_jobs_found(self, jobs: list[Any]) -> None:
+        if jobs:
+            j = jobs[0]
             c = j.counts
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(j.started))
             stored = c.get("stored", 0) + c.get("stored-warning", 0)
             doubt = c.get("in-flight", 0) + c.get("unknown", 0)
-            more = f" ({len(self.interrupted) - 1} more interrupted job(s) in the journal)" if len(self.interrupted) > 1 else ""
+            more = f" ({len(jobs) - 1} more interrupted job(s) in the journal)" if len(jobs) > 1 else ""
             self.resume_label.setText(
                 f"<b>A send was interrupted</b>: job {html.escape(j.id)} to {html.escape(j.profile or j.peer or '?')}, "
                 f"started {when}: <b>{stored}</b> of {c.get('total', 0)} stored, <b>{j.resumable}</b> not sent"
@@ -1057,75 +1039,31 @@ class MainWindow(QMainWindow):
         else:
             self.resume_banner.hide()
         self._update_send_button()
-        emit(self.interrupted_jobs_found, list(self.interrupted))
-
-    @Slot(object)
-    def _on_interrupted_failed(self, exc: Exception) -> None:
-        LOGGER.warning("Cannot read the send journal %s: %s", self.journal_path, exc)
-        emit(self.interrupted_jobs_found, [])
 
     @Slot()
     def resume_interrupted(self) -> bool:
         """Resume the first interrupted job: re-read its files on a worker, then send what is left."""
-        if not self.interrupted or self.send_controller.busy or not self.journal_path:
+        if not self.resume_controller.resume():
             return False
-        job = self.interrupted[0]
         self.resume_button.setEnabled(False)
-        self._set_info(f"Preparing to resume job {job.id}…")
-        worker = TaskWorker(_prepare_resume, self.journal_path, job.id)
-        worker.succeeded.connect(self._on_resume_prepared)
-        worker.failed.connect(self._on_resume_failed)
-        self.pool.start(worker, "resume")
         return True
 
     @Slot(object)
-    def _on_resume_prepared(self, plan: Any) -> None:
-        from core.profiles import Profile as _Profile
-
+    def _on_resume_resume_prepared(self, _plan: Any) -> None:
         self.resume_banner.hide()
-        self.interrupted = [j for j in self.interrupted if j.id != plan.job.id]
-        insts = [it.inst for it in plan.items if it.inst is not None and it.inst.path]
-        self.model.add_instances(insts)
-        by_key = {n.key: n for n in self.model.leaves()}
-        by_index: dict[int, Node] = {}
-        for it in plan.items:
-            if it.inst is not None and it.inst.path:
-                node = by_key.get(os.path.normpath(os.path.abspath(it.inst.path)))
-                if node is not None:
-                    by_index[it.index] = node
         self.view.expandToDepth(0 if self.model.rowCount() > 3 else 1)
-        name = plan.job.profile or plan.job.peer or "resumed job"
-        p = self.store.get(name)
-        try:
-            same = p is not None and p.to_store_config().peer == plan.job.peer
-        except ValueError:
-            same = False
-        if p is None or not same:
-            p = _Profile.from_json({**plan.config, "name": name})
-        if not plan.items:
-            self._set_info(f"Job {plan.job.id}: nothing left to send.")
-            return
-        self.send_controller.launch(list(by_index.values()), p, rerun=plan, by_index=by_index)
 
-    @Slot(object)
-    def _on_resume_failed(self, exc: Exception) -> None:
+    @Slot(str)
+    def _on_resume_resume_failed(self, msg: str) -> None:
         self.resume_button.setEnabled(True)
-        msg = f"Cannot resume: {exc}"
         self.resume_label.setText(
             self.resume_label.text().split("<br>")[0] + f"<br><span style='color:#b91c1c'>{html.escape(msg)}</span>"
         )
-        LOGGER.error("%s", msg)
 
     @Slot()
     def dismiss_interrupted(self) -> None:
         """Hide the resume banner for the shown jobs (they stay in the journal; remembered with the layout)."""
-        self._dismissed_jobs.update(j.id for j in self.interrupted)
-        st_ = self._settings()
-        if st_ is not None:
-            keep = sorted(self._remembered_dismissals() | self._dismissed_jobs)[-200:]
-            st_.setValue("journal/dismissed", json.dumps(keep))
-            st_.sync()
-        self.interrupted = []
+        self.resume_controller.dismiss()
         self.resume_banner.hide()
 
     # -- local test PACS ---------------------------------------------------------------------------
@@ -1265,8 +1203,6 @@ class MainWindow(QMainWindow):
         self.local_pacs_controller.refresh()
         self._show_summary(job)
         self._update_send_button()
-        if job.resumed:
-            QTimer.singleShot(0, self.check_interrupted_jobs)
 
     @Slot()
     def plan(self) -> None:
@@ -1528,14 +1464,6 @@ class MainWindow(QMainWindow):
                 self.local_pacs_controller.set_accept(accept, restart=False)
         except (ValueError, TypeError) as exc:
             LOGGER.warning("Ignoring the saved window layout: %s", exc)
-
-
-def _prepare_resume(path: str, job_id: str) -> Any:
-    """The :class:`core.journal.RerunPlan` of a resume (reads each file's header again; worker thread)."""
-    from core.journal import Journal, prepare_rerun
-
-    with Journal(path) as journal:
-        return prepare_rerun(journal, job_id)
 
 
 def _write_report(path: str, outcomes: list[dict[str, Any]], insts: list[Any], job: SendRecord, omit_patient: bool) -> str:
