@@ -485,7 +485,7 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
     out = {}
     for ext in ("json", "csv", "html"):
         path = tmp_path / f"report.{ext}"
-        with qtbot.waitSignal(window.report_written, timeout=20000) as b:
+        with qtbot.waitSignal(window.report_controller.report_written, timeout=20000) as b:
             assert window.export_failure_report(str(path))
         assert b.args == [str(path), ""]
         out[ext] = path.read_text(encoding="utf-8")
@@ -513,7 +513,7 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
     assert "Report written" in window.banner_label.text()
     # patient data can be left out
     path = tmp_path / "anon.json"
-    with qtbot.waitSignal(window.report_written, timeout=20000):
+    with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
         window.export_failure_report(str(path), omit_patient=True)
     anon = json.loads(path.read_text())
     assert all(e["patient_id"] == "" and e["patient_name"] == "" for e in anon["instances"])

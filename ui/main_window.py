@@ -61,11 +61,11 @@ from .controllers.echo import EchoController, format_echo
 from .controllers.local_pacs import LocalPacsController
 from .controllers.plan import PlanController
 from .controllers.probe import ProbeController
+from .controllers.report import ReportController
 from .controllers.resume import ResumeController
 from .controllers.scan import ScanController
 from .controllers.send import SendController, SendRecord
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
-from .failure_report import build_failure_report, report_format, write_failure_report
 from .logpane import LogBuffer, LogPane
 from .models import HEADERS as HEADERS_TEXT
 from .models import Col, InstanceTreeModel, Node, ProblemFilterProxy, human_size
@@ -74,7 +74,7 @@ from .profiles_ui import ProfileListModel, ProfilesDialog
 from .progress import ProgressTracker, format_duration
 from .qtcompat import emit
 from .throughput import ThroughputPlot
-from .workers import GuiGate, ScanWorker, TaskWorker, ThreadPool
+from .workers import GuiGate, ScanWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
 
@@ -188,7 +188,6 @@ class MainWindow(QMainWindow):
         data_dir: where the local test PACS writes what it receives.
 
     Signals:
-        report_written(str, str): ``(path, error or "")``.
         confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox.
 
     Args:
@@ -196,7 +195,6 @@ class MainWindow(QMainWindow):
     """
 
     confirmation_requested = Signal(object)
-    report_written = Signal(str, str)
 
     def __init__(
         self,
@@ -231,6 +229,7 @@ class MainWindow(QMainWindow):
         self.resume_controller = ResumeController(
             self.model, store, self.send_controller, self.pool, journal_path, settings_path, self
         )
+        self.report_controller = ReportController(self.pool, self)
         self.probe_controller = ProbeController(self.profiles, self.pool, self.local_pacs_controller, self)
         self.echo_controller = EchoController(self.pool, self.local_pacs_controller, self)
         self._pending_paths: list[str] = []
@@ -262,6 +261,7 @@ class MainWindow(QMainWindow):
         self.resume_controller.resume_prepared.connect(self._on_resume_resume_prepared)
         self.resume_controller.resume_failed.connect(self._on_resume_resume_failed)
         self.resume_controller.info_changed.connect(self._set_info)
+        self.report_controller.report_written.connect(self._on_report_report_written)
         self.plan_controller.plan_started.connect(self._on_plan_plan_started)
         self.plan_controller.plan_finished.connect(self._on_plan_plan_finished)
         self.probe_controller.probe_started.connect(self._on_probe_probe_started)
@@ -1363,37 +1363,19 @@ class MainWindow(QMainWindow):
     def export_failure_report(self, path: str, omit_patient: bool = False) -> bool:
         """Write the last job's failure report to `path` (format from the extension) on a worker."""
         job = self.send_controller.last_job
-        if job is None:
-            return False
-        outcomes = [
-            job.outcomes.get(i, {"status": "failure", "state": "not-sent", "message": "no outcome"}) for i in job.by_index
-        ]
-        insts = [n.inst for n in job.by_index.values()]
-        worker = TaskWorker(_write_report, path, outcomes, insts, job, omit_patient)
-        worker.succeeded.connect(self._on_report_succeeded)
-        worker.failed.connect(self._on_report_failed)
-        self._report_path = path
-        self.pool.start(worker, "report")
-        return True
+        return job is not None and self.report_controller.export(job, path, omit_patient)
 
-    @Slot(object)
-    def _on_report_succeeded(self, path: str) -> None:
+    @Slot(str, str)
+    def _on_report_report_written(self, path: str, error: str) -> None:
+        if error:
+            QTimer.singleShot(0, lambda: QMessageBox.warning(self, "Export failure report", f"Cannot write {path}: {error}"))
+            return
         url = QUrl.fromLocalFile(os.path.abspath(path)).toString()
         self.statusBar().showMessage(f"Failure report written to {path}", 15000)
         self.banner_label.setText(
             self.banner_label.text().split("<br><i>")[0]
             + f"<br><i>Report written: <a href='{html.escape(url)}'>{html.escape(path)}</a></i>"
         )
-        LOGGER.info("Failure report written to %s", path)
-        emit(self.report_written, path, "")
-
-    @Slot(object)
-    def _on_report_failed(self, exc: Exception) -> None:
-        path = getattr(self, "_report_path", "")
-        msg = getattr(exc, "strerror", None) or str(exc)
-        LOGGER.error("Cannot write the failure report %s: %s", path, msg)
-        QTimer.singleShot(0, lambda: QMessageBox.warning(self, "Export failure report", f"Cannot write {path}: {msg}"))
-        emit(self.report_written, path, msg)
 
     # -- shutdown ----------------------------------------------------------------------------------
 
@@ -1464,19 +1446,3 @@ class MainWindow(QMainWindow):
                 self.local_pacs_controller.set_accept(accept, restart=False)
         except (ValueError, TypeError) as exc:
             LOGGER.warning("Ignoring the saved window layout: %s", exc)
-
-
-def _write_report(path: str, outcomes: list[dict[str, Any]], insts: list[Any], job: SendRecord, omit_patient: bool) -> str:
-    """Build and write the failure report (worker thread)."""
-    report = build_failure_report(
-        outcomes,
-        insts,
-        job.associations,
-        job.profile.to_json(),
-        job.summary,
-        job.started,
-        job.finished or time.time(),
-        omit_patient,
-        job.job_id,
-    )
-    return write_failure_report(path, report, report_format(path))
