@@ -179,7 +179,7 @@ def test_send_asks_first_when_the_plan_blocks_something(qtbot, window, picky, tm
     assert states["CT_small.dcm"] == st.STORED and states["MR_small.dcm"] == st.STORED
     assert states["rtplan.dcm"] == st.NOT_SENT and states["JPEG2000.dcm"] == st.NOT_SENT
     assert job.summary["success"] == 2
-    assert "Plan before sending:" in window.banner_label.text() and "2 blocked" in window.banner_label.text()
+    assert "Plan before sending:" in window.banner.label.text() and "2 blocked" in window.banner.label.text()
     assert "plan: " in diag_text(window.diag_model)
 
 
@@ -285,12 +285,12 @@ def test_resume_banner_offers_the_interrupted_job_and_sends_the_rest(qtbot, tmp_
     [job] = b.args[0]
     assert job.id == job_id and job.resumable == 4
     assert w.resume_banner.isVisible()
-    assert "interrupted" in w.resume_label.text() and "<b>2</b> of 6 stored" in w.resume_label.text()
-    assert "1 in doubt" in w.resume_label.text()
+    assert "interrupted" in w.resume_banner.label.text() and "<b>2</b> of 6 stored" in w.resume_banner.label.text()
+    assert "1 in doubt" in w.resume_banner.label.text()
     assert w.model.rowCount() == 0, "the banner does not load anything by itself"
     try:
         with qtbot.waitSignal(w.send_controller.send_finished, timeout=60000) as b:
-            w.resume_button.click()
+            w.resume_banner.resume_button.click()
         record = b.args[0]
         assert record.resumed and record.job_id == job_id
         assert not w.resume_banner.isVisible()
@@ -299,7 +299,7 @@ def test_resume_banner_offers_the_interrupted_job_and_sends_the_rest(qtbot, tmp_
         assert set(scp.stored) == sent and len(scp.stored) == 4
         by_name = {Path(n.inst.path).name: n.state for n in w.model.leaves()}
         assert by_name == {f.name: st.STORED for f in files[2:]}
-        assert "Resumed job" in w.banner_label.text()
+        assert "Resumed job" in w.banner.label.text()
         with Journal(journal_path) as j:
             after = j.job(job_id)
             assert after.state == "finished" and after.counts.get("stored") == 6 and after.resumable == 0
@@ -329,7 +329,7 @@ def test_dismiss_hides_the_banner_and_gui_sends_are_journalled(qtbot, window, pi
     with qtbot.waitSignal(window.resume_controller.interrupted_jobs_found, timeout=10000) as b:
         window.resume_controller.check_interrupted_jobs()
     assert [j.id for j in b.args[0]] == [record.job_id] and window.resume_banner.isVisible()
-    window.dismiss_button.click()
+    window.resume_banner.dismiss_button.click()
     assert not window.resume_banner.isVisible()
     with qtbot.waitSignal(window.resume_controller.interrupted_jobs_found, timeout=10000) as b:
         window.resume_controller.check_interrupted_jobs()
@@ -440,7 +440,7 @@ def test_arrival_check_fills_the_verified_column(qtbot, window, tmp_path) -> Non
         i = m.index_of(n)
         verified[Path(n.inst.path).name] = m.index(i.row(), Col.VERIFIED, i.parent()).data()
     assert verified == {files[0].name: "committed", files[1].name: "not checked", files[2].name: "committed"}
-    assert "Arrival check" in window.banner_label.text() and "could not confirm" in window.banner_label.text()
+    assert "Arrival check" in window.banner.label.text() and "could not confirm" in window.banner.label.text()
 
 
 # --------------------------------------------------------------------------- diagnostics, parallel associations
@@ -537,7 +537,7 @@ def test_a_dismissed_job_stays_dismissed_after_a_restart(qtbot, tmp_path, picky,
             w.show()
         if round_ == 1:
             assert len(b.args[0]) == 1 and w.resume_banner.isVisible()
-            w.dismiss_button.click()
+            w.resume_banner.dismiss_button.click()
         else:
             assert b.args[0] == [] and not w.resume_banner.isVisible()
         w.close()

@@ -250,7 +250,7 @@ def test_drop_a_folder_fills_the_tree(qtbot, window, tmp_path) -> None:
     assert "not a DICOM file" in reasons["README.txt"] and "truncated" in reasons["broken.dcm"]
     # selecting a series chooses what is sent
     ct = next(n for n in window.model.leaves() if n.inst.path.endswith("CT_small.dcm"))
-    series = window.to_view(window.model.index_of(ct).parent())
+    series = window.view.to_view(window.model.index_of(ct).parent())
     window.view.selectionModel().select(
         series, window.view.selectionModel().SelectionFlag.ClearAndSelect | window.view.selectionModel().SelectionFlag.Rows
     )
@@ -386,7 +386,7 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     box.close()
     # the summary banner, retry button and the diagnostics
     assert window.banner.isVisible()
-    banner = window.banner_label.text()
+    banner = window.banner.label.text()
     assert "<b>2</b> stored" in banner and "1</b> failed" in banner and "<b>1</b> not sent" in banner
     assert window.act_retry.isEnabled() and window.retry_button.text() == "Retry failed (2)"
     text = diag_text(window.diag_model)
@@ -449,7 +449,7 @@ def test_cancel_mid_send_marks_the_rest_not_sent(qtbot, window, picky, tmp_path)
     assert all("cancelled" in o["message"] for o in job.outcomes.values() if o["state"] == "not-sent")
     assert len(scp.stored) == counts[st.STORED]
     assert "Ended | released" in diag_text(window.diag_model)
-    assert "Cancelled" in window.banner_label.text()
+    assert "Cancelled" in window.banner.label.text()
     assert window.act_send.isEnabled() and not window.act_cancel.isEnabled()
 
 
@@ -510,7 +510,7 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
     html = out["html"]
     assert html.startswith("<!DOCTYPE html>") and "&lt;b&gt;dataset &amp; class&lt;/b&gt;" in html
     assert "<b>dataset" not in html and "0xA900" in html and "MR_small.dcm" in html
-    assert "Report written" in window.banner_label.text()
+    assert "Report written" in window.banner.label.text()
     # patient data can be left out
     path = tmp_path / "anon.json"
     with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
@@ -578,7 +578,7 @@ def test_plan_fills_the_plan_column_without_sending(qtbot, window, picky, tmp_pa
     by_file = {Path(n.inst.path).name: n.plan for n in window.model.leaves() if n.plan}
     assert "Explicit VR LE → Implicit VR LE" in by_file["CT_small.dcm"]
     assert by_file["rtplan.dcm"].startswith("blocked")
-    assert "Plan" in window.banner_label.text() and "1 blocked" in window.banner_label.text()
+    assert "Plan" in window.banner.label.text() and "1 blocked" in window.banner.label.text()
     assert scp.stored == [], "planning stores nothing"
 
 

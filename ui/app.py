@@ -189,11 +189,11 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     for n in picked:
         p = model.index_of(n).parent()
         while p.isValid():
-            view.expand(window.to_view(p))
+            view.expand(window.view.to_view(p))
             p = p.parent()
     group = next((i for i in range(model.rowCount()) if model.index(i, 0).data() == "Not DICOM or unreadable"), None)
     if group is not None:
-        view.expand(window.to_view(model.index(group, 0)))
+        view.expand(window.view.to_view(model.index(group, 0)))
     view.scrollToTop()
     window.splitter.setSizes([800, 330])
     window.diag_pane.view.setColumnWidth(0, 330)

@@ -3,61 +3,45 @@
 Layout: a header row (file actions, the PACS selector with *Test connection*,
 Send / Cancel), a progress row, a summary banner after a send, then a vertical
 splitter with the file tree on top and, below, the diagnostics pane beside the
-log pane. Every file or network operation runs on a worker thread
-(:mod:`ui.workers`); slots here only update models and widgets.
+log pane. The window keeps the layout, the actions and menus, drag and drop and
+the view state; each concern's state and work live in a controller
+(:mod:`ui.controllers`), whose signals the window turns into text and widget states.
+Every file or network operation runs on a worker thread (:mod:`ui.workers`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import html
 import json
 import logging
 import os
-import time
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSettings, QSize, Qt, QTimer, QUrl, Signal, Slot
-from PySide6.QtGui import (
-    QAction,
-    QActionGroup,
-    QCloseEvent,
-    QDragEnterEvent,
-    QDropEvent,
-    QGuiApplication,
-    QKeySequence,
-    QPainter,
-)
+from PySide6.QtCore import QModelIndex, QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QFileDialog,
-    QFormLayout,
-    QFrame,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QMenu,
+    QMenuBar,
     QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
-    QTreeView,
     QVBoxLayout,
     QWidget,
 )
 
-from core.convert import syntax_label
+from core.probe import AcceptanceMap
 from core.profiles import Profile, ProfileStore
 from core.scp import ACCEPT_CHOICES
 
-from . import states as st
-from .controllers.echo import EchoController, format_echo
+from .banners import ResumeBanner, SummaryBanner
+from .controllers.echo import EchoController, echo_line, format_echo
 from .controllers.local_pacs import LocalPacsController
 from .controllers.plan import PlanController
 from .controllers.probe import ProbeController
@@ -66,117 +50,28 @@ from .controllers.resume import ResumeController
 from .controllers.scan import ScanController
 from .controllers.send import SendController, SendRecord
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
+from .dialogs import ExportDialog, confirmation_box, details_box, show_about
+from .file_tree import FileTreeView
 from .logpane import LogBuffer, LogPane
 from .models import HEADERS as HEADERS_TEXT
 from .models import Col, InstanceTreeModel, Node, ProblemFilterProxy, human_size
 from .probe_dialog import ProbeDialog, map_summary
 from .profiles_ui import ProfileListModel, ProfilesDialog
-from .progress import ProgressTracker, format_duration
+from .progress import ProgressTracker
 from .qtcompat import emit
 from .throughput import ThroughputPlot
 from .workers import GuiGate, ScanWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
 
+BLUE_TEXT, GREEN_TEXT, RED_TEXT = "color:#2563eb;", "color:#15803d;", "color:#b91c1c;"
 
-class FileTreeView(QTreeView):
-    """The file tree; when empty it says what to do."""
-
-    gate: Any = contextlib.nullcontext()  # MainWindow sets its GuiGate
-
-    HINT = (
-        "Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)\n\n"
-        "No PACS yet? Choose “Local test PACS” and press Send:\nthe built-in test PACS starts by itself."
-    )
-
-    def dataChanged(
-        self,
-        topLeft: QModelIndex | QPersistentModelIndex,
-        bottomRight: QModelIndex | QPersistentModelIndex,  # noqa: N803
-        roles: Any = (),
-    ) -> None:
-        # A changed range repaints the whole viewport; while a send runs most changes are to rows
-        # that are scrolled out of view or folded away, and each repaint calls into Python per cell.
-        if topLeft.isValid() and bottomRight.isValid() and topLeft.parent() == bottomRight.parent():
-            first, last = self.visualRect(topLeft), self.visualRect(bottomRight)
-            if first.isEmpty() and last.isEmpty() and not self.isExpanded(topLeft.parent()) and topLeft.parent().isValid():
-                return  # folded away
-            if not last.isEmpty() and last.bottom() < 0:
-                return  # above the viewport
-            if not first.isEmpty() and first.top() > self.viewport().height():
-                return  # below the viewport
-            if topLeft != bottomRight and not first.isEmpty() and not last.isEmpty():
-                # QAbstractItemView repaints the whole viewport for any range; repaint only the
-                # changed cells (rows and columns), so a paint during a send enters Python for
-                # far fewer cells (there are no editors to refresh)
-                self.viewport().update(first.united(last))
-                return
-        super().dataChanged(topLeft, bottomRight, roles)
-
-    def paintEvent(self, event: Any) -> None:
-        with self.gate:
-            super().paintEvent(event)
-        model = self.model()
-        if model is not None and model.rowCount() == 0:
-            p = QPainter(self.viewport())
-            p.setPen(self.palette().placeholderText().color())
-            f = p.font()
-            f.setPointSizeF(f.pointSizeF() * 1.25)
-            p.setFont(f)
-            p.drawText(self.viewport().rect(), int(Qt.AlignmentFlag.AlignCenter), self.HINT)
-            p.end()
-
-
-class ExportDialog(QDialog):
-    """Asks where to write the failure report, in which format, and whether to leave patient data out."""
-
-    def __init__(self, default_dir: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle("Export failure report")
-        self.fmt = QComboBox(self)
-        for label, ext in (
-            ("HTML page (opens in any browser)", "html"),
-            ("CSV (spreadsheet)", "csv"),
-            ("JSON (for scripts)", "json"),
-        ):
-            self.fmt.addItem(label, ext)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.path = QLineEdit(os.path.join(default_dir, f"courier-failures-{stamp}.html"), self)
-        browse = QPushButton("Browse…", self)
-        browse.clicked.connect(self._browse)
-        self.fmt.currentIndexChanged.connect(self._on_fmt_changed)
-        self.omit = QCheckBox("Leave patient names and IDs out of the report", self)
-        row = QHBoxLayout()
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
-        form = QFormLayout()
-        form.addRow("Format", self.fmt)
-        form.addRow("File", row)
-        form.addRow("", self.omit)
-        bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
-        bb.accepted.connect(self.accept)
-        bb.rejected.connect(self.reject)
-        lay = QVBoxLayout(self)
-        lay.addWidget(
-            QLabel(
-                "Lists every failed or warned instance with the reason, the PACS's comment, the hint,\n"
-                "the transfer syntax tried and the fallback steps, plus the profile and the negotiation.",
-                self,
-            )
-        )
-        lay.addLayout(form)
-        lay.addWidget(bb)
-        self.resize(640, 200)
-
-    def _on_fmt_changed(self, _i: int) -> None:
-        base, _ext = os.path.splitext(self.path.text())
-        self.path.setText(f"{base}.{self.fmt.currentData()}")
-
-    def _browse(self) -> None:
-        ext = self.fmt.currentData()
-        path, _ = QFileDialog.getSaveFileName(self, "Export failure report", self.path.text(), f"{ext.upper()} (*.{ext})")
-        if path:
-            self.path.setText(path)
+#: What the local test PACS's "Accepts" choices do.
+ACCEPT_TIPS = {
+    "everything": "Accept every transfer syntax",
+    "implicit": "Rehearse fallback: only Implicit VR Little Endian; compressed files are decompressed before sending",
+    "uncompressed": "Only uncompressed syntaxes",
+}
 
 
 class MainWindow(QMainWindow):
@@ -186,12 +81,18 @@ class MainWindow(QMainWindow):
         store: the PACS profiles (loaded).
         log_buffer: the logging handler whose records the log pane shows.
         data_dir: where the local test PACS writes what it receives.
+        parent: the owning widget.
+        settings_path: the INI file the layout (and dismissed interrupted jobs) are kept in (None: not kept).
+        journal_path: the send journal every send is recorded in (None: no journal).
+
+    Attributes:
+        scan_controller, send_controller, plan_controller, probe_controller, resume_controller,
+        local_pacs_controller, echo_controller, report_controller: the window's concerns
+        (see :mod:`ui.controllers`); their signals say when work starts and ends.
 
     Signals:
-        confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox.
-
-    Args:
-        journal_path: the send journal every send is recorded in (None: no journal).
+        confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox
+            (:attr:`confirm_box`, with :attr:`confirm_send_button` and :attr:`confirm_cancel_button`).
     """
 
     confirmation_requested = Signal(object)
@@ -220,18 +121,7 @@ class MainWindow(QMainWindow):
         self.proxy = ProblemFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.diag_model = DiagnosticsModel(self)
-        self.scan_controller = ScanController(self.model, self.pool, self.gate, self)
-        self.local_pacs_controller = LocalPacsController(self.profiles, self.pool, data_dir, self)
-        self.plan_controller = PlanController(self.model, self.pool, self.local_pacs_controller, self)
-        self.send_controller = SendController(
-            self.model, self.diag_model, self.pool, self.gate, self.local_pacs_controller, journal_path, self
-        )
-        self.resume_controller = ResumeController(
-            self.model, store, self.send_controller, self.pool, journal_path, settings_path, self
-        )
-        self.report_controller = ReportController(self.pool, self)
-        self.probe_controller = ProbeController(self.profiles, self.pool, self.local_pacs_controller, self)
-        self.echo_controller = EchoController(self.pool, self.local_pacs_controller, self)
+        self._build_controllers()
         self._pending_paths: list[str] = []
         self.confirm_box: QMessageBox | None = None
         self.probe_dialog: ProbeDialog | None = None
@@ -244,24 +134,50 @@ class MainWindow(QMainWindow):
         self.counts_timer.setInterval(200)
         self.counts_timer.timeout.connect(self._update_counts)
         self.model.contents_changed.connect(self.counts_timer.start)
-        self.view.selectionModel().selectionChanged.connect(self._update_send_button)
-        self.scan_controller.scan_started.connect(self._on_scan_scan_started)
-        self.scan_controller.batch_added.connect(self._on_scan_batch_added)
-        self.scan_controller.scan_progressed.connect(self._on_scan_scan_progressed)
-        self.scan_controller.scan_finished.connect(self._on_scan_scan_finished)
-        self.send_controller.info_changed.connect(self._on_send_info_changed)
-        self.send_controller.busy_changed.connect(self._on_send_busy_changed)
-        self.send_controller.plan_filled.connect(self._on_send_plan_filled)
-        self.send_controller.confirmation_needed.connect(self._on_send_confirmation_needed)
-        self.send_controller.send_started.connect(self._on_send_send_started)
-        self.send_controller.progressed.connect(self._on_send_progressed)
-        self.send_controller.arrival_checked.connect(self._on_send_arrival_checked)
-        self.send_controller.send_finished.connect(self._on_send_send_finished)
-        self.resume_controller.interrupted_jobs_found.connect(self._on_resume_interrupted_jobs_found)
-        self.resume_controller.resume_prepared.connect(self._on_resume_resume_prepared)
-        self.resume_controller.resume_failed.connect(self._on_resume_resume_failed)
-        self.resume_controller.info_changed.connect(self._set_info)
-        self.report_controller.report_written.connect(self._on_report_report_written)
+        self.view.selection_changed.connect(self._update_send_button)
+        self._connect_controllers()
+        self._select_profile(store.last_used)
+        self._update_counts()
+        self.local_pacs_controller.refresh()
+        self.resize(1500, 900)
+        self.restore_view_state()
+        if self.journal_path:
+            QTimer.singleShot(0, self.resume_controller.check_interrupted_jobs)
+
+    # -- construction ------------------------------------------------------------------------------
+
+    def _build_controllers(self) -> None:
+        pool = self.pool
+        self.scan_controller = ScanController(self.model, pool, self.gate, self)
+        self.local_pacs_controller = LocalPacsController(self.profiles, pool, self.data_dir, self)
+        local = self.local_pacs_controller
+        self.send_controller = SendController(self.model, self.diag_model, pool, self.gate, local, self.journal_path, self)
+        self.resume_controller = ResumeController(
+            self.model, self.store, self.send_controller, pool, self.journal_path, self.settings_path, self
+        )
+        self.plan_controller = PlanController(self.model, pool, local, self)
+        self.probe_controller = ProbeController(self.profiles, pool, local, self)
+        self.echo_controller = EchoController(pool, local, self)
+        self.report_controller = ReportController(pool, self)
+
+    def _connect_controllers(self) -> None:
+        scan, send, resume = self.scan_controller, self.send_controller, self.resume_controller
+        scan.scan_started.connect(self._on_scan_scan_started)
+        scan.batch_added.connect(self._on_scan_batch_added)
+        scan.scan_progressed.connect(self._on_scan_scan_progressed)
+        scan.scan_finished.connect(self._on_scan_scan_finished)
+        send.info_changed.connect(self._on_send_info_changed)
+        send.busy_changed.connect(self._on_send_busy_changed)
+        send.plan_filled.connect(self._on_send_plan_filled)
+        send.confirmation_needed.connect(self._on_send_confirmation_needed)
+        send.send_started.connect(self._on_send_send_started)
+        send.progressed.connect(self._on_send_progressed)
+        send.arrival_checked.connect(self._on_send_arrival_checked)
+        send.send_finished.connect(self._on_send_send_finished)
+        resume.interrupted_jobs_found.connect(self._on_resume_interrupted_jobs_found)
+        resume.resume_prepared.connect(self._on_resume_resume_prepared)
+        resume.resume_failed.connect(self._on_resume_resume_failed)
+        resume.info_changed.connect(self._on_resume_info_changed)
         self.plan_controller.plan_started.connect(self._on_plan_plan_started)
         self.plan_controller.plan_finished.connect(self._on_plan_plan_finished)
         self.probe_controller.probe_started.connect(self._on_probe_probe_started)
@@ -272,15 +188,7 @@ class MainWindow(QMainWindow):
         self.local_pacs_controller.running_changed.connect(self._on_local_pacs_running_changed)
         self.local_pacs_controller.accept_changed.connect(self._on_local_pacs_accept_changed)
         self.local_pacs_controller.status_changed.connect(self._on_local_pacs_status_changed)
-        self._select_profile(store.last_used)
-        self._update_counts()
-        self.local_pacs_controller.refresh()
-        self.resize(1500, 900)
-        self.restore_view_state()
-        if self.journal_path:
-            QTimer.singleShot(0, self.resume_controller.check_interrupted_jobs)
-
-    # -- construction ------------------------------------------------------------------------------
+        self.report_controller.report_written.connect(self._on_report_report_written)
 
     def _action(self, text: str, slot: Any, shortcut: Any = None, tip: str = "", checkable: bool = False) -> QAction:
         a = QAction(text, self)
@@ -295,22 +203,47 @@ class MainWindow(QMainWindow):
         return a
 
     def _build_actions(self) -> None:
+        self._build_file_actions()
+        self._build_send_actions()
+        self._build_pacs_actions()
+        self.act_cancel.setEnabled(False)
+        self.act_retry.setEnabled(False)
+        self.act_export.setEnabled(False)
+
+    def _build_file_actions(self) -> None:
+        keys = QKeySequence.StandardKey
         self.act_add_files = self._action(
             "Add files…",
             self.choose_files,
-            QKeySequence.StandardKey.Open,
+            keys.Open,
             "Add DICOM files or a DICOMDIR (Ctrl+O); you can also drop them on the window",
         )
         self.act_add_folder = self._action(
             "Add folder…", self.choose_folder, "Ctrl+Shift+O", "Add every file in a folder and its subfolders (Ctrl+Shift+O)"
         )
         self.act_remove = self._action(
-            "Remove selected",
-            self.remove_selected,
-            QKeySequence.StandardKey.Delete,
-            "Remove the selected rows from the list (Del)",
+            "Remove selected", self.remove_selected, keys.Delete, "Remove the selected rows from the list (Del)"
         )
         self.act_clear = self._action("Clear all", self.clear_all, "Ctrl+Shift+Backspace", "Empty the list")
+        self.act_failed_only = self._action(
+            "Show failed only",
+            self.set_failed_only,
+            "Ctrl+F",
+            "Show only failed, not sent and unreadable files (Ctrl+F)",
+            checkable=True,
+        )
+        self.act_export = self._action(
+            "Export failure report…",
+            self.choose_export,
+            "Ctrl+E",
+            "Write the failed and warned instances to HTML, CSV or JSON (Ctrl+E)",
+        )
+        self.act_copy = self._action(
+            "Copy", self.copy_selected, keys.Copy, "Copy the selected files' states and reasons as tab-separated text (Ctrl+C)"
+        )
+        self.act_quit = self._action("Quit", self.close, keys.Quit)
+
+    def _build_send_actions(self) -> None:
         self.act_send = self._action(
             "Send",
             self.send,
@@ -327,6 +260,11 @@ class MainWindow(QMainWindow):
         self.act_cancel = self._action(
             "Cancel", self.cancel_send, "Esc", "Stop after the current instance; the rest are marked 'not sent' (Esc)"
         )
+        self.act_retry = self._action(
+            "Retry failed", self.retry_failed, "Ctrl+R", "Send the failed and not-sent instances again (Ctrl+R)"
+        )
+
+    def _build_pacs_actions(self) -> None:
         self.act_test = self._action(
             "Test connection",
             self.test_connection,
@@ -359,22 +297,6 @@ class MainWindow(QMainWindow):
             "Ctrl+P",
             "Add, edit, duplicate, delete, import or export PACS profiles (Ctrl+P)",
         )
-        self.act_failed_only = self._action(
-            "Show failed only",
-            self.set_failed_only,
-            "Ctrl+F",
-            "Show only failed, not sent and unreadable files (Ctrl+F)",
-            checkable=True,
-        )
-        self.act_retry = self._action(
-            "Retry failed", self.retry_failed, "Ctrl+R", "Send the failed and not-sent instances again (Ctrl+R)"
-        )
-        self.act_export = self._action(
-            "Export failure report…",
-            self.choose_export,
-            "Ctrl+E",
-            "Write the failed and warned instances to HTML, CSV or JSON (Ctrl+E)",
-        )
         self.act_scp = self._action(
             "Run local test PACS",
             self.local_pacs_controller.set_running,
@@ -382,16 +304,6 @@ class MainWindow(QMainWindow):
             "Start or stop the built-in Storage SCP on this computer (Ctrl+Shift+L)",
             checkable=True,
         )
-        self.act_copy = self._action(
-            "Copy",
-            self.copy_selected,
-            QKeySequence.StandardKey.Copy,
-            "Copy the selected files' states and reasons as tab-separated text (Ctrl+C)",
-        )
-        self.act_quit = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.act_cancel.setEnabled(False)
-        self.act_retry.setEnabled(False)
-        self.act_export.setEnabled(False)
 
     def _button(self, action: QAction, text: str | None = None) -> QPushButton:
         b = QPushButton(text or action.text(), self)
@@ -406,8 +318,19 @@ class MainWindow(QMainWindow):
         outer = QVBoxLayout(central)
         outer.setContentsMargins(8, 6, 8, 4)
         outer.setSpacing(6)
+        outer.addLayout(self._build_header())
+        outer.addLayout(self._build_progress_row())
+        self.resume_banner = ResumeBanner(self)  # an interrupted job in the journal: offer to resume it
+        self.resume_banner.resume_button.clicked.connect(self.resume_interrupted)
+        self.resume_banner.dismiss_button.clicked.connect(self.dismiss_interrupted)
+        outer.addWidget(self.resume_banner)
+        outer.addWidget(self._build_summary_banner())
+        outer.addWidget(self._build_panes(log_buffer), 1)
+        self.setCentralWidget(central)
+        self._build_status_bar()
 
-        # header: files | PACS | send
+    def _build_header(self) -> QHBoxLayout:
+        """Files | PACS (selector, profiles, test, probe, result) | plan, send, cancel."""
         head = QHBoxLayout()
         for act in (self.act_add_files, self.act_add_folder, self.act_remove, self.act_clear):
             head.addWidget(self._button(act))
@@ -436,9 +359,9 @@ class MainWindow(QMainWindow):
         self.send_button.setStyleSheet("QPushButton{font-weight:bold;padding:4px 18px;}")
         head.addWidget(self.send_button)
         head.addWidget(self._button(self.act_cancel))
-        outer.addLayout(head)
+        return head
 
-        # progress row
+    def _build_progress_row(self) -> QHBoxLayout:
         prow = QHBoxLayout()
         self.progress = QProgressBar(self)
         self.progress.setRange(0, 1)
@@ -454,91 +377,25 @@ class MainWindow(QMainWindow):
         prow.addWidget(self.progress)
         prow.addWidget(self.progress_label, 1)
         prow.addWidget(self.plot)
-        outer.addLayout(prow)
+        return prow
 
-        # an interrupted job in the journal: offer to resume it (non-modal)
-        self.resume_banner = QFrame(self)
-        self.resume_banner.setObjectName("resumeBanner")
-        self.resume_banner.setStyleSheet("#resumeBanner{background:#ede9fe;border-radius:4px;}")
-        rrow = QHBoxLayout(self.resume_banner)
-        rrow.setContentsMargins(10, 4, 10, 4)
-        self.resume_label = QLabel(self.resume_banner)
-        self.resume_label.setTextFormat(Qt.TextFormat.RichText)
-        self.resume_label.setWordWrap(True)
-        rrow.addWidget(self.resume_label, 1)
-        self.resume_button = QPushButton("Resume", self.resume_banner)
-        self.resume_button.setToolTip(
-            "Send again what the interrupted job left unsent or in doubt (instances the PACS confirmed are not sent again)"
-        )
-        self.resume_button.clicked.connect(self.resume_interrupted)
-        self.dismiss_button = QPushButton("Dismiss", self.resume_banner)
-        self.dismiss_button.setToolTip("Hide this; the job stays in the journal (main.py resume can still send it)")
-        self.dismiss_button.clicked.connect(self.dismiss_interrupted)
-        rrow.addWidget(self.resume_button)
-        rrow.addWidget(self.dismiss_button)
-        self.resume_banner.hide()
-        outer.addWidget(self.resume_banner)
-
-        # summary banner
-        self.banner = QFrame(self)
-        self.banner.setObjectName("banner")
-        brow = QHBoxLayout(self.banner)
-        brow.setContentsMargins(10, 4, 10, 4)
-        self.banner_label = QLabel(self.banner)
-        self.banner_label.setTextFormat(Qt.TextFormat.RichText)
-        self.banner_label.setWordWrap(True)
-        self.banner_label.setOpenExternalLinks(True)
-        brow.addWidget(self.banner_label, 1)
+    def _build_summary_banner(self) -> SummaryBanner:
+        self.banner = SummaryBanner(self)
         self.failed_only_box = QCheckBox("Show failed only", self.banner)
         self.failed_only_box.setToolTip(self.act_failed_only.toolTip())
         self.failed_only_box.toggled.connect(self.act_failed_only.setChecked)
         self.act_failed_only.toggled.connect(self.failed_only_box.setChecked)
-        brow.addWidget(self.failed_only_box)
+        self.banner.add_widget(self.failed_only_box)
         self.retry_button = self._button(self.act_retry)
-        brow.addWidget(self.retry_button)
-        brow.addWidget(self._button(self.act_export))
-        self.banner.hide()
-        outer.addWidget(self.banner)
+        self.banner.add_widget(self.retry_button)
+        self.banner.add_widget(self._button(self.act_export))
+        return self.banner
 
-        # tree
-        self.view = FileTreeView(self)
-        self.view.gate = self.gate
-        # the view shows the model directly; the filter proxy only while "failed only" is on
-        # (every proxied cell costs extra Python calls while painting, see set_failed_only)
-        self.view.setModel(self.model)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setUniformRowHeights(True)
-        self.view.setAlternatingRowColors(True)
-        self.view.setAllColumnsShowFocus(True)
-        self.view.setIconSize(QSize(16, 16))
-        hdr = self.view.header()
-        hdr.setStretchLastSection(True)
-        hdr.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        hdr.customContextMenuRequested.connect(self._on_header_menu)
-        self._column_widths = {
-            Col.ITEM: 235,
-            Col.PATIENT_ID: 75,
-            Col.DATE: 80,
-            Col.MODALITY: 50,
-            Col.COUNT: 40,
-            Col.SOP_CLASS: 145,
-            Col.SYNTAX: 110,
-            Col.SIZE: 70,
-            Col.STATE: 130,
-            Col.STATUS: 110,
-            Col.SENT_AS: 215,
-            Col.PLAN: 260,
-            Col.VERIFIED: 80,
-        }
-        self._hidden_columns = {Col.PLAN, Col.VERIFIED}
-        self._apply_columns()
-        hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-        self.view.customContextMenuRequested.connect(self._on_tree_menu)
+    def _build_panes(self, log_buffer: LogBuffer) -> QSplitter:
+        """The file tree over the diagnostics and log panes."""
+        self.view = FileTreeView(self.model, self.proxy, self.gate, self)
+        self.view.customContextMenuRequested.connect(self._on_view_context_menu_requested)
         self.view.doubleClicked.connect(self._on_view_double_clicked)
-        self.view.setToolTip("")
-
         self.diag_pane = DiagnosticsPane(self.diag_model, self)
         self.log_pane = LogPane(log_buffer, self)
         self.bottom = QSplitter(Qt.Orientation.Horizontal, self)
@@ -551,9 +408,9 @@ class MainWindow(QMainWindow):
         self.splitter.addWidget(self.bottom)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
-        outer.addWidget(self.splitter, 1)
-        self.setCentralWidget(central)
+        return self.splitter
 
+    def _build_status_bar(self) -> None:
         sb = self.statusBar()
         self.scan_bar = QProgressBar(self)
         self.scan_bar.setRange(0, 0)
@@ -568,28 +425,24 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         mb = self.menuBar()
         m = mb.addMenu("&File")
-        for a in (
-            self.act_add_files,
-            self.act_add_folder,
-            None,
-            self.act_remove,
-            self.act_clear,
-            None,
-            self.act_export,
-            None,
-            self.act_quit,
-        ):
+        acts = (self.act_add_files, self.act_add_folder, None, self.act_remove, self.act_clear, None, self.act_export)
+        for a in (*acts, None, self.act_quit):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&Send")
         for a in (self.act_plan, self.act_send, self.act_cancel, None, self.act_retry, self.act_failed_only):
             m.addSeparator() if a is None else m.addAction(a)
         m = mb.addMenu("&PACS")
-        m.addAction(self.act_profiles)
-        m.addAction(self.act_test)
-        m.addSeparator()
-        m.addAction(self.act_probe)
-        m.addAction(self.act_probe_all)
-        m.addAction(self.act_show_map)
+        for a in (self.act_profiles, self.act_test, None, self.act_probe, self.act_probe_all, self.act_show_map):
+            m.addSeparator() if a is None else m.addAction(a)
+        self._build_local_pacs_menu(mb)
+        self._build_view_menu(mb)
+        m = mb.addMenu("&Help")
+        about = QAction("About DICOM Courier", self)
+        about.triggered.connect(lambda: show_about(self))
+        m.addAction(about)
+
+    def _build_local_pacs_menu(self, mb: QMenuBar) -> None:
+        local = self.local_pacs_controller
         m = mb.addMenu("&Local test PACS")
         m.addAction(self.act_scp)
         accepts = m.addMenu("Accepts")
@@ -599,45 +452,28 @@ class MainWindow(QMainWindow):
         for key, label in ACCEPT_CHOICES.items():
             a = QAction(label.capitalize(), self)
             a.setCheckable(True)
-            a.setChecked(key == self.local_pacs_controller.accept)
-            a.setToolTip(
-                {
-                    "everything": "Accept every transfer syntax",
-                    "implicit": "Rehearse fallback: only Implicit VR Little Endian; compressed files are "
-                    "decompressed before sending",
-                    "uncompressed": "Only uncompressed syntaxes",
-                }[key]
-            )
-            a.triggered.connect(lambda _c=False, k=key: self.local_pacs_controller.set_accept(k))
+            a.setChecked(key == local.accept)
+            a.setToolTip(ACCEPT_TIPS[key])
+            a.triggered.connect(lambda _c=False, k=key: local.set_accept(k))
             self.scp_accept_group.addAction(a)
             accepts.addAction(a)
             self.scp_accept_actions[key] = a
         self.act_scp_keep = QAction("Keep received files", self)
         self.act_scp_keep.setCheckable(True)
-        self.act_scp_keep.toggled.connect(self.local_pacs_controller.set_keep_files)
+        self.act_scp_keep.toggled.connect(local.set_keep_files)
         self.act_scp_keep.setToolTip(
-            f"Write what the local test PACS receives to {self.local_pacs_controller.store_dir} "
-            "(off: it only counts; takes effect at the next start)"
+            f"Write what the local test PACS receives to {local.store_dir} (off: it only counts; takes effect at the next start)"
         )
         m.addAction(self.act_scp_keep)
         m.setToolTipsVisible(True)
         use = QAction("Use the “Local test PACS” profile", self)
         use.triggered.connect(lambda: self._select_profile(self.store.local_test().name))
         m.addAction(use)
+
+    def _build_view_menu(self, mb: QMenuBar) -> None:
         m = mb.addMenu("&View")
-        self.act_show_diag = QAction("Diagnostics pane", self)
-        self.act_show_diag.setCheckable(True)
-        self.act_show_diag.setChecked(True)
-        self.act_show_diag.setShortcut(QKeySequence("Ctrl+D"))
-        self.act_show_diag.toggled.connect(self.diag_pane.setVisible)
-        self.act_show_log = QAction("Log pane", self)
-        self.act_show_log.setCheckable(True)
-        self.act_show_log.setChecked(True)
-        self.act_show_log.setShortcut(QKeySequence("Ctrl+L"))
-        self.act_show_log.toggled.connect(self.log_pane.setVisible)
-        for a in (self.act_show_diag, self.act_show_log):
-            self.addAction(a)
-            m.addAction(a)
+        self.act_show_diag = self._pane_action("Diagnostics pane", "Ctrl+D", self.diag_pane, m)
+        self.act_show_log = self._pane_action("Log pane", "Ctrl+L", self.log_pane, m)
         m.addSeparator()
         m.addAction(self.act_failed_only)
         expand = QAction("Expand all", self)
@@ -646,72 +482,35 @@ class MainWindow(QMainWindow):
         collapse.triggered.connect(self.view.collapseAll)
         m.addAction(expand)
         m.addAction(collapse)
-        m = mb.addMenu("&Help")
-        about = QAction("About DICOM Courier", self)
-        about.triggered.connect(self._show_about)
-        m.addAction(about)
 
-    def _show_about(self) -> None:
-        """Name, version, purpose and the licences of the bundled libraries."""
-        from html import escape
+    def _pane_action(self, text: str, shortcut: str, pane: QWidget, menu: QMenu) -> QAction:
+        a = QAction(text, self)
+        a.setCheckable(True)
+        a.setChecked(True)
+        a.setShortcut(QKeySequence(shortcut))
+        a.toggled.connect(pane.setVisible)
+        self.addAction(a)
+        menu.addAction(a)
+        return a
 
-        from core.appinfo import app_info, licences
-
-        info = app_info()
-        rows = "".join(
-            f"<tr><td>{escape(str(x.get('name', '')))}</td><td>{escape(str(x.get('version', '')))}</td>"
-            f"<td>{escape(str(x.get('license', '')))}</td></tr>"
-            for x in licences()
-        )
-        QMessageBox.about(
-            self,
-            "About DICOM Courier",
-            f"<h3>{escape(info['name'])} {escape(info['version'])}</h3><p>{escape(info['description'])}</p>"
-            "<p>MIT licence. The standalone app bundles the libraries below under their own "
-            "licences (pylibjpeg-libjpeg is GPL-3.0).</p>"
-            f"<table cellspacing='4'><tr><th align='left'>Library</th><th align='left'>Version</th>"
-            f"<th align='left'>Licence</th></tr>{rows}</table>",
-        )
-
-    # -- menus on the tree --------------------------------------------------------------------------
-
-    @Slot(object)
-    def _on_header_menu(self, pos: Any) -> None:
-        menu = QMenu(self)
-        for col in Col:
-            if col == Col.ITEM:
-                continue
-            a = menu.addAction(self.model.headerData(col, Qt.Orientation.Horizontal))
-            a.setCheckable(True)
-            a.setChecked(not self.view.isColumnHidden(col))
-            a.toggled.connect(lambda on, c=col: self.view.setColumnHidden(c, not on))
-        menu.exec(self.view.header().mapToGlobal(pos))
+    # -- the file tree -----------------------------------------------------------------------------
 
     @Slot(QModelIndex)
     def _on_view_double_clicked(self, index: QModelIndex) -> None:
-        self.show_details(self.to_source(index))
+        self.show_details(self.view.to_source(index))
 
     def show_details(self, index: QModelIndex) -> QMessageBox | None:
         """Show everything known about one file (the reason, status, conversion, notes) in a dialog."""
-        if not index.isValid():
-            return None
-        node: Node = index.internalPointer()
-        if node.kind not in ("instance", "bad") or node.inst is None:
-            return None
-        box = QMessageBox(self)
-        box.setWindowTitle(os.path.basename(node.inst.path))
-        box.setIcon(QMessageBox.Icon.Critical if node.state in st.PROBLEM_STATES else QMessageBox.Icon.Information)
-        box.setText(f"<b>{st.LABELS.get(node.state, node.state)}</b>")
-        box.setInformativeText(self.model.index(index.row(), Col.ITEM, index.parent()).data(Qt.ItemDataRole.ToolTipRole))
-        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        box.open()
+        box = details_box(self, index)
+        if box is not None:
+            box.open()
         return box
 
     @Slot()
     def copy_selected(self) -> str:
         """Put the selected files (or every file under selected rows) on the clipboard as TSV; returns the text."""
         chosen: dict[int, Node] = {}
-        for idx in self.selected_source_indexes():
+        for idx in self.view.selected_source_indexes():
             for leaf in idx.internalPointer().leaves():
                 chosen[leaf.uid] = leaf
         cols = (Col.STATE, Col.STATUS, Col.SENT_AS, Col.DETAILS)
@@ -727,18 +526,23 @@ class MainWindow(QMainWindow):
         return text
 
     @Slot(object)
-    def _on_tree_menu(self, pos: Any) -> None:
+    def _on_view_context_menu_requested(self, pos: Any) -> None:
         menu = QMenu(self)
         index = self.view.indexAt(pos)
         if index.isValid():
             details = menu.addAction("Details…")
-            details.triggered.connect(lambda: self.show_details(self.to_source(index)))
+            details.triggered.connect(lambda: self.show_details(self.view.to_source(index)))
             menu.addSeparator()
         for a in (self.act_copy, None, self.act_send, self.act_retry, None, self.act_remove, None, self.act_failed_only):
             menu.addSeparator() if a is None else menu.addAction(a)
         menu.exec(self.view.viewport().mapToGlobal(pos))
 
-    # -- files -----------------------------------------------------------------------------------------
+    def set_failed_only(self, on: bool) -> None:
+        """Show only problem rows (and their parents); see :meth:`FileTreeView.set_failed_only`."""
+        if self.view.set_failed_only(on):
+            self._update_send_button()
+
+    # -- files -------------------------------------------------------------------------------------
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         md = event.mimeData()
@@ -818,11 +622,9 @@ class MainWindow(QMainWindow):
     @Slot()
     def remove_selected(self) -> None:
         """Remove the selected rows (not while sending)."""
-        if self.send_controller.sending:
-            return
-        idx = [self.to_source(i) for i in self.view.selectionModel().selectedRows(0)]
-        self.model.remove(idx)
-        self._update_counts()
+        if not self.send_controller.sending:
+            self.model.remove(self.view.selected_source_indexes())
+            self._update_counts()
 
     @Slot()
     def clear_all(self) -> None:
@@ -832,13 +634,10 @@ class MainWindow(QMainWindow):
             self.banner.hide()
             self._update_counts()
 
-    def selected_source_indexes(self) -> list[QModelIndex]:
-        """Selected rows as indexes of the tree model."""
-        return [self.to_source(i) for i in self.view.selectionModel().selectedRows(0)]
-
     # -- counts and labels -------------------------------------------------------------------------
 
     def _set_info(self, text: str) -> None:
+        """Show `text` in the progress row, unless a send's progress is there."""
         if not self.send_controller.sending:
             self.progress_label.setText(text)
 
@@ -856,8 +655,8 @@ class MainWindow(QMainWindow):
         self._update_send_button()
 
     @Slot()
-    def _update_send_button(self, *_a: Any) -> None:
-        sel = self.selected_source_indexes()
+    def _update_send_button(self) -> None:
+        sel = self.view.selected_source_indexes()
         n = len(self.model.sendable_under(sel)) if sel else self.model.stats()["instances"]
         self.send_button.setText(f"Send selected ({n})" if sel else f"Send all ({n})")
         busy = self.send_controller.busy
@@ -874,9 +673,15 @@ class MainWindow(QMainWindow):
         self.act_probe_all.setEnabled(not self.probe_controller.busy)
         p = self.current_profile()
         self.act_show_map.setEnabled(bool(p is not None and p.acceptance_map))
-        self.resume_button.setEnabled(not busy)
+        self.resume_banner.resume_button.setEnabled(not busy)
 
-    # -- profiles ----------------------------------------------------------------------------------
+    def _show_result(self, label: QLabel, style: str, text: str, tip: str | None = None) -> None:
+        label.setStyleSheet(style)
+        label.setText(text)
+        if tip is not None:
+            label.setToolTip(tip)
+
+    # -- profiles and the connection test ----------------------------------------------------------
 
     def current_profile(self) -> Profile | None:
         """The profile chosen in the selector."""
@@ -913,34 +718,18 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_echo_echo_started(self, p: Profile) -> None:
         self.act_test.setEnabled(False)
-        self.echo_label.setStyleSheet("color:#2563eb;")
-        self.echo_label.setText(f"Testing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}…")
+        self._show_result(self.echo_label, BLUE_TEXT, f"Testing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}…")
 
     @Slot(object, object)
     def _on_echo_echo_finished(self, result: dict[str, Any] | None, error: str | None) -> None:
         self.act_test.setEnabled(True)
         p = self.echo_controller.profile or self.current_profile()
-        name = p.name if p else "?"
         if error is not None:
-            self.echo_label.setStyleSheet("color:#b91c1c;")
-            self.echo_label.setText(f"✗ {error}")
-            self.echo_label.setToolTip(error)
-        else:
-            assert result is not None
+            self._show_result(self.echo_label, RED_TEXT, f"✗ {error}", error)
+        elif result is not None:
             good = result.get("status") != "failure"
-            self.echo_label.setStyleSheet("color:#15803d;" if good else "color:#b91c1c;")
-            neg = result.get("negotiation") or {}
-            acc = (neg.get("accepted") or [{}])[0]
-            ctx = f" - accepted {syntax_label(acc.get('transfer_syntax'))}" if acc.get("transfer_syntax") else ""
-            info = result.get("tls") or {}
-            tls = f" - {info.get('protocol') or 'TLS'}" if info.get("tls") else ""
-            if info.get("expires_soon"):
-                tls += f" (certificate expires in {info.get('days_left')} days)"
-            self.echo_label.setText(
-                f"{'✓' if good else '✗'} C-ECHO {result.get('message', '')}: {result.get('rtt_ms', 0):.1f} ms{ctx}{tls}"
-            )
-            self.echo_label.setToolTip(format_echo(result))
-        self.diag_model.echo_result(name, result, error)
+            self._show_result(self.echo_label, GREEN_TEXT if good else RED_TEXT, echo_line(result), format_echo(result))
+        self.diag_model.echo_result(p.name if p else "?", result, error)
 
     # -- probe -------------------------------------------------------------------------------------
 
@@ -960,16 +749,15 @@ class MainWindow(QMainWindow):
     def start_probe(self, which: str = "used", profile: Profile | None = None, syntaxes: str = "all") -> bool:
         """Probe the chosen PACS on a worker; the map opens in a dialog and is saved with the profile."""
         p = profile or self.current_profile()
-        if p is None:
-            return False
-        return self.probe_controller.start(p, which, self._used_sop_classes(), syntaxes)
+        return p is not None and self.probe_controller.start(p, which, self._used_sop_classes(), syntaxes)
 
     @Slot(object, int)
     def _on_probe_probe_started(self, p: Profile, n_classes: int) -> None:
         self._update_send_button()
-        self.echo_label.setStyleSheet("color:#2563eb;")
-        self.echo_label.setText(
-            f"Probing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}: {n_classes} SOP class(es) x every transfer syntax…"
+        self._show_result(
+            self.echo_label,
+            BLUE_TEXT,
+            f"Probing {p.remote_ae_title}@{p.remote_host}:{p.remote_port}: {n_classes} SOP class(es) x every transfer syntax…",
         )
 
     @Slot(int, int)
@@ -977,24 +765,23 @@ class MainWindow(QMainWindow):
         self.echo_label.setText(f"Probing… association {done} of {total}")
 
     @Slot(object, object)
-    def _on_probe_probe_finished(self, amap: Any, error: str | None) -> None:
+    def _on_probe_probe_finished(self, amap: AcceptanceMap | None, error: str | None) -> None:
         p = self.probe_controller.profile or self.current_profile()
         if error is not None or amap is None:
-            self.echo_label.setStyleSheet("color:#b91c1c;")
-            self.echo_label.setText(f"✗ Probe failed: {error}")
-            self.echo_label.setToolTip(error or "")
+            self._show_result(self.echo_label, RED_TEXT, f"✗ Probe failed: {error}", error or "")
         else:
             accepted = sum(1 for e in amap.sop_classes.values() if e.get("accepted"))
-            self.echo_label.setStyleSheet("color:#15803d;" if accepted else "color:#b91c1c;")
-            self.echo_label.setText(
+            self._show_result(
+                self.echo_label,
+                GREEN_TEXT if accepted else RED_TEXT,
                 f"{'✓' if accepted else '✗'} Probe: {accepted} of {len(amap.sop_classes)} SOP "
-                "class(es) accepted - map saved with the profile"
+                "class(es) accepted - map saved with the profile",
+                map_summary(amap),
             )
-            self.echo_label.setToolTip(map_summary(amap))
             self.show_map(amap, p.name if p else "")
         self._update_send_button()
 
-    def show_map(self, amap: Any, name: str = "") -> ProbeDialog:
+    def show_map(self, amap: AcceptanceMap, name: str = "") -> ProbeDialog:
         """Show `amap` in the (non-modal) acceptance map dialog."""
         if self.probe_dialog is not None:
             self.probe_dialog.close()
@@ -1006,8 +793,6 @@ class MainWindow(QMainWindow):
     @Slot()
     def show_saved_map(self) -> ProbeDialog | None:
         """Show the acceptance map saved with the selected profile."""
-        from core.probe import AcceptanceMap
-
         p = self.current_profile()
         if p is None or not p.acceptance_map:
             return None
@@ -1018,81 +803,42 @@ class MainWindow(QMainWindow):
             return None
         return self.show_map(amap, p.name)
 
-    # -- resume (send journal) ---------------------------------------------------------------------
-
-    @Slot(object)
-    def _on_resume_interrupted_jobs_found(self, jobs: list[Any]) -> None:
-        if jobs:
-            j = jobs[0]
-            c = j.counts
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(j.started))
-            stored = c.get("stored", 0) + c.get("stored-warning", 0)
-            doubt = c.get("in-flight", 0) + c.get("unknown", 0)
-            more = f" ({len(jobs) - 1} more interrupted job(s) in the journal)" if len(jobs) > 1 else ""
-            self.resume_label.setText(
-                f"<b>A send was interrupted</b>: job {html.escape(j.id)} to {html.escape(j.profile or j.peer or '?')}, "
-                f"started {when}: <b>{stored}</b> of {c.get('total', 0)} stored, <b>{j.resumable}</b> not sent"
-                + (f" ({doubt} in doubt)" if doubt else "")
-                + f". <i>Resume</i> sends only those.{more}"
-            )
-            self.resume_banner.show()
-        else:
-            self.resume_banner.hide()
-        self._update_send_button()
+    # -- plan --------------------------------------------------------------------------------------
 
     @Slot()
-    def resume_interrupted(self) -> bool:
-        """Resume the first interrupted job: re-read its files on a worker, then send what is left."""
-        if not self.resume_controller.resume():
+    def plan(self) -> None:
+        """Plan the selected instances (or all) against the chosen PACS, in the background."""
+        self.start_plan(self.model.sendable_under(self.view.selected_source_indexes()))
+
+    def start_plan(self, nodes: list[Node], profile: Profile | None = None) -> bool:
+        """Run the pre-flight plan for `nodes`; the Plan column and the banner show the result."""
+        p = profile or self.current_profile()
+        if p is None or self.send_controller.sending:
             return False
-        self.resume_button.setEnabled(False)
-        return True
+        return self.plan_controller.start(nodes, p)
 
-    @Slot(object)
-    def _on_resume_resume_prepared(self, _plan: Any) -> None:
-        self.resume_banner.hide()
-        self.view.expandToDepth(0 if self.model.rowCount() > 3 else 1)
+    @Slot(object, int)
+    def _on_plan_plan_started(self, p: Profile, n: int) -> None:
+        self._update_send_button()
+        self._set_info(f"Planning {n} instance(s) against {p.name}…")
 
-    @Slot(str)
-    def _on_resume_resume_failed(self, msg: str) -> None:
-        self.resume_button.setEnabled(True)
-        self.resume_label.setText(
-            self.resume_label.text().split("<br>")[0] + f"<br><span style='color:#b91c1c'>{html.escape(msg)}</span>"
-        )
-
-    @Slot()
-    def dismiss_interrupted(self) -> None:
-        """Hide the resume banner for the shown jobs (they stay in the journal; remembered with the layout)."""
-        self.resume_controller.dismiss()
-        self.resume_banner.hide()
-
-    # -- local test PACS ---------------------------------------------------------------------------
-
-    @Slot(bool)
-    def _on_local_pacs_running_changed(self, running: bool) -> None:
-        self.act_scp.blockSignals(True)
-        self.act_scp.setChecked(running)
-        self.act_scp.blockSignals(False)
-
-    @Slot(str)
-    def _on_local_pacs_accept_changed(self, key: str) -> None:
-        a = self.scp_accept_actions.get(key)
-        if a is not None and not a.isChecked():
-            a.setChecked(True)
-
-    @Slot(str, object)
-    def _on_local_pacs_status_changed(self, text: str, tip: str | None) -> None:
-        self.scp_label.setText(text)
-        if tip is not None:
-            self.scp_label.setToolTip(tip)
+    @Slot(object, object)
+    def _on_plan_plan_finished(self, plans: list[Any] | None, error: str | None) -> None:
+        if plans is not None:
+            self.view.show_column(Col.PLAN, 260)
+            self.banner.show_plan(plans)
+            self._set_info("Plan ready: see the Plan column.")
+        else:
+            self.banner.show_plan_error(error or "")
+            self._set_info("Planning failed.")
+        self._update_send_button()
 
     # -- sending -----------------------------------------------------------------------------------
 
     @Slot()
     def send(self) -> None:
         """Send the selected studies/series (or everything) to the chosen PACS."""
-        sel = self.selected_source_indexes()
-        self.start_send(self.model.sendable_under(sel))
+        self.start_send(self.model.sendable_under(self.view.selected_source_indexes()))
 
     @Slot()
     def retry_failed(self) -> None:
@@ -1121,6 +867,16 @@ class MainWindow(QMainWindow):
             return False
         return self.send_controller.start(nodes, p, preflight)
 
+    @Slot()
+    def cancel_send(self) -> None:
+        """Stop the running job after the current instance (or drop a send still waiting for its plan)."""
+        if self.send_controller.sending:
+            self.act_cancel.setEnabled(False)
+        elif self.confirm_box is not None:
+            self.confirm_box.reject()  # answered "no": nothing is sent
+            return
+        self.send_controller.cancel()
+
     @Slot(str)
     def _on_send_info_changed(self, text: str) -> None:
         self.progress_label.setText(text)
@@ -1131,27 +887,11 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_send_plan_filled(self, _plans: list[Any]) -> None:
-        self._show_column(Col.PLAN, 260)
+        self.view.show_column(Col.PLAN, 260)
 
     @Slot(object, object)
     def _on_send_confirmation_needed(self, plans: list[Any], p: Profile) -> None:
-        from core.preflight import summary_text
-
-        blocked = [pl for pl in plans if pl.plan == "blocked" or pl.lossy]
-        reasons: dict[str, int] = {}
-        for pl in blocked:
-            reasons[pl.message] = reasons.get(pl.message, 0) + 1
-        box = QMessageBox(self)
-        box.setIcon(QMessageBox.Icon.Warning)
-        box.setWindowTitle("Send with blocked or lossy instances?")
-        box.setText(f"<b>Plan</b> for {len(plans)} instance(s) to {html.escape(p.name)}: {html.escape(summary_text(plans))}.")
-        box.setInformativeText(
-            "\n".join(f"• {n} × {msg}" for msg, n in sorted(reasons.items(), key=lambda x: -x[1])[:6])
-            + "\n\nBlocked instances will be reported as not sent. Send the rest?"
-        )
-        self.confirm_send_button = box.addButton("Send anyway", QMessageBox.ButtonRole.AcceptRole)
-        self.confirm_cancel_button = box.addButton(QMessageBox.StandardButton.Cancel)
-        box.setDefaultButton(self.confirm_cancel_button)
+        box, self.confirm_send_button, self.confirm_cancel_button = confirmation_box(self, plans, p.name)
         box.finished.connect(self._on_confirm_box_finished)
         self.confirm_box = box
         box.open()
@@ -1165,13 +905,6 @@ class MainWindow(QMainWindow):
         go = box.clickedButton() is self.confirm_send_button
         box.deleteLater()
         self.send_controller.confirm(go)
-
-    def _show_column(self, col: Col, width: int) -> None:
-        if self.view.isColumnHidden(col):
-            self._hidden_columns.discard(col)
-            self.view.setColumnHidden(col, False)
-            if self.view.columnWidth(col) < width // 2:
-                self.view.setColumnWidth(col, width)
 
     @Slot(object, int)
     def _on_send_send_started(self, _job: SendRecord, n: int) -> None:
@@ -1196,158 +929,68 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_send_arrival_checked(self, _info: dict[str, Any]) -> None:
-        self._show_column(Col.VERIFIED, 80)
+        self.view.show_column(Col.VERIFIED, 80)
 
     @Slot(object)
     def _on_send_send_finished(self, job: SendRecord) -> None:
         self.local_pacs_controller.refresh()
-        self._show_summary(job)
+        self.banner.show_send(job)
+        self._update_send_button()
+
+    # -- resume (send journal) ---------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_resume_interrupted_jobs_found(self, jobs: list[Any]) -> None:
+        self.resume_banner.show_jobs(jobs)
         self._update_send_button()
 
     @Slot()
-    def plan(self) -> None:
-        """Plan the selected instances (or all) against the chosen PACS, in the background."""
-        self.start_plan(self.model.sendable_under(self.selected_source_indexes()))
-
-    def start_plan(self, nodes: list[Node], profile: Profile | None = None) -> bool:
-        """Run the pre-flight plan for `nodes`; the Plan column and the banner show the result."""
-        p = profile or self.current_profile()
-        if p is None or self.send_controller.sending:
+    def resume_interrupted(self) -> bool:
+        """Resume the first interrupted job: re-read its files on a worker, then send what is left."""
+        if not self.resume_controller.resume():
             return False
-        return self.plan_controller.start(nodes, p)
+        self.resume_banner.resume_button.setEnabled(False)
+        return True
 
-    @Slot(object, int)
-    def _on_plan_plan_started(self, p: Profile, n: int) -> None:
-        self._update_send_button()
-        self._set_info(f"Planning {n} instance(s) against {p.name}…")
+    @Slot(object)
+    def _on_resume_resume_prepared(self, _plan: Any) -> None:
+        self.resume_banner.hide()
+        self.view.expandToDepth(0 if self.model.rowCount() > 3 else 1)
 
-    @Slot(object, object)
-    def _on_plan_plan_finished(self, plans: list[Any] | None, error: str | None) -> None:
-        if plans is not None:
-            from core.preflight import needs_confirmation, summary_text
+    @Slot(str)
+    def _on_resume_resume_failed(self, msg: str) -> None:
+        self.resume_banner.resume_button.setEnabled(True)
+        self.resume_banner.show_error(msg)
 
-            self._show_column(Col.PLAN, 260)
-            warn = needs_confirmation(plans)
-            self.banner.setStyleSheet(f"#banner{{background:{'#fef3c7' if warn else '#dbeafe'};border-radius:4px;}}")
-            self.banner_label.setText(
-                f"<b>Plan</b> for {len(plans)} instance(s): {html.escape(summary_text(plans))}"
-                + (" - check the blocked or lossy rows before sending" if warn else "")
-                + ". Nothing was sent."
-            )
-            self._set_info("Plan ready: see the Plan column.")
-        else:
-            self.banner.setStyleSheet("#banner{background:#fee2e2;border-radius:4px;}")
-            self.banner_label.setText(f"<b>No plan</b>: {html.escape(error or '')}")
-            self._set_info("Planning failed.")
-        self.banner.show()
-        self._update_send_button()
+    @Slot(str)
+    def _on_resume_info_changed(self, text: str) -> None:
+        self._set_info(text)
 
     @Slot()
-    def cancel_send(self) -> None:
-        """Stop the running job after the current instance (or drop a send still waiting for its plan)."""
-        if self.send_controller.sending:
-            self.act_cancel.setEnabled(False)
-        elif self.confirm_box is not None:
-            self.confirm_box.reject()  # answered "no": nothing is sent
-            return
-        self.send_controller.cancel()
+    def dismiss_interrupted(self) -> None:
+        """Hide the resume banner for the shown jobs (they stay in the journal; remembered with the layout)."""
+        self.resume_controller.dismiss()
+        self.resume_banner.hide()
 
-    def _show_summary(self, job: SendRecord) -> None:
-        s = job.summary
-        stored, warn, fail = s.get("success", 0), s.get("warning", 0), s.get("failure", 0)
-        not_sent, skipped, conv = s.get("not_sent", 0), s.get("skipped", 0), s.get("converted", 0)
-        failed = fail - not_sent
-        if job.error and not stored and not warn:
-            colour, head = "#fee2e2", "Nothing was stored"
-        elif failed or not_sent:
-            colour, head = "#fee2e2", "Some instances were not stored"
-        elif warn:
-            colour, head = "#fef3c7", "All stored, some with warnings"
-        else:
-            colour, head = "#dcfce7", "All stored"
-        if job.cancelled:
-            colour, head = "#fef3c7", "Cancelled"
-        self.banner.setStyleSheet(f"#banner{{background:{colour};border-radius:4px;}}")
-        parts = [
-            f"<b>{stored}</b> stored" + (f" ({conv} converted)" if conv else ""),
-            f"<b>{warn}</b> with warnings",
-            f"<b style='color:#b91c1c'>{failed}</b> failed",
-            f"<b>{not_sent}</b> not sent",
-        ]
-        if skipped:
-            parts.append(f"{skipped} skipped")
-        text = (
-            f"<b>{head}</b> - {job.profile.name}: "
-            + " · ".join(parts)
-            + f" - {s.get('associations', 0)} association(s), {format_duration(job.finished - job.started)}"
-        )
-        counts = job.arrival.get("counts") or {}
-        if counts:
-            bad, unsure = counts.get("not found", 0), counts.get("not checked", 0)
-            text += (
-                "<br>Arrival check: "
-                + ", ".join(f"<b>{n}</b> {k}" for k, n in sorted(counts.items()))
-                + (
-                    " - <b style='color:#b91c1c'>the PACS does not hold every instance it acknowledged</b>"
-                    if bad
-                    else " - <b style='color:#b45309'>could not confirm every instance</b> (see the log)"
-                    if unsure
-                    else ""
-                )
-            )
-        elif job.arrival.get("messages"):
-            text += "<br>Arrival check: " + html.escape("; ".join(job.arrival["messages"])[:300])
-        if job.plan_summary:
-            text += f"<br>Plan before sending: {html.escape(job.plan_summary)}."
-        if job.resumed:
-            text += f"<br>Resumed job {html.escape(job.job_id)}: only instances left unsent or in doubt were sent."
-        if job.error:
-            text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"
-        self.banner_label.setText(text)
-        self.banner.show()
+    # -- local test PACS ---------------------------------------------------------------------------
 
-    def set_failed_only(self, on: bool) -> None:
-        """Show only problem rows (and their parents).
+    @Slot(bool)
+    def _on_local_pacs_running_changed(self, running: bool) -> None:
+        self.act_scp.blockSignals(True)
+        self.act_scp.setChecked(running)
+        self.act_scp.blockSignals(False)
 
-        The filter proxy sits between the model and the view only while the filter is on:
-        each proxied cell costs two more Python calls per paint, and Python calls made from
-        the GUI thread wait for the GIL while the engine works.
-        """
-        if on == (self.view.model() is self.proxy):
-            return
-        self._remember_columns()
-        self.proxy.set_only_problems(on)
-        self.view.setModel(self.proxy if on else self.model)
-        self.view.selectionModel().selectionChanged.connect(self._update_send_button)
-        self._apply_columns()
-        if on:
-            self.view.expandAll()
-        else:
-            self.view.expandToDepth(0 if self.model.rowCount() > 3 else 1)
-        self._update_send_button()
+    @Slot(str)
+    def _on_local_pacs_accept_changed(self, key: str) -> None:
+        a = self.scp_accept_actions.get(key)
+        if a is not None and not a.isChecked():
+            a.setChecked(True)
 
-    def _remember_columns(self) -> None:
-        for col in Col:
-            if self.view.isColumnHidden(col):
-                self._hidden_columns.add(col)
-            else:
-                self._hidden_columns.discard(col)
-                if col != Col.DETAILS:
-                    self._column_widths[col] = self.view.columnWidth(col)
-
-    def _apply_columns(self) -> None:
-        for col in Col:
-            self.view.setColumnHidden(col, col in self._hidden_columns)
-            if col in self._column_widths:
-                self.view.setColumnWidth(col, self._column_widths[col])
-
-    def to_source(self, index: QModelIndex) -> QModelIndex:
-        """A view index as an index of the tree model."""
-        return self.proxy.mapToSource(index) if index.model() is self.proxy else index
-
-    def to_view(self, index: QModelIndex) -> QModelIndex:
-        """A tree-model index as an index of whatever the view shows."""
-        return self.proxy.mapFromSource(index) if self.view.model() is self.proxy else index
+    @Slot(str, object)
+    def _on_local_pacs_status_changed(self, text: str, tip: str | None) -> None:
+        self.scp_label.setText(text)
+        if tip is not None:
+            self.scp_label.setToolTip(tip)
 
     # -- failure report ----------------------------------------------------------------------------
 
@@ -1370,12 +1013,8 @@ class MainWindow(QMainWindow):
         if error:
             QTimer.singleShot(0, lambda: QMessageBox.warning(self, "Export failure report", f"Cannot write {path}: {error}"))
             return
-        url = QUrl.fromLocalFile(os.path.abspath(path)).toString()
         self.statusBar().showMessage(f"Failure report written to {path}", 15000)
-        self.banner_label.setText(
-            self.banner_label.text().split("<br><i>")[0]
-            + f"<br><i>Report written: <a href='{html.escape(url)}'>{html.escape(path)}</a></i>"
-        )
+        self.banner.add_report_link(path)
 
     # -- shutdown ----------------------------------------------------------------------------------
 
@@ -1396,7 +1035,7 @@ class MainWindow(QMainWindow):
 
     # -- window state (size, splitters, columns, panes; never data) --------------------------------
 
-    def _settings(self) -> Any:
+    def _settings(self) -> QSettings | None:
         return QSettings(self.settings_path, QSettings.Format.IniFormat) if self.settings_path else None
 
     def save_view_state(self) -> None:
@@ -1404,12 +1043,12 @@ class MainWindow(QMainWindow):
         st_ = self._settings()
         if st_ is None:
             return
-        self._remember_columns()
+        self.view.remember_columns()
         st_.setValue("window/geometry", self.saveGeometry())
         st_.setValue("window/splitter", self.splitter.saveState())
         st_.setValue("window/bottom", self.bottom.saveState())
-        st_.setValue("tree/widths", json.dumps({int(k): v for k, v in self._column_widths.items()}))
-        st_.setValue("tree/hidden", json.dumps(sorted(int(c) for c in self._hidden_columns)))
+        st_.setValue("tree/widths", json.dumps({int(k): v for k, v in self.view.column_widths.items()}))
+        st_.setValue("tree/hidden", json.dumps(sorted(int(c) for c in self.view.hidden_columns)))
         st_.setValue("panes/diagnostics", self.act_show_diag.isChecked())
         st_.setValue("panes/log", self.act_show_log.isChecked())
         st_.setValue("panes/log_level", self.log_pane.level)
@@ -1430,11 +1069,11 @@ class MainWindow(QMainWindow):
             if st_.value("window/bottom") is not None:
                 self.bottom.restoreState(st_.value("window/bottom"))
             widths = json.loads(str(st_.value("tree/widths", "{}")))
-            self._column_widths.update({Col(int(k)): int(v) for k, v in widths.items() if int(k) in set(Col)})
+            self.view.column_widths.update({Col(int(k)): int(v) for k, v in widths.items() if int(k) in set(Col)})
             hidden = json.loads(str(st_.value("tree/hidden", "null")))
             if isinstance(hidden, list):
-                self._hidden_columns = {Col(int(c)) for c in hidden if int(c) in set(Col) and c != Col.ITEM}
-            self._apply_columns()
+                self.view.hidden_columns = {Col(int(c)) for c in hidden if int(c) in set(Col) and c != Col.ITEM}
+            self.view.apply_columns()
             self.act_show_diag.setChecked(str(st_.value("panes/diagnostics", "true")).lower() != "false")
             self.act_show_log.setChecked(str(st_.value("panes/log", "true")).lower() != "false")
             level = int(st_.value("panes/log_level", self.log_pane.level))

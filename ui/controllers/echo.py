@@ -36,6 +36,24 @@ def format_echo(result: dict[str, Any]) -> str:
     )
 
 
+def echo_line(result: dict[str, Any]) -> str:
+    """``✓ C-ECHO succeeded: 2.1 ms - accepted Implicit VR LE - TLSv1.3`` (one line for the window's header).
+
+    Args:
+        result: what :func:`core.echo.echo` returned; a ``tls`` entry adds the protocol and a
+            warning when the peer's certificate expires soon.
+    """
+    good = result.get("status") != "failure"
+    neg = result.get("negotiation") or {}
+    acc = (neg.get("accepted") or [{}])[0]
+    ctx = f" - accepted {syntax_label(acc.get('transfer_syntax'))}" if acc.get("transfer_syntax") else ""
+    info = result.get("tls") or {}
+    tls = f" - {info.get('protocol') or 'TLS'}" if info.get("tls") else ""
+    if info.get("expires_soon"):
+        tls += f" (certificate expires in {info.get('days_left')} days)"
+    return f"{'✓' if good else '✗'} C-ECHO {result.get('message', '')}: {result.get('rtt_ms', 0):.1f} ms{ctx}{tls}"
+
+
 class EchoController(QObject):
     """Tests a profile's connection with a C-ECHO on a worker.
 
