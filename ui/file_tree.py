@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QPainter
+from PySide6.QtGui import QAction, QPainter
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTreeView, QWidget
 
-from .models import Col, InstanceTreeModel, ProblemFilterProxy
+from .models import HEADERS, Col, InstanceTreeModel, Node, ProblemFilterProxy
+from .qtcompat import emit
 from .workers import GuiGate
 
 #: Column widths (pixels) before the user changes them.
@@ -47,9 +49,12 @@ class FileTreeView(QTreeView):
 
     Signals:
         selection_changed(): the selected rows changed (also when the shown model changes).
+        details_requested(QModelIndex): a file was double-clicked, or *Details…* chosen from its
+            context menu; its index in the tree model.
     """
 
     selection_changed = Signal()
+    details_requested = Signal(QModelIndex)
 
     HINT = (
         "Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)\n\n"
@@ -77,6 +82,9 @@ class FileTreeView(QTreeView):
         self.apply_columns()
         hdr.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.customContextMenuRequested.connect(self._on_view_context_menu_requested)
+        self.doubleClicked.connect(self._on_view_double_clicked)
+        self._menu_actions: Sequence[QAction | None] = ()
         self.setToolTip("")
 
     # -- painting --------------------------------------------------------------------------------------
@@ -124,6 +132,26 @@ class FileTreeView(QTreeView):
         super().setModel(model)
         self.selectionModel().selectionChanged.connect(self.selection_changed)
 
+    def set_menu_actions(self, actions: Sequence[QAction | None]) -> None:
+        """The context menu's actions after *Details…* (None: a separator)."""
+        self._menu_actions = tuple(actions)
+
+    @Slot(object)
+    def _on_view_context_menu_requested(self, pos: Any) -> None:
+        menu = QMenu(self)
+        index = self.indexAt(pos)
+        if index.isValid():
+            details = menu.addAction("Details…")
+            details.triggered.connect(lambda: emit(self.details_requested, self.to_source(index)))
+            menu.addSeparator()
+        for a in self._menu_actions:
+            menu.addSeparator() if a is None else menu.addAction(a)
+        menu.exec(self.viewport().mapToGlobal(pos))
+
+    @Slot(QModelIndex)
+    def _on_view_double_clicked(self, index: QModelIndex) -> None:
+        emit(self.details_requested, self.to_source(index))
+
     def set_failed_only(self, on: bool) -> bool:
         """Show only problem rows (and their parents); False when that was already so.
 
@@ -154,6 +182,24 @@ class FileTreeView(QTreeView):
     def selected_source_indexes(self) -> list[QModelIndex]:
         """Selected rows as indexes of the tree model."""
         return [self.to_source(i) for i in self.selectionModel().selectedRows(0)]
+
+    def selected_tsv(self) -> tuple[int, str]:
+        """The selected files (or every file under selected rows) as tab-separated text: ``(files, text)``.
+
+        One header line, then per file its path, state, status, sent-as and details.
+        """
+        chosen: dict[int, Node] = {}
+        for idx in self.selected_source_indexes():
+            for leaf in idx.internalPointer().leaves():
+                chosen[leaf.uid] = leaf
+        cols = (Col.STATE, Col.STATUS, Col.SENT_AS, Col.DETAILS)
+        model = self.tree_model
+        lines = ["\t".join(["file"] + [HEADERS[c] for c in cols])]
+        for _uid, leaf in sorted(chosen.items()):
+            i = model.index_of(leaf)
+            cells = [str(model.index(i.row(), c, i.parent()).data() or "") for c in cols]
+            lines.append("\t".join([leaf.inst.path if leaf.inst else "", *cells]))
+        return len(chosen), "\n".join(lines) + "\n"
 
     # -- columns ---------------------------------------------------------------------------------------
 
