@@ -200,6 +200,37 @@ class ProfileEditor(QDialog):
         self.rows: dict[str, _FieldRow] = {}
         self.edits: dict[str, QLineEdit] = {}
 
+        conn = self._build_connection(profile)
+        send = self._build_sending(profile)
+        timing = self._build_timing(profile)
+        tls = self._build_tls(profile)
+        test_row = self._build_test_row()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        left = QVBoxLayout()
+        left.addWidget(conn)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(send)
+        right.addWidget(timing)
+        right.addStretch(1)
+        cols = QHBoxLayout()
+        cols.addLayout(left, 1)
+        cols.addLayout(right, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(cols)
+        lay.addWidget(tls)
+        conn.setMinimumWidth(420)
+        lay.addLayout(test_row)
+        lay.addWidget(self.buttons)
+        self._on_strategy_changed()
+        self._on_tls_toggled(self.tls_enabled.isChecked())
+        self.validate()
+        self.resize(980, self.sizeHint().height())
+
+    def _build_connection(self, profile: Profile) -> QGroupBox:
         conn = QGroupBox("Connection", self)
         cf = QFormLayout(conn)
         for key, label in self.TEXT_FIELDS:
@@ -208,7 +239,9 @@ class ProfileEditor(QDialog):
         self.edits["remote_host"].setPlaceholderText("pacs.example.org or 10.0.0.5")
         self.edits["remote_ae_title"].setToolTip("The PACS's own AE title: 1-16 characters, no backslash (PS3.5)")
         self.edits["local_ae_title"].setToolTip("Our AE title, as the PACS knows us (default AXIOM_SCU)")
+        return conn
 
+    def _build_sending(self, profile: Profile) -> QGroupBox:
         send = QGroupBox("Sending", self)
         sf = QFormLayout(send)
         self.strategy = QComboBox(self)
@@ -248,13 +281,17 @@ class ProfileEditor(QDialog):
             "the Verified column shows committed, found or not found"
         )
         sf.addRow("", self.verify_arrival)
+        return send
 
+    def _build_timing(self, profile: Profile) -> QGroupBox:
         timing = QGroupBox("Timeouts and PDU", self)
         tf = QFormLayout(timing)
         for key, label in self.TIMING_FIELDS:
             value = getattr(profile, key)
             tf.addRow(label, self._line(key, f"{value:g}" if isinstance(value, float) else str(value)))
+        return timing
 
+    def _build_tls(self, profile: Profile) -> QGroupBox:
         tls = QGroupBox("TLS (certificates as files or as Google Cloud Secret Manager secret IDs)", self)
         lf = QFormLayout(tls)
         self.tls_enabled = QCheckBox("Use DICOM TLS", self)
@@ -290,7 +327,9 @@ class ProfileEditor(QDialog):
         note.setStyleSheet("color:#4b5563;")
         lf.addRow(note)
         self.tls_enabled.toggled.connect(self._on_tls_toggled)
+        return tls
 
+    def _build_test_row(self) -> QHBoxLayout:
         self.test_button = QPushButton("Test connection", self)
         self.test_button.setToolTip("Send a C-ECHO with these settings (in the background)")
         self.test_button.clicked.connect(self.test_connection)
@@ -300,31 +339,7 @@ class ProfileEditor(QDialog):
         test_row = QHBoxLayout()
         test_row.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignTop)
         test_row.addWidget(self.test_result, 1)
-
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-
-        left = QVBoxLayout()
-        left.addWidget(conn)
-        left.addStretch(1)
-        right = QVBoxLayout()
-        right.addWidget(send)
-        right.addWidget(timing)
-        right.addStretch(1)
-        cols = QHBoxLayout()
-        cols.addLayout(left, 1)
-        cols.addLayout(right, 1)
-        lay = QVBoxLayout(self)
-        lay.addLayout(cols)
-        lay.addWidget(tls)
-        conn.setMinimumWidth(420)
-        lay.addLayout(test_row)
-        lay.addWidget(self.buttons)
-        self._on_strategy_changed()
-        self._on_tls_toggled(self.tls_enabled.isChecked())
-        self.validate()
-        self.resize(980, self.sizeHint().height())
+        return test_row
 
     def _line(self, key: str, text: str) -> _FieldRow:
         edit = QLineEdit(text, self)
