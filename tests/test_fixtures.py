@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import time
 
-import casegen
 import numpy as np
 import pytest
 from pydicom import dcmread
-from pydicom.uid import CTImageStorage, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    CTImageStorage,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import AE
+
+from helpers import casegen
 
 
 def _scu(scp, contexts, calling="FIXTURE_SCU", called=None):
