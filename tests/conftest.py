@@ -4,6 +4,7 @@ The peers themselves live in ``tests/helpers`` (one way to start each); these fi
 and stop them at teardown:
 
     scp_factory        an in-process pynetdicom Storage SCP (helpers.scp.RecordingSCP)
+    strict_scp         the strict receiver (helpers.strict.StrictSCP)
     picky              the window tests' picky PACS (a RecordingSCP with helpers.scp.picky_options)
     storescp           DCMTK storescp with given flags, configuration file or TLS (helpers.dcmtk)
     storescp_implicit  one module-wide ``storescp +xi``
@@ -35,6 +36,7 @@ from helpers.orthanc import OrthancProcess
 from helpers.process import CourierSCPProcess
 from helpers.process import run_cli as _run_cli
 from helpers.scp import RecordingSCP, picky_options
+from helpers.strict import StrictSCP
 
 # Headless Qt before any session-scoped QApplication (pytest-qt's qapp) can be created.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -87,6 +89,22 @@ def scp_factory() -> Iterator[Callable[..., RecordingSCP]]:
 
     def start(**kwargs: Any) -> RecordingSCP:
         scp = RecordingSCP(**kwargs)
+        started.append(scp)
+        return scp
+
+    yield start
+    for scp in started:
+        scp.stop()
+
+
+@pytest.fixture
+def strict_scp() -> Iterator[Callable[..., StrictSCP]]:
+    """``strict_scp(**options)`` starts the strict receiver (:class:`helpers.strict.StrictSCP`), e.g.
+    ``strict_scp(transfer_syntaxes=[ImplicitVRLittleEndian])``; ``scp.compare(source)`` checks an instance."""
+    started: list[StrictSCP] = []
+
+    def start(**kwargs: Any) -> StrictSCP:
+        scp = StrictSCP(**kwargs)
         started.append(scp)
         return scp
 

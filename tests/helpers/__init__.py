@@ -10,6 +10,8 @@ Modules:
     data       pydicom's test files, pydicom-data, UID shorthands, unique copies of test files
     scp        RecordingSCP: the in-process pynetdicom Storage SCP (policies, rejects, aborts, max PDU,
                storage commitment) and what it recorded
+    strict     StrictSCP: the strict receiver (structural walk and strict parse under the negotiated
+               syntax, comparison with the source)
     dcmtk      DCMTK storescp (plain, +xi, -xf configuration file, +tls)
     orthanc    Orthanc with a temporary configuration and storage, REST helpers
     badpeers   a scripted misbehaving SCP (silence, aborts, stalls, malformed PDUs) and a raw TCP peer
