@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up ./.venv with the test extras, install DCMTK and Orthanc when possible, run the tests.
 #   bash test.sh [pytest arguments]
+#   bash test.sh --setup-only      (set up only: CI then runs ruff and mypy from .venv before the tests)
 # Interop tests need Debian's dcmtk and orthanc packages; as root (or with sudo) this script
 # installs them with apt-get. Without them those tests are skipped with a message, unless
 # COURIER_REQUIRE_INTEROP=1 (as in CI), which turns such a skip into a failure.
@@ -28,6 +29,9 @@ if ! .venv/bin/python -c "import pytest, pytestqt, pynetdicom, PySide6, data_sto
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[test]"
     touch .venv/.installed
+fi
+if [ "${1:-}" = "--setup-only" ]; then
+    exit 0
 fi
 export QT_QPA_PLATFORM=offscreen
 exec .venv/bin/python -m pytest "$@"

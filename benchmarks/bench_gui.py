@@ -26,9 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from helpers.process import CourierSCPProcess  # noqa: E402  (the tests' peer helpers)
 
 LONGEST_MS, MEDIAN_MS = 100.0, 20.0
 
@@ -84,41 +85,6 @@ def generate(folder: Path, n: int) -> int:
         ds.save_as(path, enforce_file_format=True)
         total += path.stat().st_size
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_peer(port: int) -> subprocess.Popen:
-    """``python main.py scp`` in its own process (counts what it receives, keeps nothing)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "scp", "--port", str(port), "--ae-title", "BENCH"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    end = time.monotonic() + 30
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the SCP exited with code {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return proc
-        time.sleep(0.05)
-    proc.terminate()
-    raise RuntimeError("the SCP did not start listening within 30 s")
-
-
-def stop_peer(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class GapMeter:
@@ -182,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     size = generate(work / "files", args.n)
     print(f"generated {args.n} instances ({size / 1e6:.1f} MB) in {time.monotonic() - t0:.1f} s", flush=True)
-    port = free_port()
-    peer = start_peer(port)
+    peer = CourierSCPProcess(ae_title="BENCH", bind=None)  # counts what it receives, keeps nothing
+    port = peer.port
     try:
         from PySide6.QtWidgets import QApplication
 
@@ -232,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         stored = counts.get(st.STORED, 0)
         plot_points = len(window.plot.points)
     finally:
-        stop_peer(peer)
+        peer.stop()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 

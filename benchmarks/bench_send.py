@@ -64,7 +64,6 @@ import platform
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -73,6 +72,9 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers.process import free_port, start_process, stop_process  # the tests' peer helpers
 
 GENERATOR_VERSION = 1
 AET = "BENCH"
@@ -409,13 +411,6 @@ def write_storescu_profile(corpus: Corpus) -> Path | None:
 # --------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    """A TCP port that is free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Delivery:
     """What the receiver saw during one run."""
@@ -455,15 +450,9 @@ class StoreSCP:
             self.outdir.mkdir(parents=True, exist_ok=True)
             self.clear()
         env = dict(os.environ, TCP_NODELAY="1")
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        self.proc = start_process(
+            self.argv, [self.port], self.log_path, env, timeout=10, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -481,13 +470,8 @@ class StoreSCP:
 
     def stop(self) -> None:
         """Stop the storescp this object started."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
 
     def alive(self) -> bool:
         return bool(self.proc) and self.proc.poll() is None
@@ -579,7 +563,7 @@ class Sender:
             profile = write_storescu_profile(corpus)
             if profile:
                 argv += ["-xf", str(profile), DCMTK_PROFILE]
-            return argv + [HOST, str(port), str(corpus.files_dir)]
+            return [*argv, HOST, str(port), str(corpus.files_dir)]
         values = {
             "python": sys.executable,
             "host": HOST,
@@ -810,8 +794,7 @@ def table(corpus: Corpus, receiver: str, senders: list[Sender], runs: list[Run])
         rows.append("issue 6 targets: " + "; ".join(targets))
     summary["targets"] = targets
     failed = [r for r in runs if not r.ok]
-    for r in failed:
-        rows.append(f"  FAILED {r.sender} pair {r.pair}: {r.problem} (log {r.log})")
+    rows.extend(f"  FAILED {r.sender} pair {r.pair}: {r.problem} (log {r.log})" for r in failed)
     return "\n".join(rows), summary
 
 

@@ -5,7 +5,7 @@ Run from the project root:
 
     python benchmarks/reliability_report.py [--trials 20] [--instances 200] [--down-trials 3] [--json FILE]
 
-Scenarios (each trial uses a fresh journal and a fresh scripted peer, ``tests/badpeers.py``):
+Scenarios (each trial uses a fresh journal and a fresh scripted peer, ``tests/helpers/badpeers.py``):
 
 * ``abort``   the peer aborts the association (A-ABORT after receiving a data set, before the
               response; half the time after storing it) at a random request of a 200-instance send;
@@ -39,10 +39,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from badpeers import Act, BadPeer, make_ct  # noqa: E402
-
 from core.engine import SendJob, items_from_inputs  # noqa: E402
 from core.journal import Journal  # noqa: E402
+from helpers.badpeers import Act, BadPeer, make_ct  # noqa: E402
 
 
 @dataclass

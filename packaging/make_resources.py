@@ -42,7 +42,7 @@ def make_icons() -> None:
     from PySide6.QtGui import QGuiApplication, QImage, QPainter
     from PySide6.QtSvg import QSvgRenderer
 
-    _app = QGuiApplication.instance() or QGuiApplication([])  # noqa: F841 - Qt needs one for fonts
+    _app = QGuiApplication.instance() or QGuiApplication([])  # Qt needs one for fonts
     svg = RES / "icons" / "dicom-courier.svg"
     renderer = QSvgRenderer(str(svg))
     if not renderer.isValid():

@@ -3,10 +3,8 @@ against an in-process SCP that behaves like the PEER of the case, and checks the
 
 from __future__ import annotations
 
-import casegen
 import numpy as np
 import pytest
-from conftest import UNCOMPRESSED_LE, make_config
 from pydicom import dcmread
 from pydicom.uid import (
     JPEG2000,
@@ -22,6 +20,10 @@ from pydicom.uid import (
     RTDoseStorage,
     SecondaryCaptureImageStorage,
 )
+
+from helpers import casegen
+from helpers.config import make_config
+from helpers.scp import UNCOMPRESSED_LE
 
 core = pytest.importorskip("core")
 
@@ -99,7 +101,7 @@ def test_c04_jpeg_lossless_to_implicit_only_peer(scp_factory, tmp_path):
         assert np.array_equal(got.pixel_array, casegen.c04_source_pixels(i)), f"{path.name}: not lossless"
 
 
-@pytest.mark.parametrize("index,syntax", [(0, JPEGLosslessSV1), (2, JPEGLossless)])
+@pytest.mark.parametrize(("index", "syntax"), [(0, JPEGLosslessSV1), (2, JPEGLossless)])
 def test_c04_converted_from_is_reported(scp_factory, tmp_path, index, syntax):
     scp = scp_factory(transfer_syntaxes=[ImplicitVRLittleEndian])
     path = casegen.c04_jpeg_lossless_ct(tmp_path)[index]

@@ -5,13 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-import casegen
 import pytest
-from conftest import PROJECT_ROOT, UNCOMPRESSED_LE, free_port, stop_process, wait_listening
 from pydicom import dcmread
 from pydicom.uid import (
     JPEG2000,
@@ -22,6 +18,10 @@ from pydicom.uid import (
     JPEG2000Lossless,
     RLELossless,
 )
+
+from helpers import casegen
+from helpers.process import PROJECT_ROOT, free_port
+from helpers.scp import UNCOMPRESSED_LE
 
 pytestmark = pytest.mark.skipif(not (PROJECT_ROOT / "main.py").exists(), reason="main.py not written yet")
 
@@ -252,38 +252,15 @@ def test_echo(scp_factory, run_cli):
 
 
 @pytest.fixture
-def cli_scp(tmp_path):
-    procs = []
+def cli_scp(courier_scp):
+    """``cli_scp(*extra)`` starts ``main.py scp --ae-title COURIER --store-dir DIR --bind 127.0.0.1 EXTRA``;
+    returns (port, store folder)."""
 
     def start(*extra):
-        port = free_port()
-        store = tmp_path / f"store{len(procs)}"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "main.py",
-                "scp",
-                "--port",
-                str(port),
-                "--ae-title",
-                "COURIER",
-                "--store-dir",
-                str(store),
-                "--bind",
-                "127.0.0.1",
-                *extra,
-            ],
-            cwd=PROJECT_ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        procs.append(proc)
-        wait_listening(port, proc)
-        return port, store
+        p = courier_scp(*extra)
+        return p.port, p.store_dir
 
-    yield start
-    for proc in procs:
-        stop_process(proc)
+    return start
 
 
 def _stored(store: Path) -> dict[str, Path]:
@@ -306,7 +283,7 @@ def test_cli_scp_stores_what_it_receives(cli_scp, tmp_path):
 def test_cli_scp_accept_limits_syntaxes(cli_scp, tmp_path):
     import core
 
-    port, store = cli_scp("--accept", "universal")
+    port, _store = cli_scp("--accept", "universal")
     path = casegen.make_ct(tmp_path / "in", 1)[0]
     r = core.store_dataset(
         {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "COURIER", "dimse_timeout": 5}, path
@@ -317,7 +294,7 @@ def test_cli_scp_accept_limits_syntaxes(cli_scp, tmp_path):
 def test_cli_scp_accept_explicit_syntax_list(cli_scp, tmp_path):
     import core
 
-    port, store = cli_scp("--accept", ExplicitVRLittleEndian)
+    port, _store = cli_scp("--accept", ExplicitVRLittleEndian)
     path = casegen.make_ct(tmp_path / "in", 1)[0]
     cfg = {"remote_host": "127.0.0.1", "remote_port": port, "remote_ae_title": "COURIER", "dimse_timeout": 5}
     r = core.store_dataset(cfg, path, transfer_syntax_strategy="universal")

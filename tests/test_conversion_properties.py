@@ -8,10 +8,8 @@ import hashlib
 import tempfile
 from pathlib import Path
 
-import casegen
 import numpy as np
 import pytest
-from conftest import RecordingSCP
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom import dcmread
@@ -24,6 +22,9 @@ from pydicom.uid import (
     RLELossless,
     SecondaryCaptureImageStorage,
 )
+
+from helpers import casegen
+from helpers.scp import RecordingSCP
 
 core = pytest.importorskip("core")
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 
-import casegen
 import pytest
+
+from helpers import casegen
 
 core = pytest.importorskip("core")
 events = pytest.importorskip("core.events")
@@ -49,7 +50,8 @@ def test_failures_travel_as_data(scp_factory, tmp_path):
 
 
 def test_association_failure_is_an_event(tmp_path):
-    from conftest import free_port, make_config
+    from helpers.config import make_config
+    from helpers.process import free_port
 
     seen = []
     with pytest.raises(core.AssociationError):

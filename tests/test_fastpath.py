@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import glob
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,6 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
-from pynetdicom import AE, evt
-from pynetdicom.pdu import P_DATA_TF
 
 import core.scan as scan
 from core.engine import SendJob, items_from_scan
@@ -46,45 +43,17 @@ def _ct(folder: Path, n: int, size: int = 16, studies: int = 1) -> list[Path]:
     return paths
 
 
-class Recorder:
-    """An in-process Storage SCP that records what it received and the PDU sizes."""
+def recorder(scp_factory, max_pdu: int = 16384, syntaxes=(ExplicitVRLittleEndian, ImplicitVRLittleEndian)):
+    """An in-process Storage SCP for CT that records what it received and the PDU sizes."""
+    return scp_factory(ae_title="RECORDER", accept={CTImageStorage: list(syntaxes)}, max_pdu=max_pdu, max_associations=8)
 
-    def __init__(self, max_pdu: int = 16384, syntaxes=(ExplicitVRLittleEndian, ImplicitVRLittleEndian)):
-        self.received: dict[str, Dataset] = {}
-        self.pdu_sizes: list[int] = []
-        self.assocs = 0
-        self.lock = threading.Lock()
-        ae = AE(ae_title="RECORDER")
-        ae.maximum_pdu_size = max_pdu
-        ae.add_supported_context(CTImageStorage, list(syntaxes))
-        ae.maximum_associations = 8
-        self.server = ae.start_server(
-            ("127.0.0.1", 0),
-            block=False,
-            evt_handlers=[(evt.EVT_C_STORE, self._store), (evt.EVT_PDU_RECV, self._pdu), (evt.EVT_ESTABLISHED, self._est)],
-        )
-        self.port = self.server.server_address[1]
 
-    def _est(self, event):
-        with self.lock:
-            self.assocs += 1
+def config(peer, **kw):
+    return {"remote_host": "127.0.0.1", "remote_port": peer.port, "remote_ae_title": "RECORDER", "dimse_timeout": 10, **kw}
 
-    def _pdu(self, event):
-        if isinstance(event.pdu, P_DATA_TF):
-            self.pdu_sizes.append(len(event.pdu.encode()) - 6)
 
-    def _store(self, event):
-        ds = event.dataset
-        ds.file_meta = event.file_meta
-        with self.lock:
-            self.received[str(ds.SOPInstanceUID)] = ds
-        return 0
-
-    def config(self, **kw):
-        return {"remote_host": "127.0.0.1", "remote_port": self.port, "remote_ae_title": "RECORDER", "dimse_timeout": 10, **kw}
-
-    def close(self):
-        self.server.shutdown()
+def pdu_sizes(peer) -> list[int]:
+    return [n for a in peer.associations for n in a.pdata_lengths]
 
 
 def test_fast_header_agrees_with_pydicom_on_every_test_file():
@@ -126,32 +95,28 @@ def test_command_set_round_trip():
 
 
 @pytest.mark.parametrize("peer_max", [4096, 0])
-def test_pdus_never_exceed_the_peer_maximum(tmp_path, peer_max):
+def test_pdus_never_exceed_the_peer_maximum(scp_factory, tmp_path, peer_max):
     """c17: a small maximum is honoured; 0 means unlimited and still works."""
     paths = _ct(tmp_path / "in", 2, size=256)  # 128 KiB of pixel data each
-    peer = Recorder(max_pdu=peer_max)
-    try:
-        job = SendJob(peer.config(), "standard")
-        result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
-    finally:
-        peer.close()
+    peer = recorder(scp_factory, max_pdu=peer_max)
+    job = SendJob(config(peer), "standard")
+    result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
+    peer.stop()
     assert [o["status"] for o in result.outcomes] == ["success", "success"]
     assert result.associations[0]["peer_max_pdu"] == peer_max
     if peer_max:
-        assert max(peer.pdu_sizes) <= peer_max
+        assert max(pdu_sizes(peer)) <= peer_max
     for p in paths:
         src = pydicom.dcmread(p)
         assert np.array_equal(peer.received[str(src.SOPInstanceUID)].pixel_array, src.pixel_array)
 
 
-def test_parallel_associations_keep_each_study_whole(tmp_path):
+def test_parallel_associations_keep_each_study_whole(scp_factory, tmp_path):
     _ct(tmp_path / "in", 40, studies=4)
-    peer = Recorder()
-    try:
-        job = SendJob(peer.config(), "standard", parallel=3)
-        result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
-    finally:
-        peer.close()
+    peer = recorder(scp_factory)
+    job = SendJob(config(peer), "standard", parallel=3)
+    result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
+    peer.stop()
     assert result.summary()["success"] == 40 and len(peer.received) == 40
     assert result.established == 3
     by_assoc: dict[str, set] = {}
@@ -160,27 +125,23 @@ def test_parallel_associations_keep_each_study_whole(tmp_path):
     assert all(len(a) == 1 for a in by_assoc.values()), by_assoc
 
 
-def test_parallel_backs_off_when_the_peer_refuses_extra_associations(tmp_path):
+def test_parallel_backs_off_when_the_peer_refuses_extra_associations(scp_factory, tmp_path):
     _ct(tmp_path / "in", 30, studies=3)
-    peer = Recorder()
+    peer = recorder(scp_factory)
     peer.server.ae.maximum_associations = 1  # the peer rejects a second concurrent association
-    try:
-        job = SendJob(peer.config(retry_backoff_s=0.2), "standard", parallel=3)
-        result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
-    finally:
-        peer.close()
+    job = SendJob(config(peer, retry_backoff_s=0.2), "standard", parallel=3)
+    result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
+    peer.stop()
     assert result.summary()["success"] == 30, [o["message"] for o in result.outcomes if o["status"] != "success"]
     assert len(peer.received) == 30
 
 
-def test_many_small_files_over_one_association_lose_no_response(tmp_path):
+def test_many_small_files_over_one_association_lose_no_response(scp_factory, tmp_path):
     """DESIGN.md's lost C-STORE response: 300 quick stores in a row, none may time out."""
     _ct(tmp_path / "in", 300)
-    peer = Recorder()
-    try:
-        job = SendJob(peer.config(dimse_timeout=5), "standard")
-        result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
-    finally:
-        peer.close()
+    peer = recorder(scp_factory)
+    job = SendJob(config(peer, dimse_timeout=5), "standard")
+    result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
+    peer.stop()
     assert result.summary()["success"] == 300
     assert result.established == 1

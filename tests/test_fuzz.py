@@ -9,9 +9,9 @@ from __future__ import annotations
 import io
 import time
 import tracemalloc
+from pathlib import Path
 
 import pytest
-from badpeers import BadPeer, make_ct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -20,6 +20,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from core.engine import SendJob, items_from_inputs
 from core.scan import read_instance
+from helpers.badpeers import BadPeer, make_ct
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -32,7 +33,7 @@ def _seed_files() -> list[bytes]:
 
     out = []
     with tempfile.TemporaryDirectory() as d:
-        out.append(open(make_ct(d, 1, 8, "fuzz")[0], "rb").read())
+        out.append(Path(make_ct(d, 1, 8, "fuzz")[0]).read_bytes())
     ds = Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian

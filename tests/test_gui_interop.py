@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
+import pydicom
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import pydicom.data  # noqa: E402
+from helpers.data import TEST_FILES
 
 pytestmark = [
     pytest.mark.gui,
@@ -24,46 +15,8 @@ pytestmark = [
     pytest.mark.timeout(180),
 ]
 
-TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
-STORESCP = shutil.which("storescp")
 
-
-@pytest.fixture
-def storescp_xi(tmp_path: Path):
-    """``storescp +xi -od DIR PORT`` on loopback, stopped by its own PID."""
-    if STORESCP is None:
-        message = "DCMTK storescp not installed (apt-get install -y dcmtk)"
-        if os.environ.get("COURIER_REQUIRE_INTEROP") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    out = tmp_path / "received"
-    out.mkdir()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "storescp.log", "w")  # noqa: SIM115  # closed right after the start
-    proc = subprocess.Popen(
-        [STORESCP, "-aet", "STORESCP", "+xi", "-od", str(out), str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
-    log.close()
-    end = time.monotonic() + 15
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            pytest.fail(f"storescp exited early with code {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    yield port, out
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def test_send_to_storescp_implicit_only(qtbot, tmp_path, storescp_xi, monkeypatch) -> None:
+def test_send_to_storescp_implicit_only(qtbot, tmp_path, storescp, monkeypatch) -> None:
     from core.profiles import Profile
     from ui import states as st
     from ui.app import build_window
@@ -71,7 +24,8 @@ def test_send_to_storescp_implicit_only(qtbot, tmp_path, storescp_xi, monkeypatc
     from ui.models import Col
 
     monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(tmp_path / "config"))
-    port, out = storescp_xi
+    peer = storescp("+xi")  # Implicit VR Little Endian only
+    port, out = peer.port, peer.out_dir
     w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"))
     qtbot.addWidget(w)
     w.show()

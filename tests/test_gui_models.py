@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import pydicom.data  # noqa: E402
-
-from core.scan import scan_paths  # noqa: E402
+from core.scan import scan_paths
+from helpers.data import TEST_FILES
 
 pytestmark = [pytest.mark.gui, pytest.mark.qt_log_level_fail("WARNING"), pytest.mark.qt_log_ignore("propagateSizeHints")]
-
-TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
 
 
 @pytest.fixture(autouse=True)

@@ -1,40 +1,24 @@
 """Issues 5, 6 and 7 in the window: probe grid, plan confirmation, resume banner, throughput plot, arrival check,
 and diagnostics with parallel associations. Real in-process pynetdicom peers on loopback, offscreen."""
 
-# ruff: noqa: F811  # the window/picky fixtures are imported from test_gui_window and requested by name
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import pydicom
 import pytest
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from pynetdicom import evt
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import pydicom  # noqa: E402
-from pydicom.dataset import Dataset  # noqa: E402
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid  # noqa: E402
-from pynetdicom import AE, evt  # noqa: E402
-from test_gui_window import (  # noqa: E402,F401  (fixtures are used by name)
-    CT,
-    MR,
-    TEST_FILES,
-    PickySCP,
-    diag_text,
-    drop,
-    picky,
-    send_and_wait,
-    study_folder,
-    use_profile,
-    window,
-)
+from helpers.data import CT, MR, TEST_FILES
+from helpers.gui import diag_text, drop, send_and_wait, study_folder, use_profile
 
 pytestmark = [
     pytest.mark.gui,
@@ -155,7 +139,7 @@ def test_send_asks_first_when_the_plan_blocks_something(qtbot, window, picky, tm
     with qtbot.waitSignal(window.confirmation_requested, timeout=30000) as b:
         window.send_button.click()
     box = b.args[0]
-    assert box is window.confirm_box and box.isVisible() and not box.isModal() or box.windowModality()
+    assert (box is window.confirm_box and box.isVisible() and not box.isModal()) or box.windowModality()
     assert "2 as stored" in box.text() or "as stored" in box.text()
     assert "2 blocked" in box.text()
     assert "SOP class not accepted" in box.informativeText()
@@ -348,7 +332,7 @@ def test_the_plot_receives_points_while_sending(qtbot, window, picky, tmp_path) 
     send_and_wait(qtbot, window)
     pts = list(window.plot.points)
     assert len(pts) >= 3, pts
-    assert all(b[0] >= a[0] for a, b in zip(pts, pts[1:], strict=False)), "time goes forward"
+    assert all(b[0] >= a[0] for a, b in itertools.pairwise(pts)), "time goes forward"
     assert max(p[1] for p in pts) > 1.0 and max(p[2] for p in pts) > 0.0  # inst/s and MB/s
     image = window.plot.grab().toImage()
     blue = sum(
@@ -375,61 +359,21 @@ def test_plot_widget_alone(qtbot) -> None:
 # --------------------------------------------------------------------------- arrival check (issue 7)
 
 
-class CommittingSCP:
-    """Stores CT (Implicit/Explicit VR LE) and does storage commitment, reporting on the N-ACTION's association;
-    it never commits the instances whose UIDs are in `lost`."""
-
-    def __init__(self, lost: set[str]):
-        from core.verify import STORAGE_COMMITMENT_INSTANCE, STORAGE_COMMITMENT_PUSH
-
-        self.lost = lost
-        self.stored: list[str] = []
-        self.ae_title = "PICKY"
-        ae = AE("PICKY")
-        ae.add_supported_context(CT, [ImplicitVRLittleEndian, ExplicitVRLittleEndian])
-        ae.add_supported_context(STORAGE_COMMITMENT_PUSH)
-
-        def report(assoc: Any, info: Any) -> None:
-            time.sleep(0.1)
-            ds = Dataset()
-            ds.TransactionUID = info.TransactionUID
-            ok = [r for r in info.ReferencedSOPSequence if r.ReferencedSOPInstanceUID not in lost]
-            bad = [r for r in info.ReferencedSOPSequence if r.ReferencedSOPInstanceUID in lost]
-            ds.ReferencedSOPSequence = ok
-            if bad:
-                for r in bad:
-                    r.FailureReason = 0x0112
-                ds.FailedSOPSequence = bad
-            assoc.send_n_event_report(ds, 2 if bad else 1, STORAGE_COMMITMENT_PUSH, STORAGE_COMMITMENT_INSTANCE)
-
-        def on_action(event: Any) -> Any:
-            threading.Thread(target=report, args=(event.assoc, event.action_information), daemon=True).start()
-            return 0x0000, None
-
-        def on_store(event: Any) -> int:
-            self.stored.append(str(event.dataset.SOPInstanceUID))
-            return 0x0000
-
-        self.server = ae.start_server(
-            ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_N_ACTION, on_action), (evt.EVT_C_STORE, on_store)]
-        )
-        self.port = self.server.server_address[1]
-
-
-def test_arrival_check_fills_the_verified_column(qtbot, window, tmp_path) -> None:
+def test_arrival_check_fills_the_verified_column(qtbot, window, scp_factory, tmp_path) -> None:
     from ui.models import Col
 
     files = ct_files(tmp_path / "cts", 3)
     lost = {str(pydicom.dcmread(files[1], stop_before_pixels=True).SOPInstanceUID)}
-    scp = CommittingSCP(lost)
-    try:
-        p = use_profile(window, scp, verify_arrival=True)  # type: ignore[arg-type]
-        assert p.verify_arrival
-        drop(qtbot, window, [tmp_path / "cts"])
-        assert window.view.isColumnHidden(Col.VERIFIED)
-        job = send_and_wait(qtbot, window)
-    finally:
-        scp.server.shutdown()
+    # stores CT and does storage commitment on the N-ACTION's association; never commits the `lost` instances
+    scp = scp_factory(
+        ae_title="PICKY", accept={CT: [ImplicitVRLittleEndian, ExplicitVRLittleEndian]}, commit=lambda uid: uid not in lost
+    )
+    p = use_profile(window, scp, verify_arrival=True)
+    assert p.verify_arrival
+    drop(qtbot, window, [tmp_path / "cts"])
+    assert window.view.isColumnHidden(Col.VERIFIED)
+    job = send_and_wait(qtbot, window)
+    scp.stop()
     assert len(scp.stored) == 3
     # the commitment failed for one; the C-FIND fallback is not offered by this peer, so it stays unconfirmed
     assert job.arrival["counts"] == {"committed": 2, "not checked": 1}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers.process import PROJECT_ROOT
 
 pytestmark = [pytest.mark.gui, pytest.mark.timeout(300)]
 
@@ -23,7 +23,7 @@ def test_screenshot_mode_writes_a_png(tmp_path: Path) -> None:
         "DICOM_COURIER_DATA_DIR": str(tmp_path / "data"),
     }
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "main.py"), "--screenshot", str(out)],
+        [sys.executable, str(PROJECT_ROOT / "main.py"), "--screenshot", str(out)],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
-import sys
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+import pydicom
 import pytest
+from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import pydicom  # noqa: E402
-import pydicom.data  # noqa: E402
-from pydicom.dataset import Dataset  # noqa: E402
-from pydicom.uid import ImplicitVRLittleEndian, generate_uid  # noqa: E402
-from pynetdicom import AE, evt  # noqa: E402
-from pynetdicom.sop_class import Verification  # noqa: E402
+from helpers.data import CT, MR, TEST_FILES
+from helpers.gui import diag_text, drop, send_and_wait, states_by_file, study_folder, use_profile
 
 pytestmark = [
     pytest.mark.gui,
@@ -29,205 +19,6 @@ pytestmark = [
     pytest.mark.qt_log_ignore("propagateSizeHints"),
     pytest.mark.timeout(120),
 ]
-
-TEST_FILES = Path(pydicom.data.__file__).parent / "test_files"
-CT, MR = "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.4"
-
-
-# --------------------------------------------------------------------------- a picky in-process SCP
-
-
-class PickySCP:
-    """A pynetdicom Storage SCP on ("127.0.0.1", 0) that accepts only some SOP classes and syntaxes.
-
-    `status_for(ds)` decides each C-STORE's status (int, or (int, error comment)); `delay_s` slows
-    every C-STORE. It records what it saw: calling AE titles, transfer syntaxes and SOP Instance UIDs.
-    """
-
-    def __init__(
-        self,
-        sop_classes: tuple[str, ...] = (CT, MR),
-        syntaxes: tuple[str, ...] = (ImplicitVRLittleEndian,),
-        ae_title: str = "PICKY",
-        status_for: Callable[[Dataset], Any] | None = None,
-        delay_s: float = 0.0,
-    ):
-        self.ae_title = ae_title
-        self.status_for = status_for or (lambda ds: 0x0000)
-        self.delay_s = delay_s
-        self.calling: list[str] = []
-        self.syntaxes: list[str] = []
-        self.stored: list[str] = []
-        self.lock = threading.Lock()
-        ae = AE(ae_title=ae_title)
-        ae.require_called_aet = True
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
-        for uid in sop_classes:
-            ae.add_supported_context(uid, list(syntaxes))
-        ae.add_supported_context(Verification, [ImplicitVRLittleEndian])
-        self.server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)])
-        self.port = self.server.server_address[1]
-
-    def _on_store(self, event: Any) -> Any:
-        if self.delay_s:
-            time.sleep(self.delay_s)
-        ds = event.dataset
-        with self.lock:
-            self.calling.append(event.assoc.requestor.ae_title)
-            self.syntaxes.append(str(event.context.transfer_syntax))
-        answer = self.status_for(ds)
-        code, comment = answer if isinstance(answer, tuple) else (answer, None)
-        if code in (0x0000, 0xB000, 0xB006, 0xB007):
-            with self.lock:
-                self.stored.append(str(ds.SOPInstanceUID))
-        if comment:
-            rsp = Dataset()
-            rsp.Status = code
-            rsp.ErrorComment = comment
-            return rsp
-        return code
-
-    def stop(self) -> None:
-        self.server.shutdown()
-
-
-@pytest.fixture
-def picky():
-    scps: list[PickySCP] = []
-
-    def make(**kw: Any) -> PickySCP:
-        scp = PickySCP(**kw)
-        scps.append(scp)
-        return scp
-
-    yield make
-    for s in scps:
-        s.stop()
-
-
-# --------------------------------------------------------------------------- the window
-
-
-@pytest.fixture
-def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("DICOM_COURIER_DATA_DIR", str(tmp_path / "data"))
-    import logging
-
-    from ui.app import build_window
-    from ui.logpane import LogBuffer
-
-    buf = LogBuffer()
-    core_log = logging.getLogger("core")
-    old_level = core_log.level
-    core_log.addHandler(buf)
-    core_log.setLevel(logging.INFO)
-    w = build_window(buf, str(tmp_path / "config"), str(tmp_path / "data"))
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.shutdown()
-    core_log.removeHandler(buf)
-    core_log.setLevel(old_level)
-
-
-def use_profile(window: Any, scp: PickySCP, name: str = "Picky", **kw: Any) -> Any:
-    from core.profiles import Profile
-
-    p = Profile(
-        name=name,
-        remote_host="127.0.0.1",
-        remote_port=scp.port,
-        remote_ae_title=kw.pop("remote_ae_title", scp.ae_title),
-        strategy=kw.pop("strategy", "compression"),
-        acse_timeout_s=5,
-        dimse_timeout_s=10,
-        network_timeout_s=10,
-        connect_timeout_s=5,
-        **kw,
-    )
-    row = window.profiles.row_of(name)
-    if row >= 0:
-        window.profiles.replace_at(row, p)
-    else:
-        window.profiles.insert(window.profiles.rowCount(), p)
-        row = window.profiles.rowCount() - 1
-    window.profile_box.setCurrentIndex(row)
-    return p
-
-
-def study_folder(tmp_path: Path) -> Path:
-    """CT (Explicit VR LE), MR, JPEG 2000 (a conversion), RT Plan (a class the picky PACS refuses) and junk."""
-    folder = tmp_path / "study"
-    folder.mkdir()
-    for name in ("CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "rtplan.dcm", "README.txt"):
-        shutil.copy(TEST_FILES / name, folder / name)
-    shutil.copy(TEST_FILES / "MR_truncated.dcm", folder / "broken.dcm")
-    return folder
-
-
-def drop(qtbot: Any, window: Any, paths: list[Path]) -> None:
-    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-    from PySide6.QtGui import QDragEnterEvent, QDropEvent
-    from PySide6.QtWidgets import QApplication
-
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    centre = window.rect().center()
-    enter = QDragEnterEvent(
-        QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
-    QApplication.sendEvent(window, enter)
-    assert enter.isAccepted()
-    assert enter.dropAction() == Qt.DropAction.CopyAction
-    ev = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    with qtbot.waitSignal(window.scan_controller.scan_finished, timeout=30000):
-        QApplication.sendEvent(window, ev)
-        assert ev.isAccepted()
-
-
-def send_and_wait(
-    qtbot: Any, window: Any, start: Callable[[], Any] | None = None, timeout: int = 60000, confirm: bool = True
-) -> Any:
-    """Start a send and wait for its end; the plan's confirmation (blocked or lossy instances) is accepted."""
-    from PySide6.QtCore import QTimer
-
-    asked: list[Any] = []
-
-    def on_asked(box: Any) -> None:
-        asked.append(box)
-        if confirm:
-            QTimer.singleShot(0, window.confirm_send_button.click)
-
-    window.confirmation_requested.connect(on_asked)
-    try:
-        with qtbot.waitSignal(window.send_controller.send_finished, timeout=timeout) as blocker:
-            (start or window.send_button.click)()
-    finally:
-        window.confirmation_requested.disconnect(on_asked)
-    return blocker.args[0]
-
-
-def states_by_file(window: Any) -> dict[str, str]:
-    return {Path(n.inst.path).name: n.state for n in window.model.leaves()}
-
-
-def diag_text(model: Any) -> str:
-    out: list[str] = []
-
-    def walk(parent: Any, depth: int) -> None:
-        for r in range(model.rowCount(parent)):
-            a, b = model.index(r, 0, parent), model.index(r, 1, parent)
-            out.append("  " * depth + f"{a.data()} | {b.data()}")
-            walk(a, depth + 1)
-
-    from PySide6.QtCore import QModelIndex
-
-    walk(QModelIndex(), 0)
-    return "\n".join(out)
-
-
-# --------------------------------------------------------------------------- tests
 
 
 def test_drop_a_folder_fills_the_tree(qtbot, window, tmp_path) -> None:
@@ -237,7 +28,7 @@ def test_drop_a_folder_fills_the_tree(qtbot, window, tmp_path) -> None:
     drop(qtbot, window, [folder])
     s = window.model.stats()
     assert (s["files"], s["instances"], s["bad"]) == (6, 4, 2)
-    assert "Send all (4)" == window.send_button.text()
+    assert window.send_button.text() == "Send all (4)"
     # dropping the same folder again adds nothing
     drop(qtbot, window, [folder])
     assert window.model.stats()["files"] == 6
@@ -392,7 +183,7 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     text = diag_text(window.diag_model)
     assert "Association 1 | established - strategy compression" in text
     assert "Rejected" in text and "RT Plan Storage | abstract syntax not supported" in text
-    assert "Peer max PDU" in text and "Ended | released after 1 stored" in text or "Ended | released" in text
+    assert ("Peer max PDU" in text and "Ended | released after 1 stored" in text) or "Ended | released" in text
     assert job.summary["success"] == 2
     # progress: everything counted, rates shown
     assert window.progress.value() == window.progress.maximum() == 4
@@ -582,53 +373,48 @@ def test_plan_fills_the_plan_column_without_sending(qtbot, window, picky, tmp_pa
     assert scp.stored == [], "planning stores nothing"
 
 
-def test_test_connection_over_tls(qtbot, window, tmp_path) -> None:
+def test_test_connection_over_tls(qtbot, window, scp_factory, tmp_path) -> None:
     """A TLS profile (certificates as files) reaches a TLS peer; a wrong CA gives the analysed error."""
     import ssl
 
     pytest.importorskip("cryptography")
-    from tls_pki import make_test_pki
+    from helpers.tls_pki import make_test_pki
 
     pki = make_test_pki(tmp_path / "pki")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca))
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_cert_chain(str(pki.server), str(pki.server_key))
-    ae = AE(ae_title="TLSPACS")
-    ae.add_supported_context(Verification, [ImplicitVRLittleEndian])
-    server = ae.start_server(("127.0.0.1", 0), block=False, ssl_context=ctx)
-    try:
-        port = server.server_address[1]
-        from core.profiles import Profile
+    scp = scp_factory(ae_title="TLSPACS", accept={}, verification_syntaxes=[ImplicitVRLittleEndian], ssl_context=ctx)
+    port = scp.port
+    from core.profiles import Profile
 
-        good = Profile(
-            name="TLS",
-            remote_host="127.0.0.1",
-            remote_port=port,
-            remote_ae_title="TLSPACS",
-            tls_enabled=True,
-            tls_ca_cert_file=str(pki.ca),
-            tls_client_cert_file=str(pki.client),
-            tls_client_key_file=str(pki.client_key),
-            connect_timeout_s=5,
-            acse_timeout_s=5,
-        )
-        window.profiles.insert(window.profiles.rowCount(), good)
-        window.profile_box.setCurrentIndex(window.profiles.rowCount() - 1)
-        with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=30000) as b:
-            window.test_button.click()
-        result, error = b.args
-        assert error is None, error
-        assert result["tls"]["tls"] and "TLSv1" in window.echo_label.text()
-        assert "TLS | TLSv1" in diag_text(window.diag_model) and "Peer certificate |" in diag_text(window.diag_model)
-        from dataclasses import replace
+    good = Profile(
+        name="TLS",
+        remote_host="127.0.0.1",
+        remote_port=port,
+        remote_ae_title="TLSPACS",
+        tls_enabled=True,
+        tls_ca_cert_file=str(pki.ca),
+        tls_client_cert_file=str(pki.client),
+        tls_client_key_file=str(pki.client_key),
+        connect_timeout_s=5,
+        acse_timeout_s=5,
+    )
+    window.profiles.insert(window.profiles.rowCount(), good)
+    window.profile_box.setCurrentIndex(window.profiles.rowCount() - 1)
+    with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=30000) as b:
+        window.test_button.click()
+    result, error = b.args
+    assert error is None, error
+    assert result["tls"]["tls"] and "TLSv1" in window.echo_label.text()
+    assert "TLS | TLSv1" in diag_text(window.diag_model) and "Peer certificate |" in diag_text(window.diag_model)
+    from dataclasses import replace
 
-        window.profiles.replace_at(window.profiles.rowCount() - 1, replace(good, tls_ca_cert_file=str(pki.rogue_ca)))
-        with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=30000) as b:
-            window.test_button.click()
-        result, error = b.args
-        assert result is None and "certificate" in error.lower()
-    finally:
-        server.shutdown()
+    window.profiles.replace_at(window.profiles.rowCount() - 1, replace(good, tls_ca_cert_file=str(pki.rogue_ca)))
+    with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=30000) as b:
+        window.test_button.click()
+    result, error = b.args
+    assert result is None and "certificate" in error.lower()
 
 
 def test_key_passphrase_goes_to_the_keyring_not_the_profile(qtbot, window, tmp_path) -> None:

@@ -8,7 +8,6 @@ import hashlib
 import warnings
 from pathlib import Path
 
-import casegen
 import numpy as np
 import pytest
 from pydicom import dcmread
@@ -23,21 +22,11 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from helpers import casegen
+from helpers.data import TEST_FILES, data_dirs
+
 core = pytest.importorskip("core")
 pytestmark = pytest.mark.interop
-
-
-def _data_dirs() -> list[Path]:
-    import pydicom.data
-
-    dirs = [Path(pydicom.data.__file__).parent / "test_files"]
-    try:
-        import data_store  # pydicom-data
-
-        dirs.append(Path(data_store.__file__).parent / "data")
-    except ImportError:
-        pass
-    return dirs
 
 
 def compressed_test_files() -> list[Path]:
@@ -46,7 +35,7 @@ def compressed_test_files() -> list[Path]:
     found = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for d in _data_dirs():
+        for d in data_dirs():
             for f in sorted(d.rglob("*")):
                 if not f.is_file() or f.suffix.lower() not in (".dcm", ""):
                     continue
@@ -131,13 +120,11 @@ def test_compressed_file_reaches_implicit_only_storescp(storescp_implicit, tmp_p
 
 @pytest.mark.slow
 def test_cli_sends_all_test_files_to_implicit_only_storescp(storescp, run_cli, tmp_path):
-    import pydicom.data
 
     peer = storescp("+xi")
     folder = tmp_path / "all"
     sources = [p for p in CANDIDATES if p.stat().st_size <= BIG]
-    for name in ("CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm"):
-        sources.append(Path(pydicom.data.__file__).parent / "test_files" / name)
+    sources.extend(TEST_FILES / name for name in ("CT_small.dcm", "MR_small.dcm", "MR_small_bigendian.dcm"))
     copies = [fresh_copy(p, folder / f"{i:03d}") for i, p in enumerate(sources)]
     report = tmp_path / "r.json"
     p = run_cli(
@@ -149,13 +136,12 @@ def test_cli_sends_all_test_files_to_implicit_only_storescp(storescp, run_cli, t
 
 
 def test_big_endian_only_storescp(storescp, tmp_path):
-    cfg = tmp_path / "be.cfg"
-    cfg.write_text(
-        "[[TransferSyntaxes]]\n[BigOnly]\nTransferSyntax1 = BigEndianExplicit\n"
+    peer = storescp(
+        config="[[TransferSyntaxes]]\n[BigOnly]\nTransferSyntax1 = BigEndianExplicit\n"
         "[[PresentationContexts]]\n[MRBig]\nPresentationContext1 = MRImageStorage\\BigOnly\n"
-        "[[Profiles]]\n[BE]\nPresentationContexts = MRBig\n"
+        "[[Profiles]]\n[BE]\nPresentationContexts = MRBig\n",
+        profile="BE",
     )
-    peer = storescp("-xf", str(cfg), "BE")
     path = casegen.c03_mr_swap_visible(tmp_path / "in")[0]
     r = core.store_dataset(peer.config(), path, transfer_syntax_strategy="standard")
     assert r["status"] == "success", r["message"]
@@ -167,7 +153,7 @@ def test_big_endian_only_storescp(storescp, tmp_path):
 
 
 def test_accept_anything_storescp_gets_files_as_stored(storescp, tmp_path):
-    peer = storescp("-xf", "/etc/dcmtk/storescp.cfg", "Default")
+    peer = storescp(config=Path("/etc/dcmtk/storescp.cfg"), profile="Default")
     paths = casegen.c11_j2k_lossless_and_rle(tmp_path / "in")
     r = core.store_datasets_batch(peer.config(), paths)
     assert r["successful"] == 3, r["details"]

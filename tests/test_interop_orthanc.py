@@ -7,12 +7,13 @@ import io
 import json
 from pathlib import Path
 
-import casegen
 import numpy as np
 import pytest
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless, RLELossless, generate_uid
+
+from helpers import casegen
 
 core = pytest.importorskip("core")
 pytestmark = pytest.mark.interop

@@ -9,17 +9,16 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from badpeers import Act, BadPeer, make_ct
 
 from core import events as ev
 from core.engine import SendJob, items_from_inputs
 from core.journal import RESUME_STATES, RETRY_STATES, Journal, default_journal_path, prepare_rerun, public_options
+from helpers.badpeers import Act, BadPeer, make_ct
+from helpers.process import PROJECT_ROOT, run_cli
 
 pytestmark = pytest.mark.timeout(120)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def config(port: int, **kw):
@@ -140,7 +139,7 @@ def test_default_journal_under_user_data_dir(monkeypatch, tmp_path):
 
 
 def cli(*args, env=None, timeout=120):
-    return subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    return run_cli(*args, env=env, timeout=timeout)
 
 
 def target(peer):
@@ -189,7 +188,7 @@ def test_cli_kill_then_resume(tmp_path):
     with BadPeer(lambda req: Act(silent=0.05)) as peer:
         proc = subprocess.Popen(
             [sys.executable, "main.py", "send", *target(peer), "--journal", journal, str(tmp_path / "in")],
-            cwd=ROOT,
+            cwd=PROJECT_ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

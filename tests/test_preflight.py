@@ -8,23 +8,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from probe_peers import (
-    CT,
-    EXPLICIT,
-    IMPLICIT,
-    J2K_LOSSLESS,
-    MR,
-    SC,
-    TEST_FILES,
-    config,
-    copy_unique,
-    picky_storescp,
-    run_cli,
-)
 from pydicom.filebase import DicomFileLike
 from pydicom.filewriter import write_dataset, write_file_meta_info
 from pydicom.uid import AllTransferSyntaxes
-from pynetdicom import AE
 
 from core.engine import SendJob, items_from_scan
 from core.preflight import (
@@ -40,9 +26,11 @@ from core.preflight import (
 )
 from core.probe import REASON_ABSTRACT, REASON_TRANSFER, AcceptanceMap, probe
 from core.scan import scan_paths
+from helpers.config import make_config
+from helpers.data import CT, EXPLICIT, IMPLICIT, J2K_LOSSLESS, MR, RT_PLAN, SC, TEST_FILES, copy_unique
+from helpers.dcmtk import PICKY_CFG
 
 J2K_LOSSY = "1.2.840.10008.1.2.4.91"  # encodable here, unlike JPEG Baseline
-RT_PLAN = "1.2.840.10008.5.1.4.1.1.481.5"
 
 
 def policy_map(policy: dict[str, set[str]]) -> AcceptanceMap:
@@ -87,7 +75,7 @@ def by_name(plans):
 
 
 @pytest.mark.parametrize(
-    "value,ok",
+    ("value", "ok"),
     [
         ("1.2.840.10008.5.1.4.1.1.2", True),
         ("0.1", True),
@@ -156,7 +144,7 @@ def test_validation_names_each_finding_with_its_tag(tmp_path):
 
 def test_plan_from_a_saved_map(mixed):
     insts = scan_paths([mixed])
-    plans = by_name(plan_instances(insts, policy_map(PICKY), config(1), "compression"))
+    plans = by_name(plan_instances(insts, policy_map(PICKY), make_config(1, "STORESCP"), "compression"))
     assert plans["CT_small.dcm"].plan == "convert"
     assert plans["CT_small.dcm"].message == "convert Explicit VR LE → Implicit VR LE (lossless)"
     assert plans["MR_small.dcm"].message == "convert Explicit VR LE → JPEG 2000 Lossless (lossless)"
@@ -178,15 +166,15 @@ def test_plan_from_a_saved_map(mixed):
 def test_plan_lossy_only_peer(mixed):
     insts = [i for i in scan_paths([mixed]) if i.sop_class_uid == CT]
     amap = policy_map({CT: {J2K_LOSSY}})
-    [p] = plan_instances(insts, amap, config(1), "compression")
+    [p] = plan_instances(insts, amap, make_config(1, "STORESCP"), "compression")
     assert p.plan == "blocked" and p.message == MSG_ONLY_LOSSY
-    [p] = plan_instances(insts, amap, config(1, allow_lossy=True), "extended")
+    [p] = plan_instances(insts, amap, make_config(1, "STORESCP", allow_lossy=True), "extended")
     assert p.plan == "convert" and p.kind == "lossy" and "(lossy)" in p.message and needs_confirmation([p])
 
 
 def test_plan_decompress_lossy_source():
-    insts = [i for i in scan_paths([TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"])]
-    [p] = plan_instances(insts, policy_map({SC: {EXPLICIT}}), config(1), "standard")
+    insts = list(scan_paths([TEST_FILES / "SC_rgb_jpeg_dcmtk.dcm"]))
+    [p] = plan_instances(insts, policy_map({SC: {EXPLICIT}}), make_config(1, "STORESCP"), "standard")
     assert p.message == "convert JPEG Baseline → Explicit VR LE (decompress lossy source)"
     assert p.kind == "decompress-lossy" and not p.lossy
 
@@ -194,14 +182,14 @@ def test_plan_decompress_lossy_source():
 def test_plan_file_problem(tmp_path):
     data = (TEST_FILES / "CT_small.dcm").read_bytes()
     (tmp_path / "cut.dcm").write_bytes(data[: len(data) // 2])
-    [p] = plan_instances(scan_paths([tmp_path]), policy_map(PICKY), config(1), "standard")
+    [p] = plan_instances(scan_paths([tmp_path]), policy_map(PICKY), make_config(1, "STORESCP"), "standard")
     assert p.plan == "blocked" and p.message.startswith("blocked: file problem (truncated file")
 
 
 def test_plan_without_a_map_needs_the_peer():
     insts = scan_paths([TEST_FILES / "CT_small.dcm"])
     with pytest.raises(PlanError, match="could not connect"):
-        plan_instances(insts, None, config(1), "standard")
+        plan_instances(insts, None, make_config(1, "STORESCP"), "standard")
 
 
 # -- the plan matches the real send ---------------------------------------------------------------------------------
@@ -224,17 +212,17 @@ def assert_send_matches(plans, outcomes):
 
 @pytest.mark.interop
 @pytest.mark.parametrize(
-    "strategy,parallel", [("compression", 1), ("standard", 1), ("universal", 1), ("universal", 3), ("compression", 4)]
+    ("strategy", "parallel"), [("compression", 1), ("standard", 1), ("universal", 1), ("universal", 3), ("compression", 4)]
 )
-def test_plan_matches_the_real_send_to_picky_storescp(tmp_path, mixed, strategy, parallel):
+def test_plan_matches_the_real_send_to_picky_storescp(storescp, mixed, strategy, parallel):
     insts = scan_paths([mixed])
-    with picky_storescp(tmp_path) as port:
-        cfg = config(port)
-        negotiated = plan_instances(insts, None, cfg, strategy, parallel=parallel)
-        amap = probe(cfg, [CT, MR, SC, RT_PLAN], "all")
-        mapped = plan_instances(insts, amap, cfg, strategy, parallel=parallel)
-        assert not any((tmp_path / "recv").iterdir()), "planning stored something"
-        result = SendJob(cfg, strategy, max_retries=4, parallel=parallel).run(items_from_scan(insts))
+    peer = storescp(config=PICKY_CFG, profile="Picky")
+    cfg = peer.config()
+    negotiated = plan_instances(insts, None, cfg, strategy, parallel=parallel)
+    amap = probe(cfg, [CT, MR, SC, RT_PLAN], "all")
+    mapped = plan_instances(insts, amap, cfg, strategy, parallel=parallel)
+    assert not any(peer.out_dir.iterdir()), "planning stored something"
+    result = SendJob(cfg, strategy, max_retries=4, parallel=parallel).run(items_from_scan(insts))
     assert [p.message for p in negotiated] == [p.message for p in mapped]
     assert_send_matches(negotiated, result.outcomes)
     if strategy == "compression":
@@ -245,27 +233,25 @@ def test_plan_matches_the_real_send_to_picky_storescp(tmp_path, mixed, strategy,
 
 
 @pytest.mark.interop
-def test_cli_dry_run_report_then_send(tmp_path, mixed):
-    with picky_storescp(tmp_path) as port:
-        tgt = ["--host", "127.0.0.1", "--port", port, "--called-ae", "STORESCP", "--strategy", "compression"]
-        p = run_cli("send", *tgt, "--dry-run", "--report", tmp_path / "plan.json", mixed)
-        assert p.returncode == 1, p.stderr  # something is blocked
-        assert "as stored" in p.stdout and "blocked" in p.stdout
-        assert not any((tmp_path / "recv").iterdir())
-        rep = json.loads((tmp_path / "plan.json").read_text())
-        assert rep["summary"]["dry_run"] and rep["summary"]["blocked"] == 2
-        planned = {Path(i["path"]).name: i for i in rep["instances"]}
-        assert planned["CT_small.dcm"]["status"] == "planned" and planned["CT_small.dcm"]["plan"] == "convert"
-        assert planned["SC_rgb_jpeg_dcmtk.dcm"]["message"] == MSG_CLASS_REFUSED
-        p = run_cli("send", *tgt, "--dry-run", "--report", tmp_path / "plan.csv", mixed / "CT_small.dcm")
-        assert p.returncode == 0, p.stderr
-        assert "plan" in (tmp_path / "plan.csv").read_text().splitlines()[0]
-        p = run_cli("probe", *tgt[:6], "--json", tmp_path / "m.json", mixed)
-        p = run_cli(
-            "send", *tgt, "--dry-run", "--acceptance-map", tmp_path / "m.json", "--report", tmp_path / "plan2.json", mixed
-        )
-        assert json.loads((tmp_path / "plan2.json").read_text())["job"]["plan_source"] == "acceptance map"
-        p = run_cli("send", *tgt, "--report", tmp_path / "real.json", mixed)
+def test_cli_dry_run_report_then_send(storescp, run_cli, tmp_path, mixed):
+    peer = storescp(config=PICKY_CFG, profile="Picky")
+    tgt = ["--host", "127.0.0.1", "--port", peer.port, "--called-ae", "STORESCP", "--strategy", "compression"]
+    p = run_cli("send", *tgt, "--dry-run", "--report", tmp_path / "plan.json", mixed)
+    assert p.returncode == 1, p.stderr  # something is blocked
+    assert "as stored" in p.stdout and "blocked" in p.stdout
+    assert not any(peer.out_dir.iterdir())
+    rep = json.loads((tmp_path / "plan.json").read_text())
+    assert rep["summary"]["dry_run"] and rep["summary"]["blocked"] == 2
+    planned = {Path(i["path"]).name: i for i in rep["instances"]}
+    assert planned["CT_small.dcm"]["status"] == "planned" and planned["CT_small.dcm"]["plan"] == "convert"
+    assert planned["SC_rgb_jpeg_dcmtk.dcm"]["message"] == MSG_CLASS_REFUSED
+    p = run_cli("send", *tgt, "--dry-run", "--report", tmp_path / "plan.csv", mixed / "CT_small.dcm")
+    assert p.returncode == 0, p.stderr
+    assert "plan" in (tmp_path / "plan.csv").read_text().splitlines()[0]
+    p = run_cli("probe", *tgt[:6], "--json", tmp_path / "m.json", mixed)
+    p = run_cli("send", *tgt, "--dry-run", "--acceptance-map", tmp_path / "m.json", "--report", tmp_path / "plan2.json", mixed)
+    assert json.loads((tmp_path / "plan2.json").read_text())["job"]["plan_source"] == "acceptance map"
+    p = run_cli("send", *tgt, "--report", tmp_path / "real.json", mixed)
     real = {Path(i["path"]).name: i for i in json.loads((tmp_path / "real.json").read_text())["instances"]}
     for name, i in planned.items():
         if i["plan"] == "blocked":
@@ -274,19 +260,14 @@ def test_cli_dry_run_report_then_send(tmp_path, mixed):
             assert real[name]["transfer_syntax"] == i["transfer_syntax"]
 
 
-def test_plan_message_names_only_lossy_after_a_probe_of_a_pynetdicom_scp(mixed):
-    ae = AE("LOSSY")
-    ae.add_supported_context(CT, [J2K_LOSSY])
-    server = ae.start_server(("127.0.0.1", 0), block=False)
-    try:
-        cfg = config(server.server_address[1], "LOSSY")
-        insts = [i for i in scan_paths([mixed]) if i.sop_class_uid == CT]
-        [live] = plan_instances(insts, None, cfg, "compression")
-        amap = probe(cfg, [CT], "all")
-        [mapped] = plan_instances(insts, amap, cfg, "compression")
-        result = SendJob(cfg, "compression").run(items_from_scan(insts))
-    finally:
-        server.shutdown()
+def test_plan_message_names_only_lossy_after_a_probe_of_a_pynetdicom_scp(scp_factory, mixed):
+    scp = scp_factory(ae_title="LOSSY", accept={CT: [J2K_LOSSY]})
+    cfg = make_config(scp.port, "LOSSY")
+    insts = [i for i in scan_paths([mixed]) if i.sop_class_uid == CT]
+    [live] = plan_instances(insts, None, cfg, "compression")
+    amap = probe(cfg, [CT], "all")
+    [mapped] = plan_instances(insts, amap, cfg, "compression")
+    result = SendJob(cfg, "compression").run(items_from_scan(insts))
     assert live.plan == mapped.plan == "blocked" and result.outcomes[0]["status"] == "failure"
     assert "none of the transfer syntaxes proposed" in live.message
     assert mapped.message == MSG_ONLY_LOSSY
@@ -295,5 +276,5 @@ def test_plan_message_names_only_lossy_after_a_probe_of_a_pynetdicom_scp(mixed):
 def test_partial_map_with_the_peer_out_of_reach_plans_from_the_map():
     insts = scan_paths([TEST_FILES / "CT_small.dcm"])
     amap = AcceptanceMap({}, {CT: {"accepted": [IMPLICIT], "rejected": {}}})  # probed with one syntax only
-    [p] = plan_instances(insts, amap, config(1), "standard")
+    [p] = plan_instances(insts, amap, make_config(1, "STORESCP"), "standard")
     assert p.plan == "convert" and p.target_syntax == IMPLICIT

@@ -10,9 +10,7 @@ import sys
 import time
 
 import pytest
-from probe_peers import CT, EXPLICIT, IMPLICIT, J2K_LOSSLESS, MR, PROJECT_ROOT, SC, config, picky_storescp, run_cli, storescp
 from pydicom.uid import AllTransferSyntaxes
-from pynetdicom import AE, evt
 
 from core.negotiation import MAX_CONTEXTS
 from core.probe import (
@@ -26,6 +24,10 @@ from core.probe import (
     resolve_sop_classes,
     storage_sop_classes,
 )
+from helpers.config import make_config
+from helpers.data import CT, EXPLICIT, IMPLICIT, J2K_LOSSLESS, MR, SC, copy_unique
+from helpers.dcmtk import PICKY_CFG
+from helpers.process import PROJECT_ROOT
 
 RT_DOSE = "1.2.840.10008.5.1.4.1.1.481.2"
 
@@ -112,37 +114,21 @@ def test_core_modules_import_no_qt():
 
 
 @pytest.fixture
-def pynetdicom_scp():
+def pynetdicom_scp(scp_factory):
     """CT as Implicit or Explicit VR LE, MR as JPEG 2000 Lossless; records each A-ASSOCIATE-RQ."""
-    seen: list[dict] = []
-    ae = AE("PICKY")
-    ae.add_supported_context(CT, [IMPLICIT, EXPLICIT])
-    ae.add_supported_context(MR, [J2K_LOSSLESS])
-
-    def on_requested(event):
-        seen.append({"calling_ae": event.assoc.requestor.ae_title, "contexts": len(event.assoc.requestor.requested_contexts)})
-
-    def on_store(event):  # pragma: no cover - a probe never stores
-        seen.append({"stored": True})
-        return 0x0000
-
-    server = ae.start_server(
-        ("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store)]
-    )
-    try:
-        yield server.server_address[1], seen
-    finally:
-        server.shutdown()
+    return scp_factory(ae_title="PICKY", accept={CT: [IMPLICIT, EXPLICIT], MR: [J2K_LOSSLESS]})
 
 
 def test_probe_against_pynetdicom_scp_maps_reasons_and_splits_associations(pynetdicom_scp):
-    port, seen = pynetdicom_scp
+    scp = pynetdicom_scp
     classes = [CT, MR, SC, RT_DOSE, "1.2.840.10008.5.1.4.1.1.1"]
     progress = []
-    m = probe(config(port, "PICKY"), classes, "all", on_progress=progress.append)
+    m = probe(scp.config("COURIER_TEST"), classes, "all", on_progress=progress.append)
     n_syntax = len(AllTransferSyntaxes)
+    seen = scp.associations
     assert m.peer["associations"] == len(seen) == -(-len(classes) * n_syntax // MAX_CONTEXTS) == 2
-    assert all(s["contexts"] <= MAX_CONTEXTS for s in seen) and sum(s["contexts"] for s in seen) == 5 * n_syntax
+    assert all(a.n_contexts <= MAX_CONTEXTS for a in seen) and sum(a.n_contexts for a in seen) == 5 * n_syntax
+    assert not scp.requests, "a probe never stores"
     assert [p.done for p in progress] == [1, 2] and progress[-1].total == 2
     assert set(m.sop_classes[CT]["accepted"]) == {IMPLICIT, EXPLICIT}
     assert set(m.sop_classes[CT]["rejected"].values()) == {REASON_TRANSFER}
@@ -155,23 +141,22 @@ def test_probe_against_pynetdicom_scp_maps_reasons_and_splits_associations(pynet
 
 
 def test_probe_of_a_peer_that_accepts_nothing_still_gives_reasons(pynetdicom_scp):
-    port, _seen = pynetdicom_scp
-    m = probe(config(port, "PICKY"), [SC], "common")
+    m = probe(pynetdicom_scp.config("COURIER_TEST"), [SC], "common")
     assert m.sop_classes[SC]["accepted"] == [] and m.class_refused(SC)
 
 
 def test_probe_unreachable_raises():
     with pytest.raises(ProbeError, match="could not connect"):
-        probe(config(1, "NOBODY"), [CT], "common")
+        probe(make_config(1, "NOBODY"), [CT], "common")
 
 
 # -- DCMTK storescp --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.interop
-def test_picky_storescp_gives_exactly_its_policy(tmp_path):
-    with picky_storescp(tmp_path) as port:
-        m = probe(config(port), [CT, MR, SC], "all")
+def test_picky_storescp_gives_exactly_its_policy(storescp):
+    peer = storescp(config=PICKY_CFG, profile="Picky")
+    m = probe(peer.config("COURIER_TEST"), [CT, MR, SC], "all")
     assert m.sop_classes[CT]["accepted"] == [IMPLICIT]
     assert m.sop_classes[MR]["accepted"] == [J2K_LOSSLESS]
     assert m.sop_classes[SC]["accepted"] == []
@@ -180,29 +165,29 @@ def test_picky_storescp_gives_exactly_its_policy(tmp_path):
         assert len(m.sop_classes[cls]["rejected"]) == len(AllTransferSyntaxes) - 1
         assert set(m.sop_classes[cls]["rejected"].values()) == {REASON_TRANSFER}
     assert m.peer["implementation_version_name"].startswith("OFFIS_DCMTK")
-    assert not any((tmp_path / "recv").iterdir())
+    assert not any(peer.out_dir.iterdir())
 
 
 @pytest.mark.interop
-def test_cli_probe_all_is_fast_and_writes_json_and_csv(tmp_path):
-    with storescp(tmp_path, "+xa") as port:
-        t0 = time.monotonic()
-        p = run_cli(
-            "probe",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            port,
-            "--called-ae",
-            "STORESCP",
-            "--sop-classes",
-            "all",
-            "--json",
-            tmp_path / "m.json",
-            "--csv",
-            tmp_path / "m.csv",
-        )
-        elapsed = time.monotonic() - t0
+def test_cli_probe_all_is_fast_and_writes_json_and_csv(storescp, run_cli, tmp_path):
+    port = storescp("+xa").port
+    t0 = time.monotonic()
+    p = run_cli(
+        "probe",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port,
+        "--called-ae",
+        "STORESCP",
+        "--sop-classes",
+        "all",
+        "--json",
+        tmp_path / "m.json",
+        "--csv",
+        tmp_path / "m.csv",
+    )
+    elapsed = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
     assert elapsed < 60, elapsed  # about 3 s for 170 classes x 39 syntaxes over 57 associations here
     data = json.loads((tmp_path / "m.json").read_text())
@@ -210,27 +195,24 @@ def test_cli_probe_all_is_fast_and_writes_json_and_csv(tmp_path):
     assert data["peer"]["associations"] >= len(storage_sop_classes()) * len(AllTransferSyntaxes) // MAX_CONTEXTS
     assert IMPLICIT in data["sop_classes"][CT]["accepted"] and J2K_LOSSLESS in data["sop_classes"][CT]["accepted"]
     assert "CT Image Storage" in p.stdout and "accepts" in p.stdout
-    rows = list(csv.DictReader(open(tmp_path / "m.csv")))
+    with open(tmp_path / "m.csv") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == len(storage_sop_classes()) * len(AllTransferSyntaxes)
 
 
 @pytest.mark.interop
-def test_cli_probe_used_takes_the_classes_of_the_files(tmp_path):
-    from probe_peers import copy_unique
-
+def test_cli_probe_used_takes_the_classes_of_the_files(storescp, run_cli, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     copy_unique("CT_small.dcm", folder / "a.dcm")
     copy_unique("MR_small.dcm", folder / "b.dcm")
-    with picky_storescp(tmp_path) as port:
-        p = run_cli(
-            "probe", "--host", "127.0.0.1", "--port", port, "--called-ae", "STORESCP", "--json", tmp_path / "m.json", folder
-        )
+    port = storescp(config=PICKY_CFG, profile="Picky").port
+    p = run_cli("probe", "--host", "127.0.0.1", "--port", port, "--called-ae", "STORESCP", "--json", tmp_path / "m.json", folder)
     assert p.returncode == 0, p.stderr
     assert set(json.loads((tmp_path / "m.json").read_text())["sop_classes"]) == {CT, MR}
 
 
-def test_cli_probe_exit_codes(tmp_path):
+def test_cli_probe_exit_codes(run_cli):
     p = run_cli("probe", "--host", "127.0.0.1", "--port", "1", "--called-ae", "X", "--sop-classes", CT)
     assert p.returncode == 3 and "could not connect" in p.stderr
     p = run_cli("probe", "--host", "127.0.0.1", "--port", "1", "--called-ae", "X", "--sop-classes", "used")
@@ -243,9 +225,8 @@ def test_negotiation_record_names_the_proposed_syntax_of_rejected_contexts(pynet
     from core.config import StoreConfig
     from core.negotiation import open_association
 
-    port, _seen = pynetdicom_scp
     cxs = [(CT, J2K_LOSSLESS), (CT, IMPLICIT), (MR, EXPLICIT), (SC, "1.2.840.10008.1.2.5")]
-    assoc, record = open_association(StoreConfig.from_dict(config(port, "PICKY")), cxs)
+    assoc, record = open_association(StoreConfig.from_dict(pynetdicom_scp.config("COURIER_TEST")), cxs)
     assoc.release()
     assert [(r["abstract_syntax"], r["transfer_syntax"], r["result"]) for r in record["rejected"]] == [
         (CT, J2K_LOSSLESS, 4),

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.config import StoreConfig  # noqa: E402
-from core.profiles import (  # noqa: E402
+from core.config import StoreConfig
+from core.profiles import (
     FILE_VERSION,
     LOCAL_TEST_PROFILE_NAME,
     Profile,

@@ -8,16 +8,16 @@ list-collecting callback.
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
 
 import pytest
-from badpeers import Act, BadPeer, make_ct
 
 from core import events as ev
 from core.engine import SendJob, items_from_inputs
+from helpers.badpeers import Act, BadPeer, make_ct
+from helpers.process import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -257,9 +257,7 @@ def test_permanent_rejection_is_not_retried(small):
 
 
 def test_unreachable_from_the_start_fails_fast(small):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     t0 = time.monotonic()
     result = SendJob(config(port, retry_total_s=60)).run(items_from_inputs(small))
     assert time.monotonic() - t0 < 5

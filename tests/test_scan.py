@@ -7,11 +7,12 @@ import hashlib
 import os
 from pathlib import Path
 
-import casegen
 import pytest
 from pydicom import dcmread
 from pydicom.fileset import FileSet
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless
+
+from helpers import casegen
 
 scan = pytest.importorskip("core.scan")
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 
-import casegen
 import pytest
-from conftest import PROJECT_ROOT, make_config
 from pydicom.uid import (
     JPEG2000,
     ExplicitVRBigEndian,
@@ -17,6 +16,10 @@ from pydicom.uid import (
     JPEGBaseline8Bit,
     RLELossless,
 )
+
+from helpers import casegen
+from helpers.config import make_config
+from helpers.process import PROJECT_ROOT
 
 core = pytest.importorskip("core")
 
@@ -47,14 +50,14 @@ def test_strategy_contents_follow_the_seed():
 
 def test_strategies_are_nested_and_accept_enum_members():
     order = ["universal", "conservative", "standard", "compression", "extended"]
-    for smaller, larger in zip(order, order[1:], strict=False):
+    for smaller, larger in itertools.pairwise(order):
         assert set(syntaxes(smaller)) < set(syntaxes(larger))
     for member in core.TransferSyntaxStrategy:
         assert core.strategy_syntaxes(member) == core.strategy_syntaxes(str(getattr(member, "value", member)))
 
 
 def test_unknown_strategy_is_a_value_error(scp_factory, tmp_path):
-    with pytest.raises(ValueError, match="(?i)strateg"):
+    with pytest.raises(ValueError, match=r"(?i)strateg"):
         core.strategy_syntaxes("turbo")
     scp = scp_factory()
     with pytest.raises(ValueError):

@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 import tracemalloc
 
-import casegen
 import numpy as np
 import pytest
 from pydicom import dcmread
+
+from helpers import casegen
 
 core = pytest.importorskip("core")
 pytestmark = pytest.mark.interop

@@ -12,11 +12,8 @@ import gc
 import logging
 import os
 import shutil
-import socket
 import ssl
 import stat
-import subprocess
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -39,11 +36,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
-from tls_pki import LOCAL_SANS, TestPki, make_leaf, make_test_pki, write_leaf
 
 from core import secrets, tls
 from core.config import StoreConfig
 from core.errors import TlsConfigError
+from helpers.dcmtk import StoreSCPProcess, tls_flags
+from helpers.process import free_port
+from helpers.tls_pki import LOCAL_SANS, TestPki, make_leaf, make_test_pki, write_leaf
 
 STORESCP = shutil.which("storescp")
 needs_storescp = pytest.mark.skipif(
@@ -60,64 +59,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
     return make_test_pki(tmp_path_factory.mktemp("pki"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"storescp exited early with code {proc.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"storescp did not listen on port {port} within {timeout} s")
-
-
-class Storescp:
-    """A running storescp: its port and the folder it writes to."""
-
-    def __init__(self, port: int, out: Path):
-        self.port, self.out = port, out
-
-
-@pytest.fixture
-def storescp(tmp_path: Path) -> Iterator[Callable[..., Storescp]]:
-    """Start ``storescp [flags] -od DIR PORT`` on loopback; stopped (by its own PID) at teardown."""
-    procs: list[subprocess.Popen] = []
-
-    def start(*flags: str) -> Storescp:
-        out = tmp_path / f"scp{len(procs)}"
-        out.mkdir()
-        port = _free_port()
-        log = open(tmp_path / f"storescp-{port}.log", "w")  # noqa: SIM115  # closed with the process
-        proc = subprocess.Popen(
-            [STORESCP, "-aet", "STORESCP", "-od", str(out), *flags, str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        procs.append(proc)
-        _wait_listening(port, proc)
-        return Storescp(port, out)
-
-    yield start
-    for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def tls_peer(storescp: Callable[..., Storescp], pki: TestPki, key: Path, cert: Path, auth: str = "-ic") -> Storescp:
+def tls_peer(storescp: Callable[..., StoreSCPProcess], pki: TestPki, key: Path, cert: Path, auth: str = "-ic") -> StoreSCPProcess:
     """storescp +tls with `key`/`cert`, trusting our CA; ``-rc`` requires a client certificate."""
-    return storescp("+tls", str(key), str(cert), "+cf", str(pki.ca), auth)
+    return storescp(*tls_flags(key, cert, pki.ca, require_client_cert=auth == "-rc"))
 
 
 def config(port: int = 104, **extra: object) -> StoreConfig:
@@ -201,7 +145,7 @@ def echo_and_store(port: int, tls_args: tuple[ssl.SSLContext, str | None]) -> di
 def test_mutual_tls_echo_and_store(storescp, pki):
     peer = tls_peer(storescp, pki, pki.server_key, pki.server, "-rc")
     info = echo_and_store(peer.port, tls.build_ssl_context(config(peer.port, **client_files(pki))))
-    assert list(peer.out.iterdir()), "storescp received nothing"
+    assert list(peer.out_dir.iterdir()), "storescp received nothing"
     assert info["tls"] and info["protocol"] in ("TLSv1.2", "TLSv1.3")
     assert info["peer_subject"] == "CN=pacs" and info["peer_issuer"] == "CN=Courier Test CA"
     assert info["expires_soon"] is False and info["days_left"] > 300
@@ -391,7 +335,7 @@ def test_plain_dicom_sent_to_a_tls_port(storescp, pki, auth):
 
 
 def test_connection_refused_is_named():
-    cfg = config(_free_port())
+    cfg = config(free_port())
     message = tls.diagnose_handshake(cfg)
     assert_names_peer(message, cfg.remote_port)
     assert "connection refused" in message
@@ -472,7 +416,7 @@ def test_key_without_certificate_is_refused(pki):
 
 
 def test_private_dir_is_private_and_removed_on_error():
-    with pytest.raises(RuntimeError), tls._private_dir() as folder:
+    with pytest.raises(RuntimeError), tls._private_dir() as folder:  # noqa: PT012  # the checks run inside the folder
         path = tls._private_file(folder, "key.pem", b"x")
         assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -538,7 +482,7 @@ def test_resolve_secret_names():
     assert secrets.resolve_secret_name(full) == full
     assert secrets.resolve_secret_name("projects/p1/secrets/ca") == "projects/p1/secrets/ca/versions/latest"
     assert secrets.resolve_secret_name("ca", "p2") == "projects/p2/secrets/ca/versions/latest"
-    with pytest.raises(TlsConfigError, match="short name.*gcp_project_id"):
+    with pytest.raises(TlsConfigError, match=r"short name.*gcp_project_id"):
         secrets.resolve_secret_name("ca")
     with pytest.raises(TlsConfigError, match="not a Secret Manager secret ID"):
         secrets.resolve_secret_name("projects/p1/secret/ca")
@@ -557,9 +501,9 @@ def test_secret_errors_are_named(secret_manager):
     fake.secrets["projects/p1/secrets/corrupt/versions/1"] = b"PEM"
     fake.bad_crc.add("projects/p1/secrets/corrupt/versions/1")
     fake.forbidden.add("projects/p1/secrets/locked/versions/latest")
-    with pytest.raises(TlsConfigError, match="projects/p1/secrets/missing/versions/latest.*does not exist"):
+    with pytest.raises(TlsConfigError, match=r"projects/p1/secrets/missing/versions/latest.*does not exist"):
         secrets.fetch_secret("missing", "p1", client=client)
-    with pytest.raises(TlsConfigError, match="locked/versions/latest.*permission denied") as info:
+    with pytest.raises(TlsConfigError, match=r"locked/versions/latest.*permission denied") as info:
         secrets.fetch_secret("locked", "p1", client=client)
     assert info.value.details == {
         "kind": "secret",
@@ -572,7 +516,7 @@ def test_secret_errors_are_named(secret_manager):
 
 def test_no_credentials_is_named(monkeypatch, tmp_path):
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-credentials.json"))
-    with pytest.raises(TlsConfigError, match="secrets/ca/versions/latest.*no Google Cloud credentials"):
+    with pytest.raises(TlsConfigError, match=r"secrets/ca/versions/latest.*no Google Cloud credentials"):
         secrets.fetch_secret("ca", "p1")
 
 

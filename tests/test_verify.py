@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from probe_peers import config, copy_unique, free_port, orthanc, orthanc_instance_count, run_cli
-from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE, evt
 
 from core.engine import SendJob, items_from_scan
 from core.scan import scan_paths
@@ -20,11 +16,12 @@ from core.verify import (
     FOUND,
     NOT_CHECKED,
     NOT_FOUND,
-    STORAGE_COMMITMENT_INSTANCE,
-    STORAGE_COMMITMENT_PUSH,
     apply_to_outcomes,
     verify_arrival,
 )
+from helpers.config import make_config
+from helpers.data import copy_unique
+from helpers.process import free_port
 
 OUR_AE = "COURIER_TEST"
 
@@ -56,14 +53,14 @@ def ghost(outcomes):
 
 
 @pytest.mark.interop
-def test_orthanc_storage_commitment_on_a_new_association(tmp_path, folder):
+def test_orthanc_storage_commitment_on_a_new_association(orthanc, folder):
     listen = free_port()
-    with orthanc(tmp_path / "o", DicomModalities={"courier": [OUR_AE, "127.0.0.1", listen]}) as (dport, hport):
-        cfg = config(dport, "ORTHANC", OUR_AE)
-        outcomes = send(cfg, folder)
-        assert orthanc_instance_count(hport) == 4
-        missing = ghost(outcomes)
-        result = verify_arrival(cfg, [*outcomes, missing], listen_port=listen, timeout_s=15)
+    peer = orthanc(DicomModalities={"courier": [OUR_AE, "127.0.0.1", listen]})
+    cfg = peer.config(OUR_AE)
+    outcomes = send(cfg, folder)
+    assert peer.instance_count() == 4
+    missing = ghost(outcomes)
+    result = verify_arrival(cfg, [*outcomes, missing], listen_port=listen, timeout_s=15)
     for o in outcomes:
         assert result.verified[o["sop_instance_uid"]] == COMMITTED
     assert result.verified[missing["sop_instance_uid"]] == NOT_FOUND  # refused by the commitment, then not found
@@ -74,14 +71,14 @@ def test_orthanc_storage_commitment_on_a_new_association(tmp_path, folder):
 
 
 @pytest.mark.interop
-def test_orthanc_unknown_ae_falls_back_to_c_find(tmp_path, folder):
-    with orthanc(tmp_path / "o", DicomAlwaysAllowFind=True) as (dport, _hport):
-        cfg = config(dport, "ORTHANC", "STRANGER")
-        outcomes = send(cfg, folder)
-        missing = ghost(outcomes)
-        t0 = time.monotonic()
-        result = verify_arrival(cfg, [*outcomes, missing])
-        elapsed = time.monotonic() - t0
+def test_orthanc_unknown_ae_falls_back_to_c_find(orthanc, folder):
+    peer = orthanc(DicomAlwaysAllowFind=True)
+    cfg = peer.config("STRANGER")
+    outcomes = send(cfg, folder)
+    missing = ghost(outcomes)
+    t0 = time.monotonic()
+    result = verify_arrival(cfg, [*outcomes, missing])
+    elapsed = time.monotonic() - t0
     assert elapsed < 8, elapsed  # Orthanc refuses the N-ACTION at once: no waiting for a report
     assert {result.verified[o["sop_instance_uid"]] for o in outcomes} == {FOUND}
     assert result.verified[missing["sop_instance_uid"]] == NOT_FOUND
@@ -94,36 +91,36 @@ def test_orthanc_unknown_ae_falls_back_to_c_find(tmp_path, folder):
 
 
 @pytest.mark.interop
-def test_orthanc_without_find_permission_is_not_checked(tmp_path, folder):
-    with orthanc(tmp_path / "o", DicomAlwaysAllowFind=False) as (dport, _hport):
-        cfg = config(dport, "ORTHANC", "STRANGER")
-        outcomes = send(cfg, folder)
-        result = verify_arrival(cfg, outcomes, method="c-find")
+def test_orthanc_without_find_permission_is_not_checked(orthanc, folder):
+    peer = orthanc(DicomAlwaysAllowFind=False)
+    cfg = peer.config("STRANGER")
+    outcomes = send(cfg, folder)
+    result = verify_arrival(cfg, outcomes, method="c-find")
     assert set(result.verified.values()) == {NOT_CHECKED}
     assert result.messages
 
 
 @pytest.mark.interop
-def test_cli_send_verify_arrival_with_commitment(tmp_path, folder):
+def test_cli_send_verify_arrival_with_commitment(orthanc, run_cli, tmp_path, folder):
     listen = free_port()
-    with orthanc(tmp_path / "o", DicomModalities={"courier": [OUR_AE, "127.0.0.1", listen]}) as (dport, _hport):
-        p = run_cli(
-            "send",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            dport,
-            "--called-ae",
-            "ORTHANC",
-            "--calling-ae",
-            OUR_AE,
-            "--verify-arrival",
-            "--commit-port",
-            listen,
-            "--report",
-            tmp_path / "r.json",
-            folder,
-        )
+    dport = orthanc(DicomModalities={"courier": [OUR_AE, "127.0.0.1", listen]}).dicom_port
+    p = run_cli(
+        "send",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        dport,
+        "--called-ae",
+        "ORTHANC",
+        "--calling-ae",
+        OUR_AE,
+        "--verify-arrival",
+        "--commit-port",
+        listen,
+        "--report",
+        tmp_path / "r.json",
+        folder,
+    )
     assert p.returncode == 0, p.stderr
     rep = json.loads((tmp_path / "r.json").read_text())
     assert {i["verified"] for i in rep["instances"]} == {COMMITTED}
@@ -135,37 +132,11 @@ def test_cli_send_verify_arrival_with_commitment(tmp_path, folder):
 
 
 @pytest.fixture
-def committing_scp():
+def committing_scp(scp_factory):
     """Accepts storage commitment and sends the N-EVENT-REPORT on the N-ACTION's association;
     commits to every instance whose UID does not end in '.999'."""
-    ae = AE("COMMITTER")
-    ae.add_supported_context(STORAGE_COMMITMENT_PUSH)
-    seen: list[Dataset] = []
-
-    def report(assoc, info):
-        time.sleep(0.2)
-        ds = Dataset()
-        ds.TransactionUID = info.TransactionUID
-        ok = [r for r in info.ReferencedSOPSequence if not r.ReferencedSOPInstanceUID.endswith(".999")]
-        bad = [r for r in info.ReferencedSOPSequence if r.ReferencedSOPInstanceUID.endswith(".999")]
-        ds.ReferencedSOPSequence = ok
-        if bad:
-            for r in bad:
-                r.FailureReason = 0x0112
-            ds.FailedSOPSequence = bad
-        assoc.send_n_event_report(ds, 2 if bad else 1, STORAGE_COMMITMENT_PUSH, STORAGE_COMMITMENT_INSTANCE)
-
-    def on_action(event):
-        info = event.action_information
-        seen.append(info)
-        threading.Thread(target=report, args=(event.assoc, info), daemon=True).start()
-        return 0x0000, None
-
-    server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[(evt.EVT_N_ACTION, on_action)])
-    try:
-        yield server.server_address[1], seen
-    finally:
-        server.shutdown()
+    scp = scp_factory(ae_title="COMMITTER", accept={}, commit=lambda uid: not uid.endswith(".999"), commit_delay_s=0.2)
+    return scp.port, scp.commitment_requests
 
 
 def test_commitment_report_on_the_same_association(committing_scp):
@@ -180,7 +151,7 @@ def test_commitment_report_on_the_same_association(committing_scp):
         for i in (1, 2)
     ]
     refs.append({**refs[0], "sop_instance_uid": "1.2.3.1.999"})
-    result = verify_arrival(config(port, "COMMITTER", OUR_AE), refs, method="commitment", timeout_s=5)
+    result = verify_arrival(make_config(port, "COMMITTER", OUR_AE), refs, method="commitment", timeout_s=5)
     assert result.verified == {"1.2.3.1": COMMITTED, "1.2.3.2": COMMITTED, "1.2.3.1.999": NOT_FOUND}
     assert result.commitment["via"] == "same association"
     assert result.commitment["failed"] == {"1.2.3.1.999": "no such object instance"}
@@ -199,6 +170,6 @@ def test_commitment_refused_then_c_find_refused_is_not_checked(committing_scp):
             "series_instance_uid": "1.2.3.4",
         }
     ]
-    result = verify_arrival(config(port, "COMMITTER", OUR_AE), refs, method="c-find")
+    result = verify_arrival(make_config(port, "COMMITTER", OUR_AE), refs, method="c-find")
     assert result.verified == {"1.2.3.1": NOT_CHECKED}
     assert any("c-find" in m for m in result.messages)

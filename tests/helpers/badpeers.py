@@ -1,4 +1,4 @@
-"""A scripted Storage SCP that misbehaves on cue, for reliability tests.
+"""A scripted Storage SCP that misbehaves on cue, for reliability tests (and a raw TCP peer below DICOM).
 
 Built on pynetdicom's own SCP, with hooks where a real broken PACS breaks: the
 C-STORE handler (status, silence, abort after the data set) and the receive path
@@ -229,6 +229,46 @@ class BadPeer:
             self.server.shutdown()
 
     def __enter__(self) -> BadPeer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RawTCPPeer:
+    """A TCP peer below DICOM on 127.0.0.1, a free port: it accepts connections and then says nothing
+    (``"silent"``) or answers the first bytes it reads with garbage that is no PDU (``"garbage"``)."""
+
+    def __init__(self, behaviour: str = "silent") -> None:
+        self.behaviour = behaviour
+        self.conns: list[socket.socket] = []
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(4)
+        self.port: int = self.srv.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            if self.behaviour == "garbage":
+                try:
+                    c.recv(65536)
+                    c.sendall(b"\x42\x00garbage that is no PDU at all")
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        """Stop listening and close every accepted connection."""
+        self.srv.close()
+        for c in self.conns:
+            c.close()
+
+    def __enter__(self) -> RawTCPPeer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
