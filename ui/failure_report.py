@@ -298,8 +298,10 @@ def _html_negotiation(n: dict[str, Any]) -> list[str]:
         "<table class='kv'>",
         f"<tr><td>Proposed contexts</td><td>{_e(n['proposed'])}</td></tr>",
         f"<tr><td>Peer max PDU</td><td>{_e(n['peer_max_pdu'])}</td></tr>",
-        f"<tr><td>Peer implementation</td><td>{_e(n['peer_implementation_version_name'])} "
-        f"<code>{_e(n['peer_implementation_class_uid'])}</code></td></tr>",
+        (
+            f"<tr><td>Peer implementation</td><td>{_e(n['peer_implementation_version_name'])} "
+            f"<code>{_e(n['peer_implementation_class_uid'])}</code></td></tr>"
+        ),
         f"<tr><td>Stored over it</td><td>{_e(n['stored'])}</td></tr>",
     ]
     for key in ("accepted", "rejected"):

@@ -92,7 +92,7 @@ class FileTreeView(QTreeView):
     def dataChanged(
         self,
         topLeft: QModelIndex | QPersistentModelIndex,
-        bottomRight: QModelIndex | QPersistentModelIndex,  # noqa: N803
+        bottomRight: QModelIndex | QPersistentModelIndex,
         roles: Any = (),
     ) -> None:
         # A changed range repaints the whole viewport; while a send runs most changes are to rows

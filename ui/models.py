@@ -151,7 +151,7 @@ class InstanceTreeModel(QAbstractItemModel):
             return None
         return self._role_data(index.internalPointer(), index.column(), role)
 
-    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:  # noqa: N803
+    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:
         # One Python call per painted cell instead of one per role (the delegate asks ~7), served
         # from a per-node cache: while the engine works, every call from the GUI thread into
         # Python waits for the GIL, so painting must enter Python as little as possible.
@@ -537,7 +537,7 @@ class ProblemFilterProxy(QSortFilterProxyModel):
             self.setDynamicSortFilter(on)
             self.endFilterChange()
 
-    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:  # noqa: N803
+    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:
         # QSortFilterProxyModel asks the source role by role; forward the whole span instead
         source = self.sourceModel()
         if source is None or not index.isValid():

@@ -425,9 +425,8 @@ class ProfileEditor(QDialog):
         """``{field: reason}`` for every invalid field shown."""
         out = {}
         for key, row in self.rows.items():
-            if row.reason.isVisible() or row.reason.text():
-                if row.reason.text():
-                    out[key] = row.reason.text()
+            if row.reason.text():
+                out[key] = row.reason.text()
         return out
 
     @Slot()
@@ -459,7 +458,7 @@ class ProfileEditor(QDialog):
         """The edited profile (values as typed; check :meth:`validate` first)."""
         values: dict[str, Any] = {}
         for key, edit in self.edits.items():
-            text = edit.text().strip() if key != "name" else edit.text().strip()
+            text = edit.text().strip()
             try:
                 values[key] = coerce_field(key, text)
             except ValueError:
