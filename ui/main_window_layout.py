@@ -118,6 +118,26 @@ class MainWindowLayout(QMainWindow):
     local_pacs_controller: Any
     settings_path: str | None
 
+    # the actions of ACTIONS, created by _build_actions
+    act_add_files: QAction
+    act_add_folder: QAction
+    act_remove: QAction
+    act_clear: QAction
+    act_send: QAction
+    act_plan: QAction
+    act_cancel: QAction
+    act_test: QAction
+    act_probe: QAction
+    act_probe_all: QAction
+    act_show_map: QAction
+    act_profiles: QAction
+    act_failed_only: QAction
+    act_retry: QAction
+    act_export: QAction
+    act_scp: QAction
+    act_copy: QAction
+    act_quit: QAction
+
     def _setup_layout(self, log_buffer: LogBuffer) -> None:
         """Create the actions, the widgets and the menus."""
         self._build_actions()
