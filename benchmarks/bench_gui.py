@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         meter.start()
         window.add_paths([str(work / "files")])
-        if wait_for(window.scan_finished, 300) is None:
+        if wait_for(window.scan_controller.scan_finished, 300) is None:
             print("the scan did not finish", file=sys.stderr)
             return 2
         load_gaps = meter.stop()
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         meter.start()
         window.send_button.click()
-        got = wait_for(window.send_finished, args.timeout)
+        got = wait_for(window.send_controller.send_finished, args.timeout)
         send_gaps = meter.stop()
         send_s = time.monotonic() - t0
         window.shutdown()

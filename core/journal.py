@@ -138,6 +138,27 @@ def new_job_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def interrupted_jobs_at(path: str | os.PathLike[str]) -> list[JobRecord]:
+    """The jobs of the journal at `path` whose sending process died mid-send, leaving something to resume.
+
+    Jobs that ended (finished or cancelled) are not listed even when some of their instances
+    were not stored: those were reported when they ended, and *Retry failed* covers them.
+
+    Args:
+        path: the journal's SQLite file; a missing file is an empty journal (nothing is created).
+
+    Returns:
+        The interrupted jobs, newest first (see :meth:`Journal.interrupted_jobs`).
+
+    Raises:
+        sqlite3.Error: the file is not a readable journal.
+    """
+    if not os.path.exists(path):
+        return []
+    with Journal(path) as journal:
+        return [j for j in journal.interrupted_jobs() if j.state == "interrupted"]
+
+
 def public_options(options: dict[str, Any]) -> dict[str, Any]:
     """`options` without anything that looks like secret material (recursively)."""
     out: dict[str, Any] = {}

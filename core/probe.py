@@ -31,13 +31,16 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom.uid import UID, AllTransferSyntaxes
 
 from .config import StoreConfig
 from .errors import AssociationError, CourierError
 from .events import Event
+
+if TYPE_CHECKING:
+    from .profiles import Profile
 from .negotiation import MAX_CONTEXTS, open_association
 
 LOGGER = logging.getLogger(__name__)
@@ -170,6 +173,34 @@ def resolve_sop_classes(which: str, used: Iterable[str] = ()) -> list[str]:
     if not out:
         raise ValueError("no SOP class given")
     return out
+
+
+def saved_map_for(profile: Profile) -> dict[str, Any] | None:
+    """The acceptance map saved with `profile`, if it was probed from the profile's current peer.
+
+    A map answers for one peer: the host, port, called AE title and calling AE title it was
+    probed with (the peer may accept different contexts from another calling AE title). Editing
+    any of these makes the saved map stale, and a stale map must not plan a send.
+
+    Args:
+        profile: a PACS profile (:class:`core.profiles.Profile`) whose ``acceptance_map`` holds
+            an :meth:`AcceptanceMap.to_dict` (or nothing).
+
+    Returns:
+        The saved map as a dict (the form :meth:`AcceptanceMap.from_dict` reads), or None when
+        there is none, it is malformed, or it was made for another peer.
+    """
+    m = profile.acceptance_map
+    if not m or not isinstance(m.get("sop_classes"), dict):
+        return None
+    peer = m.get("peer") or {}
+    same = (
+        str(peer.get("host", "")).strip() == profile.remote_host.strip()
+        and str(peer.get("port")) == str(profile.remote_port)
+        and str(peer.get("called_ae", "")).strip() == profile.remote_ae_title.strip()
+        and str(peer.get("calling_ae", "")).strip() == profile.local_ae_title.strip()
+    )
+    return m if same else None
 
 
 @dataclass

@@ -34,12 +34,12 @@ def test_send_to_storescp_implicit_only(qtbot, tmp_path, storescp, monkeypatch) 
     )
     w._select_profile("storescp")
     names = ["CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "SC_rgb_rle.dcm"]
-    with qtbot.waitSignal(w.scan_finished, timeout=30000):
+    with qtbot.waitSignal(w.scan_controller.scan_finished, timeout=30000):
         w.add_paths([str(TEST_FILES / n) for n in names])
-    with qtbot.waitSignal(w.echo_finished, timeout=30000) as b:
+    with qtbot.waitSignal(w.echo_controller.echo_finished, timeout=30000) as b:
         w.test_button.click()
     assert b.args[1] is None and "accepted Implicit VR LE" in w.echo_label.text()
-    with qtbot.waitSignal(w.send_finished, timeout=120000):
+    with qtbot.waitSignal(w.send_controller.send_finished, timeout=120000):
         w.send_button.click()
     assert w.model.counts() == {st.STORED: 4}
     for n in w.model.leaves():

@@ -61,7 +61,7 @@ def test_probe_shows_the_grid_saves_the_map_and_exports(qtbot, window, picky, tm
     use_profile(window, scp)
     drop(qtbot, window, [study_folder(tmp_path)])
     assert window.probe_button.isEnabled() and window.probe_button.text() == "Probe"
-    with qtbot.waitSignal(window.probe_finished, timeout=60000) as b:
+    with qtbot.waitSignal(window.probe_controller.probe_finished, timeout=60000) as b:
         window.probe_button.click()
     amap, error = b.args
     assert error is None
@@ -118,7 +118,7 @@ def test_probe_shows_the_grid_saves_the_map_and_exports(qtbot, window, picky, tm
 def test_probe_of_an_unreachable_peer_says_why(qtbot, window, picky) -> None:
     scp = picky()
     use_profile(window, scp, remote_ae_title="NOT_PICKY")
-    with qtbot.waitSignal(window.probe_finished, timeout=30000) as b:
+    with qtbot.waitSignal(window.probe_controller.probe_finished, timeout=30000) as b:
         window.act_probe.trigger()
     amap, error = b.args
     assert amap is None and "NOT_PICKY" in error
@@ -163,7 +163,7 @@ def test_send_asks_first_when_the_plan_blocks_something(qtbot, window, picky, tm
     assert states["CT_small.dcm"] == st.STORED and states["MR_small.dcm"] == st.STORED
     assert states["rtplan.dcm"] == st.NOT_SENT and states["JPEG2000.dcm"] == st.NOT_SENT
     assert job.summary["success"] == 2
-    assert "Plan before sending:" in window.banner_label.text() and "2 blocked" in window.banner_label.text()
+    assert "Plan before sending:" in window.banner.label.text() and "2 blocked" in window.banner.label.text()
     assert "plan: " in diag_text(window.diag_model)
 
 
@@ -176,7 +176,7 @@ def test_send_without_problems_does_not_ask_and_uses_the_saved_map(qtbot, window
     use_profile(window, scp)
     ct_files(tmp_path / "cts", 3)
     drop(qtbot, window, [tmp_path / "cts"])
-    with qtbot.waitSignal(window.probe_finished, timeout=60000):
+    with qtbot.waitSignal(window.probe_controller.probe_finished, timeout=60000):
         window.act_probe.trigger()
     window.probe_dialog.close()
     probes = len(requests)
@@ -264,17 +264,17 @@ def test_resume_banner_offers_the_interrupted_job_and_sends_the_rest(qtbot, tmp_
     w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"))
     qtbot.addWidget(w)
     assert w.journal_path == str(journal_path)
-    with qtbot.waitSignal(w.interrupted_jobs_found, timeout=10000) as b:
+    with qtbot.waitSignal(w.resume_controller.interrupted_jobs_found, timeout=10000) as b:
         w.show()
     [job] = b.args[0]
     assert job.id == job_id and job.resumable == 4
     assert w.resume_banner.isVisible()
-    assert "interrupted" in w.resume_label.text() and "<b>2</b> of 6 stored" in w.resume_label.text()
-    assert "1 in doubt" in w.resume_label.text()
+    assert "interrupted" in w.resume_banner.label.text() and "<b>2</b> of 6 stored" in w.resume_banner.label.text()
+    assert "1 in doubt" in w.resume_banner.label.text()
     assert w.model.rowCount() == 0, "the banner does not load anything by itself"
     try:
-        with qtbot.waitSignal(w.send_finished, timeout=60000) as b:
-            w.resume_button.click()
+        with qtbot.waitSignal(w.send_controller.send_finished, timeout=60000) as b:
+            w.resume_banner.resume_button.click()
         record = b.args[0]
         assert record.resumed and record.job_id == job_id
         assert not w.resume_banner.isVisible()
@@ -283,11 +283,11 @@ def test_resume_banner_offers_the_interrupted_job_and_sends_the_rest(qtbot, tmp_
         assert set(scp.stored) == sent and len(scp.stored) == 4
         by_name = {Path(n.inst.path).name: n.state for n in w.model.leaves()}
         assert by_name == {f.name: st.STORED for f in files[2:]}
-        assert "Resumed job" in w.banner_label.text()
+        assert "Resumed job" in w.banner.label.text()
         with Journal(journal_path) as j:
             after = j.job(job_id)
             assert after.state == "finished" and after.counts.get("stored") == 6 and after.resumable == 0
-        qtbot.waitUntil(lambda: not w.interrupted, timeout=5000)
+        qtbot.waitUntil(lambda: not w.resume_controller.interrupted, timeout=5000)
     finally:
         w.shutdown()
 
@@ -310,13 +310,13 @@ def test_dismiss_hides_the_banner_and_gui_sends_are_journalled(qtbot, window, pi
     with Journal(window.journal_path) as j:
         j._db.execute("UPDATE jobs SET state = 'running', pid = ? WHERE id = ?", (dead_pid(), record.job_id))
         j._db.execute("UPDATE instances SET state = 'unknown' WHERE job = ? AND idx = 2", (record.job_id,))
-    with qtbot.waitSignal(window.interrupted_jobs_found, timeout=10000) as b:
-        window.check_interrupted_jobs()
+    with qtbot.waitSignal(window.resume_controller.interrupted_jobs_found, timeout=10000) as b:
+        window.resume_controller.check_interrupted_jobs()
     assert [j.id for j in b.args[0]] == [record.job_id] and window.resume_banner.isVisible()
-    window.dismiss_button.click()
+    window.resume_banner.dismiss_button.click()
     assert not window.resume_banner.isVisible()
-    with qtbot.waitSignal(window.interrupted_jobs_found, timeout=10000) as b:
-        window.check_interrupted_jobs()
+    with qtbot.waitSignal(window.resume_controller.interrupted_jobs_found, timeout=10000) as b:
+        window.resume_controller.check_interrupted_jobs()
     assert b.args[0] == [] and not window.resume_banner.isVisible()
 
 
@@ -384,7 +384,7 @@ def test_arrival_check_fills_the_verified_column(qtbot, window, scp_factory, tmp
         i = m.index_of(n)
         verified[Path(n.inst.path).name] = m.index(i.row(), Col.VERIFIED, i.parent()).data()
     assert verified == {files[0].name: "committed", files[1].name: "not checked", files[2].name: "committed"}
-    assert "Arrival check" in window.banner_label.text() and "could not confirm" in window.banner_label.text()
+    assert "Arrival check" in window.banner.label.text() and "could not confirm" in window.banner.label.text()
 
 
 # --------------------------------------------------------------------------- diagnostics, parallel associations
@@ -437,7 +437,7 @@ def test_cancel_while_planning_sends_nothing(qtbot, window, picky, tmp_path) -> 
     window.act_cancel.trigger()
     assert window.act_send.isEnabled() and "nothing was sent" in window.progress_label.text()
     qtbot.wait(1500)  # the plan's late answer is ignored
-    assert window._send is None and scp.stored == []
+    assert window.send_controller.worker is None and scp.stored == []
     # a new send after that goes through normally
     send_and_wait(qtbot, window)
     assert len(scp.stored) == 3
@@ -477,11 +477,11 @@ def test_a_dismissed_job_stays_dismissed_after_a_restart(qtbot, tmp_path, picky,
     for round_ in (1, 2):
         w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"), remember_layout=True)
         qtbot.addWidget(w)
-        with qtbot.waitSignal(w.interrupted_jobs_found, timeout=10000) as b:
+        with qtbot.waitSignal(w.resume_controller.interrupted_jobs_found, timeout=10000) as b:
             w.show()
         if round_ == 1:
             assert len(b.args[0]) == 1 and w.resume_banner.isVisible()
-            w.dismiss_button.click()
+            w.resume_banner.dismiss_button.click()
         else:
             assert b.args[0] == [] and not w.resume_banner.isVisible()
         w.close()

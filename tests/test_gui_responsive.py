@@ -48,7 +48,7 @@ def test_event_loop_never_stalls_during_a_large_send(qtbot, tmp_path, peer, monk
     w = build_window(LogBuffer(), str(tmp_path / "config"), str(tmp_path / "data"))
     qtbot.addWidget(w)
     w.show()
-    with qtbot.waitSignal(w.scan_finished, timeout=120000):
+    with qtbot.waitSignal(w.scan_controller.scan_finished, timeout=120000):
         w.add_paths([str(folder)])
     w.view.expandAll()
     w.profiles.insert(0, Profile(name="stress", remote_host="127.0.0.1", remote_port=peer, remote_ae_title="STRESS"))
@@ -65,7 +65,7 @@ def test_event_loop_never_stalls_during_a_large_send(qtbot, tmp_path, peer, monk
     timer.setInterval(10)
     timer.timeout.connect(tick)
     timer.start()
-    with qtbot.waitSignal(w.send_finished, timeout=240000):
+    with qtbot.waitSignal(w.send_controller.send_finished, timeout=240000):
         last[0] = time.perf_counter()
         w.send_button.click()
     timer.stop()

@@ -41,7 +41,7 @@ def test_drop_a_folder_fills_the_tree(qtbot, window, tmp_path) -> None:
     assert "not a DICOM file" in reasons["README.txt"] and "truncated" in reasons["broken.dcm"]
     # selecting a series chooses what is sent
     ct = next(n for n in window.model.leaves() if n.inst.path.endswith("CT_small.dcm"))
-    series = window.to_view(window.model.index_of(ct).parent())
+    series = window.view.to_view(window.model.index_of(ct).parent())
     window.view.selectionModel().select(
         series, window.view.selectionModel().SelectionFlag.ClearAndSelect | window.view.selectionModel().SelectionFlag.Rows
     )
@@ -102,14 +102,14 @@ def test_profile_editor_validates_as_you_type(qtbot, window) -> None:
 def test_test_connection_success_and_rejection(qtbot, window, picky) -> None:
     scp = picky()
     use_profile(window, scp)
-    with qtbot.waitSignal(window.echo_finished, timeout=20000) as b:
+    with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=20000) as b:
         window.test_button.click()
     result, error = b.args
     assert error is None and result["status_code"] == 0
     assert window.echo_label.text().startswith("✓ C-ECHO") and "accepted Implicit VR LE" in window.echo_label.text()
     assert "Verification" in window.echo_label.toolTip()
     use_profile(window, scp, name="Wrong AE", remote_ae_title="NOT_PICKY")
-    with qtbot.waitSignal(window.echo_finished, timeout=20000) as b:
+    with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=20000) as b:
         window.test_button.click()
     result, error = b.args
     assert result is None and "rejected" in error.lower() and "NOT_PICKY" in error
@@ -125,7 +125,7 @@ def test_editor_test_connection(qtbot, window, picky) -> None:
     scp = picky()
     ed = ProfileEditor(Profile(name="E", remote_host="127.0.0.1", remote_port=scp.port, remote_ae_title="PICKY"), window.pool)
     qtbot.addWidget(ed)
-    with qtbot.waitSignal(ed.echo_finished, timeout=20000) as b:
+    with qtbot.waitSignal(ed.echo_controller.echo_finished, timeout=20000) as b:
         ed.test_button.click()
     assert b.args[1] is None and "round trip" in ed.test_result.text()
 
@@ -177,7 +177,7 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     box.close()
     # the summary banner, retry button and the diagnostics
     assert window.banner.isVisible()
-    banner = window.banner_label.text()
+    banner = window.banner.label.text()
     assert "<b>2</b> stored" in banner and "1</b> failed" in banner and "<b>1</b> not sent" in banner
     assert window.act_retry.isEnabled() and window.retry_button.text() == "Retry failed (2)"
     text = diag_text(window.diag_model)
@@ -227,7 +227,7 @@ def test_cancel_mid_send_marks_the_rest_not_sent(qtbot, window, picky, tmp_path)
     scp = picky(delay_s=0.3, syntaxes=("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"))
     use_profile(window, scp, strategy="conservative")
     drop(qtbot, window, [tmp_path / "cts"] if make_series(tmp_path / "cts", 12) else [])
-    with qtbot.waitSignal(window.send_finished, timeout=60000) as b:
+    with qtbot.waitSignal(window.send_controller.send_finished, timeout=60000) as b:
         window.send_button.click()
         assert window.act_cancel.isEnabled() and not window.act_send.isEnabled()
         qtbot.waitUntil(lambda: window.model.counts().get(st.STORED, 0) >= 1, timeout=20000)
@@ -240,7 +240,7 @@ def test_cancel_mid_send_marks_the_rest_not_sent(qtbot, window, picky, tmp_path)
     assert all("cancelled" in o["message"] for o in job.outcomes.values() if o["state"] == "not-sent")
     assert len(scp.stored) == counts[st.STORED]
     assert "Ended | released" in diag_text(window.diag_model)
-    assert "Cancelled" in window.banner_label.text()
+    assert "Cancelled" in window.banner.label.text()
     assert window.act_send.isEnabled() and not window.act_cancel.isEnabled()
 
 
@@ -276,7 +276,7 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
     out = {}
     for ext in ("json", "csv", "html"):
         path = tmp_path / f"report.{ext}"
-        with qtbot.waitSignal(window.report_written, timeout=20000) as b:
+        with qtbot.waitSignal(window.report_controller.report_written, timeout=20000) as b:
             assert window.export_failure_report(str(path))
         assert b.args == [str(path), ""]
         out[ext] = path.read_text(encoding="utf-8")
@@ -301,10 +301,10 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
     html = out["html"]
     assert html.startswith("<!DOCTYPE html>") and "&lt;b&gt;dataset &amp; class&lt;/b&gt;" in html
     assert "<b>dataset" not in html and "0xA900" in html and "MR_small.dcm" in html
-    assert "Report written" in window.banner_label.text()
+    assert "Report written" in window.banner.label.text()
     # patient data can be left out
     path = tmp_path / "anon.json"
-    with qtbot.waitSignal(window.report_written, timeout=20000):
+    with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
         window.export_failure_report(str(path), omit_patient=True)
     anon = json.loads(path.read_text())
     assert all(e["patient_id"] == "" and e["patient_name"] == "" for e in anon["instances"])
@@ -315,22 +315,22 @@ def test_local_test_pacs_from_the_menu(qtbot, window, tmp_path) -> None:
     from ui import states as st
 
     window.act_scp_keep.setChecked(True)
-    with qtbot.waitSignal(window.local_scp_changed, timeout=20000) as b:
-        window.start_local_scp(accept="implicit", port=0)
-    assert b.args == [True] and window.scp is not None and window.act_scp.isChecked()
+    with qtbot.waitSignal(window.local_pacs_controller.running_changed, timeout=20000) as b:
+        window.local_pacs_controller.start(accept="implicit", port=0)
+    assert b.args == [True] and window.local_pacs_controller.scp is not None and window.act_scp.isChecked()
     prof = window.store.local_test()
-    assert prof.remote_port == window.scp.port
+    assert prof.remote_port == window.local_pacs_controller.scp.port
     assert "Implicit VR Little Endian only" in window.scp_label.text()
     window._select_profile(prof.name)
     drop(qtbot, window, [TEST_FILES / "CT_small.dcm", TEST_FILES / "MR_small_RLE.dcm"])
     send_and_wait(qtbot, window)
     assert window.model.counts() == {st.STORED: 2}
     assert all((n.outcome or {}).get("converted_from") for n in window.model.leaves())
-    assert len(window.scp.received) == 2
+    assert len(window.local_pacs_controller.scp.received) == 2
     assert len(list((tmp_path / "data" / "local-test-pacs").glob("*.dcm"))) == 2
-    with qtbot.waitSignal(window.local_scp_changed, timeout=20000) as b:
+    with qtbot.waitSignal(window.local_pacs_controller.running_changed, timeout=20000) as b:
         window.act_scp.setChecked(False)
-    assert b.args == [False] and window.scp is None
+    assert b.args == [False] and window.local_pacs_controller.scp is None
 
 
 def test_window_layout_is_remembered(qtbot, tmp_path) -> None:
@@ -344,13 +344,13 @@ def test_window_layout_is_remembered(qtbot, tmp_path) -> None:
     w.view.setColumnWidth(Col.SOP_CLASS, 333)
     w.view.setColumnHidden(Col.SIZE, True)
     w.act_show_log.setChecked(False)
-    w.set_scp_accept("uncompressed", restart=False)
+    w.local_pacs_controller.set_accept("uncompressed", restart=False)
     w.close()
     assert (tmp_path / "layout" / "window.ini").exists()
     w2 = build_window(LogBuffer(), cfg, str(tmp_path / "data"), remember_layout=True)
     qtbot.addWidget(w2)
     assert w2.view.columnWidth(Col.SOP_CLASS) == 333 and w2.view.isColumnHidden(Col.SIZE)
-    assert not w2.act_show_log.isChecked() and w2.scp_accept == "uncompressed"
+    assert not w2.act_show_log.isChecked() and w2.local_pacs_controller.accept == "uncompressed"
     w2.close()
 
 
@@ -361,7 +361,7 @@ def test_plan_fills_the_plan_column_without_sending(qtbot, window, picky, tmp_pa
     use_profile(window, scp)
     drop(qtbot, window, [study_folder(tmp_path)])
     assert window.view.isColumnHidden(Col.PLAN)
-    with qtbot.waitSignal(window.plan_finished, timeout=30000) as b:
+    with qtbot.waitSignal(window.plan_controller.plan_finished, timeout=30000) as b:
         window.act_plan.trigger()
     plans, error = b.args
     assert error is None and len(plans) == 4
@@ -369,7 +369,7 @@ def test_plan_fills_the_plan_column_without_sending(qtbot, window, picky, tmp_pa
     by_file = {Path(n.inst.path).name: n.plan for n in window.model.leaves() if n.plan}
     assert "Explicit VR LE → Implicit VR LE" in by_file["CT_small.dcm"]
     assert by_file["rtplan.dcm"].startswith("blocked")
-    assert "Plan" in window.banner_label.text() and "1 blocked" in window.banner_label.text()
+    assert "Plan" in window.banner.label.text() and "1 blocked" in window.banner.label.text()
     assert scp.stored == [], "planning stores nothing"
 
 
@@ -402,7 +402,7 @@ def test_test_connection_over_tls(qtbot, window, scp_factory, tmp_path) -> None:
     )
     window.profiles.insert(window.profiles.rowCount(), good)
     window.profile_box.setCurrentIndex(window.profiles.rowCount() - 1)
-    with qtbot.waitSignal(window.echo_finished, timeout=30000) as b:
+    with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=30000) as b:
         window.test_button.click()
     result, error = b.args
     assert error is None, error
@@ -411,7 +411,7 @@ def test_test_connection_over_tls(qtbot, window, scp_factory, tmp_path) -> None:
     from dataclasses import replace
 
     window.profiles.replace_at(window.profiles.rowCount() - 1, replace(good, tls_ca_cert_file=str(pki.rogue_ca)))
-    with qtbot.waitSignal(window.echo_finished, timeout=30000) as b:
+    with qtbot.waitSignal(window.echo_controller.echo_finished, timeout=30000) as b:
         window.test_button.click()
     result, error = b.args
     assert result is None and "certificate" in error.lower()

@@ -128,22 +128,10 @@ def demo_files() -> list[str]:
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if os.path.isfile(os.path.join(folder, f)))
 
 
-def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> int:
-    """Scan pydicom's test files, send them to an Implicit-only local test PACS, save the window as PNG."""
+def _run_demo(window: Any, paths: list[str], timeout_s: float) -> bool:
+    """Scan `paths`, start an Implicit-only local test PACS and send everything to it; True when the send ended."""
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from . import states as st
-    from .models import INSTANCE
-
-    try:
-        demo = demo_files()
-    except OSError:  # the standalone app does not bundle pydicom's test files
-        print("--screenshot needs pydicom's test files, which only a source install has", file=sys.stderr)
-        return 2
-    tmp = tempfile.mkdtemp(prefix="courier-shot-")
-    window = build_window(buffer, os.path.join(tmp, "config"), os.path.join(tmp, "data"))
-    window.resize(1720, 1240)
-    window.show()
     loop = QEventLoop()
     done = {"ok": False}
 
@@ -152,8 +140,8 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
         loop.quit()
 
     def on_scan(_n: int) -> None:
-        window.set_scp_accept("implicit", restart=False)
-        window.start_local_scp(port=0)
+        window.local_pacs_controller.set_accept("implicit", restart=False)
+        window.local_pacs_controller.start(port=0)
 
     def on_scp(running: bool) -> None:
         if running:
@@ -167,15 +155,21 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     def on_confirm(_box: Any) -> None:  # blocked or lossy instances: send the rest, as a user would
         QTimer.singleShot(0, window.confirm_send_button.click)
 
-    window.scan_finished.connect(on_scan)
-    window.local_scp_changed.connect(on_scp)
+    window.scan_controller.scan_finished.connect(on_scan)
+    window.local_pacs_controller.running_changed.connect(on_scp)
     window.confirmation_requested.connect(on_confirm)
-    window.send_finished.connect(on_sent)
-    window.add_paths(demo)
+    window.send_controller.send_finished.connect(on_sent)
+    window.add_paths(paths)
     QTimer.singleShot(int(timeout_s * 1000), fail_after)
     loop.exec()
+    return done["ok"]
 
-    # show a readable mix: a few conversions of different kinds, every failure, the unreadable files
+
+def _arrange_for_shot(window: Any) -> None:
+    """Show a readable mix: a few conversions of different kinds, every failure, the unreadable files."""
+    from . import states as st
+    from .models import INSTANCE
+
     view, model = window.view, window.model
     view.collapseAll()
     picked: list[Any] = []
@@ -189,16 +183,33 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     for n in picked:
         p = model.index_of(n).parent()
         while p.isValid():
-            view.expand(window.to_view(p))
+            view.expand(view.to_view(p))
             p = p.parent()
     group = next((i for i in range(model.rowCount()) if model.index(i, 0).data() == "Not DICOM or unreadable"), None)
     if group is not None:
-        view.expand(window.to_view(model.index(group, 0)))
+        view.expand(view.to_view(model.index(group, 0)))
     view.scrollToTop()
     window.splitter.setSizes([800, 330])
     window.diag_pane.view.setColumnWidth(0, 330)
     window.bottom.setSizes([1050, 650])
     window.log_pane.pull()
+
+
+def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> int:
+    """Scan pydicom's test files, send them to an Implicit-only local test PACS, save the window as PNG."""
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    try:
+        demo = demo_files()
+    except OSError:  # the standalone app does not bundle pydicom's test files
+        print("--screenshot needs pydicom's test files, which only a source install has", file=sys.stderr)
+        return 2
+    tmp = tempfile.mkdtemp(prefix="courier-shot-")
+    window = build_window(buffer, os.path.join(tmp, "config"), os.path.join(tmp, "data"))
+    window.resize(1720, 1240)
+    window.show()
+    sent = _run_demo(window, demo, timeout_s)
+    _arrange_for_shot(window)
     end = QEventLoop()
     QTimer.singleShot(400, end.quit)
     end.exec()
@@ -208,5 +219,5 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
     if not ok:
         print(f"cannot write {out}", file=sys.stderr)
         return 1
-    print(f"screenshot written to {out}" + ("" if done["ok"] else " (the demo send did not finish)"))
-    return 0 if done["ok"] else 1
+    print(f"screenshot written to {out}" + ("" if sent else " (the demo send did not finish)"))
+    return 0 if sent else 1

@@ -89,6 +89,56 @@ def fallback_steps(sop_class_uid: str | None, associations: Sequence[dict[str, A
     return steps
 
 
+def _report_entry(o: dict[str, Any], inst: Any, associations: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One failed or warned instance's entry (keys :data:`REPORT_COLUMNS`)."""
+    code = o.get("status_code")
+    expl = explain_status(int(code), o.get("error_comment")) if code is not None else None
+    return {
+        "file": o.get("path") or getattr(inst, "path", ""),
+        "patient_name": getattr(inst, "patient_name", "") or "",
+        "patient_id": getattr(inst, "patient_id", "") or "",
+        "study_instance_uid": getattr(inst, "study_instance_uid", "") or "",
+        "series_instance_uid": getattr(inst, "series_instance_uid", "") or "",
+        "sop_instance_uid": o.get("sop_instance_uid") or getattr(inst, "sop_instance_uid", "") or "",
+        "sop_class": getattr(inst, "sop_class_name", "") or "",
+        "sop_class_uid": o.get("sop_class_uid") or getattr(inst, "sop_class_uid", "") or "",
+        "state": o.get("state") or "",
+        "status": o.get("status") or "",
+        "status_code": f"0x{int(code):04X}" if code is not None else "",
+        "status_meaning": o.get("status_meaning") or (expl.meaning if expl else ""),
+        "error_comment": o.get("error_comment") or "",
+        "message": o.get("message") or "",
+        "hint": expl.hint if expl else "",
+        "transfer_syntax_tried": syntax_label(o["transfer_syntax"]) if o.get("transfer_syntax") else "",
+        "converted_from": syntax_label(o["converted_from"]) if o.get("converted_from") else "",
+        "stored_transfer_syntax": syntax_label(o.get("stored_syntax") or getattr(inst, "transfer_syntax", "")),
+        "strategy_used": o.get("strategy_used") or "",
+        "fallback_steps": fallback_steps(o.get("sop_class_uid") or getattr(inst, "sop_class_uid", ""), associations),
+        "notes": list(o.get("notes") or []),
+    }
+
+
+def _negotiation_entry(n: int, rec: dict[str, Any]) -> dict[str, Any]:
+    """Association attempt `n` (from 1) as the report shows it: outcome, peer, accepted and rejected contexts."""
+    return {
+        "association": n,
+        "strategy": rec.get("strategy"),
+        "outcome": "established" if rec.get("accepted") and not rec.get("outcome") else (rec.get("outcome") or "failed"),
+        "proposed": len(rec.get("proposed", [])),
+        "accepted": [
+            f"{a.get('abstract_syntax_name')}: {syntax_label(a.get('transfer_syntax'))}" for a in rec.get("accepted", [])
+        ],
+        "rejected": [
+            f"{r.get('abstract_syntax_name')}: {syntax_label(r.get('transfer_syntax'))} - {r.get('reason', '')}"
+            for r in rec.get("rejected", [])
+        ],
+        "peer_max_pdu": rec.get("peer_max_pdu"),
+        "peer_implementation_class_uid": rec.get("peer_implementation_class_uid"),
+        "peer_implementation_version_name": rec.get("peer_implementation_version_name"),
+        "stored": rec.get("stored"),
+    }
+
+
 def build_failure_report(
     outcomes: Sequence[dict[str, Any]],
     instances: Sequence[Any],
@@ -120,56 +170,12 @@ def build_failure_report(
     for o, inst in zip(outcomes, instances, strict=True):
         if o.get("status") not in _PROBLEM_STATUS:
             continue
-        code = o.get("status_code")
-        expl = explain_status(int(code), o.get("error_comment")) if code is not None else None
-        entry = {
-            "file": o.get("path") or getattr(inst, "path", ""),
-            "patient_name": getattr(inst, "patient_name", "") or "",
-            "patient_id": getattr(inst, "patient_id", "") or "",
-            "study_instance_uid": getattr(inst, "study_instance_uid", "") or "",
-            "series_instance_uid": getattr(inst, "series_instance_uid", "") or "",
-            "sop_instance_uid": o.get("sop_instance_uid") or getattr(inst, "sop_instance_uid", "") or "",
-            "sop_class": getattr(inst, "sop_class_name", "") or "",
-            "sop_class_uid": o.get("sop_class_uid") or getattr(inst, "sop_class_uid", "") or "",
-            "state": o.get("state") or "",
-            "status": o.get("status") or "",
-            "status_code": f"0x{int(code):04X}" if code is not None else "",
-            "status_meaning": o.get("status_meaning") or (expl.meaning if expl else ""),
-            "error_comment": o.get("error_comment") or "",
-            "message": o.get("message") or "",
-            "hint": expl.hint if expl else "",
-            "transfer_syntax_tried": syntax_label(o["transfer_syntax"]) if o.get("transfer_syntax") else "",
-            "converted_from": syntax_label(o["converted_from"]) if o.get("converted_from") else "",
-            "stored_transfer_syntax": syntax_label(o.get("stored_syntax") or getattr(inst, "transfer_syntax", "")),
-            "strategy_used": o.get("strategy_used") or "",
-            "fallback_steps": fallback_steps(o.get("sop_class_uid") or getattr(inst, "sop_class_uid", ""), associations),
-            "notes": list(o.get("notes") or []),
-        }
+        entry = _report_entry(o, inst, associations)
         if omit_patient:
             entry["patient_name"] = ""
             entry["patient_id"] = ""
         entries.append(entry)
-    negotiation = []
-    for n, rec in enumerate(associations, start=1):
-        negotiation.append(
-            {
-                "association": n,
-                "strategy": rec.get("strategy"),
-                "outcome": "established" if rec.get("accepted") and not rec.get("outcome") else (rec.get("outcome") or "failed"),
-                "proposed": len(rec.get("proposed", [])),
-                "accepted": [
-                    f"{a.get('abstract_syntax_name')}: {syntax_label(a.get('transfer_syntax'))}" for a in rec.get("accepted", [])
-                ],
-                "rejected": [
-                    f"{r.get('abstract_syntax_name')}: {syntax_label(r.get('transfer_syntax'))} - {r.get('reason', '')}"
-                    for r in rec.get("rejected", [])
-                ],
-                "peer_max_pdu": rec.get("peer_max_pdu"),
-                "peer_implementation_class_uid": rec.get("peer_implementation_class_uid"),
-                "peer_implementation_version_name": rec.get("peer_implementation_version_name"),
-                "stored": rec.get("stored"),
-            }
-        )
+    negotiation = [_negotiation_entry(n, rec) for n, rec in enumerate(associations, start=1)]
     return {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "job": {
@@ -215,10 +221,10 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def _html_text(report: dict[str, Any]) -> str:
+def _html_header(report: dict[str, Any]) -> list[str]:
+    """The page's head, the job's times and the counts."""
     s = report["summary"]
     job = report["job"]
-    prof = report["profile"]
     out = [
         "<!DOCTYPE html>",
         "<html lang='en'><head><meta charset='utf-8'>",
@@ -245,11 +251,68 @@ def _html_text(report: dict[str, Any]) -> str:
     ):
         out.append(f"<span><b>{_e(s.get(key, 0))}</b> {_e(label)}</span>")
     out.append("</p><h2>PACS profile</h2><table class='kv'>")
-    for key, value in prof.items():
+    for key, value in report["profile"].items():
         if value in ("", None):
             continue
         out.append(f"<tr><td>{_e(key)}</td><td>{_e(value)}</td></tr>")
     out.append("</table>")
+    return out
+
+
+def _html_instance_row(e: dict[str, Any], omit_patient: bool) -> str:
+    """One failed or warned instance as a table row."""
+    cls = "warning" if e["status"] == "warning" else "failure"
+    patient = "" if omit_patient else (f"{_e(e['patient_name'])}<br><span class='muted'>ID {_e(e['patient_id'])}</span>")
+    uids = (
+        f"<span class='muted'>Study</span> <code>{_e(e['study_instance_uid'])}</code><br>"
+        f"<span class='muted'>Series</span> <code>{_e(e['series_instance_uid'])}</code><br>"
+        f"<span class='muted'>SOP</span> <code>{_e(e['sop_instance_uid'])}</code>"
+    )
+    status = f"<span class='{cls}'>{_e(e['state'])}</span>"
+    if e["status_code"]:
+        status += f"<br><code>{_e(e['status_code'])}</code> {_e(e['status_meaning'])}"
+    what = _e(e["message"])
+    if e["error_comment"]:
+        what += f"<br><span class='muted'>PACS comment:</span> {_e(e['error_comment'])}"
+    if e["hint"] and e["hint"] not in e["message"]:
+        what += f"<br><span class='muted'>Hint:</span> {_e(e['hint'])}"
+    for n in e.get("notes", []):
+        what += f"<br><span class='muted'>Note:</span> {_e(n)}"
+    ts = _e(e["transfer_syntax_tried"]) or "<span class='muted'>none</span>"
+    if e["converted_from"]:
+        ts = f"{_e(e['converted_from'])} → {ts}"
+    ts += f"<br><span class='muted'>stored as {_e(e['stored_transfer_syntax'])}"
+    ts += f"; strategy {_e(e['strategy_used'])}</span>" if e["strategy_used"] else "</span>"
+    steps = "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in e["fallback_steps"]) + "</ul>"
+    return (
+        f"<tr><td><code>{_e(e['file'])}</code></td><td>{patient}</td><td>{uids}</td>"
+        f"<td>{_e(e['sop_class'])}<br><code class='muted'>{_e(e['sop_class_uid'])}</code></td>"
+        f"<td>{status}</td><td>{what}</td><td>{ts}</td><td>{steps}</td></tr>"
+    )
+
+
+def _html_negotiation(n: dict[str, Any]) -> list[str]:
+    """One association attempt: its outcome, the peer and the accepted and rejected contexts."""
+    out = [
+        f"<h3>Association {_e(n['association'])} - strategy {_e(n['strategy'])}: {_e(n['outcome'])}</h3>",
+        "<table class='kv'>",
+        f"<tr><td>Proposed contexts</td><td>{_e(n['proposed'])}</td></tr>",
+        f"<tr><td>Peer max PDU</td><td>{_e(n['peer_max_pdu'])}</td></tr>",
+        (
+            f"<tr><td>Peer implementation</td><td>{_e(n['peer_implementation_version_name'])} "
+            f"<code>{_e(n['peer_implementation_class_uid'])}</code></td></tr>"
+        ),
+        f"<tr><td>Stored over it</td><td>{_e(n['stored'])}</td></tr>",
+    ]
+    for key in ("accepted", "rejected"):
+        items = "".join(f"<li>{_e(x)}</li>" for x in n[key]) or "<li class='muted'>none</li>"
+        out.append(f"<tr><td>{key.capitalize()} ({len(n[key])})</td><td><ul>{items}</ul></td></tr>")
+    out.append("</table>")
+    return out
+
+
+def _html_text(report: dict[str, Any]) -> str:
+    out = _html_header(report)
     out.append(f"<h2>Failed and warned instances ({len(report['instances'])})</h2>")
     if not report["instances"]:
         out.append("<p>None: every instance was stored without warnings.</p>")
@@ -258,55 +321,12 @@ def _html_text(report: dict[str, Any]) -> str:
             "<table><tr><th>File</th><th>Patient</th><th>UIDs</th><th>SOP class</th><th>Status</th>"
             "<th>What happened</th><th>Transfer syntax</th><th>Fallback steps</th></tr>"
         )
-        for e in report["instances"]:
-            cls = "warning" if e["status"] == "warning" else "failure"
-            patient = (
-                ""
-                if job.get("patient_data_omitted")
-                else (f"{_e(e['patient_name'])}<br><span class='muted'>ID {_e(e['patient_id'])}</span>")
-            )
-            uids = (
-                f"<span class='muted'>Study</span> <code>{_e(e['study_instance_uid'])}</code><br>"
-                f"<span class='muted'>Series</span> <code>{_e(e['series_instance_uid'])}</code><br>"
-                f"<span class='muted'>SOP</span> <code>{_e(e['sop_instance_uid'])}</code>"
-            )
-            status = f"<span class='{cls}'>{_e(e['state'])}</span>"
-            if e["status_code"]:
-                status += f"<br><code>{_e(e['status_code'])}</code> {_e(e['status_meaning'])}"
-            what = _e(e["message"])
-            if e["error_comment"]:
-                what += f"<br><span class='muted'>PACS comment:</span> {_e(e['error_comment'])}"
-            if e["hint"] and e["hint"] not in e["message"]:
-                what += f"<br><span class='muted'>Hint:</span> {_e(e['hint'])}"
-            for n in e.get("notes", []):
-                what += f"<br><span class='muted'>Note:</span> {_e(n)}"
-            ts = _e(e["transfer_syntax_tried"]) or "<span class='muted'>none</span>"
-            if e["converted_from"]:
-                ts = f"{_e(e['converted_from'])} → {ts}"
-            ts += f"<br><span class='muted'>stored as {_e(e['stored_transfer_syntax'])}"
-            ts += f"; strategy {_e(e['strategy_used'])}</span>" if e["strategy_used"] else "</span>"
-            steps = "<ul>" + "".join(f"<li>{_e(x)}</li>" for x in e["fallback_steps"]) + "</ul>"
-            out.append(
-                f"<tr><td><code>{_e(e['file'])}</code></td><td>{patient}</td><td>{uids}</td>"
-                f"<td>{_e(e['sop_class'])}<br><code class='muted'>{_e(e['sop_class_uid'])}</code></td>"
-                f"<td>{status}</td><td>{what}</td><td>{ts}</td><td>{steps}</td></tr>"
-            )
+        omit = bool(report["job"].get("patient_data_omitted"))
+        out += [_html_instance_row(e, omit) for e in report["instances"]]
         out.append("</table>")
     out.append(f"<h2>Negotiation ({len(report['negotiation'])} association attempt(s))</h2>")
     for n in report["negotiation"]:
-        out.append(f"<h3>Association {_e(n['association'])} - strategy {_e(n['strategy'])}: {_e(n['outcome'])}</h3>")
-        out.append("<table class='kv'>")
-        out.append(f"<tr><td>Proposed contexts</td><td>{_e(n['proposed'])}</td></tr>")
-        out.append(f"<tr><td>Peer max PDU</td><td>{_e(n['peer_max_pdu'])}</td></tr>")
-        out.append(
-            f"<tr><td>Peer implementation</td><td>{_e(n['peer_implementation_version_name'])} "
-            f"<code>{_e(n['peer_implementation_class_uid'])}</code></td></tr>"
-        )
-        out.append(f"<tr><td>Stored over it</td><td>{_e(n['stored'])}</td></tr>")
-        for key in ("accepted", "rejected"):
-            items = "".join(f"<li>{_e(x)}</li>" for x in n[key]) or "<li class='muted'>none</li>"
-            out.append(f"<tr><td>{key.capitalize()} ({len(n[key])})</td><td><ul>{items}</ul></td></tr>")
-        out.append("</table>")
+        out += _html_negotiation(n)
     out.append(
         "<p class='muted'>Status meanings: DICOM PS3.4 Annex B.2.3 and PS3.7 Annex C. "
         "Context results: PS3.8 9.3.3.2.</p></body></html>"

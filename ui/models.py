@@ -5,7 +5,8 @@ patient, study and series UIDs. Rows are inserted in batches (one
 ``rowsInserted`` per parent per batch); state changes mark rows dirty and a
 timer emits one ``dataChanged`` per parent range every :data:`REPAINT_MS`
 milliseconds, so a send of 10,000 instances repaints a few times a second, not
-10,000 times. :class:`ProblemFilterProxy` gives "show failed only".
+10,000 times. :class:`ProblemFilterProxy` gives "show failed only". The rows
+(:class:`Node`), columns and cell texts are in :mod:`ui.tree_nodes`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterable, Sequence
-from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import (
@@ -28,77 +28,34 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QFont
 
-from core.convert import syntax_label
 from core.scan import ScannedInstance
 
 from . import states as st
 from .qtcompat import emit, fill_role_data
+from .tree_nodes import (  # noqa: F401  (re-exported: the views import the tree's types from here)
+    BAD,
+    FIRST_CHANGING_COL,
+    GROUP,
+    HEADER_TIPS,
+    HEADERS,
+    INSTANCE,
+    PATIENT,
+    SERIES,
+    STUDY,
+    Col,
+    Node,
+    Role,
+    cell_text,
+    human_size,
+    summary_state,
+    tooltip_text,
+)
 
 #: The invalid index (the root), as the default parent argument of Qt overrides.
 _ROOT = QModelIndex()
 
 #: Milliseconds between batched repaints of changed rows.
 REPAINT_MS = 250
-
-
-class Col(IntEnum):
-    """Columns of the tree."""
-
-    ITEM = 0
-    PATIENT_ID = 1
-    DATE = 2
-    MODALITY = 3
-    COUNT = 4
-    SOP_CLASS = 5
-    SYNTAX = 6
-    SIZE = 7
-    STATE = 8
-    STATUS = 9
-    SENT_AS = 10
-    PLAN = 11
-    VERIFIED = 12
-    DETAILS = 13
-
-
-#: The first column whose cells change after a row is inserted (states, plans, outcomes).
-FIRST_CHANGING_COL = Col.STATE
-
-HEADERS = {
-    Col.ITEM: "Patient / Study / Series / File",
-    Col.PATIENT_ID: "Patient ID",
-    Col.DATE: "Study date",
-    Col.MODALITY: "Mod.",
-    Col.COUNT: "Files",
-    Col.SOP_CLASS: "SOP class",
-    Col.SYNTAX: "Transfer syntax",
-    Col.SIZE: "Size",
-    Col.STATE: "State",
-    Col.STATUS: "Status",
-    Col.SENT_AS: "Sent as",
-    Col.PLAN: "Plan",
-    Col.VERIFIED: "Verified",
-    Col.DETAILS: "Details",
-}
-
-HEADER_TIPS = {
-    Col.COUNT: "Number of files under this row",
-    Col.SYNTAX: "Transfer syntax the file is stored in",
-    Col.STATE: "Where each instance stands: ready, queued, sending, stored, failed, not sent…",
-    Col.STATUS: "The PACS's C-STORE status code and its meaning (PS3.4 B.2.3)",
-    Col.SENT_AS: "Transfer syntax actually sent, with any conversion",
-    Col.PLAN: "What a pre-flight plan expects for this instance",
-    Col.VERIFIED: "Arrival check after the send: committed (storage commitment), found (C-FIND) or not found",
-    Col.DETAILS: "The reason, the PACS's comment and what to do (hover for the full text)",
-}
-
-
-class Role(IntEnum):
-    """Custom data roles."""
-
-    KIND = Qt.ItemDataRole.UserRole + 1  # "patient", "study", "series", "instance", "group", "bad"
-    STATE = Qt.ItemDataRole.UserRole + 2  # instance state (see ui.states)
-    NODE = Qt.ItemDataRole.UserRole + 3  # the Node object
-    UID = Qt.ItemDataRole.UserRole + 4  # the instance's model-wide id
 
 
 #: Roles a state change touches (an explicit list, so views need not re-measure rows).
@@ -120,100 +77,6 @@ _PAINT_ROLES = (
     int(Qt.ItemDataRole.BackgroundRole),
     int(Qt.ItemDataRole.CheckStateRole),
 )
-
-PATIENT, STUDY, SERIES, INSTANCE, GROUP, BAD = "patient", "study", "series", "instance", "group", "bad"
-
-
-class Node:
-    """One row of the tree (plain Python; the model owns every node)."""
-
-    __slots__ = (
-        "kind",
-        "parent",
-        "children",
-        "row",
-        "key",
-        "inst",
-        "uid",
-        "state",
-        "outcome",
-        "counts",
-        "size",
-        "sending_as",
-        "plan",
-        "index_map",
-        "cache",
-    )
-
-    def __init__(self, kind: str, parent: Node | None, key: str = "", inst: ScannedInstance | None = None):
-        self.kind = kind
-        self.parent = parent
-        self.children: list[Node] = []
-        self.row = 0
-        self.key = key
-        self.inst = inst
-        self.uid = -1
-        self.state = st.READY
-        self.outcome: dict[str, Any] | None = None
-        self.counts: dict[str, int] = {}
-        self.size = 0
-        self.sending_as: tuple[str | None, str | None] = (None, None)
-        self.plan = ""
-        self.index_map: dict[str, Node] = {}
-        self.cache: dict[int, dict[int, Any]] | None = None  # column -> role -> value, for painting
-
-    def n_files(self) -> int:
-        """Number of leaves below (1 for a leaf)."""
-        return sum(self.counts.values()) if self.children or self.kind not in (INSTANCE, BAD) else 1
-
-    def leaves(self) -> Iterable[Node]:
-        """Every leaf below this node (itself when it is one), in order."""
-        if self.kind in (INSTANCE, BAD):
-            yield self
-            return
-        for c in self.children:
-            yield from c.leaves()
-
-
-def _pn(value: str) -> str:
-    parts = [p for p in value.split("^") if p]
-    if not parts:
-        return ""
-    return f"{parts[0]}, {' '.join(parts[1:])}" if len(parts) > 1 else parts[0]
-
-
-def _date(value: str) -> str:
-    v = value.strip()
-    return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v) == 8 and v.isdigit() else v
-
-
-def human_size(n: int) -> str:
-    """``1.2 MB`` style size (decimal units)."""
-    if n < 1000:
-        return f"{n} B"
-    for unit in ("kB", "MB", "GB", "TB"):
-        n /= 1000.0  # type: ignore[assignment]
-        if n < 1000:
-            return f"{n:.1f} {unit}"
-    return f"{n:.1f} PB"
-
-
-def status_text(outcome: dict[str, Any] | None) -> str:
-    """``0xA700 Out of Resources`` from an outcome dict, or ``""``."""
-    if not outcome or outcome.get("status_code") is None:
-        return ""
-    code = int(outcome["status_code"])
-    meaning = outcome.get("status_meaning") or ""
-    return f"0x{code:04X} {meaning}".strip()
-
-
-def sent_as_text(ts: str | None, converted_from: str | None) -> str:
-    """``JPEG 2000 Lossless → Implicit VR LE`` or ``Explicit VR LE (as stored)``."""
-    if not ts:
-        return ""
-    if converted_from and converted_from != ts:
-        return f"{syntax_label(converted_from)} → {syntax_label(ts)}"
-    return f"{syntax_label(ts)} (as stored)"
 
 
 class InstanceTreeModel(QAbstractItemModel):
@@ -288,7 +151,7 @@ class InstanceTreeModel(QAbstractItemModel):
             return None
         return self._role_data(index.internalPointer(), index.column(), role)
 
-    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:  # noqa: N803
+    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:
         # One Python call per painted cell instead of one per role (the delegate asks ~7), served
         # from a per-node cache: while the engine works, every call from the GUI thread into
         # Python waits for the GIL, so painting must enter Python as little as possible.
@@ -307,13 +170,13 @@ class InstanceTreeModel(QAbstractItemModel):
 
     def _role_data(self, node: Node, col: int, role: int) -> Any:
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(node, col)
+            return cell_text(node, col)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(node)
+            return tooltip_text(node)
         if role == Qt.ItemDataRole.DecorationRole and col == Col.STATE and node.kind in (INSTANCE, BAD):
             return st.icon(node.state)
         if role == Qt.ItemDataRole.ForegroundRole and col in (Col.STATE, Col.STATUS, Col.DETAILS):
-            return QBrush(st.colour(self._summary_state(node)))
+            return QBrush(st.colour(summary_state(node)))
         if role == Qt.ItemDataRole.FontRole and node.kind in (PATIENT, GROUP):
             return self._bold
         if role == Qt.ItemDataRole.TextAlignmentRole and col in (Col.COUNT, Col.SIZE):
@@ -327,137 +190,6 @@ class InstanceTreeModel(QAbstractItemModel):
         if role == Role.UID:
             return node.uid
         return None
-
-    # -- display helpers ---------------------------------------------------------------------------
-
-    def _display(self, node: Node, col: int) -> str:
-        inst = node.inst
-        kind = node.kind
-        if col == Col.ITEM:
-            if kind == PATIENT:
-                return _pn(inst.patient_name) if inst and inst.patient_name else "(no patient name)"
-            if kind == STUDY:
-                return (inst.study_description if inst else "") or "(no study description)"
-            if kind == SERIES:
-                num = f"#{inst.series_number} " if inst and inst.series_number else ""
-                return f"{num}{(inst.series_description if inst else '') or '(no series description)'}"
-            if kind == GROUP:
-                return "Not DICOM or unreadable"
-            return os.path.basename(inst.path) if inst else ""
-        if col == Col.PATIENT_ID:
-            return (inst.patient_id if inst else "") if kind == PATIENT else ""
-        if col == Col.DATE:
-            return _date(inst.study_date) if inst and kind == STUDY else ""
-        if col == Col.MODALITY:
-            if kind in (SERIES, INSTANCE) and inst:
-                return inst.modality
-            if kind == STUDY:
-                return "/".join(sorted({c.inst.modality for c in node.children if c.inst and c.inst.modality}))
-            return ""
-        if col == Col.COUNT:
-            return str(node.n_files()) if kind not in (INSTANCE, BAD) else ""
-        if col == Col.SOP_CLASS:
-            if kind == INSTANCE and inst:
-                return inst.sop_class_name
-            if kind == SERIES and node.children:
-                names = {c.inst.sop_class_name for c in node.children[:50] if c.inst}
-                return names.pop() if len(names) == 1 else "(mixed)"
-            return ""
-        if col == Col.SYNTAX:
-            if kind == INSTANCE and inst:
-                return syntax_label(inst.transfer_syntax)
-            return ""
-        if col == Col.SIZE:
-            return human_size(node.size)
-        if col == Col.STATE:
-            if kind in (INSTANCE, BAD):
-                return st.LABELS.get(node.state, node.state)
-            return self._summary_text(node)
-        if col == Col.STATUS:
-            return status_text(node.outcome)
-        if col == Col.SENT_AS:
-            if node.outcome is not None:
-                return sent_as_text(node.outcome.get("transfer_syntax"), node.outcome.get("converted_from"))
-            if node.state == st.SENDING:
-                return sent_as_text(*node.sending_as)
-            return ""
-        if col == Col.PLAN:
-            return node.plan
-        if col == Col.VERIFIED:
-            return str((node.outcome or {}).get("verified") or "") if kind == INSTANCE else ""
-        if col == Col.DETAILS:
-            return self._details(node)
-        return ""
-
-    @staticmethod
-    def _details(node: Node) -> str:
-        if node.kind == BAD and node.inst:
-            return node.inst.reason
-        if node.kind != INSTANCE:
-            return ""
-        if node.outcome is not None:
-            return str(node.outcome.get("message") or "")
-        if node.inst and node.inst.notes:
-            return "; ".join(node.inst.notes)
-        return ""
-
-    def _tooltip(self, node: Node) -> str:
-        inst = node.inst
-        if node.kind in (INSTANCE, BAD) and inst:
-            lines = [inst.path, f"State: {st.LABELS.get(node.state, node.state)}"]
-            o = node.outcome
-            if o:
-                if status_text(o):
-                    lines.append(f"Status: {status_text(o)}")
-                sent = sent_as_text(o.get("transfer_syntax"), o.get("converted_from"))
-                if sent:
-                    lines.append(f"Sent as: {sent}")
-                if o.get("strategy_used"):
-                    lines.append(f"Strategy: {o['strategy_used']}")
-                if o.get("error_comment"):
-                    lines.append(f"PACS comment: {o['error_comment']}")
-                if o.get("message"):
-                    lines.append(f"Details: {o['message']}")
-            elif inst.reason:
-                lines.append(f"Reason: {inst.reason}")
-            if inst.sop_class_uid:
-                lines.append(f"SOP class: {inst.sop_class_name} ({inst.sop_class_uid})")
-            if inst.transfer_syntax:
-                lines.append(f"Stored as: {inst.transfer_syntax_name}")
-            if node.plan:
-                lines.append(f"Plan: {node.plan}")
-            if o and o.get("verified"):
-                lines.append(f"Arrival check: {o['verified']}")
-            lines += [f"Note: {n}" for n in (o.get("notes") if o else inst.notes) or []]
-            return "\n".join(lines)
-        if node.kind == GROUP:
-            return "Files that are not DICOM or cannot be read; hover a file for its reason"
-        n = node.n_files()
-        summary = self._summary_text(node)
-        base = f"{n} file(s), {human_size(node.size)}"
-        if node.kind == STUDY and inst:
-            base = f"Study {inst.study_instance_uid}\n{base}"
-        elif node.kind == SERIES and inst:
-            base = f"Series {inst.series_instance_uid}\n{base}"
-        return f"{base}\n{summary}" if summary else base
-
-    @staticmethod
-    def _summary_text(node: Node) -> str:
-        if not node.counts:
-            return ""
-        if set(node.counts) <= {st.READY}:
-            return ""
-        parts = [f"{node.counts[s]} {st.LABELS[s]}" for s in st.SUMMARY_ORDER if node.counts.get(s)]
-        return " · ".join(parts)
-
-    @staticmethod
-    def _summary_state(node: Node) -> str:
-        if node.kind in (INSTANCE, BAD):
-            return node.state
-        for s in (st.FAILED, st.NOT_SENT, st.UNKNOWN, st.UNREADABLE, st.SENDING, st.WARNING, st.QUEUED):
-            if node.counts.get(s):
-                return s
-        return st.STORED if node.counts.get(st.STORED) else st.READY
 
     def _node(self, index: QModelIndex | QPersistentModelIndex) -> Node:
         return index.internalPointer() if index.isValid() else self._root
@@ -805,7 +537,7 @@ class ProblemFilterProxy(QSortFilterProxyModel):
             self.setDynamicSortFilter(on)
             self.endFilterChange()
 
-    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:  # noqa: N803
+    def multiData(self, index: QModelIndex | QPersistentModelIndex, roleDataSpan: Any) -> None:
         # QSortFilterProxyModel asks the source role by role; forward the whole span instead
         source = self.sourceModel()
         if source is None or not index.isValid():

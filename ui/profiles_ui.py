@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.echo import echo
 from core.profiles import Profile, ProfileFileError, ProfileStore, check_field, coerce_field
 from core.strategies import STRATEGY_ORDER, strategy_syntaxes
 
+from .controllers.echo import EchoController, format_echo
 from .qtcompat import emit
 from .workers import TaskWorker, ThreadPool
 
@@ -48,19 +48,6 @@ STRATEGY_TIPS = {
     "compression": "uncompressed plus RLE, JPEG 2000 and JPEG-LS lossless",
     "extended": "every transfer syntax, lossy included",
 }
-
-
-def format_echo(result: dict[str, Any]) -> str:
-    """``C-ECHO succeeded in 2.1 ms (association 5.0 ms) - Verification / Implicit VR LE`` ."""
-    neg = result.get("negotiation") or {}
-    acc = (neg.get("accepted") or [{}])[0]
-    from core.convert import syntax_label
-
-    ctx = f"{acc.get('abstract_syntax_name', 'Verification')} / {syntax_label(acc.get('transfer_syntax'))}"
-    return (
-        f"{result.get('message', '')}: round trip {result.get('rtt_ms', 0):.1f} ms, association "
-        f"{result.get('associate_ms', 0):.1f} ms - accepted {ctx}, peer max PDU {neg.get('peer_max_pdu')} bytes"
-    )
 
 
 class ProfileListModel(QAbstractListModel):
@@ -156,15 +143,16 @@ class ProfileEditor(QDialog):
 
     Args:
         profile: the profile to edit (a copy is edited).
-        pool: where *Test connection* runs its C-ECHO.
+        pool: where *Test connection* runs its C-ECHO and the keyring is written.
         name_taken: tells whether another profile already has a name.
 
+    Attributes:
+        echo_controller: runs *Test connection* (its ``echo_finished`` tells when it ended).
+
     Signals:
-        echo_finished(object, object): ``(result dict or None, error message or None)``.
         passphrase_stored(str): the key passphrase went to the keyring (``""``) or why it did not.
     """
 
-    echo_finished = Signal(object, object)
     passphrase_stored = Signal(str)
 
     TEXT_FIELDS = (
@@ -206,9 +194,43 @@ class ProfileEditor(QDialog):
         self._original = profile
         self._pool = pool
         self._name_taken = name_taken
+        self.echo_controller = EchoController(pool, parent=self)
+        self.echo_controller.echo_started.connect(self._on_echo_echo_started)
+        self.echo_controller.echo_finished.connect(self._on_echo_echo_finished)
         self.rows: dict[str, _FieldRow] = {}
         self.edits: dict[str, QLineEdit] = {}
 
+        conn = self._build_connection(profile)
+        send = self._build_sending(profile)
+        timing = self._build_timing(profile)
+        tls = self._build_tls(profile)
+        test_row = self._build_test_row()
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        left = QVBoxLayout()
+        left.addWidget(conn)
+        left.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(send)
+        right.addWidget(timing)
+        right.addStretch(1)
+        cols = QHBoxLayout()
+        cols.addLayout(left, 1)
+        cols.addLayout(right, 1)
+        lay = QVBoxLayout(self)
+        lay.addLayout(cols)
+        lay.addWidget(tls)
+        conn.setMinimumWidth(420)
+        lay.addLayout(test_row)
+        lay.addWidget(self.buttons)
+        self._on_strategy_changed()
+        self._on_tls_toggled(self.tls_enabled.isChecked())
+        self.validate()
+        self.resize(980, self.sizeHint().height())
+
+    def _build_connection(self, profile: Profile) -> QGroupBox:
         conn = QGroupBox("Connection", self)
         cf = QFormLayout(conn)
         for key, label in self.TEXT_FIELDS:
@@ -217,7 +239,9 @@ class ProfileEditor(QDialog):
         self.edits["remote_host"].setPlaceholderText("pacs.example.org or 10.0.0.5")
         self.edits["remote_ae_title"].setToolTip("The PACS's own AE title: 1-16 characters, no backslash (PS3.5)")
         self.edits["local_ae_title"].setToolTip("Our AE title, as the PACS knows us (default AXIOM_SCU)")
+        return conn
 
+    def _build_sending(self, profile: Profile) -> QGroupBox:
         send = QGroupBox("Sending", self)
         sf = QFormLayout(send)
         self.strategy = QComboBox(self)
@@ -257,13 +281,17 @@ class ProfileEditor(QDialog):
             "the Verified column shows committed, found or not found"
         )
         sf.addRow("", self.verify_arrival)
+        return send
 
+    def _build_timing(self, profile: Profile) -> QGroupBox:
         timing = QGroupBox("Timeouts and PDU", self)
         tf = QFormLayout(timing)
         for key, label in self.TIMING_FIELDS:
             value = getattr(profile, key)
             tf.addRow(label, self._line(key, f"{value:g}" if isinstance(value, float) else str(value)))
+        return timing
 
+    def _build_tls(self, profile: Profile) -> QGroupBox:
         tls = QGroupBox("TLS (certificates as files or as Google Cloud Secret Manager secret IDs)", self)
         lf = QFormLayout(tls)
         self.tls_enabled = QCheckBox("Use DICOM TLS", self)
@@ -299,7 +327,9 @@ class ProfileEditor(QDialog):
         note.setStyleSheet("color:#4b5563;")
         lf.addRow(note)
         self.tls_enabled.toggled.connect(self._on_tls_toggled)
+        return tls
 
+    def _build_test_row(self) -> QHBoxLayout:
         self.test_button = QPushButton("Test connection", self)
         self.test_button.setToolTip("Send a C-ECHO with these settings (in the background)")
         self.test_button.clicked.connect(self.test_connection)
@@ -309,31 +339,7 @@ class ProfileEditor(QDialog):
         test_row = QHBoxLayout()
         test_row.addWidget(self.test_button, 0, Qt.AlignmentFlag.AlignTop)
         test_row.addWidget(self.test_result, 1)
-
-        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-
-        left = QVBoxLayout()
-        left.addWidget(conn)
-        left.addStretch(1)
-        right = QVBoxLayout()
-        right.addWidget(send)
-        right.addWidget(timing)
-        right.addStretch(1)
-        cols = QHBoxLayout()
-        cols.addLayout(left, 1)
-        cols.addLayout(right, 1)
-        lay = QVBoxLayout(self)
-        lay.addLayout(cols)
-        lay.addWidget(tls)
-        conn.setMinimumWidth(420)
-        lay.addLayout(test_row)
-        lay.addWidget(self.buttons)
-        self._on_strategy_changed()
-        self._on_tls_toggled(self.tls_enabled.isChecked())
-        self.validate()
-        self.resize(980, self.sizeHint().height())
+        return test_row
 
     def _line(self, key: str, text: str) -> _FieldRow:
         edit = QLineEdit(text, self)
@@ -419,9 +425,8 @@ class ProfileEditor(QDialog):
         """``{field: reason}`` for every invalid field shown."""
         out = {}
         for key, row in self.rows.items():
-            if row.reason.isVisible() or row.reason.text():
-                if row.reason.text():
-                    out[key] = row.reason.text()
+            if row.reason.text():
+                out[key] = row.reason.text()
         return out
 
     @Slot()
@@ -453,7 +458,7 @@ class ProfileEditor(QDialog):
         """The edited profile (values as typed; check :meth:`validate` first)."""
         values: dict[str, Any] = {}
         for key, edit in self.edits.items():
-            text = edit.text().strip() if key != "name" else edit.text().strip()
+            text = edit.text().strip()
             try:
                 values[key] = coerce_field(key, text)
             except ValueError:
@@ -473,30 +478,17 @@ class ProfileEditor(QDialog):
     @Slot()
     def test_connection(self) -> None:
         """C-ECHO with the current values, in the background."""
-        if not self.validate():
-            return
-        try:
-            cfg = self.profile().to_config_dict()
-        except ValueError as exc:
-            self._show_echo(None, str(exc))
-            return
+        if self.validate():
+            self.echo_controller.start(self.profile())
+
+    @Slot(object)
+    def _on_echo_echo_started(self, _profile: Profile) -> None:
         self.test_button.setEnabled(False)
         self.test_result.setStyleSheet("color:#2563eb;")
         self.test_result.setText("Testing… (C-ECHO)")
-        worker = TaskWorker(echo, cfg)
-        worker.succeeded.connect(self._on_echo_succeeded)
-        worker.failed.connect(self._on_echo_failed)
-        self._pool.start(worker, "echo")
 
-    @Slot(object)
-    def _on_echo_succeeded(self, result: dict[str, Any]) -> None:
-        self._show_echo(result, None)
-
-    @Slot(object)
-    def _on_echo_failed(self, exc: Exception) -> None:
-        self._show_echo(None, str(exc))
-
-    def _show_echo(self, result: dict[str, Any] | None, error: str | None) -> None:
+    @Slot(object, object)
+    def _on_echo_echo_finished(self, result: dict[str, Any] | None, error: str | None) -> None:
         self.test_button.setEnabled(True)
         if error is not None:
             self.test_result.setStyleSheet("color:#b91c1c;")
@@ -506,7 +498,6 @@ class ProfileEditor(QDialog):
             good = result.get("status") != "failure"
             self.test_result.setStyleSheet("color:#15803d;" if good else "color:#b91c1c;")
             self.test_result.setText(("✓ " if good else "✗ ") + format_echo(result))
-        emit(self.echo_finished, result, error)
 
 
 class ProfilesDialog(QDialog):

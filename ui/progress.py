@@ -92,7 +92,7 @@ def format_duration(seconds: float | None) -> str:
     """``9 s``, ``2 min 05 s``, ``1 h 02 min``."""
     if seconds is None:
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s} s"
     if s < 3600:

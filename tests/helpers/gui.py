@@ -86,7 +86,7 @@ def drop(qtbot: Any, window: Any, paths: list[Path]) -> None:
     assert enter.isAccepted()
     assert enter.dropAction() == Qt.DropAction.CopyAction
     ev = QDropEvent(QPointF(centre), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    with qtbot.waitSignal(window.scan_finished, timeout=30000):
+    with qtbot.waitSignal(window.scan_controller.scan_finished, timeout=30000):
         QApplication.sendEvent(window, ev)
         assert ev.isAccepted()
 
@@ -106,7 +106,7 @@ def send_and_wait(
 
     window.confirmation_requested.connect(on_asked)
     try:
-        with qtbot.waitSignal(window.send_finished, timeout=timeout) as blocker:
+        with qtbot.waitSignal(window.send_controller.send_finished, timeout=timeout) as blocker:
             (start or window.send_button.click)()
     finally:
         window.confirmation_requested.disconnect(on_asked)

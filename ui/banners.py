@@ -1,0 +1,197 @@
+"""The banners under the progress row: a send's or a plan's outcome, and the offer to resume an interrupted send."""
+
+from __future__ import annotations
+
+import html
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt, QUrl
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+
+from core.journal import JobRecord
+from core.preflight import InstancePlan, needs_confirmation, summary_text
+
+from .controllers.send import SendRecord
+from .progress import format_duration
+
+RED, AMBER, GREEN, BLUE = "#fee2e2", "#fef3c7", "#dcfce7", "#dbeafe"
+
+
+def _headline(job: SendRecord) -> tuple[str, str]:
+    """``(background colour, headline)`` of a send's summary."""
+    s = job.summary
+    stored, warn, not_sent = s.get("success", 0), s.get("warning", 0), s.get("not_sent", 0)
+    failed = s.get("failure", 0) - not_sent
+    if job.cancelled:
+        return AMBER, "Cancelled"
+    if job.error and not stored and not warn:
+        return RED, "Nothing was stored"
+    if failed or not_sent:
+        return RED, "Some instances were not stored"
+    if warn:
+        return AMBER, "All stored, some with warnings"
+    return GREEN, "All stored"
+
+
+def _arrival_text(arrival: dict[str, Any]) -> str:
+    """The arrival check's line of a send's summary ("" when there was none)."""
+    counts = arrival.get("counts") or {}
+    if counts:
+        bad, unsure = counts.get("not found", 0), counts.get("not checked", 0)
+        return (
+            "<br>Arrival check: "
+            + ", ".join(f"<b>{n}</b> {k}" for k, n in sorted(counts.items()))
+            + (
+                " - <b style='color:#b91c1c'>the PACS does not hold every instance it acknowledged</b>"
+                if bad
+                else " - <b style='color:#b45309'>could not confirm every instance</b> (see the log)"
+                if unsure
+                else ""
+            )
+        )
+    if arrival.get("messages"):
+        return "<br>Arrival check: " + html.escape("; ".join(arrival["messages"])[:300])
+    return ""
+
+
+def send_summary(job: SendRecord) -> tuple[str, str]:
+    """``(background colour, rich text)`` summing up a finished send: counts, arrival check, plan, error."""
+    s = job.summary
+    stored, warn, not_sent = s.get("success", 0), s.get("warning", 0), s.get("not_sent", 0)
+    skipped, conv = s.get("skipped", 0), s.get("converted", 0)
+    failed = s.get("failure", 0) - not_sent
+    colour, head = _headline(job)
+    parts = [
+        f"<b>{stored}</b> stored" + (f" ({conv} converted)" if conv else ""),
+        f"<b>{warn}</b> with warnings",
+        f"<b style='color:#b91c1c'>{failed}</b> failed",
+        f"<b>{not_sent}</b> not sent",
+    ]
+    if skipped:
+        parts.append(f"{skipped} skipped")
+    text = (
+        f"<b>{head}</b> - {job.profile.name}: "
+        + " · ".join(parts)
+        + f" - {s.get('associations', 0)} association(s), {format_duration(job.finished - job.started)}"
+    )
+    text += _arrival_text(job.arrival)
+    if job.plan_summary:
+        text += f"<br>Plan before sending: {html.escape(job.plan_summary)}."
+    if job.resumed:
+        text += f"<br>Resumed job {html.escape(job.job_id)}: only instances left unsent or in doubt were sent."
+    if job.error:
+        text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"
+    return colour, text
+
+
+class SummaryBanner(QFrame):
+    """The outcome of the last send or plan, coloured by how it went; hidden until there is one.
+
+    Widgets put with :meth:`add_widget` (Show failed only, Retry failed, Export) sit on its right.
+
+    Attributes:
+        label: the rich text (links open in the browser).
+    """
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("banner")
+        self._row = QHBoxLayout(self)
+        self._row.setContentsMargins(10, 4, 10, 4)
+        self.label = QLabel(self)
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setWordWrap(True)
+        self.label.setOpenExternalLinks(True)
+        self._row.addWidget(self.label, 1)
+        self.hide()
+
+    def add_widget(self, widget: QWidget) -> None:
+        """Put `widget` on the banner's right, after those already there."""
+        self._row.addWidget(widget)
+
+    def _show(self, colour: str, text: str) -> None:
+        self.setStyleSheet(f"#banner{{background:{colour};border-radius:4px;}}")
+        self.label.setText(text)
+        self.show()
+
+    def show_send(self, job: SendRecord) -> None:
+        """Sum up a finished send."""
+        self._show(*send_summary(job))
+
+    def show_plan(self, plans: Sequence[InstancePlan]) -> None:
+        """Sum up a dry-run plan (amber when something is blocked or lossy)."""
+        warn = needs_confirmation(plans)
+        self._show(
+            AMBER if warn else BLUE,
+            f"<b>Plan</b> for {len(plans)} instance(s): {html.escape(summary_text(plans))}"
+            + (" - check the blocked or lossy rows before sending" if warn else "")
+            + ". Nothing was sent.",
+        )
+
+    def show_plan_error(self, error: str) -> None:
+        """Say why there is no plan."""
+        self._show(RED, f"<b>No plan</b>: {html.escape(error)}")
+
+    def add_report_link(self, path: str) -> None:
+        """Add (or replace) the link to the failure report just written."""
+        url = QUrl.fromLocalFile(os.path.abspath(path)).toString()
+        self.label.setText(
+            self.label.text().split("<br><i>")[0]
+            + f"<br><i>Report written: <a href='{html.escape(url)}'>{html.escape(path)}</a></i>"
+        )
+
+
+class ResumeBanner(QFrame):
+    """Offers to resume a send the journal shows as interrupted (non-modal); hidden until there is one.
+
+    Attributes:
+        label: what was interrupted and what is left.
+        resume_button: sends what is left.
+        dismiss_button: stops offering it.
+    """
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("resumeBanner")
+        self.setStyleSheet("#resumeBanner{background:#ede9fe;border-radius:4px;}")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(10, 4, 10, 4)
+        self.label = QLabel(self)
+        self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setWordWrap(True)
+        row.addWidget(self.label, 1)
+        self.resume_button = QPushButton("Resume", self)
+        self.resume_button.setToolTip(
+            "Send again what the interrupted job left unsent or in doubt (instances the PACS confirmed are not sent again)"
+        )
+        self.dismiss_button = QPushButton("Dismiss", self)
+        self.dismiss_button.setToolTip("Hide this; the job stays in the journal (main.py resume can still send it)")
+        row.addWidget(self.resume_button)
+        row.addWidget(self.dismiss_button)
+        self.hide()
+
+    def show_jobs(self, jobs: Sequence[JobRecord]) -> None:
+        """Offer the first of `jobs` (hide when there is none)."""
+        if not jobs:
+            self.hide()
+            return
+        j = jobs[0]
+        c = j.counts
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(j.started))
+        stored = c.get("stored", 0) + c.get("stored-warning", 0)
+        doubt = c.get("in-flight", 0) + c.get("unknown", 0)
+        more = f" ({len(jobs) - 1} more interrupted job(s) in the journal)" if len(jobs) > 1 else ""
+        self.label.setText(
+            f"<b>A send was interrupted</b>: job {html.escape(j.id)} to {html.escape(j.profile or j.peer or '?')}, "
+            f"started {when}: <b>{stored}</b> of {c.get('total', 0)} stored, <b>{j.resumable}</b> not sent"
+            + (f" ({doubt} in doubt)" if doubt else "")
+            + f". <i>Resume</i> sends only those.{more}"
+        )
+        self.show()
+
+    def show_error(self, message: str) -> None:
+        """Add why the resume failed under the offer."""
+        self.label.setText(self.label.text().split("<br>")[0] + f"<br><span style='color:#b91c1c'>{html.escape(message)}</span>")

@@ -1,0 +1,496 @@
+"""A send job in the window: the plan before it, the :class:`ui.workers.SendWorker`, progress and results.
+
+The flow of a send is :mod:`core`'s (the worker runs it); this controller chooses what to
+send, plans it first and asks for a confirmation when the plan blocks something, marks the
+rows of the file tree as the engine's events arrive, and keeps each job's record for the
+summary, *Retry failed* and the failure report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from core.engine import Item, JobResult
+from core.events import InstanceFinished
+from core.preflight import InstancePlan, needs_confirmation, summary_text
+from core.probe import saved_map_for
+from core.profiles import Profile
+
+from .. import states as st
+from ..diagnostics import DiagnosticsModel
+from ..models import InstanceTreeModel, Node
+from ..progress import ProgressTracker
+from ..qtcompat import emit
+from ..workers import GuiGate, JobSpec, SendWorker, TaskWorker, ThreadPool
+from .local_pacs import LocalPacsController
+from .plan import apply_plans, plan, plan_args
+
+LOGGER = logging.getLogger(__name__)
+
+#: Seconds between batches of per-instance events from the send worker (see EngineEventAdapter).
+EVENT_BATCH_S = 0.1
+#: Rows marked "queued" per turn of the event loop when a send starts.
+QUEUE_CHUNK = 2500
+#: Milliseconds between progress updates while sending.
+PROGRESS_MS = 250
+
+_STATE_OF = {
+    "stored": st.STORED,
+    "stored-warning": st.WARNING,
+    "failed": st.FAILED,
+    "not-sent": st.NOT_SENT,
+    "unknown": st.UNKNOWN,
+    "skipped": st.SKIPPED,
+}
+
+
+@dataclass
+class SendRecord:
+    """One send job as the window saw it (for the summary, Retry failed and the report)."""
+
+    job_id: str
+    profile: Profile
+    nodes: list[Node]
+    started: float = field(default_factory=time.time)
+    finished: float = 0.0
+    outcomes: dict[int, dict[str, Any]] = field(default_factory=dict)
+    associations: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cancelled: bool = False
+    by_index: dict[int, Node] = field(default_factory=dict)
+    arrival: dict[str, Any] = field(default_factory=dict)
+    resumed: bool = False
+    plan_summary: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.by_index:
+            self.by_index = dict(enumerate(self.nodes))
+
+
+def _tagged(tag: int, fn: Callable[..., Any], *args: Any) -> tuple[int, Any]:
+    """``(tag, fn(*args))``; an exception leaves with ``.tag`` set (so a late answer can be told apart)."""
+    try:
+        return tag, fn(*args)
+    except Exception as exc:
+        exc.tag = tag  # type: ignore[attr-defined]
+        raise
+
+
+class SendController(QObject):
+    """Runs one send job at a time: plan first, then the SendWorker; rows follow the engine's events.
+
+    Args:
+        model: the file tree's model: rows are marked queued, sending, then with their outcome.
+        diag_model: the diagnostics pane's model: the job, its associations and their contexts.
+        pool: where the plan and the send run.
+        gate: lets the send step aside while the GUI thread paints (see :class:`ui.workers.GuiGate`).
+        local_pacs: started first when the send goes to the local test profile.
+        journal_path: the send journal every send is recorded in (None: no journal).
+        parent: the owning QObject.
+
+    Signals:
+        info_changed(str): a line for the progress row (planning, connecting, cancelling…).
+        busy_changed(bool): a send began waiting for its plan (True), or was dropped before it started (False).
+        plan_filled(object): the plan before the send is in the Plan column; the list of
+            :class:`core.preflight.InstancePlan`.
+        confirmation_needed(object, object): ``(plans, core.profiles.Profile)``: the plan blocks some
+            instances or converts them lossily; answer with :meth:`confirm`.
+        send_started(object, int): ``(SendRecord, number of instances)``; the worker got its job.
+        progressed(object): every 250 ms while sending and once at the end; the :class:`ui.progress.ProgressTracker`.
+        arrival_checked(object): the arrival check's result (see ``SendWorker.arrival_checked``).
+        send_finished(object): the job ended; its :class:`SendRecord` (now :attr:`last_job`).
+    """
+
+    info_changed = Signal(str)
+    busy_changed = Signal(bool)
+    plan_filled = Signal(object)
+    confirmation_needed = Signal(object, object)
+    send_started = Signal(object, int)
+    progressed = Signal(object)
+    arrival_checked = Signal(object)
+    send_finished = Signal(object)
+
+    def __init__(
+        self,
+        model: InstanceTreeModel,
+        diag_model: DiagnosticsModel,
+        pool: ThreadPool,
+        gate: GuiGate,
+        local_pacs: LocalPacsController,
+        journal_path: str | None = None,
+        parent: QObject | None = None,
+    ):
+        super().__init__(parent)
+        self.model = model
+        self.diag_model = diag_model
+        self.pool = pool
+        self.gate = gate
+        self.local_pacs = local_pacs
+        self.journal_path = journal_path
+        self.tracker = ProgressTracker()
+        #: The job being sent (None between jobs) and the last one that ended.
+        self.job: SendRecord | None = None
+        self.last_job: SendRecord | None = None
+        self._worker: SendWorker | None = None
+        self._preflight: tuple[list[Node], Profile] | None = None  # a send waiting for its plan
+        self._preflight_gen = 0
+        self._plan_summary = ""
+        self._to_queue: tuple[list[Node], int, SendWorker | None] = ([], 0, None)
+        self._closing = False
+        self.timer = QTimer(self)
+        self.timer.setInterval(PROGRESS_MS)
+        self.timer.timeout.connect(self._on_timer_timeout)
+
+    # -- state ---------------------------------------------------------------------------------------
+
+    @property
+    def worker(self) -> SendWorker | None:
+        """The running send's worker, or None."""
+        return self._worker
+
+    @property
+    def sending(self) -> bool:
+        """True while the worker runs."""
+        return self._worker is not None
+
+    @property
+    def busy(self) -> bool:
+        """True while a send waits for its plan or its confirmation, or runs."""
+        return self._worker is not None or self._preflight is not None
+
+    @property
+    def cancelling(self) -> bool:
+        """True once the running send was asked to stop."""
+        return self._worker is not None and self._worker.cancel_event.is_set()
+
+    def retry_nodes(self) -> list[Node]:
+        """The instances *Retry failed* sends: failed, not sent, unknown."""
+        return [n for n in self.model.leaves() if n.state in st.RETRY_STATES]
+
+    # -- starting ------------------------------------------------------------------------------------
+
+    def start(self, nodes: Sequence[Node], profile: Profile, preflight: bool = True) -> bool:
+        """Start a job for `nodes` to `profile`'s PACS (a valid profile); False when one is already busy.
+
+        With `preflight` the plan comes first (from the profile's saved acceptance map when
+        it covers the files, else a quick negotiation): the Plan column fills, and when
+        anything is blocked or would be converted lossily ``confirmation_needed`` asks
+        before the first byte goes out.
+        """
+        if self.busy or not nodes:
+            return False
+        if profile.is_local_test and not self.local_pacs.running:
+            emit(self.info_changed, "Starting the local test PACS first…")
+            self.local_pacs.start_then(lambda: self.start(nodes, profile, preflight))
+            return True
+        if preflight:
+            return self._start_preflight(list(nodes), profile)
+        return self.launch(list(nodes), profile)
+
+    def _start_preflight(self, nodes: list[Node], p: Profile) -> bool:
+        self._preflight = (nodes, p)
+        emit(self.busy_changed, True)
+        from_map = " from its saved acceptance map…" if saved_map_for(p) else "…"
+        emit(self.info_changed, f"Planning {len(nodes)} instance(s) against {p.name}{from_map}")
+        self._preflight_gen += 1
+        worker = TaskWorker(_tagged, self._preflight_gen, plan, *plan_args(nodes, p, False))
+        worker.succeeded.connect(self._on_preflight_succeeded)
+        worker.failed.connect(self._on_preflight_failed)
+        self.pool.start(worker, "preflight")
+        return True
+
+    @Slot(object)
+    def _on_preflight_succeeded(self, tagged: tuple[int, list[InstancePlan]]) -> None:
+        gen, plans = tagged
+        if self._preflight is None or gen != self._preflight_gen:
+            return  # cancelled, or the plan of an earlier, cancelled send
+        nodes, p = self._preflight
+        apply_plans(self.model, nodes, plans)
+        emit(self.plan_filled, plans)
+        self._plan_summary = summary_text(plans)
+        emit(self.info_changed, f"Plan: {self._plan_summary}.")
+        if not needs_confirmation(plans):
+            QTimer.singleShot(0, self._launch_after_preflight)  # let the plan column paint first
+            return
+        emit(self.info_changed, "Plan ready: waiting for confirmation (some instances are blocked or lossy).")
+        emit(self.confirmation_needed, plans, p)
+
+    @Slot()
+    def _launch_after_preflight(self) -> None:
+        pending, self._preflight = self._preflight, None
+        if pending is not None:
+            self.launch(*pending)
+
+    def confirm(self, go: bool) -> None:
+        """Answer ``confirmation_needed``: send anyway (True) or send nothing (False)."""
+        pending, self._preflight = self._preflight, None
+        if pending is None:
+            return
+        if go:
+            self.launch(*pending)
+        else:
+            emit(self.info_changed, "Send cancelled after the plan: nothing was sent (see the Plan column).")
+            emit(self.busy_changed, False)
+
+    @Slot(object)
+    def _on_preflight_failed(self, exc: Exception) -> None:
+        if getattr(exc, "tag", None) != self._preflight_gen:
+            return
+        pending, self._preflight = self._preflight, None
+        if pending is None:
+            return
+        # the send will meet the same problem and report it per instance (and in the journal)
+        LOGGER.info("No plan before sending (%s); sending anyway", exc)
+        self.launch(*pending)
+
+    def _new_job(self, nodes: list[Node], p: Profile) -> tuple[SendRecord, JobSpec]:
+        job = SendRecord(uuid.uuid4().hex[:12], p, list(nodes), plan_summary=self._plan_summary)
+        items = [Item(i, n.inst.path, n.inst) for i, n in enumerate(nodes) if n.inst is not None]
+        spec = JobSpec(
+            p.to_config_dict(),
+            p.strategy,
+            p.max_retries,
+            items,
+            job.job_id,
+            parallel=p.parallel_associations,
+            journal_path=self.journal_path,
+            profile=p.name,
+            verify_arrival=p.verify_arrival,
+        )
+        return job, spec
+
+    def _rerun_job(self, nodes: list[Node], p: Profile, rerun: Any, by_index: dict[int, Node]) -> tuple[SendRecord, JobSpec]:
+        job = SendRecord(rerun.job.id, p, list(nodes), by_index=dict(by_index), resumed=True)
+        opts = rerun.options
+        spec = JobSpec(
+            rerun.config,
+            opts.get("strategy", "standard"),
+            int(opts.get("max_retries", 4)),
+            list(rerun.items),
+            job.job_id,
+            bool(opts.get("continue_on_error", True)),
+            journal_path=self.journal_path,
+            profile=p.name,
+            verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival)),
+            rerun=rerun,
+        )
+        return job, spec
+
+    def launch(self, nodes: list[Node], p: Profile, rerun: Any = None, by_index: dict[int, Node] | None = None) -> bool:
+        """Start the SendWorker for `nodes` (no plan, no questions); `rerun` resumes a journalled job.
+
+        Args:
+            nodes: the rows sent (for a resume: the rows of the plan's items).
+            p: the profile sent with (named in the journal and the report).
+            rerun: a :class:`core.journal.RerunPlan` to resume instead of a new job.
+            by_index: for a resume, the row of each of the plan's item indexes.
+        """
+        if self._worker is not None:
+            return False
+        job, spec = self._rerun_job(nodes, p, rerun, by_index or {}) if rerun is not None else self._new_job(nodes, p)
+        worker = SendWorker(spec, batch_s=EVENT_BATCH_S, gate=self.gate)
+        self._connect(worker)
+        self._worker, self.job = worker, job
+        n = len(spec.items)
+        verb = "Resume" if rerun is not None else "Send"
+        self.diag_model.begin_job(
+            f"{verb} {time.strftime('%H:%M:%S')}",
+            f"{n} instance(s) to {p.name} ({p.remote_ae_title}@{p.remote_host}:"
+            f"{p.remote_port}), strategy {spec.strategy}, up to {spec.max_retries} fallback "
+            f"step(s), job {job.job_id}" + (f"; plan: {job.plan_summary}" if job.plan_summary else ""),
+        )
+        self._plan_summary = ""
+        self.tracker.reset(n, sum(node.size for node in job.by_index.values()))
+        emit(self.send_started, job, n)
+        emit(self.info_changed, f"Connecting to {p.remote_ae_title}@{p.remote_host}:{p.remote_port}…")
+        self.timer.start()
+        LOGGER.info("%s %s: %d instance(s) to %s@%s:%s", verb, job.job_id, n, p.remote_ae_title, p.remote_host, p.remote_port)
+        # mark the rows "queued" a few thousand per turn of the event loop, then start the worker
+        self._to_queue = (list(job.by_index.values()), 0, worker)
+        self._queue_rows()
+        return True
+
+    def _connect(self, worker: SendWorker) -> None:
+        worker.job_started.connect(self._on_worker_job_started)
+        worker.association_requested.connect(self._on_worker_association_requested)
+        worker.association_negotiated.connect(self._on_worker_association_negotiated)
+        worker.association_failed.connect(self._on_worker_association_failed)
+        worker.association_released.connect(self._on_worker_association_released)
+        worker.instance_started.connect(self._on_worker_instance_started)
+        worker.instance_finished.connect(self._on_worker_instance_finished)
+        worker.instances_batched.connect(self._on_worker_instances_batched)
+        worker.job_finished.connect(self._on_worker_job_finished)
+        worker.arrival_check_started.connect(self._on_worker_arrival_check_started)
+        worker.arrival_checked.connect(self._on_worker_arrival_checked)
+        worker.result_ready.connect(self._on_worker_result_ready)
+
+    @Slot()
+    def _queue_rows(self) -> None:
+        nodes, start, worker = self._to_queue
+        end = start + QUEUE_CHUNK
+        self.model.set_states(nodes[start:end], st.QUEUED)
+        if end < len(nodes) and worker is self._worker:
+            self._to_queue = (nodes, end, worker)
+            QTimer.singleShot(0, self._queue_rows)
+            return
+        self._to_queue = ([], 0, None)
+        if worker is self._worker and worker is not None and not self._closing:
+            self.model.flush()
+            self.pool.start(worker, "send")
+
+    # -- cancelling ----------------------------------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the running job after the current instance, or drop a send still waiting for its plan."""
+        if self._worker is not None:
+            self._worker.cancel()
+            emit(self.info_changed, "Cancelling after the current instance; the rest will be marked “not sent”…")
+        elif self._preflight is not None:
+            self._preflight = None  # the plan's result is ignored when it comes
+            emit(self.info_changed, "Send cancelled before it started: nothing was sent.")
+            emit(self.busy_changed, False)
+
+    def shutdown(self) -> None:
+        """Cancel the running job and start no other (the window is closing)."""
+        self._closing = True
+        if self._worker is not None:
+            self._worker.cancel()
+        self.timer.stop()
+
+    # -- the engine's events -------------------------------------------------------------------------
+
+    def _node_for(self, index: int) -> Node | None:
+        job = self.job
+        return job.by_index.get(index) if job is not None else None
+
+    @Slot(object)
+    def _on_worker_job_started(self, e: Any) -> None:
+        self.tracker.reset(e.total, e.total_bytes)
+
+    @Slot(object)
+    def _on_worker_association_requested(self, e: Any) -> None:
+        self.diag_model.association_requested(e)
+        if self.job is not None and not self.cancelling:
+            emit(
+                self.info_changed,
+                f"Requesting an association (strategy {e.strategy}, {e.n_contexts} presentation contexts, attempt {e.attempt})…",
+            )
+
+    @Slot(object)
+    def _on_worker_association_negotiated(self, e: Any) -> None:
+        if self.job is not None:
+            self.job.associations.append(e.negotiation)
+        self.diag_model.association_negotiated(e.negotiation)
+
+    @Slot(object)
+    def _on_worker_association_failed(self, e: Any) -> None:
+        if self.job is not None:
+            self.job.associations.append(e.negotiation)
+        self.diag_model.association_failed(e.message, e.negotiation)
+
+    @Slot(object)
+    def _on_worker_association_released(self, e: Any) -> None:
+        self.diag_model.association_released(e)
+
+    @Slot(object)
+    def _on_worker_instance_started(self, e: Any) -> None:
+        node = self._node_for(e.index)
+        if node is not None:
+            self.model.set_state(node, st.SENDING, None, sending_as=(e.transfer_syntax, e.converted_from))
+
+    @Slot(object)
+    def _on_worker_instances_batched(self, events: list[Any]) -> None:
+        with self.gate:
+            for e in events:
+                if isinstance(e, InstanceFinished):
+                    self._on_worker_instance_finished(e)
+                else:
+                    self._on_worker_instance_started(e)
+
+    @Slot(object)
+    def _on_worker_instance_finished(self, e: Any) -> None:
+        node = self._node_for(e.index)
+        if node is None or self.job is None:
+            return
+        o = e.outcome
+        self.job.outcomes[e.index] = o
+        self.model.set_state(node, _STATE_OF.get(o.get("state", ""), st.FAILED), o)
+        self.tracker.add(e.bytes_sent)
+
+    @Slot(object)
+    def _on_worker_job_finished(self, e: Any) -> None:
+        self.diag_model.end_job(e)
+        if self.job is not None:
+            self.job.summary = dict(e.summary or {})
+            self.job.error = e.error
+            self.job.cancelled = e.cancelled
+
+    @Slot(int)
+    def _on_worker_arrival_check_started(self, n: int) -> None:
+        emit(self.info_changed, f"Checking that the PACS holds the {n} stored instance(s)…")
+
+    @Slot(object)
+    def _on_worker_arrival_checked(self, info: dict[str, Any]) -> None:
+        job = self.job
+        if job is None:
+            return
+        job.arrival = dict(info)
+        for idx, state in info.get("verified", {}).items():
+            node = job.by_index.get(idx)
+            o = job.outcomes.get(idx)
+            if o is not None:
+                o["verified"] = state
+            if node is not None and node.outcome is not None:
+                self.model.set_state(node, node.state, {**node.outcome, "verified": state})
+        for m in info.get("messages", []):
+            LOGGER.info("Arrival check: %s", m)
+        emit(self.arrival_checked, info)
+
+    @Slot(object)
+    def _on_worker_result_ready(self, result: JobResult | dict[str, Any]) -> None:
+        job, self.job = self.job, None
+        self._worker = None
+        self.timer.stop()
+        self.tracker.finish()
+        if job is None:
+            return
+        job.finished = time.time()
+        if isinstance(result, JobResult):
+            for i, o in enumerate(result.outcomes):
+                job.outcomes.setdefault(o.get("index", i), o)
+            job.associations = list(result.associations)
+            job.summary = result.summary()
+            job.error = result.error
+            job.cancelled = result.cancelled
+        else:
+            job.error = result.get("error")
+            self._mark_unsent(job)
+        self.model.flush()
+        self.last_job = job
+        emit(self.progressed, self.tracker)
+        emit(self.send_finished, job)
+
+    def _mark_unsent(self, job: SendRecord) -> None:
+        """The job could not run at all: its queued rows end "not sent" with the job's error."""
+        for i, n in job.by_index.items():
+            if n.state in (st.QUEUED, st.SENDING):
+                o = {
+                    "status": "failure",
+                    "state": "not-sent",
+                    "message": f"not sent: {job.error}",
+                    "path": n.inst.path if n.inst else None,
+                }
+                job.outcomes[i] = o
+                self.model.set_state(n, st.NOT_SENT, o)
+
+    @Slot()
+    def _on_timer_timeout(self) -> None:
+        emit(self.progressed, self.tracker)
