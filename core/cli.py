@@ -25,6 +25,7 @@ from .config import DEFAULT_CALLING_AE, StoreConfig
 from .engine import SendJob, items_from_scan
 from .errors import CourierError
 from .journal import multicast as ev_multicast
+from .outcomes import InstanceState, Status
 from .report import build_report, write_report
 from .scan import scan_paths
 from .strategies import STRATEGY_ORDER
@@ -164,11 +165,11 @@ class Progress:
             self.done += 1
             self.bytes += event.bytes_sent
             o = event.outcome
-            said = o["message"].removeprefix("not sent: ") in self._said  # an association failure, said already
-            cancelled = o["message"].endswith("the send was cancelled")
-            if o["status"] == "failure" and not said and not cancelled:
+            said = o.message.removeprefix("not sent: ") in self._said  # an association failure, said already
+            cancelled = o.message.endswith("the send was cancelled")
+            if o.status == Status.FAILURE and not said and not cancelled:
                 self._clear()
-                print(f"FAILED  {o.get('path') or o.get('sop_instance_uid')}: {o['message']}", file=self.stream)
+                print(f"FAILED  {o.path or o.sop_instance_uid}: {o.message}", file=self.stream)
             self._draw()
         elif isinstance(event, ev.AssociationFailed):
             if event.message not in self._said:  # the same refusal is said once
@@ -263,7 +264,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     if journal is not None:
         journal.close()
     summary = result.summary()
-    arrival = run_verify(args, cfg, result.outcomes) if args.verify_arrival and not result.no_association else None
+    arrival = None
+    if args.verify_arrival and not result.no_association:
+        arrival, result.outcomes = run_verify(args, cfg, result.outcomes)
     if args.report:
         job_info = {
             "id": job_id,
@@ -289,10 +292,10 @@ def cmd_send(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_NO_ASSOCIATION
-    dicom = [o for o in result.outcomes if o["status"] != "skipped" or o.get("state") == "not-sent"]
-    if arrival is not None and any(o.get("verified") not in (None, "committed", "found") for o in dicom):
+    dicom = [o for o in result.outcomes if o.status != Status.SKIPPED or o.state == InstanceState.NOT_SENT]
+    if arrival is not None and any(o.verified not in (None, "committed", "found") for o in dicom):
         return EXIT_SOME_FAILED
-    return EXIT_OK if all(o["status"] in ("success", "warning") for o in dicom) else EXIT_SOME_FAILED
+    return EXIT_OK if all(o.stored for o in dicom) else EXIT_SOME_FAILED
 
 
 _OPTION_NAMES = {
@@ -336,8 +339,8 @@ def _report_problem(path: str | None) -> str:
 
 def _first_failure(result: Any) -> str:
     for o in result.outcomes:
-        if o["status"] == "failure":
-            return o["message"]
+        if o.status == Status.FAILURE:
+            return o.message
     return "unknown reason"
 
 

@@ -220,7 +220,7 @@ def _rerun(args: argparse.Namespace, states: tuple[str, ...], verb: str) -> int:
             result = run_rerun(journal, plan, progress, cancel)
             _print_summary(result.summary(), time.monotonic() - t0, sys.stderr)
         rows = journal.instances(plan.job.id)
-        fresh = {o["index"]: o for o in (result.outcomes if result else [])}
+        fresh = {o.index: o.to_dict() for o in (result.outcomes if result else [])}
         attempts: dict[int, list[dict[str, Any]]] = {}
         for a in journal.attempts(plan.job.id):
             attempts.setdefault(a["idx"], []).append(a)

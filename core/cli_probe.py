@@ -196,13 +196,13 @@ def run_dry_run(args: argparse.Namespace, cfg: Any, instances: list[Any]) -> int
     return EXIT_SOME_FAILED if counts["blocked"] else EXIT_OK
 
 
-def run_verify(args: argparse.Namespace, cfg: Any, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-    """``send --verify-arrival``: check the stored outcomes, set their ``verified`` field; returns a summary."""
+def run_verify(args: argparse.Namespace, cfg: Any, outcomes: list[Any]) -> tuple[dict[str, Any], list[Any]]:
+    """``send --verify-arrival``: check the stored outcomes; returns a summary and the outcomes with ``verified`` set."""
     from .verify import apply_to_outcomes, verify_arrival
 
-    stored = [o for o in outcomes if o.get("status") in ("success", "warning")]
+    stored = [o for o in outcomes if o.stored]
     result = verify_arrival(cfg, stored, listen_port=args.commit_port, timeout_s=args.commit_timeout)
-    apply_to_outcomes(outcomes, result)
+    outcomes = apply_to_outcomes(outcomes, result)
     counts = result.counts()
     print(
         "Arrival check: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
@@ -218,4 +218,4 @@ def run_verify(args: argparse.Namespace, cfg: Any, outcomes: list[dict[str, Any]
         "messages": result.messages,
         "commitment": result.commitment,
         "series": result.series,
-    }
+    }, outcomes

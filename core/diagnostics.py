@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
 
+from .outcomes import Status
+
 __all__ = [
     "StatusExplanation",
     "explain_status",
@@ -24,7 +26,7 @@ __all__ = [
     "is_transient_status",
 ]
 
-SUCCESS, WARNING, FAILURE = "success", "warning", "failure"
+SUCCESS, WARNING, FAILURE = Status.SUCCESS, Status.WARNING, Status.FAILURE
 
 #: PS3.8 Table 9-18: presentation context result/reason.
 CONTEXT_RESULT_REASONS = {
@@ -75,21 +77,21 @@ class StatusExplanation:
 
     Attributes:
         code: the status value (0x0000-0xFFFF).
-        category: ``"success"``, ``"warning"`` or ``"failure"``.
+        category: success, warning or failure.
         meaning: the standard's label, e.g. ``"Refused: Out of Resources"``.
         hint: what to do about it, in plain words (may be empty).
         message: one sentence combining code, meaning, the peer's comment and the hint.
     """
 
     code: int
-    category: str
+    category: Status
     meaning: str
     hint: str
     message: str
 
 
-def status_category(code: int) -> str:
-    """Return ``success``, ``warning`` or ``failure`` for a C-STORE status (PS3.4 B.2.3)."""
+def status_category(code: int) -> Status:
+    """Return success, warning or failure for a C-STORE status (PS3.4 B.2.3)."""
     if code == 0x0000:
         return SUCCESS
     if code in (0xB000, 0xB006, 0xB007) or 0xB000 <= code <= 0xBFFF or code in (0x0107, 0x0116, 0x0001):

@@ -8,8 +8,10 @@ frozen dataclass so it can cross threads as data.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from .outcomes import InstanceOutcome, Negotiation
 
 __all__ = [
     "Event",
@@ -62,9 +64,9 @@ class AssociationRequested(Event):
 
 @dataclass(frozen=True)
 class AssociationNegotiated(Event):
-    """An association was established; `negotiation` is the attempt record (dict)."""
+    """An association was established; `negotiation` is the attempt record."""
 
-    negotiation: dict[str, Any]
+    negotiation: Negotiation
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class AssociationFailed(Event):
     """An association attempt failed; `message` says why, `negotiation` holds the details."""
 
     message: str
-    negotiation: dict[str, Any]
+    negotiation: Negotiation
 
 
 @dataclass(frozen=True)
@@ -96,10 +98,10 @@ class InstanceStarted(Event):
 
 @dataclass(frozen=True)
 class InstanceFinished(Event):
-    """Input `index` ended; `outcome` is the per-instance result dict (see core.report)."""
+    """Input `index` ended with `outcome`; `bytes_sent` counts the file's bytes (0 when skipped)."""
 
     index: int
-    outcome: dict[str, Any] = field(default_factory=dict)
+    outcome: InstanceOutcome
     bytes_sent: int = 0
 
 

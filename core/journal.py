@@ -5,7 +5,7 @@ to date by :class:`JournalRecorder`, an engine event subscriber. The engine
 calls it synchronously on the sending thread, and every event is committed
 before the callback returns, so an outcome is in the journal before the next
 instance starts; a crash or ``kill -9`` loses at most the instance in flight,
-which is then read back as ``in-flight`` ("outcome unknown") and sent again by
+which is then read back as in flight ("outcome unknown") and sent again by
 a resume. (See :class:`Journal` for power cuts and ``synchronous``.)
 
 Tables:
@@ -17,10 +17,8 @@ Tables:
 * ``attempts``: one row per C-STORE attempt (result, status code, message,
   transfer syntax, duration); a row without result was cut short by a crash.
 
-Instance states: ``pending`` (not tried yet), ``in-flight`` (a C-STORE started,
-no outcome recorded), then the engine's final states ``stored``,
-``stored-warning``, ``failed``, ``unknown`` (the link broke after the data set
-was sent), ``not-sent``, ``skipped``.
+Instance states are :class:`core.outcomes.InstanceState`: pending (not tried yet), in flight
+(a C-STORE started, no outcome recorded), then the engine's final states.
 
 :func:`prepare_rerun` turns a job back into engine items for ``resume`` (not yet
 sent, in flight or unknown) and ``retry`` (the same plus those that failed).
@@ -42,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import events as ev
+from .outcomes import STORED_STATES, InstanceState
 
 LOGGER = logging.getLogger(__name__)
 LOGGER.addHandler(logging.NullHandler())
@@ -65,10 +64,10 @@ APP_NAME = "dicom-courier"
 SCHEMA_VERSION = 1
 
 #: Instance states a ``resume`` sends again: never sent, sent without a recorded outcome, or outcome unknown.
-RESUME_STATES = ("pending", "in-flight", "unknown", "not-sent")
+RESUME_STATES = (InstanceState.PENDING, InstanceState.IN_FLIGHT, InstanceState.UNKNOWN, InstanceState.NOT_SENT)
 #: Instance states a ``retry`` sends again: the above plus failures (refused by the peer, unreadable then).
-RETRY_STATES = (*RESUME_STATES, "failed")
-FINAL_OK_STATES = ("stored", "stored-warning")
+RETRY_STATES = (*RESUME_STATES, InstanceState.FAILED)
+FINAL_OK_STATES = STORED_STATES
 
 _SECRET_KEY = re.compile(r"password|passphrase|private_key|key_pem|token|api_key", re.I)
 
@@ -196,10 +195,18 @@ class JobRecord:
         """JSON-ready: id, started (ISO 8601 UTC), profile, peer, state, counts (also flat)."""
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
         finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.finished)) if self.finished else None
-        counts = {
-            k: self.counts.get(k, 0)
-            for k in ("total", "stored", "stored-warning", "failed", "unknown", "not-sent", "in-flight", "pending", "skipped")
-        }
+        counts = {"total": self.counts.get("total", 0)}
+        for state in (
+            InstanceState.STORED,
+            InstanceState.STORED_WARNING,
+            InstanceState.FAILED,
+            InstanceState.UNKNOWN,
+            InstanceState.NOT_SENT,
+            InstanceState.IN_FLIGHT,
+            InstanceState.PENDING,
+            InstanceState.SKIPPED,
+        ):
+            counts[state.value] = self.counts.get(state, 0)
         flat = {k.replace("-", "_"): v for k, v in counts.items()}
         return {
             "id": self.id,
@@ -307,7 +314,7 @@ class Journal:
             )
             db.executemany(
                 "INSERT INTO instances (job, idx, path, sop_class_uid, sop_instance_uid, size, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         job_id,
@@ -316,6 +323,7 @@ class Journal:
                         it.inst.sop_class_uid or None,
                         it.inst.sop_instance_uid or None,
                         it.inst.size,
+                        InstanceState.PENDING.value,
                     )
                     for it in instances
                 ],
@@ -495,9 +503,9 @@ class JournalRecorder:
         self._base.setdefault(event.index, done)
         with self.journal._lock:
             self.journal._db.execute(
-                "UPDATE instances SET state = 'in-flight', attempts = ?, transfer_syntax = ?, "
+                "UPDATE instances SET state = ?, attempts = ?, transfer_syntax = ?, "
                 "first_started = COALESCE(first_started, ?), last_started = ? WHERE job = ? AND idx = ?",
-                (done + 1, event.transfer_syntax, now, now, self.job_id, event.index),
+                (InstanceState.IN_FLIGHT.value, done + 1, event.transfer_syntax, now, now, self.job_id, event.index),
             )
 
     def _finished(self, event: ev.InstanceFinished) -> None:
@@ -509,17 +517,17 @@ class JournalRecorder:
             (
                 self.job_id,
                 event.index,
-                base + int(a.get("attempt", 0)),
+                base + a.attempt,
                 self.run,
-                a.get("started"),
-                a.get("transfer_syntax"),
-                a.get("association"),
-                a.get("result"),
-                a.get("status_code"),
-                a.get("message"),
-                a.get("elapsed_s"),
+                a.started,
+                a.transfer_syntax,
+                a.association,
+                a.result,
+                a.status_code,
+                a.message,
+                a.elapsed_s,
             )
-            for a in o.get("attempts_detail") or []
+            for a in o.attempts_detail
         ]
         with self.journal._tx() as db:
             db.execute(
@@ -527,13 +535,13 @@ class JournalRecorder:
                 "transfer_syntax = COALESCE(?, transfer_syntax), finished = ?, "
                 "sop_instance_uid = COALESCE(sop_instance_uid, ?) WHERE job = ? AND idx = ?",
                 (
-                    o.get("state"),
-                    o.get("status"),
-                    o.get("status_code"),
-                    o.get("message"),
-                    o.get("transfer_syntax"),
+                    o.state,
+                    o.status,
+                    o.status_code,
+                    o.message,
+                    o.transfer_syntax,
                     now,
-                    o.get("sop_instance_uid"),
+                    o.sop_instance_uid,
                     self.job_id,
                     event.index,
                 ),

@@ -28,7 +28,7 @@ import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pydicom
@@ -41,6 +41,7 @@ from .engine import Item, SendJob, _partition_by_study
 from .errors import AssociationError, CourierError
 from .events import Event
 from .negotiation import candidate_contexts, open_association, plan_contexts
+from .outcomes import ContextRecord, Negotiation
 from .probe import REASON_ABSTRACT, REASON_NONE, REASON_TRANSFER, REASON_USER, AcceptanceMap, quiet_no_context
 from .scan import ScannedInstance
 from .strategies import fallback_chain, is_lossy_syntax, parse_strategy, strategy_syntaxes
@@ -348,11 +349,11 @@ class _Answers:
         self.live = live
         self.negotiations = 0
         self.offline = ""
-        self.records: list[dict[str, Any]] = []
+        self.records: list[Negotiation] = []
 
     def __call__(
         self, contexts: list[tuple[str, str]], strategy: str, attempt: int
-    ) -> tuple[list[PresentationContext], dict[str, Any]]:
+    ) -> tuple[list[PresentationContext], Negotiation]:
         if self.amap is not None and (self.amap.covers(contexts) or not self.live):
             return self._from_map(contexts, strategy, attempt)
         self.negotiations += 1
@@ -372,38 +373,39 @@ class _Answers:
             assoc.release()
         except Exception:  # the answer is in
             LOGGER.debug("Release of a planning association failed", exc_info=True)
-        record["source"] = "negotiation"
+        record = replace(record, source="negotiation")
         self.records.append(record)
         return accepted, record
 
     def _from_map(
         self, contexts: list[tuple[str, str]], strategy: str, attempt: int
-    ) -> tuple[list[PresentationContext], dict[str, Any]]:
+    ) -> tuple[list[PresentationContext], Negotiation]:
         assert self.amap is not None
         accepted: list[PresentationContext] = []
-        record: dict[str, Any] = {
-            "strategy": strategy,
-            "attempt": attempt,
-            "source": "acceptance map",
-            "proposed": [{"abstract_syntax": a, "abstract_syntax_name": UID(a).name, "transfer_syntax": t} for a, t in contexts],
-            "accepted": [],
-            "rejected": [],
-        }
+        yes: list[ContextRecord] = []
+        no: list[ContextRecord] = []
         for i, (a, t) in enumerate(contexts):
             cid = 2 * i + 1
             answer = self.amap.answer(a, t) or "not probed"
-            entry = {"id": cid, "abstract_syntax": a, "abstract_syntax_name": UID(a).name, "transfer_syntax": t}
             if answer == "accepted":
                 accepted.append(_make_cx(cid, a, t))
-                record["accepted"].append(entry)
+                yes.append(ContextRecord(a, UID(a).name, t, cid))
             else:
-                record["rejected"].append({**entry, "result": _REASON_RESULT.get(answer, 2), "reason": answer})
+                no.append(ContextRecord(a, UID(a).name, t, cid, _REASON_RESULT.get(answer, 2), answer))
+        record = Negotiation(
+            strategy,
+            attempt,
+            proposed=tuple(ContextRecord(a, UID(a).name, t) for a, t in contexts),
+            accepted=tuple(yes),
+            rejected=tuple(no),
+            source="acceptance map",
+        )
         self.records.append(record)
         if not accepted:  # pynetdicom aborts an association without an accepted context
             raise AssociationError(
                 "the peer accepted none of the proposed presentation contexts (acceptance map)",
                 remote_ae=self.cfg.remote_ae_title,
-                details={"kind": "no-context", "transient": False, "negotiation": record},
+                details={"kind": "no-context", "transient": False, "negotiation": record.to_dict()},
             )
         return accepted, record
 
@@ -452,7 +454,7 @@ def _blocked(inst: ScannedInstance, message: str, strategy: str | None = None) -
 
 
 def _blocked_message(
-    inst: ScannedInstance, record: dict[str, Any] | None, amap: AcceptanceMap | None, allow_lossy: bool, strategy: str
+    inst: ScannedInstance, record: Negotiation | None, amap: AcceptanceMap | None, allow_lossy: bool, strategy: str
 ) -> str:
     """Why an instance has no usable context, in the words of issue 7."""
     sop, stored = inst.sop_class_uid, inst.transfer_syntax
@@ -465,13 +467,13 @@ def _blocked_message(
                 else ("blocked: the PACS accepts no transfer syntax for this SOP class")
             )
     else:
-        rec = record or {}
-        accepted = [a["transfer_syntax"] for a in rec.get("accepted", []) if a["abstract_syntax"] == sop]
+        rec = record or Negotiation("", 0)
+        accepted = rec.accepted_for(sop)
         if not accepted:
-            mine = [r for r in rec.get("rejected", []) if r["abstract_syntax"] == sop]
-            if not mine or all(r.get("result") in (1, 3) for r in mine):
+            mine = [r for r in rec.rejected if r.abstract_syntax == sop]
+            if not mine or all(r.result in (1, 3) for r in mine):
                 return MSG_CLASS_REFUSED
-            proposed = [p["transfer_syntax"] for p in rec.get("proposed", []) if p["abstract_syntax"] == sop]
+            proposed = [str(p.transfer_syntax) for p in rec.proposed if p.abstract_syntax == sop]
             return (
                 "blocked: the PACS accepts none of the transfer syntaxes proposed for this SOP class ("
                 + ", ".join(syntax_label(t) for t in proposed[:6])
@@ -564,7 +566,7 @@ def plan_instances(
     def one_pass(pending: list[ScannedInstance], primary: bool) -> list[ScannedInstance]:
         """The engine's ``_send_with_fallback`` for one set of instances; returns the instances a
         secondary association gave up (the engine sends them over the primary one afterwards)."""
-        last_record: dict[int, dict[str, Any] | None] = {}
+        last_record: dict[int, Negotiation | None] = {}
         for attempt, strat in enumerate(chain, start=1):
             if not pending or (cancel is not None and cancel.is_set()):
                 break
@@ -577,7 +579,7 @@ def plan_instances(
                     accepted, record = answers(group.contexts, str(strat), attempt)
                 except AssociationError as exc:
                     kind = exc.details.get("kind")
-                    rec = exc.details.get("negotiation")
+                    rec = Negotiation.from_dict(exc.details["negotiation"]) if exc.details.get("negotiation") else None
                     if not primary and kind in ("rejected", "aborted", "timeout"):
                         return [i for i in pending if i.index not in plans]
                     if kind in ("aborted", "no-context", "timeout"):

@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from .outcomes import InstanceOutcome, Negotiation
+
 __all__ = ["write_report", "INSTANCE_COLUMNS", "build_report"]
 
 INSTANCE_COLUMNS = (
@@ -34,22 +36,39 @@ INSTANCE_COLUMNS = (
 )
 
 
+def _plain(record: Any) -> dict[str, Any]:
+    """A typed record (``to_dict()``) or an entry that is a dict already."""
+    return record.to_dict() if hasattr(record, "to_dict") else dict(record)
+
+
 def build_report(
-    outcomes: Sequence[dict[str, Any]],
+    outcomes: Sequence[InstanceOutcome | dict[str, Any]],
     summary: dict[str, Any],
-    associations: Sequence[dict[str, Any]],
+    associations: Sequence[Negotiation | dict[str, Any]],
     job: dict[str, Any] | None = None,
     omit_patient: bool = False,
 ) -> dict[str, Any]:
-    """Assemble the report dict (see module doc). `omit_patient` drops patient IDs."""
+    """Assemble the report dict (see module doc).
+
+    Args:
+        outcomes: one per instance: :class:`~core.outcomes.InstanceOutcome` records, or
+            entries that are dicts already (a dry run's plans, a journal's rows).
+        summary: the counts.
+        associations: the negotiation records.
+        job: the job section (id, peer, calling AE title, times...).
+        omit_patient: drop patient IDs.
+
+    Returns:
+        ``{"summary", "instances", "associations", "job"}``.
+    """
     instances = []
     for o in outcomes:
-        entry = {k: v for k, v in o.items() if k != "index"}
+        entry = {k: v for k, v in _plain(o).items() if k != "index"}
         if omit_patient:
             entry.pop("patient_id", None)
             entry.pop("patient_name", None)
         instances.append(entry)
-    return {"summary": dict(summary), "instances": instances, "associations": list(associations), "job": job or {}}
+    return {"summary": dict(summary), "instances": instances, "associations": [_plain(a) for a in associations], "job": job or {}}
 
 
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:

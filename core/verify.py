@@ -27,7 +27,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from typing import Any
 
@@ -41,6 +41,7 @@ from .config import StoreConfig
 from .errors import AssociationError, CourierError
 from .events import Event
 from .negotiation import open_association, tls_args_for
+from .outcomes import InstanceOutcome
 
 LOGGER = logging.getLogger(__name__)
 
@@ -433,9 +434,13 @@ def verify_arrival(
     return result
 
 
-def apply_to_outcomes(outcomes: Sequence[dict[str, Any]], result: ArrivalResult) -> None:
-    """Set each stored outcome's ``verified`` field from `result` (others get None)."""
-    for o in outcomes:
-        uid = o.get("sop_instance_uid")
-        stored = o.get("status") in ("success", "warning")
-        o["verified"] = result.verified.get(uid) if (stored and uid) else None
+def apply_to_outcomes(outcomes: Sequence[InstanceOutcome], result: ArrivalResult) -> list[InstanceOutcome]:
+    """Return `outcomes` with each stored one's ``verified`` taken from `result` (the others get None)."""
+    return [
+        replace(
+            o,
+            verified=result.verified.get(o.sop_instance_uid) if (o.stored and o.sop_instance_uid) else None,
+            arrival_checked=True,
+        )
+        for o in outcomes
+    ]

@@ -135,8 +135,8 @@ def test_pdus_never_exceed_the_peer_maximum(tmp_path, peer_max):
         result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
     finally:
         peer.close()
-    assert [o["status"] for o in result.outcomes] == ["success", "success"]
-    assert result.associations[0]["peer_max_pdu"] == peer_max
+    assert [o.status for o in result.outcomes] == ["success", "success"]
+    assert result.associations[0].peer_max_pdu == peer_max
     if peer_max:
         assert max(peer.pdu_sizes) <= peer_max
     for p in paths:
@@ -156,7 +156,7 @@ def test_parallel_associations_keep_each_study_whole(tmp_path):
     assert result.established == 3
     by_assoc: dict[str, set] = {}
     for o in result.outcomes:
-        by_assoc.setdefault(o["study_instance_uid"], set()).add(o["association"])
+        by_assoc.setdefault(o.study_instance_uid, set()).add(o.association)
     assert all(len(a) == 1 for a in by_assoc.values()), by_assoc
 
 
@@ -169,7 +169,7 @@ def test_parallel_backs_off_when_the_peer_refuses_extra_associations(tmp_path):
         result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
     finally:
         peer.close()
-    assert result.summary()["success"] == 30, [o["message"] for o in result.outcomes if o["status"] != "success"]
+    assert result.summary()["success"] == 30, [o.message for o in result.outcomes if o.status != "success"]
     assert len(peer.received) == 30
 
 

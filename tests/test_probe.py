@@ -247,7 +247,7 @@ def test_negotiation_record_names_the_proposed_syntax_of_rejected_contexts(pynet
     cxs = [(CT, J2K_LOSSLESS), (CT, IMPLICIT), (MR, EXPLICIT), (SC, "1.2.840.10008.1.2.5")]
     assoc, record = open_association(StoreConfig.from_dict(config(port, "PICKY")), cxs)
     assoc.release()
-    assert [(r["abstract_syntax"], r["transfer_syntax"], r["result"]) for r in record["rejected"]] == [
+    assert [(r.abstract_syntax, r.transfer_syntax, r.result) for r in record.rejected] == [
         (CT, J2K_LOSSLESS, 4),
         (MR, EXPLICIT, 4),
         (SC, "1.2.840.10008.1.2.5", 3),

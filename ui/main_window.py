@@ -82,14 +82,7 @@ EVENT_BATCH_S = 0.1
 #: Rows marked "queued" per turn of the event loop when a send starts.
 QUEUE_CHUNK = 2500
 
-_STATE_OF = {
-    "stored": st.STORED,
-    "stored-warning": st.WARNING,
-    "failed": st.FAILED,
-    "not-sent": st.NOT_SENT,
-    "unknown": st.UNKNOWN,
-    "skipped": st.SKIPPED,
-}
+_STATE_OF = {s.value: s for s in (st.STORED, st.WARNING, st.FAILED, st.NOT_SENT, st.UNKNOWN, st.SKIPPED)}
 
 
 @dataclass
@@ -1705,15 +1698,17 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_send_association_negotiated(self, e: Any) -> None:
+        record = e.negotiation.to_dict()
         if self._job is not None:
-            self._job.associations.append(e.negotiation)
-        self.diag_model.association_negotiated(e.negotiation)
+            self._job.associations.append(record)
+        self.diag_model.association_negotiated(record)
 
     @Slot(object)
     def _on_send_association_failed(self, e: Any) -> None:
+        record = e.negotiation.to_dict()
         if self._job is not None:
-            self._job.associations.append(e.negotiation)
-        self.diag_model.association_failed(e.message, e.negotiation)
+            self._job.associations.append(record)
+        self.diag_model.association_failed(e.message, record)
 
     @Slot(object)
     def _on_send_association_released(self, e: Any) -> None:
@@ -1739,7 +1734,7 @@ class MainWindow(QMainWindow):
         node = self._node_for(e.index)
         if node is None or self._job is None:
             return
-        o = e.outcome
+        o = e.outcome.to_dict()
         self._job.outcomes[e.index] = o
         self.model.set_state(node, _STATE_OF.get(o.get("state", ""), st.FAILED), o)
         self.tracker.add(e.bytes_sent)
@@ -1762,9 +1757,9 @@ class MainWindow(QMainWindow):
             return
         job.finished = time.time()
         if isinstance(result, JobResult):
-            for i, o in enumerate(result.outcomes):
-                job.outcomes.setdefault(o.get("index", i), o)
-            job.associations = list(result.associations)
+            for o in result.outcomes:
+                job.outcomes.setdefault(o.index, o.to_dict())
+            job.associations = [a.to_dict() for a in result.associations]
             job.summary = result.summary()
             job.error = result.error
             job.cancelled = result.cancelled
@@ -1774,7 +1769,7 @@ class MainWindow(QMainWindow):
                 if n.state in (st.QUEUED, st.SENDING):
                     o = {
                         "status": "failure",
-                        "state": "not-sent",
+                        "state": st.NOT_SENT.value,
                         "message": f"not sent: {job.error}",
                         "path": n.inst.path if n.inst else None,
                     }
@@ -1916,7 +1911,7 @@ class MainWindow(QMainWindow):
         if job is None:
             return False
         outcomes = [
-            job.outcomes.get(i, {"status": "failure", "state": "not-sent", "message": "no outcome"}) for i in job.by_index
+            job.outcomes.get(i, {"status": "failure", "state": st.NOT_SENT.value, "message": "no outcome"}) for i in job.by_index
         ]
         insts = [n.inst for n in job.by_index.values()]
         worker = TaskWorker(_write_report, path, outcomes, insts, job, omit_patient)

@@ -323,7 +323,7 @@ class SendWorker(EngineEventAdapter):
         """The arrival check (worker thread); sets each outcome's ``verified`` and reports it."""
         from core.verify import apply_to_outcomes, verify_arrival
 
-        stored = [o for o in result.outcomes if o.get("status") in ("success", "warning")]
+        stored = [o for o in result.outcomes if o.stored]
         if not stored:
             return
         emit(self.arrival_check_started, len(stored))
@@ -334,8 +334,8 @@ class SendWorker(EngineEventAdapter):
             LOGGER.error("Arrival check failed: %s", exc)
             emit(self.arrival_checked, {"verified": {}, "messages": [f"arrival check failed: {exc}"], "counts": {}})
             return
-        apply_to_outcomes(result.outcomes, arrival)
-        verified = {int(o["index"]): o["verified"] for o in result.outcomes if o.get("verified") and o.get("index") is not None}
+        result.outcomes = apply_to_outcomes(result.outcomes, arrival)
+        verified = {o.index: o.verified for o in result.outcomes if o.verified}
         emit(
             self.arrival_checked,
             {
