@@ -22,6 +22,7 @@ from .engine import SendJob, items_from_inputs
 from .errors import AssociationError, DimseCommandError, TlsConfigError
 from .negotiation import open_association
 from .outcomes import InstanceState
+from .rules import refused_whatever_we_propose
 from .strategies import fallback_chain, strategy_syntaxes
 
 LOGGER = logging.getLogger(__name__)
@@ -192,12 +193,7 @@ def manage_association_with_fallback(
         except AssociationError as exc:
             attempts.append(exc.details.get("negotiation", {"strategy": strategy, "outcome": exc.message}))
             last = exc
-            if (
-                exc.details.get("kind") in ("connect", "tls")
-                or exc.details.get("result") == 1
-                and exc.details.get("source") == 1
-                and exc.details.get("reason") in (3, 7)
-            ):
+            if exc.details.get("kind") in ("connect", "tls") or refused_whatever_we_propose(exc.details):
                 break
             continue
         rec = record.to_dict()

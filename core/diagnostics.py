@@ -23,7 +23,6 @@ __all__ = [
     "explain_abort",
     "explain_connect_error",
     "CONTEXT_RESULT_REASONS",
-    "is_transient_status",
 ]
 
 SUCCESS, WARNING, FAILURE = Status.SUCCESS, Status.WARNING, Status.FAILURE
@@ -97,11 +96,6 @@ def status_category(code: int) -> Status:
     if code in (0xB000, 0xB006, 0xB007) or 0xB000 <= code <= 0xBFFF or code in (0x0107, 0x0116, 0x0001):
         return WARNING
     return FAILURE
-
-
-def is_transient_status(code: int) -> bool:
-    """True for failures worth retrying later: 0xA7xx (out of resources), 0x0213 (resource limitation)."""
-    return 0xA700 <= code <= 0xA7FF or code == 0x0213
 
 
 def explain_status(code: int, error_comment: str | None = None, offending_element: object = None) -> StatusExplanation:

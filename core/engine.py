@@ -29,11 +29,19 @@ from pynetdicom.dsutils import split_dataset
 from . import events as ev
 from .config import StoreConfig
 from .convert import encode_dataset, load_dataset, syntax_label
-from .diagnostics import explain_abort, explain_status, is_transient_status
+from .diagnostics import explain_abort, explain_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
 from .fastpath import ChannelBroken, DirectChannel
 from .negotiation import candidate_contexts, open_association, plan_contexts, tls_args_for
 from .outcomes import Attempt, AttemptResult, InstanceOutcome, InstanceState, Negotiation, Status
+from .rules import (
+    association_retryable,
+    falls_back,
+    is_transient_status,
+    partition_by_study,
+    secondary_gives_up,
+    waits_for_next_strategy,
+)
 from .scan import ScannedInstance, read_instance
 from .strategies import fallback_chain, parse_strategy
 from .waiting import drop_connection
@@ -171,12 +179,6 @@ class JobResult:
         return counts
 
 
-def _proposal_may_be_the_cause(exc: AssociationError) -> bool:
-    """A permanent A-ASSOCIATE-RJ that names no AE title problem: a simpler proposal may pass."""
-    d = exc.details
-    return d.get("kind") == "rejected" and not d.get("transient") and not (d.get("source") == 1 and d.get("reason") in (2, 3, 7))
-
-
 class _GiveUp(Exception):
     """A secondary association could not be opened: hand its instances back."""
 
@@ -185,18 +187,9 @@ class _GiveUp(Exception):
         self.items = items
 
 
-def _partition_by_study(items: list[Item], n: int) -> list[list[Item]]:
-    """Split `items` into at most `n` lists of similar size in bytes, keeping each study whole."""
-    studies: dict[str, list[Item]] = {}
-    for it in items:
-        studies.setdefault(it.inst.study_instance_uid or f"#{it.index}", []).append(it)
-    buckets: list[list[Item]] = [[] for _ in range(min(n, len(studies)))]
-    sizes = [0] * len(buckets)
-    for group in sorted(studies.values(), key=lambda g: -sum(i.inst.size + 1 for i in g)):
-        k = sizes.index(min(sizes))
-        buckets[k].extend(group)
-        sizes[k] += sum(i.inst.size + 1 for i in group)
-    return [sorted(b, key=lambda it: it.index) for b in buckets if b]
+def _study_key(it: Item) -> tuple[int, str, int]:
+    """What :func:`core.rules.partition_by_study` needs of an item."""
+    return it.index, it.inst.study_instance_uid, it.inst.size
 
 
 class _Broken(Exception):
@@ -358,7 +351,7 @@ class SendJob:
 
     def _send_parallel(self, pending: list[Item]) -> None:
         """Send over up to `parallel` associations at once, one thread each (PS3.8 allows many)."""
-        buckets = _partition_by_study(pending, self.parallel)
+        buckets = partition_by_study(pending, self.parallel, _study_key)
         leftovers: list[Item] = []
         errors: list[CourierError] = []
 
@@ -439,16 +432,14 @@ class SendJob:
             try:
                 assoc, record = self._associate(contexts, strategy, attempt)
             except AssociationError as exc:
-                kind = exc.details.get("kind")
-                if not primary and not connected and kind in ("rejected", "aborted", "timeout"):
+                if not primary and not connected and secondary_gives_up(exc.details):
                     raise _GiveUp(self._unfinished(members)) from exc  # fewer associations, same work
-                if can_fall_back and not connected and (kind in ("aborted", "no-context") or _proposal_may_be_the_cause(exc)):
+                if can_fall_back and not connected and falls_back(exc.details):
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
                     return deferred + queue
                 # wait out an outage only of a peer that has worked in this job, or one that says "busy"
-                retryable = bool(exc.details.get("transient")) and (kind == "rejected" or self._established > 0)
-                if retryable:
+                if association_retryable(exc.details, self._established > 0):
                     now = time.monotonic()
                     outage_since = now if outage_since is None else outage_since
                     outage_tries += 1
@@ -545,7 +536,7 @@ class SendJob:
                 cands = cache[key]
                 if not cands:
                     reason = self._no_context_reason(it, record)
-                    if can_fall_back and not self._abstract_refused(it, record):
+                    if waits_for_next_strategy(it.inst.sop_class_uid, record, can_fall_back):
                         last_reason[it.index] = reason
                         deferred.append(it)
                     else:
@@ -575,16 +566,6 @@ class SendJob:
             assoc.release()
             return "released"
         return "aborted"
-
-    @staticmethod
-    def _abstract_refused(it: Item, record: Negotiation) -> bool:
-        """True when every context of the SOP class was refused as 'abstract syntax not supported'."""
-        mine = [r for r in record.rejected if r.abstract_syntax == it.inst.sop_class_uid]
-        return (
-            bool(mine)
-            and all(r.result in (1, 3) for r in mine)
-            and not any(a.abstract_syntax == it.inst.sop_class_uid for a in record.accepted)
-        )
 
     @staticmethod
     def _no_context_reason(it: Item, record: Negotiation) -> str:

@@ -6,8 +6,9 @@
   walks the engine's own decisions - :func:`~core.negotiation.plan_contexts`,
   the strategy :func:`~core.strategies.fallback_chain`,
   :func:`~core.negotiation.candidate_contexts` (which applies
-  :func:`~core.convert.conversion_plan`) and the engine's rule for when an
-  instance waits for a more conservative strategy - against the peer's answers,
+  :func:`~core.convert.conversion_plan`) and the rules of :mod:`core.rules` (study
+  partitioning, fallback, when an instance waits for a more conservative strategy) -
+  against the peer's answers,
   taken from a saved :class:`~core.probe.AcceptanceMap` or, when the map does
   not cover what is needed, from a quick negotiation (associations that are
   released at once; nothing is stored).
@@ -37,12 +38,12 @@ from pynetdicom.presentation import PresentationContext
 
 from .config import StoreConfig
 from .convert import conversion_plan, syntax_label
-from .engine import Item, SendJob, _partition_by_study
 from .errors import AssociationError, CourierError
 from .events import Event
 from .negotiation import candidate_contexts, open_association, plan_contexts
 from .outcomes import ContextRecord, Negotiation
 from .probe import REASON_ABSTRACT, REASON_NONE, REASON_TRANSFER, REASON_USER, AcceptanceMap, quiet_no_context
+from .rules import abstract_refused, falls_back, partition_by_study, secondary_gives_up, waits_for_next_strategy
 from .scan import ScannedInstance
 from .strategies import fallback_chain, is_lossy_syntax, parse_strategy, strategy_syntaxes
 
@@ -470,8 +471,7 @@ def _blocked_message(
         rec = record or Negotiation("", 0)
         accepted = rec.accepted_for(sop)
         if not accepted:
-            mine = [r for r in rec.rejected if r.abstract_syntax == sop]
-            if not mine or all(r.result in (1, 3) for r in mine):
+            if abstract_refused(sop, rec) or not any(r.abstract_syntax == sop for r in rec.rejected):
                 return MSG_CLASS_REFUSED
             proposed = [str(p.transfer_syntax) for p in rec.proposed if p.abstract_syntax == sop]
             return (
@@ -517,7 +517,8 @@ def plan_instances(
     `acceptance` when it covers every proposed context, else from a real
     negotiation (released at once); each instance takes the first of
     ``candidate_contexts``; an instance with none waits for the next strategy
-    unless its SOP class itself was refused, as in the engine.
+    unless its SOP class itself was refused; an association failure falls back, hands
+    a parallel part back or stops the plan by the engine's rules (:mod:`core.rules`).
 
     Args:
         instances: scanner records (:func:`core.scan.scan_paths`), in send order.
@@ -535,8 +536,9 @@ def plan_instances(
         one :class:`InstancePlan` per instance, in input order.
 
     Raises:
-        PlanError: a negotiation was needed and the peer could not be reached, refused the
-            association (A-ASSOCIATE-RJ) or TLS failed; the message says why.
+        PlanError: a negotiation was needed and the peer could not be reached, did not answer,
+            refused the association (A-ASSOCIATE-RJ) in a way no other proposal can cure, or
+            TLS failed; the message says why.
     """
     cfg = StoreConfig.from_dict(cfg) if not isinstance(cfg, StoreConfig) else cfg
     amap = AcceptanceMap.from_dict(acceptance) if isinstance(acceptance, dict) else acceptance
@@ -578,11 +580,10 @@ def plan_instances(
                 try:
                     accepted, record = answers(group.contexts, str(strat), attempt)
                 except AssociationError as exc:
-                    kind = exc.details.get("kind")
                     rec = Negotiation.from_dict(exc.details["negotiation"]) if exc.details.get("negotiation") else None
-                    if not primary and kind in ("rejected", "aborted", "timeout"):
+                    if not primary and secondary_gives_up(exc.details):
                         return [i for i in pending if i.index not in plans]
-                    if kind in ("aborted", "no-context", "timeout"):
+                    if falls_back(exc.details):
                         for i in members:
                             last_record[i.index] = rec
                         if more:
@@ -604,7 +605,7 @@ def plan_instances(
                         plans[i.index] = _plan_from_candidate(i, str(cands[0][0].transfer_syntax[0]), str(strat))
                         continue
                     last_record[i.index] = record
-                    if more and not SendJob._abstract_refused(Item(i.index, i.path, i), record):  # the engine's rule
+                    if waits_for_next_strategy(i.sop_class_uid, record, more):
                         deferred.append(i)
                     else:
                         plans[i.index] = _blocked(i, _blocked_message(i, record, amap, cfg.allow_lossy, strat), strat)
@@ -621,11 +622,11 @@ def plan_instances(
                 )
         return []
 
-    if parallel > 1 and len(ready) > 1:  # as SendJob._send_parallel: each bucket plans its own contexts
-        buckets = _partition_by_study([Item(i.index, i.path, i) for i in ready], parallel)
+    if parallel > 1 and len(ready) > 1:  # as the engine: each part plans its own contexts
+        buckets = partition_by_study(ready, parallel, lambda i: (i.index, i.study_instance_uid, i.size))
         leftovers: list[ScannedInstance] = []
         for n, bucket in enumerate(buckets):
-            leftovers += one_pass([it.inst for it in bucket], n == 0)
+            leftovers += one_pass(bucket, n == 0)
         if leftovers:
             one_pass(sorted(leftovers, key=lambda i: i.index), True)
     else:
