@@ -101,7 +101,7 @@ def test_map_round_trip_csv_and_queries(tmp_path):
 
 def test_core_modules_import_no_qt():
     code = (
-        "import sys; import core.probe, core.preflight, core.verify, core.cli_probe; "
+        "import sys; import core.probe, core.preflight, core.verify, cli.main; "
         "print([m for m in sys.modules if m.startswith('PySide6')])"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)

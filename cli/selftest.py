@@ -519,5 +519,5 @@ def _finish(report: _Report, started: float) -> int:
     return 0 if report.failed == 0 else 1
 
 
-if __name__ == "__main__":  # pragma: no cover - convenience: python -m core.selftest
+if __name__ == "__main__":  # pragma: no cover - convenience: python -m cli.selftest
     sys.exit(run_self_test())

@@ -19,9 +19,9 @@ import threading
 import time
 from typing import Any
 
-from .config import StoreConfig
-from .engine import Item
-from .journal import (
+from core.config import StoreConfig
+from core.engine import Item
+from core.journal import (
     FINAL_OK_STATES,
     RESUME_STATES,
     RETRY_STATES,
@@ -30,52 +30,12 @@ from .journal import (
     prepare_rerun,
     run_rerun,
 )
-from .report import build_report, write_report
+from core.report import build_report, write_report
 
-__all__ = ["add_journal_commands", "add_send_options", "open_send_journal", "COMMANDS", "send_options"]
+from .common import Progress, add_log_level, install_sigint, print_summary
+from .exit_codes import ExitCode
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_NO_ASSOCIATION = 0, 1, 2, 3
-
-
-def add_send_options(send: argparse.ArgumentParser) -> None:
-    """``send``'s journal and retry options."""
-    send.add_argument("--journal", metavar="FILE", help="journal file (default: journal.sqlite in the user data dir)")
-    send.add_argument("--no-journal", action="store_true", help="do not record the job in a journal")
-    send.add_argument(
-        "--retry-attempts",
-        type=int,
-        default=None,
-        metavar="N",
-        help="transient failures: retries per instance / broken associations in a row (default 5)",
-    )
-    send.add_argument(
-        "--retry-total",
-        type=float,
-        default=None,
-        metavar="S",
-        help="longest outage (peer down, busy) to wait out, seconds (default 120)",
-    )
-    send.add_argument(
-        "--retry-backoff",
-        type=float,
-        default=None,
-        metavar="S",
-        help="first back-off delay, doubled each retry, with jitter (default 1)",
-    )
-
-
-def retry_config(args: argparse.Namespace) -> dict[str, Any]:
-    """The retry keys of StoreConfig set on the command line."""
-    out: dict[str, Any] = {}
-    for opt, key in (
-        ("retry_attempts", "retry_attempts"),
-        ("retry_total", "retry_total_s"),
-        ("retry_backoff", "retry_backoff_s"),
-    ):
-        value = getattr(args, opt, None)
-        if value is not None:
-            out[key] = value
-    return out
+__all__ = ["add_journal_commands", "open_send_journal", "COMMANDS", "send_options"]
 
 
 def add_journal_commands(sub: Any) -> None:
@@ -92,12 +52,12 @@ def add_journal_commands(sub: Any) -> None:
         p.add_argument("--journal", metavar="FILE", help="journal file (default: the user data dir's)")
         p.add_argument("--report", metavar="FILE", help="write a report of the whole job (.json or .csv)")
         p.add_argument("--quiet", action="store_true", help="no progress bar")
-        p.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        add_log_level(p)
     jobs = sub.add_parser("jobs", help="list the jobs in the journal, newest first")
     jobs.add_argument("--journal", metavar="FILE", help="journal file (default: the user data dir's)")
     jobs.add_argument("--json", action="store_true", help="print a JSON list")
     jobs.add_argument("--limit", type=int, default=None, help="show at most this many jobs")
-    jobs.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    add_log_level(jobs)
 
 
 def send_options(args: argparse.Namespace, cfg: StoreConfig) -> dict[str, Any]:
@@ -179,46 +139,42 @@ def _attempt_dict(a: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rerun(args: argparse.Namespace, states: tuple[str, ...], verb: str) -> int:
-    from .cli import Progress, _print_summary  # the send command's progress bar and summary
-
     journal = _open(args)
     if journal is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     with journal:
         job_id = args.job_id
         if not job_id:
             waiting = journal.interrupted_jobs()
             if not waiting:
                 print("nothing to resume: no interrupted job in the journal", file=sys.stderr)
-                return EXIT_OK
+                return ExitCode.OK
             job_id = waiting[0].id
         try:
             plan = prepare_rerun(journal, job_id, states)
         except KeyError:
             print(f"no job {job_id!r} in the journal {journal.path}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
         except ValueError as exc:
             print(str(exc), file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
         if plan.job.state == "running":
             print(f"job {plan.job.id} is still running in another process; not touching it", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
         try:
             cfg = StoreConfig.from_dict(plan.config)
         except ValueError as exc:
             print(f"job {plan.job.id}: saved settings are not usable: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
         print(f"job {plan.job.id}: {verb} {len(plan.items)} instance(s) to {cfg.peer}", file=sys.stderr, flush=True)
         t0 = time.monotonic()
         result = None
         if plan.items:
             progress = Progress(sys.stderr, enabled=not args.quiet)
             cancel = threading.Event()
-            from .cli import _install_sigint
-
-            _install_sigint(cancel)
+            install_sigint(cancel)
             result = run_rerun(journal, plan, progress, cancel)
-            _print_summary(result.summary(), time.monotonic() - t0, sys.stderr)
+            print_summary(result.summary(), time.monotonic() - t0, sys.stderr)
         rows = journal.instances(plan.job.id)
         fresh = {o.index: o.to_dict() for o in (result.outcomes if result else [])}
         attempts: dict[int, list[dict[str, Any]]] = {}
@@ -254,8 +210,8 @@ def _rerun(args: argparse.Namespace, states: tuple[str, ...], verb: str) -> int:
         )
         if result is not None and result.no_association:
             print(f"no association could be established: {result.error or 'see above'}", file=sys.stderr)
-            return EXIT_NO_ASSOCIATION
-        return EXIT_OK if not left else EXIT_SOME_FAILED
+            return ExitCode.NO_ASSOCIATION
+        return ExitCode.OK if not left else ExitCode.SOME_FAILED
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -272,15 +228,15 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     """``jobs``: list jobs newest first (``--json``: a JSON list)."""
     journal = _open(args)
     if journal is None:
-        return EXIT_USAGE
+        return ExitCode.USAGE
     with journal:
         jobs = journal.jobs(args.limit)
     if args.json:
         print(json.dumps([j.to_dict() for j in jobs], indent=2))
-        return EXIT_OK
+        return ExitCode.OK
     if not jobs:
         print("no jobs in the journal")
-        return EXIT_OK
+        return ExitCode.OK
     print(
         f"{'JOB':<12}  {'STARTED (UTC)':<20}  {'STATE':<11}  {'STORED':>7}  {'FAILED':>6}  {'UNKNOWN':>7}  "
         f"{'NOT SENT':>8}  {'TOTAL':>6}  PROFILE"
@@ -292,7 +248,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             f"{d['failed']:>6}  {d['unknown'] + d['in_flight']:>7}  {d['not_sent'] + d['pending']:>8}  "
             f"{d['total']:>6}  {j.profile or ''}"
         )
-    return EXIT_OK
+    return ExitCode.OK
 
 
 COMMANDS = {"resume": cmd_resume, "retry": cmd_retry, "jobs": cmd_jobs}
