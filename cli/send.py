@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
-import time
-import uuid
 from typing import Any
 
-from core.config import StoreConfig
-from core.engine import SendJob, items_from_scan
-from core.errors import CourierError
-from core.journal import multicast as ev_multicast
+from core import events as ev
+from core.errors import CourierError, SendRequestError
+from core.journal import default_journal_path
 from core.outcomes import InstanceState, Status
-from core.report import build_report, write_report
-from core.scan import scan_paths
+from core.send import SendOptions, SendRequest, SendResult, run_dry_run, run_send
 from core.strategies import STRATEGY_ORDER
 
-from . import jobs
 from .common import Progress, add_log_level, add_peer, cli_words, config_from_args, install_sigint, print_summary
 from .exit_codes import ExitCode
 
@@ -119,75 +113,84 @@ def _retry_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    """``send``: scan, send, report; returns the exit code."""
+    """``send``: build the request from the arguments, run it, print the outcome; returns the exit code."""
     try:
         cfg = config_from_args(args, allow_lossy=args.allow_lossy, **_retry_config(args))
+        options = SendOptions(
+            args.strategy,
+            args.max_retries,
+            not args.stop_on_error,
+            max(1, args.parallel) if args.dry_run else args.parallel,
+            args.verify_arrival,
+            args.commit_port,
+            args.commit_timeout,
+        )
     except ValueError as exc:
         print(f"configuration error: {cli_words(str(exc))}", file=sys.stderr)
         return ExitCode.USAGE
-    missing = [p for p in args.paths if not os.path.exists(p)]
-    if missing:
-        print(f"no such file or folder: {', '.join(missing)}", file=sys.stderr)
-        return ExitCode.USAGE
-    problem = _report_problem(getattr(args, "report", None))
-    if problem:
-        print(problem, file=sys.stderr)
-        return ExitCode.USAGE
-    t0 = time.monotonic()
-    instances = scan_paths(args.paths)
-    if not instances:
-        print("nothing to send: no files found in " + ", ".join(args.paths), file=sys.stderr)
-        return ExitCode.USAGE
+    request = SendRequest(
+        cfg,
+        paths=tuple(args.paths),
+        options=options,
+        journal_path=None if args.no_journal else (args.journal or default_journal_path()),
+        journal_required=bool(args.journal),
+        report_path=args.report,
+    )
     if args.dry_run:
-        return _dry_run(args, cfg, instances)
-    if args.parallel < 1:
-        print("configuration error: --parallel must be at least 1", file=sys.stderr)
-        return ExitCode.USAGE
-    job_id = uuid.uuid4().hex[:12]
-    items = items_from_scan(instances)
-    try:
-        journal, recorder = jobs.open_send_journal(args, cfg, job_id, items)
-    except Exception as exc:  # an explicit --journal FILE that cannot be used
-        print(f"cannot use the journal {args.journal}: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
+        return _dry_run(args, request)
     cancel = threading.Event()
     install_sigint(cancel)
-    progress = Progress(sys.stderr, enabled=not args.quiet)
-    job = SendJob(
-        cfg,
-        args.strategy,
-        args.max_retries,
-        not args.stop_on_error,
-        ev_multicast(recorder, progress),
-        cancel,
-        job_id,
-        parallel=args.parallel,
+    output = _SendOutput(Progress(sys.stderr, enabled=not args.quiet))
+    try:
+        result = run_send(request, output, cancel)
+    except SendRequestError as exc:
+        print(exc.message, file=sys.stderr)
+        return ExitCode.USAGE
+    return _exit_code(result, output.progress)
+
+
+class _SendOutput:
+    """Prints the send's events: the job ID, the progress bar, the arrival check, report problems."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.JobCreated):
+            print(f"job {event.job_id}", file=sys.stderr, flush=True)
+        elif isinstance(event, ev.JournalUnavailable):
+            print(f"warning: no journal for this send ({event.message})", file=sys.stderr)
+        elif isinstance(event, ev.ArrivalCheckFinished):
+            _print_arrival(event)
+        elif isinstance(event, ev.ReportFailed):
+            print(f"cannot write the report {event.path}: {event.message}", file=sys.stderr)
+        else:
+            self.progress(event)
+
+
+def _print_arrival(event: ev.ArrivalCheckFinished) -> None:
+    check = event.check
+    if check.error:
+        print(f"Arrival check failed: {check.error}", file=sys.stderr)
+        return
+    counts = check.counts
+    print(
+        "Arrival check: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+        if counts
+        else "Arrival check: nothing was stored",
+        file=sys.stderr,
     )
-    result = job.run(items)
-    if journal is not None:
-        journal.close()
-    summary = result.summary()
-    arrival = None
-    if args.verify_arrival and not result.no_association:
-        arrival, result.outcomes = _verify(args, cfg, result.outcomes)
-    if args.report:
-        job_info = {
-            "id": job_id,
-            "peer": cfg.peer,
-            "calling_ae": cfg.local_ae_title,
-            "strategy": args.strategy,
-            "started": t0,
-            "elapsed_s": round(time.monotonic() - t0, 3),
-        }
-        if arrival is not None:
-            job_info["arrival_check"] = arrival
-        try:
-            write_report(args.report, build_report(result.outcomes, summary, result.associations, job_info))
-        except OSError as exc:
-            print(f"cannot write the report {args.report}: {exc}", file=sys.stderr)
-    print_summary(summary, time.monotonic() - t0, sys.stderr)
-    if result.no_association:
-        reason = (result.error or _first_failure(result)).removeprefix("not sent: ")
+    for m in check.messages:
+        print(f"  {m}", file=sys.stderr)
+
+
+def _exit_code(result: SendResult, progress: Progress) -> int:
+    """Print the summary; 0 every DICOM instance stored (and confirmed when checked), 1 not, 3 no association."""
+    job = result.job
+    assert job is not None  # a new send always runs the engine
+    print_summary(job.summary(), result.elapsed_s, sys.stderr)
+    if job.no_association:
+        reason = (job.error or _first_failure(job.outcomes)).removeprefix("not sent: ")
         print(
             "no association could be established; nothing was sent"
             if reason in progress.said
@@ -195,116 +198,48 @@ def cmd_send(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return ExitCode.NO_ASSOCIATION
-    dicom = [o for o in result.outcomes if o.status != Status.SKIPPED or o.state == InstanceState.NOT_SENT]
-    if arrival is not None and any(o.verified not in (None, "committed", "found") for o in dicom):
+    dicom = [o for o in job.outcomes if o.status != Status.SKIPPED or o.state == InstanceState.NOT_SENT]
+    if result.arrival is not None and any(o.verified not in (None, "committed", "found") for o in dicom):
         return ExitCode.SOME_FAILED
     return ExitCode.OK if all(o.stored for o in dicom) else ExitCode.SOME_FAILED
 
 
-def _report_problem(path: str | None) -> str:
-    """Why the report cannot be written there (checked before sending), or ""."""
-    if not path:
-        return ""
-    if os.path.isdir(path):
-        return f"--report {path}: this is a folder; give a file name ending in .json or .csv"
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        return f"--report {path}: the folder {folder} does not exist"
-    if not os.access(folder, os.W_OK):
-        return f"--report {path}: the folder {folder} is not writable"
-    if not path.lower().endswith((".json", ".csv")):
-        return f"--report {path}: the file name must end in .json or .csv"
-    return ""
-
-
-def _first_failure(result: Any) -> str:
-    for o in result.outcomes:
+def _first_failure(outcomes: list[Any]) -> str:
+    for o in outcomes:
         if o.status == Status.FAILURE:
             return str(o.message)
     return "unknown reason"
 
 
-def _dry_run(args: argparse.Namespace, cfg: StoreConfig, instances: list[Any]) -> int:
+def _dry_run(args: argparse.Namespace, request: SendRequest) -> int:
     """``send --dry-run``: plan, print, write the report with ``status: planned``; 0, 1, 2 or 3."""
-    from core.preflight import PlanError, plan_instances, summarize, summary_text
+    from core.preflight import PlanError, summary_text
     from core.probe import AcceptanceMap
 
     amap = None
-    if getattr(args, "acceptance_map", None):
+    if args.acceptance_map:
         try:
             with open(args.acceptance_map, encoding="utf-8") as f:
                 amap = AcceptanceMap.from_dict(json.load(f))
         except (OSError, ValueError) as exc:
             print(f"cannot read the acceptance map {args.acceptance_map}: {exc}", file=sys.stderr)
             return ExitCode.USAGE
-    t0 = time.monotonic()
+    output = _SendOutput(Progress(sys.stderr, enabled=False))
     try:
-        plans = plan_instances(
-            instances, amap, cfg, args.strategy, args.max_retries, parallel=max(1, getattr(args, "parallel", 1))
-        )
+        planned = run_dry_run(request, amap, output)
+    except SendRequestError as exc:
+        print(exc.message, file=sys.stderr)
+        return ExitCode.USAGE
     except PlanError as exc:
         print(exc.message, file=sys.stderr)
         return ExitCode.NO_ASSOCIATION
     except CourierError as exc:
         print(f"cannot plan: {exc.message}", file=sys.stderr)
         return ExitCode.NO_ASSOCIATION
-    for p in plans:
+    for p in planned.plans:
         name = p.path or p.sop_instance_uid
         print(f"{p.plan:<9} {name}: {p.message}")
         for finding in p.findings:
             print(f"          {finding.severity}: {finding}")
-    counts = summarize(plans)
-    print(f"Plan: {summary_text(plans)} (dry run: nothing was sent)", file=sys.stderr)
-    if args.report:
-        outcomes = [p.to_outcome() for p in plans]
-        summary = {
-            "total": counts["total"],
-            "planned": counts["total"] - counts["skipped"],
-            "as_stored": counts["as-stored"],
-            "convert": counts["convert"],
-            "blocked": counts["blocked"],
-            "lossy": counts["lossy"],
-            "skipped": counts["skipped"],
-            "with_findings": counts["findings"],
-            "dry_run": True,
-        }
-        job = {
-            "id": uuid.uuid4().hex[:12],
-            "peer": cfg.peer,
-            "calling_ae": cfg.local_ae_title,
-            "strategy": args.strategy,
-            "dry_run": True,
-            "started": t0,
-            "elapsed_s": round(time.monotonic() - t0, 3),
-            "plan_source": "acceptance map" if amap is not None else "negotiation",
-        }
-        try:
-            write_report(args.report, build_report(outcomes, summary, [], job))
-        except OSError as exc:
-            print(f"cannot write the report {args.report}: {exc}", file=sys.stderr)
-    return ExitCode.SOME_FAILED if counts["blocked"] else ExitCode.OK
-
-
-def _verify(args: argparse.Namespace, cfg: StoreConfig, outcomes: list[Any]) -> tuple[dict[str, Any], list[Any]]:
-    """``send --verify-arrival``: check the stored outcomes; returns a summary and the outcomes with ``verified`` set."""
-    from core.verify import apply_to_outcomes, verify_arrival
-
-    stored = [o for o in outcomes if o.stored]
-    result = verify_arrival(cfg, stored, listen_port=args.commit_port, timeout_s=args.commit_timeout)
-    outcomes = apply_to_outcomes(outcomes, result)
-    counts = result.counts()
-    print(
-        "Arrival check: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-        if counts
-        else "Arrival check: nothing was stored",
-        file=sys.stderr,
-    )
-    for m in result.messages:
-        print(f"  {m}", file=sys.stderr)
-    return {
-        "methods": result.methods,
-        "counts": counts,
-        "messages": result.messages,
-        "commitment": result.commitment,
-        "series": result.series,
-    }, outcomes
+    print(f"Plan: {summary_text(planned.plans)} (dry run: nothing was sent)", file=sys.stderr)
+    return ExitCode.SOME_FAILED if planned.counts["blocked"] else ExitCode.OK

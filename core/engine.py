@@ -467,7 +467,7 @@ class SendJob:
         return deferred
 
     def _give_up(self, queue: list[Item], message: str, strategy: str) -> None:
-        """Finish every unfinished item: "unknown" if it was in flight when a link broke, else not sent."""
+        """Finish every unfinished item: outcome unknown if it was in flight when a link broke, else not sent."""
         for it in self._unfinished(queue):
             if it.unknown:
                 self._finish(it, _outcome(it, Status.FAILURE, InstanceState.UNKNOWN, it.unknown, strategy_used=strategy))

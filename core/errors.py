@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CourierError", "AssociationError", "DimseCommandError", "TlsConfigError", "ConversionError"]
+__all__ = ["CourierError", "AssociationError", "DimseCommandError", "TlsConfigError", "ConversionError", "SendRequestError"]
 
 
 class CourierError(Exception):
@@ -51,3 +51,8 @@ class TlsConfigError(CourierError):
 
 class ConversionError(CourierError):
     """A data set cannot be encoded in the requested transfer syntax without loss."""
+
+
+class SendRequestError(CourierError):
+    """A send cannot start: no such file, a report path that cannot be written, an unusable
+    journal, no such job to resume. Nothing was sent; the message says what to fix."""

@@ -20,8 +20,8 @@ Tables:
 Instance states are :class:`core.outcomes.InstanceState`: pending (not tried yet), in flight
 (a C-STORE started, no outcome recorded), then the engine's final states.
 
-:func:`prepare_rerun` turns a job back into engine items for ``resume`` (not yet
-sent, in flight or unknown) and ``retry`` (the same plus those that failed).
+The journal only stores; :func:`core.send.prepare_rerun` turns a job back into engine items
+for ``resume`` (not yet sent, in flight or unknown) and ``retry`` (the same plus those that failed).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
@@ -50,11 +50,8 @@ __all__ = [
     "Journal",
     "JournalRecorder",
     "JobRecord",
-    "RerunPlan",
     "default_journal_path",
     "new_job_id",
-    "prepare_rerun",
-    "run_rerun",
     "RESUME_STATES",
     "RETRY_STATES",
     "FINAL_OK_STATES",
@@ -230,7 +227,7 @@ class Journal:
         synchronous: SQLite ``synchronous`` pragma. ``NORMAL`` (the default, or
             ``$DICOM_COURIER_JOURNAL_SYNC``): each commit survives a crash or ``kill -9`` of the
             process; a power cut may undo the last few commits, which can only make a resume
-            send those instances again (a state "stored" is written only after the PACS
+            send those instances again (the stored state is written only after the PACS
             confirmed), never lose one. ``FULL`` fsyncs every commit, so the journal is exact
             even after a power cut, at about 2 ms per instance on a busy disk.
 
@@ -567,113 +564,3 @@ class JournalRecorder:
                     self.job_id,
                 ),
             )
-
-
-def multicast(*callbacks: ev.EventCallback | None) -> ev.EventCallback:
-    """One event callback calling each of `callbacks` in order (journal first)."""
-    live = [c for c in callbacks if c is not None]
-
-    def call(event: ev.Event) -> None:
-        for c in live:
-            c(event)
-
-    return call
-
-
-@dataclass
-class RerunPlan:
-    """What a resume or retry of a job will send.
-
-    Attributes:
-        job: the job record.
-        config: the saved connection config (a dict for :class:`core.config.StoreConfig`).
-        options: the saved send options (``strategy``, ``max_retries``, ``continue_on_error``).
-        items: engine items to send, indexed as in the job.
-        failed_now: outcomes (dicts) of selected instances that cannot be sent now
-            (file gone or changed), to record without sending.
-    """
-
-    job: JobRecord
-    config: dict[str, Any]
-    options: dict[str, Any]
-    items: list[Any]
-    failed_now: list[Any] = field(default_factory=list)
-
-
-def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_STATES) -> RerunPlan:
-    """Build the items of a resume (``RESUME_STATES``) or retry (``RETRY_STATES``) of `job_id`.
-
-    Each file is read again (header only); a file that is gone, no longer
-    readable, or now holds another SOP Instance UID becomes a failure item (the
-    engine reports it with its reason and sends nothing for it).
-
-    Raises:
-        KeyError: no such job.
-        ValueError: the job has no saved connection config.
-    """
-    from .config import StoreConfig
-    from .engine import Item
-    from .scan import ScannedInstance, read_instance
-
-    job = journal.job(job_id)
-    if job is None:
-        raise KeyError(job_id)
-    known = set(StoreConfig.__dataclass_fields__)
-    config = {k: v for k, v in (job.options.get("config") or {}).items() if k in known}
-    if not config:
-        raise ValueError(f"job {job.id} has no saved connection settings")
-    items = []
-    for row in journal.instances(job.id, states):
-        path = row["path"]
-        if not path:
-            inst = ScannedInstance(
-                "",
-                "failure",
-                "cannot be sent again: it was an in-memory data set, not a file",
-                sop_instance_uid=row["sop_instance_uid"] or "",
-                index=row["idx"],
-            )
-            items.append(Item(row["idx"], "", inst))
-            continue
-        inst = replace(read_instance(path), index=row["idx"])
-        if inst.status == "ok" and row["sop_instance_uid"] and inst.sop_instance_uid != row["sop_instance_uid"]:
-            inst = replace(
-                inst,
-                status="failure",
-                reason=f"the file changed since the job started: it now holds SOP Instance UID "
-                f"{inst.sop_instance_uid}, not {row['sop_instance_uid']}",
-            )
-        items.append(Item(row["idx"], path, inst))
-    return RerunPlan(job, config, {k: v for k, v in job.options.items() if k != "config"}, items)
-
-
-def run_rerun(
-    journal: Journal, plan: RerunPlan, on_event: ev.EventCallback | None = None, cancel: threading.Event | None = None
-) -> Any:
-    """Send a :class:`RerunPlan` with the job's saved settings, recording into `journal` (same job ID).
-
-    This is what the app's *Resume* button and ``main.py resume/retry`` run.
-
-    Args:
-        on_event: a further event callback (progress bar, Qt adapter); the journal sees each event first.
-        cancel: set it to stop between C-STOREs.
-
-    Returns:
-        the :class:`core.engine.JobResult` of this run (only the instances re-sent).
-
-    Raises:
-        ValueError: the saved settings are no longer valid.
-    """
-    from .engine import SendJob
-
-    opts = plan.options
-    job = SendJob(
-        plan.config,
-        opts.get("strategy", "standard"),
-        int(opts.get("max_retries", 4)),
-        bool(opts.get("continue_on_error", True)),
-        multicast(journal.recorder(plan.job.id), on_event),
-        cancel,
-        plan.job.id,
-    )
-    return job.run(plan.items)

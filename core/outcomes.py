@@ -10,11 +10,13 @@ and the journal stay as they were.
 * :class:`AttemptResult` and :class:`Attempt`: one C-STORE attempt.
 * :class:`InstanceOutcome`: the final outcome of one input of a send.
 * :class:`ContextRecord` and :class:`Negotiation`: one association attempt (PS3.8 9.3.2-9.3.4).
+* :class:`ArrivalCheck`: what the PACS confirmed after a send (:mod:`core.verify`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -26,6 +28,7 @@ __all__ = [
     "InstanceOutcome",
     "ContextRecord",
     "Negotiation",
+    "ArrivalCheck",
     "STORED_STATES",
 ]
 
@@ -327,3 +330,38 @@ class Negotiation:
             tuple(ContextRecord.from_dict(c) for c in d.get("rejected", ())),
             **{k: d.get(k) for k in _OPTIONAL_NEGOTIATION_KEYS},
         )
+
+
+@dataclass(frozen=True)
+class ArrivalCheck:
+    """The arrival check of a job: what the PACS confirmed holding after the send (:mod:`core.verify`).
+
+    Attributes:
+        total: how many stored instances were asked about (0: nothing was stored).
+        verified: input index -> ``committed``, ``found``, ``not found`` or ``not checked``.
+        counts: instances per answer.
+        methods: the methods used (``storage-commitment``, ``c-find``).
+        messages: what happened, in words.
+        commitment: the storage commitment's transaction (PS3.4 Annex J), or empty.
+        series: Series Instance UID -> ``{"expected": n, "found": m}`` from the C-FIND.
+        error: why the check could not run at all, or None.
+    """
+
+    total: int = 0
+    verified: Mapping[int, str] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    methods: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+    commitment: Mapping[str, Any] = field(default_factory=dict)
+    series: Mapping[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report's ``job["arrival_check"]`` section."""
+        return {
+            "methods": list(self.methods),
+            "counts": dict(self.counts),
+            "messages": list(self.messages),
+            "commitment": dict(self.commitment),
+            "series": dict(self.series),
+        }

@@ -16,7 +16,7 @@ from typing import Any
 
 from .outcomes import InstanceOutcome, Negotiation
 
-__all__ = ["write_report", "INSTANCE_COLUMNS", "build_report"]
+__all__ = ["write_report", "INSTANCE_COLUMNS", "build_report", "report_path_problem"]
 
 INSTANCE_COLUMNS = (
     "path",
@@ -69,6 +69,20 @@ def build_report(
             entry.pop("patient_name", None)
         instances.append(entry)
     return {"summary": dict(summary), "instances": instances, "associations": [_plain(a) for a in associations], "job": job or {}}
+
+
+def report_path_problem(path: str) -> str:
+    """Why a report cannot be written at `path` (checked before a send starts), or ``""``."""
+    if os.path.isdir(path):
+        return f"report {path}: this is a folder; give a file name ending in .json or .csv"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"report {path}: the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"report {path}: the folder {folder} is not writable"
+    if not path.lower().endswith((".json", ".csv")):
+        return f"report {path}: the file name must end in .json or .csv"
+    return ""
 
 
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:

@@ -16,8 +16,9 @@ from badpeers import Act, BadPeer, make_ct
 
 from core import events as ev
 from core.engine import SendJob, items_from_inputs
-from core.journal import RESUME_STATES, RETRY_STATES, Journal, default_journal_path, prepare_rerun, public_options
+from core.journal import RESUME_STATES, RETRY_STATES, Journal, default_journal_path, public_options
 from core.outcomes import InstanceOutcome, InstanceState, Status
+from core.send import prepare_rerun
 
 pytestmark = pytest.mark.timeout(120)
 ROOT = Path(__file__).resolve().parent.parent

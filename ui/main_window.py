@@ -56,11 +56,12 @@ from PySide6.QtWidgets import (
 
 from core.convert import syntax_label
 from core.echo import echo
-from core.engine import Item, JobResult
+from core.engine import JobResult
 from core.events import InstanceFinished
 from core.profiles import Profile, ProfileStore
 from core.scan import ScannedInstance
 from core.scp import ACCEPT_CHOICES, EmbeddedSCP
+from core.send import Rerun, SendOptions, SendRequest
 
 from . import states as st
 from .diagnostics import DiagnosticsModel, DiagnosticsPane
@@ -73,7 +74,7 @@ from .profiles_ui import ProfileListModel, ProfilesDialog, format_echo
 from .progress import ProgressTracker, format_duration
 from .qtcompat import emit
 from .throughput import ThroughputPlot
-from .workers import GuiGate, JobSpec, ProbeWorker, ScanWorker, SendWorker, TaskWorker, ThreadPool
+from .workers import GuiGate, ProbeWorker, ScanWorker, SendWorker, TaskWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
 
@@ -1497,35 +1498,32 @@ class MainWindow(QMainWindow):
             return False
         if rerun is not None:
             job = SendRecord(rerun.job.id, p, list(nodes), by_index=dict(by_index or {}), resumed=True)
-            items = list(rerun.items)
-            opts = rerun.options
-            spec = JobSpec(
-                rerun.config,
-                opts.get("strategy", "standard"),
-                int(opts.get("max_retries", 4)),
-                items,
-                job.job_id,
-                bool(opts.get("continue_on_error", True)),
+            count, opts = len(rerun.items), rerun.options
+            strategy, max_retries = opts.get("strategy", "standard"), int(opts.get("max_retries", 4))
+            request = SendRequest(
+                options=SendOptions(strategy, max_retries, verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival))),
                 journal_path=self.journal_path,
-                profile=p.name,
-                verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival)),
-                rerun=rerun,
+                rerun=Rerun(rerun.job.id, plan=rerun),
             )
         else:
+            nodes = [n for n in nodes if n.inst is not None]
+            try:
+                config = p.to_store_config()
+            except ValueError as exc:
+                self._set_info(f"Cannot send: {exc}")
+                return False
             job = SendRecord(uuid.uuid4().hex[:12], p, list(nodes), plan_summary=self._plan_summary)
-            items = [Item(i, n.inst.path, n.inst) for i, n in enumerate(nodes) if n.inst is not None]
-            spec = JobSpec(
-                p.to_config_dict(),
-                p.strategy,
-                p.max_retries,
-                items,
-                job.job_id,
-                parallel=p.parallel_associations,
+            count, strategy, max_retries = len(nodes), p.strategy, p.max_retries
+            request = SendRequest(
+                config,
+                instances=tuple(n.inst for n in nodes if n.inst is not None),
+                options=SendOptions(p.strategy, p.max_retries, parallel=p.parallel_associations, verify_arrival=p.verify_arrival),
                 journal_path=self.journal_path,
                 profile=p.name,
-                verify_arrival=p.verify_arrival,
+                job_id=job.job_id,
+                origin="gui",
             )
-        worker = SendWorker(spec, batch_s=EVENT_BATCH_S, gate=self.gate)
+        worker = SendWorker(request, batch_s=EVENT_BATCH_S, gate=self.gate)
         worker.job_started.connect(self._on_send_job_started)
         worker.association_requested.connect(self._on_send_association_requested)
         worker.association_negotiated.connect(self._on_send_association_negotiated)
@@ -1544,21 +1542,19 @@ class MainWindow(QMainWindow):
         verb = "Resume" if rerun is not None else "Send"
         self.diag_model.begin_job(
             f"{verb} {time.strftime('%H:%M:%S')}",
-            f"{len(items)} instance(s) to {p.name} ({p.remote_ae_title}@{p.remote_host}:"
-            f"{p.remote_port}), strategy {spec.strategy}, up to {spec.max_retries} fallback "
+            f"{count} instance(s) to {p.name} ({p.remote_ae_title}@{p.remote_host}:"
+            f"{p.remote_port}), strategy {strategy}, up to {max_retries} fallback "
             f"step(s), job {job.job_id}" + (f"; plan: {job.plan_summary}" if job.plan_summary else ""),
         )
         self._plan_summary = ""
-        self.tracker.reset(len(items), sum(n.size for n in job.by_index.values()))
+        self.tracker.reset(count, sum(n.size for n in job.by_index.values()))
         self.plot.clear()
-        self.progress.setRange(0, max(1, len(items)))
+        self.progress.setRange(0, max(1, count))
         self.progress.setValue(0)
         self.progress_label.setText(f"Connecting to {p.remote_ae_title}@{p.remote_host}:{p.remote_port}…")
         self.progress_timer.start()
         self._update_send_button()
-        LOGGER.info(
-            "%s %s: %d instance(s) to %s@%s:%s", verb, job.job_id, len(items), p.remote_ae_title, p.remote_host, p.remote_port
-        )
+        LOGGER.info("%s %s: %d instance(s) to %s@%s:%s", verb, job.job_id, count, p.remote_ae_title, p.remote_host, p.remote_port)
         # mark the rows "queued" a few thousand per turn of the event loop, then start the worker
         self._to_queue = (list(job.by_index.values()), 0, worker)
         self._queue_rows()
@@ -2066,8 +2062,9 @@ def _interrupted_jobs(path: str) -> list[Any]:
 
 
 def _prepare_resume(path: str, job_id: str) -> Any:
-    """The :class:`core.journal.RerunPlan` of a resume (reads each file's header again; worker thread)."""
-    from core.journal import Journal, prepare_rerun
+    """The :class:`core.send.RerunPlan` of a resume (reads each file's header again; worker thread)."""
+    from core.journal import Journal
+    from core.send import prepare_rerun
 
     with Journal(path) as journal:
         return prepare_rerun(journal, job_id)
