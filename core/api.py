@@ -159,7 +159,9 @@ def manage_association_with_fallback(
     is safe to use.
 
     Args:
-        remote_host, remote_port, remote_ae_title: the peer.
+        remote_host: the peer's host name or IP address.
+        remote_port: the peer's TCP port.
+        remote_ae_title: the peer's AE title (called AE title).
         sop_class_uid: the abstract syntax to negotiate.
         transfer_syntax_strategy: the first strategy.
         local_ae_title: calling AE title.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
 
@@ -98,7 +99,7 @@ def status_category(code: int) -> Status:
     return FAILURE
 
 
-def explain_status(code: int, error_comment: str | None = None, offending_element: object = None) -> StatusExplanation:
+def explain_status(code: int, error_comment: str | None = None, offending_element: Any = None) -> StatusExplanation:
     """Explain a C-STORE response status.
 
     Args:
@@ -128,13 +129,13 @@ def explain_status(code: int, error_comment: str | None = None, offending_elemen
     return StatusExplanation(code, category, meaning, hint, " - ".join(parts))
 
 
-def _fmt_tags(value: object) -> str:
-    items = value if isinstance(value, list | tuple) else [value]
+def _fmt_tags(value: Any) -> str:
+    items: list[Any] | tuple[Any, ...] = value if isinstance(value, list | tuple) else [value]
     out = []
     for t in items:
         try:
-            t = int(t)  # type: ignore[call-overload]
-            out.append(f"({t >> 16:04X},{t & 0xFFFF:04X})")
+            tag = int(t)
+            out.append(f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
         except (TypeError, ValueError):
             out.append(str(t))
     return ", ".join(out)

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -31,7 +32,7 @@ from .config import StoreConfig
 from .convert import encode_dataset, load_dataset, syntax_label
 from .diagnostics import explain_abort, explain_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
-from .fastpath import ChannelBroken, DirectChannel
+from .fastpath import ChannelBrokenError, DirectChannel
 from .negotiation import candidate_contexts, open_association, plan_contexts, tls_args_for
 from .outcomes import Attempt, AttemptResult, InstanceOutcome, InstanceState, Negotiation, Status
 from .rules import (
@@ -94,7 +95,7 @@ def _dataset_record(ds: Dataset, index: int) -> ScannedInstance:
         sop_class, fix_class = str(meta.MediaStorageSOPClassUID), True
         notes.append("data set lacks SOP Class UID (0008,0016); used Media Storage SOP Class UID (0002,0002)")
     sop_inst = str(ds.get("SOPInstanceUID", "") or "")
-    odd = [int(t) for t, e in ds._dict.items() if getattr(e, "length", 0) % 2 and e.length != 0xFFFFFFFF]
+    odd = [int(t) for t, e in ds._dict.items() if (n := getattr(e, "length", 0)) % 2 and n != 0xFFFFFFFF]
     if odd:
         names = ", ".join(f"({t >> 16:04X},{t & 0xFFFF:04X})" for t in odd)
         notes.append(f"odd-length value padded to even length: {names}")
@@ -179,7 +180,7 @@ class JobResult:
         return counts
 
 
-class _GiveUp(Exception):
+class _HandBackError(Exception):
     """A secondary association could not be opened: hand its instances back."""
 
     def __init__(self, items: list[Item]):
@@ -192,7 +193,7 @@ def _study_key(it: Item) -> tuple[int, str, int]:
     return it.index, it.inst.study_instance_uid, it.inst.size
 
 
-class _Broken(Exception):
+class _BrokenAssociationError(Exception):
     """The association broke during a C-STORE; the outcome of the instance is unknown."""
 
     def __init__(self, message: str, transient: bool = True, sent: bool = True):
@@ -358,7 +359,7 @@ class SendJob:
         def worker(bucket: list[Item], primary: bool) -> None:
             try:
                 self._send_with_fallback(bucket, primary)
-            except _GiveUp as exc:
+            except _HandBackError as exc:
                 with self._lock:
                     leftovers.extend(exc.items)
             except CourierError as exc:
@@ -412,8 +413,7 @@ class SendJob:
         last_reason: dict[int, str],
         primary: bool = True,
     ) -> list[Item]:
-        """Send `members` over associations proposing `contexts`; return the items to retry
-        with the next strategy.
+        """Send `members` over associations proposing `contexts`; return the items for the next strategy.
 
         Recovery (PS3.8 7.3-7.4): after an association breaks mid-batch (abort, timeout,
         closed connection) a new one is opened and the batch continues, the instance in
@@ -433,7 +433,7 @@ class SendJob:
                 assoc, record = self._associate(contexts, strategy, attempt)
             except AssociationError as exc:
                 if not primary and not connected and secondary_gives_up(exc.details):
-                    raise _GiveUp(self._unfinished(members)) from exc  # fewer associations, same work
+                    raise _HandBackError(self._unfinished(members)) from exc  # fewer associations, same work
                 if can_fall_back and not connected and falls_back(exc.details):
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
@@ -456,7 +456,7 @@ class SendJob:
             try:
                 queue, more_deferred = self._send_on(assoc, record, queue, strategy, can_fall_back, last_reason)
                 deferred += more_deferred
-            except _Broken as exc:
+            except _BrokenAssociationError as exc:
                 # `queue` was updated in place by _send_on up to the broken instance
                 breaks = 1 if self._answered > answered else breaks + 1
                 if not exc.transient or breaks > self.cfg.retry_attempts:
@@ -523,7 +523,7 @@ class SendJob:
     ) -> tuple[list[Item], list[Item]]:
         deferred: list[Item] = []
         stored = 0
-        broken: _Broken | None = None
+        broken: _BrokenAssociationError | None = None
         channel = DirectChannel(assoc, self.cfg.dimse_timeout, self.cfg.network_timeout)
         cache: dict[tuple[str, str], list[Any]] = {}
         try:
@@ -545,7 +545,7 @@ class SendJob:
                             self._stop = True
                     continue
                 stored += self._store_one(channel, it, cands, strategy, record)
-        except _Broken as exc:
+        except _BrokenAssociationError as exc:
             broken = exc
         finally:
             channel.close()
@@ -606,7 +606,7 @@ class SendJob:
             self.on_event(ev.InstanceStarted(it.index, ts, conv_from))
             try:
                 rsp = self._c_store(channel, cx.context_id, it, data, offset)
-            except _Broken as exc:
+            except _BrokenAssociationError as exc:
                 # a data set the peer did not fully receive cannot have been stored: plain "not sent"
                 it.unknown = f"outcome unknown - {exc.message}" if exc.sent else ""
                 it.history[-1] = replace(
@@ -671,7 +671,7 @@ class SendJob:
             ts = str(cx.transfer_syntax[0])
             if ts == stored and isinstance(it.source, str) and not it.inst.needs_rewrite:
                 try:
-                    offset = it.inst.data_offset or split_dataset(it.source)[1]
+                    offset = it.inst.data_offset or split_dataset(Path(it.source))[1]
                     if (it.inst.size - offset) % 2 == 0:
                         return cx, None, offset, None, []
                 except Exception as exc:  # fall back to a full read
@@ -689,9 +689,9 @@ class SendJob:
         """Send one C-STORE-RQ and wait for its response (PS3.7 9.3.1).
 
         Raises:
-            _Broken: no response within the DIMSE timeout, abort, or an invalid response.
+            _BrokenAssociationError: no response within the DIMSE timeout, abort, or an invalid response.
         """
-        path = it.source if data is None else None
+        path = it.source if data is None and isinstance(it.source, str) else None
         try:
             return channel.store(
                 cx_id,
@@ -701,8 +701,8 @@ class SendJob:
                 data=data,
                 path=path,
                 offset=offset,
-            )  # type: ignore[arg-type]
-        except ChannelBroken as exc:
+            )
+        except ChannelBrokenError as exc:
             if exc.abort_source is not None:
                 msg = explain_abort(
                     exc.abort_source, exc.abort_reason, "the C-STORE, after the data set was sent, before a response"
@@ -713,13 +713,13 @@ class SendJob:
                 msg = exc.message
             if not exc.after_send:  # cut inside a PDU: not even an A-ABORT can follow on this connection
                 drop_connection(channel.assoc)
-            raise _Broken(msg, sent=exc.after_send) from None
+            raise _BrokenAssociationError(msg, sent=exc.after_send) from None
         except OSError as exc:  # the file vanished or cannot be read: the message may be half sent
             self._finish(
                 it, _outcome(it, Status.FAILURE, InstanceState.FAILED, f"cannot read {it.source}: {exc.strerror or exc}")
             )
             drop_connection(channel.assoc)
-            raise _Broken("a file could not be read in the middle of a message", sent=False) from exc
+            raise _BrokenAssociationError("a file could not be read in the middle of a message", sent=False) from exc
 
     def _finish(self, it: Item, outcome: InstanceOutcome) -> None:
         with self._lock:

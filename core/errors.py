@@ -38,10 +38,10 @@ class AssociationError(CourierError):
 
 
 class DimseCommandError(CourierError):
-    """The DIMSE exchange itself broke: no response within the DIMSE timeout,
-    A-ABORT / A-P-ABORT during the operation, or an invalid response (PS3.7 9.3).
+    """The DIMSE exchange itself broke.
 
-    A peer's failure status is not an exception: it is reported in the result.
+    No response within the DIMSE timeout, A-ABORT / A-P-ABORT during the operation, or an
+    invalid response (PS3.7 9.3). A peer's failure status is not an exception: it is reported in the result.
     """
 
 
@@ -54,5 +54,8 @@ class ConversionError(CourierError):
 
 
 class SendRequestError(CourierError):
-    """A send cannot start: no such file, a report path that cannot be written, an unusable
-    journal, no such job to resume. Nothing was sent; the message says what to fix."""
+    """A send cannot start; nothing was sent.
+
+    No such file, a report path that cannot be written, an unusable journal, no such job to
+    resume. The message says what to fix.
+    """

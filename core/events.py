@@ -88,8 +88,10 @@ class AssociationFailed(Event):
 
 @dataclass(frozen=True)
 class AssociationReleased(Event):
-    """An association ended; `how` is ``"released"`` or ``"aborted"``; `index` is its
-    negotiation record's position in the job's ``associations`` list."""
+    """An association ended: `how` is ``"released"`` or ``"aborted"``, after `stored` instances.
+
+    `index` is its negotiation record's position in the job's ``associations`` list.
+    """
 
     how: str
     stored: int

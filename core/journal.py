@@ -288,10 +288,18 @@ class Journal:
     def create_job(
         self, job_id: str, profile: str | None, peer: str | None, options: dict[str, Any], instances: Sequence[Any]
     ) -> None:
-        """Record a new job and its instances (all ``pending``, or their scan outcome).
+        """Record a new job and its instances, all pending.
 
         Args:
+            job_id: the job's ID (:func:`new_job_id`).
+            profile: the profile's name, shown by ``jobs`` and the app's resume banner.
+            peer: ``AE@host:port``.
+            options: what a resume needs to redo the send (``config``, ``strategy``...); anything
+                that looks like secret material is dropped (:func:`public_options`).
             instances: :class:`core.engine.Item` objects (``index``, ``source``, ``inst``).
+
+        Raises:
+            sqlite3.Error: the journal cannot be written (e.g. the job ID exists).
         """
         now = time.time()
         with self._tx() as db:
@@ -459,6 +467,7 @@ class JournalRecorder:
         self._failed = False
 
     def __call__(self, event: ev.Event) -> None:
+        """Record `event` (instance started or finished, job started or finished); ignore the others."""
         try:
             if isinstance(event, ev.InstanceStarted):
                 self._started(event)

@@ -13,17 +13,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, Association, build_context, evt
+from pynetdicom.events import EventHandlerType
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 from pynetdicom.presentation import PresentationContext
 
@@ -161,10 +164,8 @@ class _Watch:
 
     def on_open(self, event: Any) -> None:
         self.connected = True
-        try:  # Nagle's algorithm costs a delayed ACK (~40 ms) per message
+        with contextlib.suppress(OSError, AttributeError):  # Nagle's algorithm costs a delayed ACK (~40 ms) per message
             event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass
         # pynetdicom leaves the connected socket without a timeout: a peer that stops reading
         # would block every write (and a later abort) forever
         bound_writes(getattr(event.assoc.dul.socket, "socket", None), event.assoc.network_timeout)
@@ -187,7 +188,7 @@ def _guard_reactor(assoc: Association) -> None:
             return None, None
         return original(block)
 
-    dimse.get_msg = get_msg  # type: ignore[method-assign]
+    dimse.get_msg = get_msg  # type: ignore[method-assign]  # the guard replaces pynetdicom's method on purpose
     # the reactor may be inside the original call right now: wait for one loop with ours
     if not taken.wait(2.0) and assoc.is_alive():
         LOGGER.debug("association reactor did not poll within 2 s")
@@ -203,7 +204,7 @@ def _make_ae(cfg: StoreConfig) -> AE:
     return ae
 
 
-def tls_args_for(cfg: StoreConfig) -> tuple[Any, str | None] | None:
+def tls_args_for(cfg: StoreConfig) -> tuple[ssl.SSLContext, str | None] | None:
     """Build ``(ssl_context, server_hostname)`` for pynetdicom when TLS is enabled, else None.
 
     Build it once per job: certificates may come from Google Cloud Secret Manager.
@@ -218,12 +219,21 @@ def tls_args_for(cfg: StoreConfig) -> tuple[Any, str | None] | None:
     return tls.build_ssl_context(cfg)
 
 
+def pynetdicom_tls_args(tls_args: tuple[ssl.SSLContext, str | None] | None) -> tuple[ssl.SSLContext, str] | None:
+    """`tls_args` as ``AE.associate`` types them.
+
+    pynetdicom annotates the server host name as ``str``, but passes it on to
+    ``SSLContext.wrap_socket``, where None (no host name check, ``tls_verify_hostname`` off) is valid.
+    """
+    return cast("tuple[ssl.SSLContext, str] | None", tls_args)
+
+
 def open_association(
     cfg: StoreConfig,
     contexts: Sequence[tuple[str, str]],
     strategy: str = "",
     attempt: int = 1,
-    tls_args: tuple[Any, str | None] | None = None,
+    tls_args: tuple[ssl.SSLContext, str | None] | None = None,
 ) -> tuple[Association, Negotiation]:
     """Request an association proposing `contexts` (one transfer syntax each).
 
@@ -259,7 +269,7 @@ def open_association(
     if tls_args is None:
         tls_args = tls_args_for(cfg)
     watch = _Watch()
-    handlers = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
+    handlers: list[EventHandlerType] = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
     LOGGER.info("Requesting association with %s (%d contexts, strategy %s)", cfg.peer, len(requested), strategy or "-")
     try:
         assoc = ae.associate(
@@ -269,7 +279,7 @@ def open_association(
             ae_title=cfg.remote_ae_title,
             max_pdu=cfg.max_pdu,
             evt_handlers=handlers,
-            tls_args=tls_args,
+            tls_args=pynetdicom_tls_args(tls_args),
         )
     except OSError:  # pynetdicom resolves the address itself, before connecting
         msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
@@ -283,7 +293,6 @@ def open_association(
         accepted=tuple(_cx_record(cx) for cx in assoc.accepted_contexts),
         rejected=tuple(_cx_record(cx, contexts) for cx in assoc.rejected_contexts),
     )
-    assoc.courier_watch = watch  # type: ignore[attr-defined]
     if assoc.is_established:
         _guard_reactor(assoc)
         acc = assoc.acceptor
@@ -307,17 +316,19 @@ def open_association(
 
 
 def _close_leaked_socket(assoc: Association) -> None:
-    """pynetdicom 3.0.4 may leave the socket of a failed association open."""
+    """Pynetdicom 3.0.4 may leave the socket of a failed association open."""
     sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.close()
-        except OSError:
-            pass
 
 
 def _association_failure(
-    cfg: StoreConfig, assoc: Association, watch: _Watch, record: Negotiation, tls_args: tuple[Any, str | None] | None
+    cfg: StoreConfig,
+    assoc: Association,
+    watch: _Watch,
+    record: Negotiation,
+    tls_args: tuple[ssl.SSLContext, str | None] | None,
 ) -> Exception:
     details: dict[str, Any] = {}
 
@@ -327,8 +338,10 @@ def _association_failure(
 
     if watch.reject is not None:
         rj = watch.reject
-        msg, transient = explain_rejection(rj.result, rj.source, rj.reason_diagnostic, cfg.remote_ae_title, cfg.local_ae_title)
-        details.update(result=rj.result, source=rj.source, reason=rj.reason_diagnostic)
+        # a received A-ASSOCIATE-RJ carries all three (PS3.8 9.3.4); pynetdicom types them optional
+        result, source, reason = int(rj.result or 0), int(rj.source or 0), int(rj.reason_diagnostic or 0)
+        msg, transient = explain_rejection(result, source, reason, cfg.remote_ae_title, cfg.local_ae_title)
+        details.update(result=result, source=source, reason=reason)
         return fail("rejected", msg, transient)
     if cfg.tls_enabled and watch.abort is None:
         # pynetdicom swallows the SSL error; with TLS 1.3 a refused client certificate only

@@ -299,9 +299,9 @@ def validate_instances(instances: Sequence[ScannedInstance], read_headers: bool 
         for tag, keyword, attr in _UID_ELEMENTS:
             value = str(getattr(inst, attr, "") or "")
             if not value:
-                if inst.status == "ok" or attr in ("study_instance_uid", "series_instance_uid"):
-                    if not any(f.tag == tag for f in out):
-                        out.append(Finding(tag, keyword, "error", "missing (Type 1: a PACS needs it to file the instance)"))
+                required = inst.status == "ok" or attr in ("study_instance_uid", "series_instance_uid")
+                if required and not any(f.tag == tag for f in out):
+                    out.append(Finding(tag, keyword, "error", "missing (Type 1: a PACS needs it to file the instance)"))
                 continue
             why = validate_uid(value)
             if why and not any(f.tag == tag for f in out):
@@ -566,8 +566,11 @@ def plan_instances(
     progress = {"done": 0}
 
     def one_pass(pending: list[ScannedInstance], primary: bool) -> list[ScannedInstance]:
-        """The engine's ``_send_with_fallback`` for one set of instances; returns the instances a
-        secondary association gave up (the engine sends them over the primary one afterwards)."""
+        """Plan one set of instances as the engine sends them, strategy by strategy.
+
+        Returns the instances a secondary association gave up (the engine sends them over the
+        primary one afterwards).
+        """
         last_record: dict[int, Negotiation | None] = {}
         for attempt, strat in enumerate(chain, start=1):
             if not pending or (cancel is not None and cancel.is_set()):

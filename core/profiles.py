@@ -18,6 +18,7 @@ field (AE titles per PS3.5 Table 6.2-1, ports 1-65535, PDU per PS3.8 D.1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -562,10 +563,8 @@ class ProfileStore:
                 self.last_used = str(doc.get("last_used", "")) if isinstance(doc, dict) else ""
             except (OSError, ValueError, ProfileFileError) as exc:
                 broken = f"{self.path}.broken"
-                try:
+                with contextlib.suppress(OSError):
                     shutil.copy2(self.path, broken)
-                except OSError:
-                    pass
                 LOGGER.error("Cannot read the profiles file %s (%s); kept a copy at %s", self.path, exc, broken)
                 self.profiles = []
         if not any(p.is_local_test for p in self.profiles):
