@@ -1501,7 +1501,7 @@ class MainWindow(QMainWindow):
             count, opts = len(rerun.items), rerun.options
             strategy, max_retries = opts.get("strategy", "standard"), int(opts.get("max_retries", 4))
             request = SendRequest(
-                options=SendOptions(strategy, max_retries, verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival))),
+                options=SendOptions(verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival))),  # the rest: the job's
                 journal_path=self.journal_path,
                 rerun=Rerun(rerun.job.id, plan=rerun),
             )
