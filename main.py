@@ -14,14 +14,14 @@ def main(argv: list[str] | None = None) -> int:
     """Dispatch to the GUI, the self-test or the CLI; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--self-test"]:
-        from core.selftest import run_self_test
+        from cli.selftest import run_self_test
 
         return run_self_test()
     if not args or args[0] in ("--screenshot", "--gui"):
         from ui.app import run_gui
 
         return run_gui(args)
-    from core.cli import main as cli_main
+    from cli.main import main as cli_main
 
     return cli_main(args)
 

@@ -118,7 +118,7 @@ def engine_trial(tally: Tally, work: Path, files: list[str], uids: list[str], sc
         result = SendJob(config(peer.port, **cfg), on_event=journal.recorder(job_id), job_id=job_id).run(items)
         seen = dict(peer.seen)
     stored, unknown = journal_view(path)
-    tally.add(uids, seen, stored, unknown, all(o["status"] == "success" for o in result.outcomes))
+    tally.add(uids, seen, stored, unknown, all(o.status == "success" for o in result.outcomes))
 
 
 def kill_trial(tally: Tally, work: Path, folder: Path, uids: list[str], rng: random.Random) -> None:
@@ -186,7 +186,7 @@ def down_trial(tally: Tally, work: Path, files: list[str], uids: list[str], rng:
             seen[u] = seen.get(u, 0) + c
         p.close()
     stored, unknown = journal_view(path)
-    tally.add(uids, seen, stored, unknown, all(o["status"] == "success" for o in result.outcomes))
+    tally.add(uids, seen, stored, unknown, all(o.status == "success" for o in result.outcomes))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,8 @@ from .config import StoreConfig
 from .engine import SendJob, items_from_inputs
 from .errors import AssociationError, DimseCommandError, TlsConfigError
 from .negotiation import open_association
+from .outcomes import InstanceState
+from .rules import refused_whatever_we_propose
 from .strategies import fallback_chain, strategy_syntaxes
 
 LOGGER = logging.getLogger(__name__)
@@ -63,14 +65,13 @@ def store_dataset(
     job = SendJob(config, transfer_syntax_strategy, max_retries)
     items = items_from_inputs([dataset])
     result = job.run(items)
-    out = dict(result.outcomes[0])
-    out["attempts"] = result.associations
+    attempts = [a.to_dict() for a in result.associations]
+    out = result.outcomes[0].to_dict()
+    out["attempts"] = attempts
     if result.no_association and result.first_exception is not None:
-        _raise_with_attempts(result.first_exception, result.associations)
-    if out.get("state") == "unknown":
-        raise DimseCommandError(
-            out["message"], remote_ae=job.cfg.remote_ae_title, details={"attempts": result.associations, "result": out}
-        )
+        _raise_with_attempts(result.first_exception, attempts)
+    if result.outcomes[0].state == InstanceState.UNKNOWN:
+        raise DimseCommandError(out["message"], remote_ae=job.cfg.remote_ae_title, details={"attempts": attempts, "result": out})
     return out
 
 
@@ -115,11 +116,12 @@ def store_datasets_batch(
     """
     job = SendJob(config, transfer_syntax_strategy, max_retries, continue_on_error, on_event, cancel)
     result = job.run(items_from_inputs(list(datasets)))
+    attempts = [a.to_dict() for a in result.associations]
     if result.no_association and result.first_exception is not None:
-        _raise_with_attempts(result.first_exception, result.associations)
+        _raise_with_attempts(result.first_exception, attempts)
     details = []
     for o in result.outcomes:
-        d = dict(o)
+        d = o.to_dict()
         d["dataset_index"] = d.pop("index")
         details.append(d)
     s = result.summary()
@@ -131,7 +133,7 @@ def store_datasets_batch(
         "skipped": s["skipped"],
         "details": details,
         "associations": result.established,
-        "association_details": result.associations,
+        "association_details": attempts,
         "cancelled": result.cancelled,
     }
 
@@ -157,7 +159,9 @@ def manage_association_with_fallback(
     is safe to use.
 
     Args:
-        remote_host, remote_port, remote_ae_title: the peer.
+        remote_host: the peer's host name or IP address.
+        remote_port: the peer's TCP port.
+        remote_ae_title: the peer's AE title (called AE title).
         sop_class_uid: the abstract syntax to negotiate.
         transfer_syntax_strategy: the first strategy.
         local_ae_title: calling AE title.
@@ -191,16 +195,12 @@ def manage_association_with_fallback(
         except AssociationError as exc:
             attempts.append(exc.details.get("negotiation", {"strategy": strategy, "outcome": exc.message}))
             last = exc
-            if (
-                exc.details.get("kind") in ("connect", "tls")
-                or exc.details.get("result") == 1
-                and exc.details.get("source") == 1
-                and exc.details.get("reason") in (3, 7)
-            ):
+            if exc.details.get("kind") in ("connect", "tls") or refused_whatever_we_propose(exc.details):
                 break
             continue
-        attempts.append(record)
-        meta = {"strategy_used": str(strategy), "attempts": attempts, "accepted": record["accepted"], "negotiation": record}
+        rec = record.to_dict()
+        attempts.append(rec)
+        meta = {"strategy_used": str(strategy), "attempts": attempts, "accepted": rec["accepted"], "negotiation": rec}
         try:
             yield assoc, meta
         except BaseException:

@@ -52,7 +52,7 @@ __all__ = [
 
 #: Encoder settings for the lossy targets (used only when lossy conversion is allowed):
 #: visually lossless quality rather than maximum compression.
-_LOSSY_OPTIONS: dict[str, dict[str, object]] = {
+_LOSSY_OPTIONS: dict[str, dict[str, Any]] = {
     "1.2.840.10008.1.2.4.91": {"j2k_psnr": [60]},  # JPEG 2000
     "1.2.840.10008.1.2.4.81": {"jls_error": 1},  # JPEG-LS near-lossless
 }
@@ -171,7 +171,7 @@ def load_dataset(source: str | os.PathLike[str] | Dataset, inst: ScannedInstance
         if not hasattr(ds, "file_meta") or ds.file_meta is None:
             ds.file_meta = FileMetaDataset()
         if ds.file_meta.get("TransferSyntaxUID") != inst.transfer_syntax:
-            ds.file_meta.TransferSyntaxUID = inst.transfer_syntax
+            ds.file_meta.TransferSyntaxUID = UID(inst.transfer_syntax)
         if inst.fix_sop_class:
             ds.SOPClassUID = inst.sop_class_uid
     _pad_odd_values(ds)
@@ -297,8 +297,8 @@ def _mark_lossy(ds: Dataset, ts: UID, ratio: float | None = None) -> None:
     ds.LossyImageCompression = "01"
     method = _LOSSY_METHOD.get(str(ts))
     if ratio is not None and method:
-        ds.LossyImageCompressionRatio = _values(ds, "LossyImageCompressionRatio") + [f"{ratio:.2f}"[:16]]
-        ds.LossyImageCompressionMethod = _values(ds, "LossyImageCompressionMethod") + [method]
+        ds.LossyImageCompressionRatio = [*_values(ds, "LossyImageCompressionRatio"), f"{ratio:.2f}"[:16]]
+        ds.LossyImageCompressionMethod = [*_values(ds, "LossyImageCompressionMethod"), method]
     elif method and "LossyImageCompressionMethod" not in ds:
         ds.LossyImageCompressionMethod = method
 

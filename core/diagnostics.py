@@ -10,8 +10,11 @@ from __future__ import annotations
 import errno
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS
+
+from .outcomes import Status
 
 __all__ = [
     "StatusExplanation",
@@ -21,10 +24,9 @@ __all__ = [
     "explain_abort",
     "explain_connect_error",
     "CONTEXT_RESULT_REASONS",
-    "is_transient_status",
 ]
 
-SUCCESS, WARNING, FAILURE = "success", "warning", "failure"
+SUCCESS, WARNING, FAILURE = Status.SUCCESS, Status.WARNING, Status.FAILURE
 
 #: PS3.8 Table 9-18: presentation context result/reason.
 CONTEXT_RESULT_REASONS = {
@@ -38,18 +40,24 @@ CONTEXT_RESULT_REASONS = {
 _STATUS_HINTS: list[tuple[range, str]] = [
     (
         range(0xA700, 0xA800),
-        "the receiver is out of resources (often its disk, a quota or a licence limit): "
-        "check the PACS's storage and its log, then retry",
+        (
+            "the receiver is out of resources (often its disk, a quota or a licence limit): "
+            "check the PACS's storage and its log, then retry"
+        ),
     ),
     (
         range(0xA900, 0xAA00),
-        "the receiver says the data set does not match the SOP class: check the file's "
-        "SOP Class UID and required attributes; the peer's comment may name the element",
+        (
+            "the receiver says the data set does not match the SOP class: check the file's "
+            "SOP Class UID and required attributes; the peer's comment may name the element"
+        ),
     ),
     (
         range(0xC000, 0xD000),
-        "the receiver could not understand the data set: check the peer's log and the "
-        "offending element; converting to another transfer syntax may help",
+        (
+            "the receiver could not understand the data set: check the peer's log and the "
+            "offending element; converting to another transfer syntax may help"
+        ),
     ),
 ]
 _EXACT_HINTS = {
@@ -75,21 +83,21 @@ class StatusExplanation:
 
     Attributes:
         code: the status value (0x0000-0xFFFF).
-        category: ``"success"``, ``"warning"`` or ``"failure"``.
+        category: success, warning or failure.
         meaning: the standard's label, e.g. ``"Refused: Out of Resources"``.
         hint: what to do about it, in plain words (may be empty).
         message: one sentence combining code, meaning, the peer's comment and the hint.
     """
 
     code: int
-    category: str
+    category: Status
     meaning: str
     hint: str
     message: str
 
 
-def status_category(code: int) -> str:
-    """Return ``success``, ``warning`` or ``failure`` for a C-STORE status (PS3.4 B.2.3)."""
+def status_category(code: int) -> Status:
+    """Return success, warning or failure for a C-STORE status (PS3.4 B.2.3)."""
     if code == 0x0000:
         return SUCCESS
     if code in (0xB000, 0xB006, 0xB007) or 0xB000 <= code <= 0xBFFF or code in (0x0107, 0x0116, 0x0001):
@@ -97,12 +105,7 @@ def status_category(code: int) -> str:
     return FAILURE
 
 
-def is_transient_status(code: int) -> bool:
-    """True for failures worth retrying later: 0xA7xx (out of resources), 0x0213 (resource limitation)."""
-    return 0xA700 <= code <= 0xA7FF or code == 0x0213
-
-
-def explain_status(code: int, error_comment: str | None = None, offending_element: object = None) -> StatusExplanation:
+def explain_status(code: int, error_comment: str | None = None, offending_element: Any = None) -> StatusExplanation:
     """Explain a C-STORE response status.
 
     Args:
@@ -132,13 +135,13 @@ def explain_status(code: int, error_comment: str | None = None, offending_elemen
     return StatusExplanation(code, category, meaning, hint, " - ".join(parts))
 
 
-def _fmt_tags(value: object) -> str:
-    items = value if isinstance(value, list | tuple) else [value]
+def _fmt_tags(value: Any) -> str:
+    items: list[Any] | tuple[Any, ...] = value if isinstance(value, list | tuple) else [value]
     out = []
     for t in items:
         try:
-            t = int(t)  # type: ignore[call-overload]
-            out.append(f"({t >> 16:04X},{t & 0xFFFF:04X})")
+            tag = int(t)
+            out.append(f"({tag >> 16:04X},{tag & 0xFFFF:04X})")
         except (TypeError, ValueError):
             out.append(str(t))
     return ", ".join(out)
@@ -163,13 +166,17 @@ def explain_rejection(result: int, source: int, reason: int, called_ae: str, cal
             2: ("application context name not supported", "the peer does not speak standard DICOM here"),
             3: (
                 f"calling AE title '{calling_ae}' not recognised",
-                f"the PACS must have this sender registered: ask its administrator to add AE title "
-                f"'{calling_ae}' (with this machine's address), or set the calling AE title it expects",
+                (
+                    f"the PACS must have this sender registered: ask its administrator to add AE title "
+                    f"'{calling_ae}' (with this machine's address), or set the calling AE title it expects"
+                ),
             ),
             7: (
                 f"called AE title '{called_ae}' not recognised",
-                f"the PACS does not recognise the called AE title '{called_ae}': check the profile's called AE "
-                "title (the peer expects its own AE title) or ask its administrator",
+                (
+                    f"the PACS does not recognise the called AE title '{called_ae}': check the profile's called AE "
+                    "title (the peer expects its own AE title) or ask its administrator"
+                ),
             ),
         }.get(reason, (f"reason {reason}", "check the PACS's log"))
     elif source == 2:

@@ -44,7 +44,7 @@ def echo(config: dict[str, Any] | StoreConfig) -> dict[str, Any]:
                 f"no C-ECHO response from {cfg.peer} within the DIMSE timeout ({cfg.dimse_timeout:g} s) or the "
                 "association was aborted",
                 remote_ae=cfg.remote_ae_title,
-                details={"negotiation": record},
+                details={"negotiation": record.to_dict()},
             )
         tls = _tls_info(assoc)
     finally:
@@ -58,7 +58,7 @@ def echo(config: dict[str, Any] | StoreConfig) -> dict[str, Any]:
         "message": "C-ECHO succeeded" if code == 0 else expl.message,
         "rtt_ms": round((t2 - t1) * 1000, 2),
         "associate_ms": round((t1 - t0) * 1000, 2),
-        "negotiation": record,
+        "negotiation": record.to_dict(),
     }
     if tls:
         out["tls"] = tls

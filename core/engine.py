@@ -5,7 +5,7 @@ presentation contexts per association (at most 128 each), negotiates with the
 first strategy and falls back strategy by strategy for the instances that got no
 usable context, chooses a context per instance (as stored first, else a lossless
 conversion), sends C-STOREs and classifies every response. Every input ends with
-an outcome dict; nothing is dropped. Progress goes to ``on_event`` as
+an :class:`~core.outcomes.InstanceOutcome`; nothing is dropped. Progress goes to ``on_event`` as
 :mod:`core.events` records. PS3.4 Annex B (Storage), PS3.7 9.1.1 (C-STORE),
 PS3.8 (association).
 """
@@ -18,7 +18,8 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -29,10 +30,19 @@ from pynetdicom.dsutils import split_dataset
 from . import events as ev
 from .config import StoreConfig
 from .convert import encode_dataset, load_dataset, syntax_label
-from .diagnostics import explain_abort, explain_status, is_transient_status
+from .diagnostics import explain_abort, explain_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
-from .fastpath import ChannelBroken, DirectChannel
+from .fastpath import ChannelBrokenError, DirectChannel
 from .negotiation import candidate_contexts, open_association, plan_contexts, tls_args_for
+from .outcomes import Attempt, AttemptResult, InstanceOutcome, InstanceState, Negotiation, Status
+from .rules import (
+    association_retryable,
+    falls_back,
+    is_transient_status,
+    partition_by_study,
+    secondary_gives_up,
+    waits_for_next_strategy,
+)
 from .scan import ScannedInstance, read_instance
 from .strategies import fallback_chain, parse_strategy
 from .waiting import drop_connection
@@ -64,7 +74,7 @@ class Item:
     inst: ScannedInstance
     attempts: int = 0
     unknown: str = ""
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[Attempt] = field(default_factory=list)
 
 
 def _dataset_record(ds: Dataset, index: int) -> ScannedInstance:
@@ -85,7 +95,7 @@ def _dataset_record(ds: Dataset, index: int) -> ScannedInstance:
         sop_class, fix_class = str(meta.MediaStorageSOPClassUID), True
         notes.append("data set lacks SOP Class UID (0008,0016); used Media Storage SOP Class UID (0002,0002)")
     sop_inst = str(ds.get("SOPInstanceUID", "") or "")
-    odd = [int(t) for t, e in ds._dict.items() if getattr(e, "length", 0) % 2 and e.length != 0xFFFFFFFF]
+    odd = [int(t) for t, e in ds._dict.items() if (n := getattr(e, "length", 0)) % 2 and n != 0xFFFFFFFF]
     if odd:
         names = ", ".join(f"({t >> 16:04X},{t & 0xFFFF:04X})" for t in odd)
         notes.append(f"odd-length value padded to even length: {names}")
@@ -142,8 +152,7 @@ class JobResult:
     """What a job did.
 
     Attributes:
-        outcomes: one dict per input, in input order (see :data:`REPORT_FIELDS`, plus
-            ``state``, ``notes``, ``error_comment``, ``attempts``, ``index``).
+        outcomes: one outcome per input, in input order.
         associations: one negotiation record per association attempt.
         established: how many associations were established.
         error: a job-level message (e.g. the peer was unreachable) or None.
@@ -151,8 +160,8 @@ class JobResult:
         cancelled: True when the job was cancelled.
     """
 
-    outcomes: list[dict[str, Any]]
-    associations: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[InstanceOutcome]
+    associations: list[Negotiation] = field(default_factory=list)
     established: int = 0
     error: str | None = None
     no_association: bool = False
@@ -163,21 +172,15 @@ class JobResult:
         """Counts per status and per state."""
         counts = {"total": len(self.outcomes), "success": 0, "warning": 0, "failure": 0, "skipped": 0}
         for o in self.outcomes:
-            counts[o["status"]] = counts.get(o["status"], 0) + 1
-        counts["not_sent"] = sum(1 for o in self.outcomes if o.get("state") == "not-sent" and o["status"] == "failure")
-        counts["converted"] = sum(1 for o in self.outcomes if o.get("converted_from"))
+            counts[o.status.value] = counts.get(o.status.value, 0) + 1
+        counts["not_sent"] = sum(1 for o in self.outcomes if o.state == InstanceState.NOT_SENT and o.status == Status.FAILURE)
+        counts["converted"] = sum(1 for o in self.outcomes if o.converted_from)
         counts["associations"] = self.established
         counts["cancelled"] = self.cancelled
         return counts
 
 
-def _proposal_may_be_the_cause(exc: AssociationError) -> bool:
-    """A permanent A-ASSOCIATE-RJ that names no AE title problem: a simpler proposal may pass."""
-    d = exc.details
-    return d.get("kind") == "rejected" and not d.get("transient") and not (d.get("source") == 1 and d.get("reason") in (2, 3, 7))
-
-
-class _GiveUp(Exception):
+class _HandBackError(Exception):
     """A secondary association could not be opened: hand its instances back."""
 
     def __init__(self, items: list[Item]):
@@ -185,21 +188,12 @@ class _GiveUp(Exception):
         self.items = items
 
 
-def _partition_by_study(items: list[Item], n: int) -> list[list[Item]]:
-    """Split `items` into at most `n` lists of similar size in bytes, keeping each study whole."""
-    studies: dict[str, list[Item]] = {}
-    for it in items:
-        studies.setdefault(it.inst.study_instance_uid or f"#{it.index}", []).append(it)
-    buckets: list[list[Item]] = [[] for _ in range(min(n, len(studies)))]
-    sizes = [0] * len(buckets)
-    for group in sorted(studies.values(), key=lambda g: -sum(i.inst.size + 1 for i in g)):
-        k = sizes.index(min(sizes))
-        buckets[k].extend(group)
-        sizes[k] += sum(i.inst.size + 1 for i in group)
-    return [sorted(b, key=lambda it: it.index) for b in buckets if b]
+def _study_key(it: Item) -> tuple[int, str, int]:
+    """What :func:`core.rules.partition_by_study` needs of an item."""
+    return it.index, it.inst.study_instance_uid, it.inst.size
 
 
-class _Broken(Exception):
+class _BrokenAssociationError(Exception):
     """The association broke during a C-STORE; the outcome of the instance is unknown."""
 
     def __init__(self, message: str, transient: bool = True, sent: bool = True):
@@ -209,32 +203,29 @@ class _Broken(Exception):
         self.sent = sent
 
 
-def _outcome(item: Item, status: str, state: str, message: str, **kw: Any) -> dict[str, Any]:
+def _outcome(
+    item: Item, status: Status, state: InstanceState, message: str, notes: Sequence[str] = (), **kw: Any
+) -> InstanceOutcome:
+    """The outcome of `item` now (its attempts so far included)."""
     inst = item.inst
-    out = {
-        "index": item.index,
-        "path": inst.path or None,
-        "status": status,
-        "state": state,
-        "message": message,
-        "status_code": kw.pop("status_code", None),
-        "sop_class_uid": inst.sop_class_uid or None,
-        "sop_instance_uid": inst.sop_instance_uid or None,
-        "transfer_syntax": kw.pop("transfer_syntax", None),
-        "converted_from": kw.pop("converted_from", None),
-        "strategy_used": kw.pop("strategy_used", None),
-        "notes": list(inst.notes) + kw.pop("notes", []),
-        "error_comment": kw.pop("error_comment", None),
-        "tries": item.attempts,
-        "attempts_detail": [dict(h) for h in item.history],
-        "stored_syntax": inst.transfer_syntax or None,
-        "size": inst.size,
-        "patient_id": inst.patient_id or None,
-        "study_instance_uid": inst.study_instance_uid or None,
-        "series_instance_uid": inst.series_instance_uid or None,
-    }
-    out.update(kw)
-    return out
+    return InstanceOutcome(
+        index=item.index,
+        path=inst.path or None,
+        status=status,
+        state=state,
+        message=message,
+        sop_class_uid=inst.sop_class_uid or None,
+        sop_instance_uid=inst.sop_instance_uid or None,
+        notes=(*inst.notes, *notes),
+        tries=item.attempts,
+        attempts_detail=tuple(item.history),
+        stored_syntax=inst.transfer_syntax or None,
+        size=inst.size,
+        patient_id=inst.patient_id or None,
+        study_instance_uid=inst.study_instance_uid or None,
+        series_instance_uid=inst.series_instance_uid or None,
+        **kw,
+    )
 
 
 class SendJob:
@@ -279,8 +270,8 @@ class SendJob:
         self.job_id = job_id
         self.parallel = max(1, int(parallel))
         self._sleep = sleep
-        self._outcomes: dict[int, dict[str, Any]] = {}
-        self._records: list[dict[str, Any]] = []
+        self._outcomes: dict[int, InstanceOutcome] = {}
+        self._records: list[Negotiation] = []
         self._established = 0
         self._stop = False
         self._first_exc: CourierError | None = None
@@ -303,12 +294,13 @@ class SendJob:
                 cut = it  # send what comes before it, then stop
                 break
             else:
+                skipped = it.inst.status == "skipped"
                 self._finish(
                     it,
                     _outcome(
                         it,
-                        "skipped" if it.inst.status == "skipped" else "failure",
-                        "skipped" if it.inst.status == "skipped" else "failed",
+                        Status.SKIPPED if skipped else Status.FAILURE,
+                        InstanceState.SKIPPED if skipped else InstanceState.FAILED,
                         it.inst.reason,
                     ),
                 )
@@ -323,19 +315,26 @@ class SendJob:
             error = exc.message
             self._first_exc = self._first_exc or exc
         if cut is not None and not self._halted():
-            self._finish(cut, _outcome(cut, "failure", "failed", cut.inst.reason))
+            self._finish(cut, _outcome(cut, Status.FAILURE, InstanceState.FAILED, cut.inst.reason))
             self._stop = True
         for it in items:  # everything gets an outcome
             if it.index not in self._outcomes:
                 if self.cancel.is_set():
-                    self._finish(it, _outcome(it, "failure", "not-sent", "not sent: the send was cancelled"))
+                    self._finish(it, _outcome(it, Status.FAILURE, InstanceState.NOT_SENT, "not sent: the send was cancelled"))
                 elif self._stop:
                     self._finish(
                         it,
-                        _outcome(it, "skipped", "not-sent", "skipped: an earlier instance failed and continue_on_error is off"),
+                        _outcome(
+                            it,
+                            Status.SKIPPED,
+                            InstanceState.NOT_SENT,
+                            "skipped: an earlier instance failed and continue_on_error is off",
+                        ),
                     )
                 else:
-                    self._finish(it, _outcome(it, "failure", "not-sent", f"not sent: {error or 'no association'}"))
+                    self._finish(
+                        it, _outcome(it, Status.FAILURE, InstanceState.NOT_SENT, f"not sent: {error or 'no association'}")
+                    )
         outcomes = [self._outcomes[it.index] for it in items]
         result = JobResult(
             outcomes,
@@ -353,14 +352,14 @@ class SendJob:
 
     def _send_parallel(self, pending: list[Item]) -> None:
         """Send over up to `parallel` associations at once, one thread each (PS3.8 allows many)."""
-        buckets = _partition_by_study(pending, self.parallel)
+        buckets = partition_by_study(pending, self.parallel, _study_key)
         leftovers: list[Item] = []
         errors: list[CourierError] = []
 
         def worker(bucket: list[Item], primary: bool) -> None:
             try:
                 self._send_with_fallback(bucket, primary)
-            except _GiveUp as exc:
+            except _HandBackError as exc:
                 with self._lock:
                     leftovers.extend(exc.items)
             except CourierError as exc:
@@ -399,7 +398,7 @@ class SendJob:
                     return
             pending = deferred
         for it in pending:
-            self._finish(it, _outcome(it, "failure", "not-sent", last_reason.get(it.index, "no usable context")))
+            self._finish(it, _outcome(it, Status.FAILURE, InstanceState.NOT_SENT, last_reason.get(it.index, "no usable context")))
 
     def _halted(self) -> bool:
         return self._stop or self.cancel.is_set()
@@ -414,8 +413,7 @@ class SendJob:
         last_reason: dict[int, str],
         primary: bool = True,
     ) -> list[Item]:
-        """Send `members` over associations proposing `contexts`; return the items to retry
-        with the next strategy.
+        """Send `members` over associations proposing `contexts`; return the items for the next strategy.
 
         Recovery (PS3.8 7.3-7.4): after an association breaks mid-batch (abort, timeout,
         closed connection) a new one is opened and the batch continues, the instance in
@@ -434,16 +432,14 @@ class SendJob:
             try:
                 assoc, record = self._associate(contexts, strategy, attempt)
             except AssociationError as exc:
-                kind = exc.details.get("kind")
-                if not primary and not connected and kind in ("rejected", "aborted", "timeout"):
-                    raise _GiveUp(self._unfinished(members)) from exc  # fewer associations, same work
-                if can_fall_back and not connected and (kind in ("aborted", "no-context") or _proposal_may_be_the_cause(exc)):
+                if not primary and not connected and secondary_gives_up(exc.details):
+                    raise _HandBackError(self._unfinished(members)) from exc  # fewer associations, same work
+                if can_fall_back and not connected and falls_back(exc.details):
                     for it in queue:
                         last_reason[it.index] = f"not sent: {exc.message}"
                     return deferred + queue
                 # wait out an outage only of a peer that has worked in this job, or one that says "busy"
-                retryable = bool(exc.details.get("transient")) and (kind == "rejected" or self._established > 0)
-                if retryable:
+                if association_retryable(exc.details, self._established > 0):
                     now = time.monotonic()
                     outage_since = now if outage_since is None else outage_since
                     outage_tries += 1
@@ -460,7 +456,7 @@ class SendJob:
             try:
                 queue, more_deferred = self._send_on(assoc, record, queue, strategy, can_fall_back, last_reason)
                 deferred += more_deferred
-            except _Broken as exc:
+            except _BrokenAssociationError as exc:
                 # `queue` was updated in place by _send_on up to the broken instance
                 breaks = 1 if self._answered > answered else breaks + 1
                 if not exc.transient or breaks > self.cfg.retry_attempts:
@@ -471,12 +467,12 @@ class SendJob:
         return deferred
 
     def _give_up(self, queue: list[Item], message: str, strategy: str) -> None:
-        """Finish every unfinished item: "unknown" if it was in flight when a link broke, else not sent."""
+        """Finish every unfinished item: outcome unknown if it was in flight when a link broke, else not sent."""
         for it in self._unfinished(queue):
             if it.unknown:
-                self._finish(it, _outcome(it, "failure", "unknown", it.unknown, strategy_used=strategy))
+                self._finish(it, _outcome(it, Status.FAILURE, InstanceState.UNKNOWN, it.unknown, strategy_used=strategy))
             else:
-                self._finish(it, _outcome(it, "failure", "not-sent", message, strategy_used=strategy))
+                self._finish(it, _outcome(it, Status.FAILURE, InstanceState.NOT_SENT, message, strategy_used=strategy))
 
     def _unfinished(self, items: list[Item]) -> list[Item]:
         return [it for it in items if it.index not in self._outcomes]
@@ -495,21 +491,22 @@ class SendJob:
         while not self.cancel.is_set() and time.monotonic() < end:
             self._sleep(min(0.1, max(0.0, end - time.monotonic())))
 
-    def _associate(self, contexts: list[tuple[str, str]], strategy: str, attempt: int) -> tuple[Association, dict[str, Any]]:
+    def _associate(self, contexts: list[tuple[str, str]], strategy: str, attempt: int) -> tuple[Association, Negotiation]:
         self.on_event(ev.AssociationRequested(strategy, len(contexts), attempt))
         try:
             assoc, record = open_association(self.cfg, contexts, strategy, attempt, self._tls_args)
         except (AssociationError, TlsConfigError) as exc:
-            record = exc.details.get("negotiation", {"strategy": strategy, "attempt": attempt})
-            record["outcome"] = exc.message
-            self._records.append(record)
+            failed = Negotiation.from_dict(exc.details.get("negotiation") or {"strategy": strategy, "attempt": attempt})
+            failed = replace(failed, outcome=exc.message)
+            with self._lock:
+                self._records.append(failed)
             self._first_exc = self._first_exc or exc
-            self.on_event(ev.AssociationFailed(exc.message, record))
+            self.on_event(ev.AssociationFailed(exc.message, failed))
             raise
         with self._lock:
             self._established += 1
-        record["index"] = len(self._records)
-        self._records.append(record)
+            record = replace(record, index=len(self._records))
+            self._records.append(record)
         self.on_event(ev.AssociationNegotiated(record))
         return assoc, record
 
@@ -518,7 +515,7 @@ class SendJob:
     def _send_on(
         self,
         assoc: Association,
-        record: dict[str, Any],
+        record: Negotiation,
         queue: list[Item],
         strategy: str,
         can_fall_back: bool,
@@ -526,7 +523,7 @@ class SendJob:
     ) -> tuple[list[Item], list[Item]]:
         deferred: list[Item] = []
         stored = 0
-        broken: _Broken | None = None
+        broken: _BrokenAssociationError | None = None
         channel = DirectChannel(assoc, self.cfg.dimse_timeout, self.cfg.network_timeout)
         cache: dict[tuple[str, str], list[Any]] = {}
         try:
@@ -539,22 +536,24 @@ class SendJob:
                 cands = cache[key]
                 if not cands:
                     reason = self._no_context_reason(it, record)
-                    if can_fall_back and not self._abstract_refused(it, record):
+                    if waits_for_next_strategy(it.inst.sop_class_uid, record, can_fall_back):
                         last_reason[it.index] = reason
                         deferred.append(it)
                     else:
-                        self._finish(it, _outcome(it, "failure", "not-sent", reason, strategy_used=strategy))
+                        self._finish(it, _outcome(it, Status.FAILURE, InstanceState.NOT_SENT, reason, strategy_used=strategy))
                         if not self.continue_on_error:
                             self._stop = True
                     continue
                 stored += self._store_one(channel, it, cands, strategy, record)
-        except _Broken as exc:
+        except _BrokenAssociationError as exc:
             broken = exc
         finally:
             channel.close()
             how = self._close(assoc, broken is not None)
-            record["stored"] = stored
-            self.on_event(ev.AssociationReleased(how, stored, record.get("index")))
+            if record.index is not None:
+                with self._lock:
+                    self._records[record.index] = replace(self._records[record.index], stored=stored)
+            self.on_event(ev.AssociationReleased(how, stored, record.index))
         if broken is not None:
             raise broken
         return self._unfinished(queue), deferred
@@ -569,22 +568,12 @@ class SendJob:
         return "aborted"
 
     @staticmethod
-    def _abstract_refused(it: Item, record: dict[str, Any]) -> bool:
-        """True when every context of the SOP class was refused as 'abstract syntax not supported'."""
-        mine = [r for r in record.get("rejected", []) if r["abstract_syntax"] == it.inst.sop_class_uid]
-        return (
-            bool(mine)
-            and all(r.get("result") in (1, 3) for r in mine)
-            and not any(a["abstract_syntax"] == it.inst.sop_class_uid for a in record.get("accepted", []))
-        )
-
-    @staticmethod
-    def _no_context_reason(it: Item, record: dict[str, Any]) -> str:
+    def _no_context_reason(it: Item, record: Negotiation) -> str:
         sop = it.inst.sop_class_uid
         name = UID(sop).name
-        proposed = [syntax_label(p["transfer_syntax"]) for p in record.get("proposed", []) if p["abstract_syntax"] == sop]
-        accepted = [syntax_label(a["transfer_syntax"]) for a in record.get("accepted", []) if a["abstract_syntax"] == sop]
-        rejected = {r.get("reason", "") for r in record.get("rejected", []) if r["abstract_syntax"] == sop}
+        proposed = [syntax_label(str(p.transfer_syntax)) for p in record.proposed if p.abstract_syntax == sop]
+        accepted = [syntax_label(str(a.transfer_syntax)) for a in record.accepted if a.abstract_syntax == sop]
+        rejected = {r.reason or "" for r in record.rejected if r.abstract_syntax == sop}
         if not accepted:
             why = "; ".join(sorted(r for r in rejected if r)) or "rejected"
             return f"not sent: no presentation context accepted for {name} (proposed {', '.join(proposed)}; peer answered: {why})"
@@ -598,34 +587,31 @@ class SendJob:
             )
         )
 
-    def _store_one(self, channel: DirectChannel, it: Item, cands: list[Any], strategy: str, record: dict[str, Any]) -> int:
+    def _store_one(self, channel: DirectChannel, it: Item, cands: list[Any], strategy: str, record: Negotiation) -> int:
         try:
             cx, data, offset, conv_from, notes = self._payload(it, cands)
         except ConversionError as exc:
-            self._finish(it, _outcome(it, "failure", "failed", f"not sent: {exc.message}", strategy_used=strategy))
+            self._finish(
+                it, _outcome(it, Status.FAILURE, InstanceState.FAILED, f"not sent: {exc.message}", strategy_used=strategy)
+            )
             if not self.continue_on_error:
                 self._stop = True
             return 0
         ts = str(cx.transfer_syntax[0])
         while True:
             it.attempts += 1
-            attempt = {
-                "attempt": it.attempts,
-                "started": round(time.time(), 3),
-                "transfer_syntax": ts,
-                "association": record.get("index"),
-            }
+            attempt = Attempt(it.attempts, round(time.time(), 3), ts, record.index)
             it.history.append(attempt)
             t0 = time.monotonic()
             self.on_event(ev.InstanceStarted(it.index, ts, conv_from))
             try:
                 rsp = self._c_store(channel, cx.context_id, it, data, offset)
-            except _Broken as exc:
+            except _BrokenAssociationError as exc:
                 # a data set the peer did not fully receive cannot have been stored: plain "not sent"
                 it.unknown = f"outcome unknown - {exc.message}" if exc.sent else ""
-                attempt.update(
-                    result="unknown" if exc.sent else "not-received",
-                    status_code=None,
+                it.history[-1] = replace(
+                    attempt,
+                    result=AttemptResult.UNKNOWN if exc.sent else AttemptResult.NOT_RECEIVED,
                     message=exc.message,
                     elapsed_s=round(time.monotonic() - t0, 3),
                 )
@@ -633,18 +619,24 @@ class SendJob:
             self._answered += 1
             code = int(rsp.Status)
             expl = explain_status(code, getattr(rsp, "ErrorComment", None), getattr(rsp, "OffendingElement", None))
-            attempt.update(
-                result=expl.category, status_code=code, message=expl.message, elapsed_s=round(time.monotonic() - t0, 3)
+            it.history[-1] = replace(
+                attempt,
+                result=AttemptResult(expl.category),
+                status_code=code,
+                message=expl.message,
+                elapsed_s=round(time.monotonic() - t0, 3),
             )
-            if expl.category == "failure" and is_transient_status(code) and it.attempts <= self.cfg.retry_attempts:
+            if expl.category == Status.FAILURE and is_transient_status(code) and it.attempts <= self.cfg.retry_attempts:
                 LOGGER.info("Instance %d refused with transient status 0x%04X; retrying", it.index, code)
                 self._backoff(it.attempts)
                 if not self.cancel.is_set():
                     continue
             break
         comment = getattr(rsp, "ErrorComment", None)
-        state = {"success": "stored", "warning": "stored-warning"}.get(expl.category, "failed")
-        if expl.category == "success":
+        state = {Status.SUCCESS: InstanceState.STORED, Status.WARNING: InstanceState.STORED_WARNING}.get(
+            expl.category, InstanceState.FAILED
+        )
+        if expl.category == Status.SUCCESS:
             how = f"converted: {notes[0]}" if notes else "sent as stored"
             msg = "; ".join([f"stored ({how})", *it.inst.notes])
         else:
@@ -663,12 +655,12 @@ class SendJob:
                 notes=notes,
                 error_comment=str(comment) if comment else None,
                 status_meaning=expl.meaning,
-                association=record.get("index"),
+                association=record.index,
             ),
         )
-        if expl.category == "failure" and not self.continue_on_error:
+        if expl.category == Status.FAILURE and not self.continue_on_error:
             self._stop = True
-        return int(expl.category != "failure")
+        return int(expl.category != Status.FAILURE)
 
     def _payload(self, it: Item, cands: list[Any]) -> tuple[Any, bytes | None, int, str | None, list[str]]:
         """Choose the context and produce the bytes (or a file offset to stream from)."""
@@ -679,7 +671,7 @@ class SendJob:
             ts = str(cx.transfer_syntax[0])
             if ts == stored and isinstance(it.source, str) and not it.inst.needs_rewrite:
                 try:
-                    offset = it.inst.data_offset or split_dataset(it.source)[1]
+                    offset = it.inst.data_offset or split_dataset(Path(it.source))[1]
                     if (it.inst.size - offset) % 2 == 0:
                         return cx, None, offset, None, []
                 except Exception as exc:  # fall back to a full read
@@ -697,9 +689,9 @@ class SendJob:
         """Send one C-STORE-RQ and wait for its response (PS3.7 9.3.1).
 
         Raises:
-            _Broken: no response within the DIMSE timeout, abort, or an invalid response.
+            _BrokenAssociationError: no response within the DIMSE timeout, abort, or an invalid response.
         """
-        path = it.source if data is None else None
+        path = it.source if data is None and isinstance(it.source, str) else None
         try:
             return channel.store(
                 cx_id,
@@ -709,8 +701,8 @@ class SendJob:
                 data=data,
                 path=path,
                 offset=offset,
-            )  # type: ignore[arg-type]
-        except ChannelBroken as exc:
+            )
+        except ChannelBrokenError as exc:
             if exc.abort_source is not None:
                 msg = explain_abort(
                     exc.abort_source, exc.abort_reason, "the C-STORE, after the data set was sent, before a response"
@@ -721,14 +713,16 @@ class SendJob:
                 msg = exc.message
             if not exc.after_send:  # cut inside a PDU: not even an A-ABORT can follow on this connection
                 drop_connection(channel.assoc)
-            raise _Broken(msg, sent=exc.after_send) from None
+            raise _BrokenAssociationError(msg, sent=exc.after_send) from None
         except OSError as exc:  # the file vanished or cannot be read: the message may be half sent
-            self._finish(it, _outcome(it, "failure", "failed", f"cannot read {it.source}: {exc.strerror or exc}"))
+            self._finish(
+                it, _outcome(it, Status.FAILURE, InstanceState.FAILED, f"cannot read {it.source}: {exc.strerror or exc}")
+            )
             drop_connection(channel.assoc)
-            raise _Broken("a file could not be read in the middle of a message", sent=False) from exc
+            raise _BrokenAssociationError("a file could not be read in the middle of a message", sent=False) from exc
 
-    def _finish(self, it: Item, outcome: dict[str, Any]) -> None:
+    def _finish(self, it: Item, outcome: InstanceOutcome) -> None:
         with self._lock:
             self._outcomes[it.index] = outcome
-        LOGGER.debug("Instance %d: %s %s", it.index, outcome["status"], outcome["message"])
-        self.on_event(ev.InstanceFinished(it.index, outcome, it.inst.size if outcome["status"] != "skipped" else 0))
+        LOGGER.debug("Instance %d: %s %s", it.index, outcome.status, outcome.message)
+        self.on_event(ev.InstanceFinished(it.index, outcome, it.inst.size if outcome.status != Status.SKIPPED else 0))

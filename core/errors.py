@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CourierError", "AssociationError", "DimseCommandError", "TlsConfigError", "ConversionError"]
+__all__ = ["CourierError", "AssociationError", "DimseCommandError", "TlsConfigError", "ConversionError", "SendRequestError"]
 
 
 class CourierError(Exception):
@@ -38,10 +38,10 @@ class AssociationError(CourierError):
 
 
 class DimseCommandError(CourierError):
-    """The DIMSE exchange itself broke: no response within the DIMSE timeout,
-    A-ABORT / A-P-ABORT during the operation, or an invalid response (PS3.7 9.3).
+    """The DIMSE exchange itself broke.
 
-    A peer's failure status is not an exception: it is reported in the result.
+    No response within the DIMSE timeout, A-ABORT / A-P-ABORT during the operation, or an
+    invalid response (PS3.7 9.3). A peer's failure status is not an exception: it is reported in the result.
     """
 
 
@@ -51,3 +51,11 @@ class TlsConfigError(CourierError):
 
 class ConversionError(CourierError):
     """A data set cannot be encoded in the requested transfer syntax without loss."""
+
+
+class SendRequestError(CourierError):
+    """A send cannot start; nothing was sent.
+
+    No such file, a report path that cannot be written, an unusable journal, no such job to
+    resume. The message says what to fix.
+    """

@@ -1,15 +1,18 @@
 """Engine events: small immutable records passed to a callback while a job runs.
 
-The engine calls ``on_event(event)`` from its own thread; consumers (the CLI's
-progress bar, the Qt adapter in ``ui/``) must not block in it. Every event is a
-frozen dataclass so it can cross threads as data.
+The engine (:mod:`core.engine`) and the send flow around it (:func:`core.send.run_send`)
+call ``on_event(event)`` from their own thread; consumers (the CLI's progress bar, the
+Qt adapter in ``ui/``) must not block in it. Every event is a frozen dataclass so it can
+cross threads as data.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from .outcomes import ArrivalCheck, InstanceOutcome, Negotiation
 
 __all__ = [
     "Event",
@@ -23,6 +26,14 @@ __all__ = [
     "InstanceStarted",
     "InstanceFinished",
     "JobFinished",
+    "JobCreated",
+    "JournalUnavailable",
+    "RerunPrepared",
+    "ArrivalCheckStarted",
+    "ArrivalCheckFinished",
+    "ReportWritten",
+    "ReportFailed",
+    "multicast",
 ]
 
 
@@ -62,9 +73,9 @@ class AssociationRequested(Event):
 
 @dataclass(frozen=True)
 class AssociationNegotiated(Event):
-    """An association was established; `negotiation` is the attempt record (dict)."""
+    """An association was established; `negotiation` is the attempt record."""
 
-    negotiation: dict[str, Any]
+    negotiation: Negotiation
 
 
 @dataclass(frozen=True)
@@ -72,13 +83,15 @@ class AssociationFailed(Event):
     """An association attempt failed; `message` says why, `negotiation` holds the details."""
 
     message: str
-    negotiation: dict[str, Any]
+    negotiation: Negotiation
 
 
 @dataclass(frozen=True)
 class AssociationReleased(Event):
-    """An association ended; `how` is ``"released"`` or ``"aborted"``; `index` is its
-    negotiation record's position in the job's ``associations`` list."""
+    """An association ended: `how` is ``"released"`` or ``"aborted"``, after `stored` instances.
+
+    `index` is its negotiation record's position in the job's ``associations`` list.
+    """
 
     how: str
     stored: int
@@ -96,10 +109,10 @@ class InstanceStarted(Event):
 
 @dataclass(frozen=True)
 class InstanceFinished(Event):
-    """Input `index` ended; `outcome` is the per-instance result dict (see core.report)."""
+    """Input `index` ended with `outcome`; `bytes_sent` counts the file's bytes (0 when skipped)."""
 
     index: int
-    outcome: dict[str, Any] = field(default_factory=dict)
+    outcome: InstanceOutcome
     bytes_sent: int = 0
 
 
@@ -110,3 +123,71 @@ class JobFinished(Event):
     summary: dict[str, Any]
     error: str | None = None
     cancelled: bool = False
+
+
+# -- the send flow around the engine (core.send) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobCreated(Event):
+    """Job `job_id` is recorded in the journal at `journal_path`: it can be resumed by this ID."""
+
+    job_id: str
+    journal_path: str
+
+
+@dataclass(frozen=True)
+class JournalUnavailable(Event):
+    """The journal could not be used (`message` says why); the send goes on without one."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class RerunPrepared(Event):
+    """A resume (or a retry, when `retry`) of job `job_id` will send `count` instances to `peer`."""
+
+    job_id: str
+    count: int
+    peer: str
+    retry: bool = False
+
+
+@dataclass(frozen=True)
+class ArrivalCheckStarted(Event):
+    """The arrival check of `count` stored instances began."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class ArrivalCheckFinished(Event):
+    """The arrival check ended (``check.total`` 0: nothing was stored, nothing was asked)."""
+
+    check: ArrivalCheck
+
+
+@dataclass(frozen=True)
+class ReportWritten(Event):
+    """The report was written to `path`."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class ReportFailed(Event):
+    """The report could not be written to `path`; `message` says why."""
+
+    path: str
+    message: str
+
+
+def multicast(*callbacks: EventCallback | None) -> EventCallback:
+    """One event callback calling each of `callbacks` in order (None entries are skipped)."""
+    live = [c for c in callbacks if c is not None]
+
+    def call(event: Event) -> None:
+        for c in live:
+            c(event)
+
+    return call

@@ -47,7 +47,7 @@ WANTED = {
 }
 
 
-class _Odd(Exception):
+class _NotFastError(Exception):
     """Something the fast path does not handle: fall back to pydicom."""
 
 
@@ -91,7 +91,7 @@ def read_fast_header(f: str | BinaryIO, size: int) -> FastHeader | None:
             if mm[128:132] != b"DICM":
                 return None
             return _walk(mm, size)
-    except (_Odd, struct.error, ValueError, OSError, IndexError):
+    except (_NotFastError, struct.error, ValueError, OSError, IndexError):
         return None
 
 
@@ -109,11 +109,11 @@ def _walk(mm: mmap.mmap, size: int) -> FastHeader:
             pos += 12
         else:
             if not vr.isalpha():
-                raise _Odd
+                raise _NotFastError
             (length,) = _U16.unpack_from(mm, pos + 6)
             pos += 8
         if length == _UNDEF or pos + length > size:
-            raise _Odd
+            raise _NotFastError
         if elem in meta_names:
             out.meta[meta_names[elem]] = mm[pos : pos + length].rstrip(b"\0 ").decode("ascii")
         pos += length
@@ -125,7 +125,7 @@ def _walk(mm: mmap.mmap, size: int) -> FastHeader:
     elif ts.startswith("1.2.840.10008.1.2.4.") or ts in ("1.2.840.10008.1.2.5",):
         implicit = False  # encapsulated syntaxes are Explicit VR Little Endian
     else:
-        raise _Odd  # Big Endian, Deflated, unknown: pydicom handles them
+        raise _NotFastError  # Big Endian, Deflated, unknown: pydicom handles them
     out.offset = pos
     encapsulated = ts not in (_EXPLICIT, _IMPLICIT)
     _walk_dataset(mm, pos, size, implicit, out, top=True, encapsulated=encapsulated)
@@ -155,7 +155,7 @@ def _walk_dataset(
                 (length,) = _U16.unpack_from(mm, pos + 6)
                 pos += 8
             else:
-                raise _Odd  # VR mismatch: let pydicom guess and report it
+                raise _NotFastError  # VR mismatch: let pydicom guess and report it
         if length == _UNDEF:
             if top and tag == _PIXEL_DATA:
                 out.has_pixels = True
@@ -174,7 +174,7 @@ def _walk_dataset(
                     f"file ends {max(0, size - pos)} bytes after its start"
                 )
                 return size
-            raise _Odd
+            raise _NotFastError
         if top:
             if tag == _PIXEL_DATA:
                 out.has_pixels = True
@@ -207,11 +207,11 @@ def _skip_sequence(mm: mmap.mmap, pos: int, implicit: bool) -> int:
         if tag == _SEQ_END:
             return pos
         if tag != _ITEM:
-            raise _Odd
+            raise _NotFastError
         if length == _UNDEF:
             pos = _walk_dataset(mm, pos, size, implicit, FastHeader(), top=False)
         else:
             if pos + length > size:
-                raise _Odd
+                raise _NotFastError
             pos += length
-    raise _Odd
+    raise _NotFastError

@@ -16,6 +16,8 @@ Implicit VR Little Endian).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import select
@@ -24,7 +26,7 @@ import ssl
 import struct
 import threading
 import time
-from typing import Any, BinaryIO
+from typing import Any
 
 from pynetdicom import Association
 
@@ -32,7 +34,7 @@ from .waiting import unsent_bytes
 
 LOGGER = logging.getLogger(__name__)
 
-__all__ = ["DirectChannel", "ChannelBroken", "StoreResponse", "encode_c_store_rq", "parse_command"]
+__all__ = ["DirectChannel", "ChannelBrokenError", "StoreResponse", "encode_c_store_rq", "parse_command"]
 
 _PDU_HDR = struct.Struct(">BBI")
 _PDATA_HDR = struct.Struct(">BBIIBB")  # PDU type, reserved, PDU length, PDV length, context ID, control header
@@ -42,7 +44,7 @@ _READ_BLOCK = 1024 * 1024  # bounded memory per association, few read calls
 _MAX_FRAGMENT = 4 * 1024 * 1024 - 6
 
 
-class ChannelBroken(Exception):
+class ChannelBrokenError(Exception):
     """The association cannot be used any more (timeout, abort, closed connection).
 
     Attributes:
@@ -135,7 +137,9 @@ class DirectChannel:
     def __init__(self, assoc: Association, dimse_timeout: float, network_timeout: float):
         self.assoc = assoc
         self.dul = assoc.dul
-        self.sock: socket.socket = assoc.dul.socket.socket  # type: ignore[union-attr]
+        transport = assoc.dul.socket
+        assert transport is not None and transport.socket is not None, "an established association has its socket"
+        self.sock: socket.socket = transport.socket
         peer_max = int(assoc.acceptor.maximum_length or 0)
         # PS3.8 D.1: 0 means no limit; then use our own cap. PDV data = PDU length - 6.
         self.fragment = (min(peer_max - 6, _MAX_FRAGMENT) if peer_max else _MAX_FRAGMENT) & ~1
@@ -149,7 +153,7 @@ class DirectChannel:
             taken.set()
             return False
 
-        self.dul._is_transport_event = no_transport_event  # type: ignore[method-assign]
+        self.dul._is_transport_event = no_transport_event  # type: ignore[method-assign]  # restored by close()
         # The DUL thread may be inside the original check (descheduled by the GIL): wait until it
         # has run one loop with ours, or it could read the first C-STORE-RSP before we do.
         if not taken.wait(2.0) and self.dul.is_alive():
@@ -169,11 +173,9 @@ class DirectChannel:
         """Give the socket back to pynetdicom (for A-RELEASE / A-ABORT)."""
         if not self.closed:
             self.closed = True
-            self.dul._is_transport_event = self._orig_transport_event  # type: ignore[method-assign]
-            try:
+            self.dul._is_transport_event = self._orig_transport_event  # type: ignore[method-assign]  # pynetdicom's own
+            with contextlib.suppress(OSError):
                 self.sock.settimeout(None)
-            except OSError:
-                pass
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -193,7 +195,7 @@ class DirectChannel:
         starting at `offset` (streamed in chunks; the file is only read).
 
         Raises:
-            ChannelBroken: write timeout, abort, closed connection, no response in time
+            ChannelBrokenError: write timeout, abort, closed connection, no response in time
                 or an invalid response; the association must not be reused.
         """
         command = encode_c_store_rq(msg_id, sop_class, sop_instance)
@@ -219,13 +221,13 @@ class DirectChannel:
                 self.sock.sendall(blob)
                 sent = len(blob)
         except TimeoutError:
-            raise ChannelBroken(
+            raise ChannelBrokenError(
                 f"timeout while sending: the peer stopped reading for {self.network_timeout:g} s "
                 f"(network timeout) after {self.bytes_sent} bytes of this association",
                 after_send=False,
             ) from None
         except OSError as exc:
-            raise ChannelBroken(f"the connection broke while sending ({exc.strerror or exc})", after_send=False) from None
+            raise ChannelBrokenError(f"the connection broke while sending ({exc.strerror or exc})", after_send=False) from None
         self.bytes_sent += sent
         self.dul._idle_timer.restart()
 
@@ -262,7 +264,7 @@ class DirectChannel:
             if last:
                 return
 
-    def _write_file(self, cx_id: int, f: BinaryIO, parts: list[Any], pending: int) -> None:
+    def _write_file(self, cx_id: int, f: io.BufferedIOBase, parts: list[Any], pending: int) -> None:
         """Send the rest of `f` as data fragments, reading it in large blocks (PDUs are views on them)."""
         remaining = os.fstat(f.fileno()).st_size - f.tell()
         while True:
@@ -298,7 +300,7 @@ class DirectChannel:
             self.sock.settimeout(left)
             chunk = self.sock.recv(max(65536, n - len(self._rx)))
             if not chunk:
-                raise ChannelBroken("the peer closed the connection before sending a C-STORE response")
+                raise ChannelBrokenError("the peer closed the connection before sending a C-STORE response")
             self._rx += chunk
         out = bytes(self._rx[:n])
         del self._rx[:n]
@@ -314,7 +316,7 @@ class DirectChannel:
         an A-ABORT) or when the platform cannot tell (no SIOCOUTQ).
 
         Raises:
-            ChannelBroken: nothing acknowledged for the network timeout (``after_send=False``).
+            ChannelBrokenError: nothing acknowledged for the network timeout (``after_send=False``).
         """
         last, since = -1, time.monotonic()
         while True:
@@ -327,7 +329,7 @@ class DirectChannel:
                 self.dul._idle_timer.restart()
             elif now - since > self.network_timeout:
                 sent = self.bytes_sent - self._msg_start
-                raise ChannelBroken(
+                raise ChannelBrokenError(
                     f"timeout while sending: peer stopped reading after ~{(sent - left) / 1024:.0f} KiB "
                     f"of ~{sent / 1024:.0f} KiB (network timeout {self.network_timeout:g} s)",
                     after_send=False,
@@ -349,9 +351,9 @@ class DirectChannel:
                 body = self._recv_exact(length, deadline)
                 self.dul._idle_timer.restart()
                 if pdu_type == 0x07:  # A-ABORT (PS3.8 9.3.8)
-                    raise ChannelBroken("A-ABORT", abort_source=body[2], abort_reason=body[3])
+                    raise ChannelBrokenError("A-ABORT", abort_source=body[2], abort_reason=body[3])
                 if pdu_type != 0x04:
-                    raise ChannelBroken(f"unexpected PDU type 0x{pdu_type:02X} instead of a C-STORE response")
+                    raise ChannelBrokenError(f"unexpected PDU type 0x{pdu_type:02X} instead of a C-STORE response")
                 pos = 0
                 while pos + 6 <= len(body):
                     (item_len,) = struct.unpack_from(">I", body, pos)
@@ -367,6 +369,6 @@ class DirectChannel:
                             command = bytearray()
                     pos += 4 + item_len
         except TimeoutError:
-            raise ChannelBroken(f"no C-STORE response within the DIMSE timeout ({self.dimse_timeout:g} s)") from None
+            raise ChannelBrokenError(f"no C-STORE response within the DIMSE timeout ({self.dimse_timeout:g} s)") from None
         except (ConnectionError, OSError) as exc:
-            raise ChannelBroken(f"the connection broke while waiting for the response ({exc})") from None
+            raise ChannelBrokenError(f"the connection broke while waiting for the response ({exc})") from None

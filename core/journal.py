@@ -5,7 +5,7 @@ to date by :class:`JournalRecorder`, an engine event subscriber. The engine
 calls it synchronously on the sending thread, and every event is committed
 before the callback returns, so an outcome is in the journal before the next
 instance starts; a crash or ``kill -9`` loses at most the instance in flight,
-which is then read back as ``in-flight`` ("outcome unknown") and sent again by
+which is then read back as in flight ("outcome unknown") and sent again by
 a resume. (See :class:`Journal` for power cuts and ``synchronous``.)
 
 Tables:
@@ -17,13 +17,11 @@ Tables:
 * ``attempts``: one row per C-STORE attempt (result, status code, message,
   transfer syntax, duration); a row without result was cut short by a crash.
 
-Instance states: ``pending`` (not tried yet), ``in-flight`` (a C-STORE started,
-no outcome recorded), then the engine's final states ``stored``,
-``stored-warning``, ``failed``, ``unknown`` (the link broke after the data set
-was sent), ``not-sent``, ``skipped``.
+Instance states are :class:`core.outcomes.InstanceState`: pending (not tried yet), in flight
+(a C-STORE started, no outcome recorded), then the engine's final states.
 
-:func:`prepare_rerun` turns a job back into engine items for ``resume`` (not yet
-sent, in flight or unknown) and ``retry`` (the same plus those that failed).
+The journal only stores; :func:`core.send.prepare_rerun` turns a job back into engine items
+for ``resume`` (not yet sent, in flight or unknown) and ``retry`` (the same plus those that failed).
 """
 
 from __future__ import annotations
@@ -38,10 +36,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
+from .outcomes import STORED_STATES, InstanceState
 
 LOGGER = logging.getLogger(__name__)
 LOGGER.addHandler(logging.NullHandler())
@@ -51,11 +50,8 @@ __all__ = [
     "Journal",
     "JournalRecorder",
     "JobRecord",
-    "RerunPlan",
     "default_journal_path",
     "new_job_id",
-    "prepare_rerun",
-    "run_rerun",
     "RESUME_STATES",
     "RETRY_STATES",
     "FINAL_OK_STATES",
@@ -65,10 +61,10 @@ APP_NAME = "dicom-courier"
 SCHEMA_VERSION = 1
 
 #: Instance states a ``resume`` sends again: never sent, sent without a recorded outcome, or outcome unknown.
-RESUME_STATES = ("pending", "in-flight", "unknown", "not-sent")
+RESUME_STATES = (InstanceState.PENDING, InstanceState.IN_FLIGHT, InstanceState.UNKNOWN, InstanceState.NOT_SENT)
 #: Instance states a ``retry`` sends again: the above plus failures (refused by the peer, unreadable then).
-RETRY_STATES = (*RESUME_STATES, "failed")
-FINAL_OK_STATES = ("stored", "stored-warning")
+RETRY_STATES = (*RESUME_STATES, InstanceState.FAILED)
+FINAL_OK_STATES = STORED_STATES
 
 _SECRET_KEY = re.compile(r"password|passphrase|private_key|key_pem|token|api_key", re.I)
 
@@ -217,10 +213,18 @@ class JobRecord:
         """JSON-ready: id, started (ISO 8601 UTC), profile, peer, state, counts (also flat)."""
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started))
         finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.finished)) if self.finished else None
-        counts = {
-            k: self.counts.get(k, 0)
-            for k in ("total", "stored", "stored-warning", "failed", "unknown", "not-sent", "in-flight", "pending", "skipped")
-        }
+        counts = {"total": self.counts.get("total", 0)}
+        for state in (
+            InstanceState.STORED,
+            InstanceState.STORED_WARNING,
+            InstanceState.FAILED,
+            InstanceState.UNKNOWN,
+            InstanceState.NOT_SENT,
+            InstanceState.IN_FLIGHT,
+            InstanceState.PENDING,
+            InstanceState.SKIPPED,
+        ):
+            counts[state.value] = self.counts.get(state, 0)
         flat = {k.replace("-", "_"): v for k, v in counts.items()}
         return {
             "id": self.id,
@@ -244,7 +248,7 @@ class Journal:
         synchronous: SQLite ``synchronous`` pragma. ``NORMAL`` (the default, or
             ``$DICOM_COURIER_JOURNAL_SYNC``): each commit survives a crash or ``kill -9`` of the
             process; a power cut may undo the last few commits, which can only make a resume
-            send those instances again (a state "stored" is written only after the PACS
+            send those instances again (the stored state is written only after the PACS
             confirmed), never lose one. ``FULL`` fsyncs every commit, so the journal is exact
             even after a power cut, at about 2 ms per instance on a busy disk.
 
@@ -305,10 +309,18 @@ class Journal:
     def create_job(
         self, job_id: str, profile: str | None, peer: str | None, options: dict[str, Any], instances: Sequence[Any]
     ) -> None:
-        """Record a new job and its instances (all ``pending``, or their scan outcome).
+        """Record a new job and its instances, all pending.
 
         Args:
+            job_id: the job's ID (:func:`new_job_id`).
+            profile: the profile's name, shown by ``jobs`` and the app's resume banner.
+            peer: ``AE@host:port``.
+            options: what a resume needs to redo the send (``config``, ``strategy``...); anything
+                that looks like secret material is dropped (:func:`public_options`).
             instances: :class:`core.engine.Item` objects (``index``, ``source``, ``inst``).
+
+        Raises:
+            sqlite3.Error: the journal cannot be written (e.g. the job ID exists).
         """
         now = time.time()
         with self._tx() as db:
@@ -328,7 +340,7 @@ class Journal:
             )
             db.executemany(
                 "INSERT INTO instances (job, idx, path, sop_class_uid, sop_instance_uid, size, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         job_id,
@@ -337,6 +349,7 @@ class Journal:
                         it.inst.sop_class_uid or None,
                         it.inst.sop_instance_uid or None,
                         it.inst.size,
+                        InstanceState.PENDING.value,
                     )
                     for it in instances
                 ],
@@ -475,6 +488,7 @@ class JournalRecorder:
         self._failed = False
 
     def __call__(self, event: ev.Event) -> None:
+        """Record `event` (instance started or finished, job started or finished); ignore the others."""
         try:
             if isinstance(event, ev.InstanceStarted):
                 self._started(event)
@@ -516,9 +530,9 @@ class JournalRecorder:
         self._base.setdefault(event.index, done)
         with self.journal._lock:
             self.journal._db.execute(
-                "UPDATE instances SET state = 'in-flight', attempts = ?, transfer_syntax = ?, "
+                "UPDATE instances SET state = ?, attempts = ?, transfer_syntax = ?, "
                 "first_started = COALESCE(first_started, ?), last_started = ? WHERE job = ? AND idx = ?",
-                (done + 1, event.transfer_syntax, now, now, self.job_id, event.index),
+                (InstanceState.IN_FLIGHT.value, done + 1, event.transfer_syntax, now, now, self.job_id, event.index),
             )
 
     def _finished(self, event: ev.InstanceFinished) -> None:
@@ -530,17 +544,17 @@ class JournalRecorder:
             (
                 self.job_id,
                 event.index,
-                base + int(a.get("attempt", 0)),
+                base + a.attempt,
                 self.run,
-                a.get("started"),
-                a.get("transfer_syntax"),
-                a.get("association"),
-                a.get("result"),
-                a.get("status_code"),
-                a.get("message"),
-                a.get("elapsed_s"),
+                a.started,
+                a.transfer_syntax,
+                a.association,
+                a.result,
+                a.status_code,
+                a.message,
+                a.elapsed_s,
             )
-            for a in o.get("attempts_detail") or []
+            for a in o.attempts_detail
         ]
         with self.journal._tx() as db:
             db.execute(
@@ -548,13 +562,13 @@ class JournalRecorder:
                 "transfer_syntax = COALESCE(?, transfer_syntax), finished = ?, "
                 "sop_instance_uid = COALESCE(sop_instance_uid, ?) WHERE job = ? AND idx = ?",
                 (
-                    o.get("state"),
-                    o.get("status"),
-                    o.get("status_code"),
-                    o.get("message"),
-                    o.get("transfer_syntax"),
+                    o.state,
+                    o.status,
+                    o.status_code,
+                    o.message,
+                    o.transfer_syntax,
                     now,
-                    o.get("sop_instance_uid"),
+                    o.sop_instance_uid,
                     self.job_id,
                     event.index,
                 ),
@@ -580,113 +594,3 @@ class JournalRecorder:
                     self.job_id,
                 ),
             )
-
-
-def multicast(*callbacks: ev.EventCallback | None) -> ev.EventCallback:
-    """One event callback calling each of `callbacks` in order (journal first)."""
-    live = [c for c in callbacks if c is not None]
-
-    def call(event: ev.Event) -> None:
-        for c in live:
-            c(event)
-
-    return call
-
-
-@dataclass
-class RerunPlan:
-    """What a resume or retry of a job will send.
-
-    Attributes:
-        job: the job record.
-        config: the saved connection config (a dict for :class:`core.config.StoreConfig`).
-        options: the saved send options (``strategy``, ``max_retries``, ``continue_on_error``).
-        items: engine items to send, indexed as in the job.
-        failed_now: outcomes (dicts) of selected instances that cannot be sent now
-            (file gone or changed), to record without sending.
-    """
-
-    job: JobRecord
-    config: dict[str, Any]
-    options: dict[str, Any]
-    items: list[Any]
-    failed_now: list[Any] = field(default_factory=list)
-
-
-def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_STATES) -> RerunPlan:
-    """Build the items of a resume (``RESUME_STATES``) or retry (``RETRY_STATES``) of `job_id`.
-
-    Each file is read again (header only); a file that is gone, no longer
-    readable, or now holds another SOP Instance UID becomes a failure item (the
-    engine reports it with its reason and sends nothing for it).
-
-    Raises:
-        KeyError: no such job.
-        ValueError: the job has no saved connection config.
-    """
-    from .config import StoreConfig
-    from .engine import Item
-    from .scan import ScannedInstance, read_instance
-
-    job = journal.job(job_id)
-    if job is None:
-        raise KeyError(job_id)
-    known = set(StoreConfig.__dataclass_fields__)
-    config = {k: v for k, v in (job.options.get("config") or {}).items() if k in known}
-    if not config:
-        raise ValueError(f"job {job.id} has no saved connection settings")
-    items = []
-    for row in journal.instances(job.id, states):
-        path = row["path"]
-        if not path:
-            inst = ScannedInstance(
-                "",
-                "failure",
-                "cannot be sent again: it was an in-memory data set, not a file",
-                sop_instance_uid=row["sop_instance_uid"] or "",
-                index=row["idx"],
-            )
-            items.append(Item(row["idx"], "", inst))
-            continue
-        inst = replace(read_instance(path), index=row["idx"])
-        if inst.status == "ok" and row["sop_instance_uid"] and inst.sop_instance_uid != row["sop_instance_uid"]:
-            inst = replace(
-                inst,
-                status="failure",
-                reason=f"the file changed since the job started: it now holds SOP Instance UID "
-                f"{inst.sop_instance_uid}, not {row['sop_instance_uid']}",
-            )
-        items.append(Item(row["idx"], path, inst))
-    return RerunPlan(job, config, {k: v for k, v in job.options.items() if k != "config"}, items)
-
-
-def run_rerun(
-    journal: Journal, plan: RerunPlan, on_event: ev.EventCallback | None = None, cancel: threading.Event | None = None
-) -> Any:
-    """Send a :class:`RerunPlan` with the job's saved settings, recording into `journal` (same job ID).
-
-    This is what the app's *Resume* button and ``main.py resume/retry`` run.
-
-    Args:
-        on_event: a further event callback (progress bar, Qt adapter); the journal sees each event first.
-        cancel: set it to stop between C-STOREs.
-
-    Returns:
-        the :class:`core.engine.JobResult` of this run (only the instances re-sent).
-
-    Raises:
-        ValueError: the saved settings are no longer valid.
-    """
-    from .engine import SendJob
-
-    opts = plan.options
-    job = SendJob(
-        plan.config,
-        opts.get("strategy", "standard"),
-        int(opts.get("max_retries", 4)),
-        bool(opts.get("continue_on_error", True)),
-        multicast(journal.recorder(plan.job.id), on_event),
-        cancel,
-        plan.job.id,
-    )
-    return job.run(plan.items)

@@ -13,17 +13,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, Association, build_context, evt
+from pynetdicom.events import EventHandlerType
 from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
 from pynetdicom.presentation import PresentationContext
 
@@ -31,6 +34,7 @@ from .config import StoreConfig
 from .convert import conversion_plan
 from .diagnostics import CONTEXT_RESULT_REASONS, explain_abort, explain_connect_error, explain_rejection
 from .errors import AssociationError, TlsConfigError
+from .outcomes import ContextRecord, Negotiation
 from .strategies import strategy_syntaxes
 from .waiting import bound_writes
 
@@ -127,18 +131,20 @@ def plan_contexts(
     return groups
 
 
-def _cx_dict(cx: PresentationContext, proposed: bool = False) -> dict[str, Any]:
+def _cx_record(cx: PresentationContext, proposed: Sequence[tuple[str, str]] = ()) -> ContextRecord:
+    """The record of an answered context; give `proposed` for a rejected one to keep the syntax we proposed."""
     ts = cx.transfer_syntax
-    d: dict[str, Any] = {
-        "id": cx.context_id,
-        "abstract_syntax": str(cx.abstract_syntax),
-        "abstract_syntax_name": UID(cx.abstract_syntax).name,
-        "transfer_syntax": str(ts[0]) if ts else None,
-    }
-    if not proposed and cx.result not in (None, 0):
-        d["result"] = cx.result
-        d["reason"] = CONTEXT_RESULT_REASONS.get(cx.result, f"result {cx.result}")
-    return d
+    syntax = str(ts[0]) if ts else None
+    result = reason = None
+    if cx.result not in (None, 0):
+        result = cx.result
+        reason = CONTEXT_RESULT_REASONS.get(cx.result, f"result {cx.result}")
+    cid = cx.context_id
+    # the A-ASSOCIATE-AC's syntax of a rejected context is not significant (PS3.8 9.3.3.2)
+    if isinstance(cid, int) and cid % 2 and (cid - 1) // 2 < len(proposed):
+        syntax = str(proposed[(cid - 1) // 2][1])
+    abstract = str(cx.abstract_syntax)
+    return ContextRecord(abstract, UID(abstract).name, syntax, cx.context_id, result, reason)
 
 
 class _Watch:
@@ -158,10 +164,8 @@ class _Watch:
 
     def on_open(self, event: Any) -> None:
         self.connected = True
-        try:  # Nagle's algorithm costs a delayed ACK (~40 ms) per message
+        with contextlib.suppress(OSError, AttributeError):  # Nagle's algorithm costs a delayed ACK (~40 ms) per message
             event.assoc.dul.socket.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            pass
         # pynetdicom leaves the connected socket without a timeout: a peer that stops reading
         # would block every write (and a later abort) forever
         bound_writes(getattr(event.assoc.dul.socket, "socket", None), event.assoc.network_timeout)
@@ -184,7 +188,7 @@ def _guard_reactor(assoc: Association) -> None:
             return None, None
         return original(block)
 
-    dimse.get_msg = get_msg  # type: ignore[method-assign]
+    dimse.get_msg = get_msg  # type: ignore[method-assign]  # the guard replaces pynetdicom's method on purpose
     # the reactor may be inside the original call right now: wait for one loop with ours
     if not taken.wait(2.0) and assoc.is_alive():
         LOGGER.debug("association reactor did not poll within 2 s")
@@ -200,7 +204,7 @@ def _make_ae(cfg: StoreConfig) -> AE:
     return ae
 
 
-def tls_args_for(cfg: StoreConfig) -> tuple[Any, str | None] | None:
+def tls_args_for(cfg: StoreConfig) -> tuple[ssl.SSLContext, str | None] | None:
     """Build ``(ssl_context, server_hostname)`` for pynetdicom when TLS is enabled, else None.
 
     Build it once per job: certificates may come from Google Cloud Secret Manager.
@@ -215,13 +219,22 @@ def tls_args_for(cfg: StoreConfig) -> tuple[Any, str | None] | None:
     return tls.build_ssl_context(cfg)
 
 
+def pynetdicom_tls_args(tls_args: tuple[ssl.SSLContext, str | None] | None) -> tuple[ssl.SSLContext, str] | None:
+    """`tls_args` as ``AE.associate`` types them.
+
+    pynetdicom annotates the server host name as ``str``, but passes it on to
+    ``SSLContext.wrap_socket``, where None (no host name check, ``tls_verify_hostname`` off) is valid.
+    """
+    return cast("tuple[ssl.SSLContext, str] | None", tls_args)
+
+
 def open_association(
     cfg: StoreConfig,
     contexts: Sequence[tuple[str, str]],
     strategy: str = "",
     attempt: int = 1,
-    tls_args: tuple[Any, str | None] | None = None,
-) -> tuple[Association, dict[str, Any]]:
+    tls_args: tuple[ssl.SSLContext, str | None] | None = None,
+) -> tuple[Association, Negotiation]:
     """Request an association proposing `contexts` (one transfer syntax each).
 
     Args:
@@ -233,33 +246,30 @@ def open_association(
             built here when TLS is enabled and none is given.
 
     Returns:
-        ``(assoc, record)``; `record` holds ``strategy``, ``proposed``,
-        ``accepted``, ``rejected`` (with reasons), ``peer_max_pdu``,
-        ``peer_implementation_class_uid``, ``peer_implementation_version_name``.
+        ``(assoc, record)``: the established association and its :class:`~core.outcomes.Negotiation`
+        (proposed, accepted and rejected contexts with reasons, the peer's max PDU and implementation).
 
     Raises:
         AssociationError: connection failed, A-ASSOCIATE-RJ, abort, ACSE timeout
             or no context accepted; ``details`` holds ``kind``, ``transient`` and
-            the record.
+            the record as a dict (``negotiation``).
         TlsConfigError: TLS is enabled and cannot be set up.
     """
     if len(contexts) > MAX_CONTEXTS:
         raise ValueError(f"{len(contexts)} presentation contexts requested; at most {MAX_CONTEXTS} fit")
     ae = _make_ae(cfg)
     requested = [build_context(a, [t]) for a, t in contexts]
-    record: dict[str, Any] = {
-        "strategy": strategy,
-        "attempt": attempt,
-        "peer": cfg.peer,
-        "proposed": [{"abstract_syntax": a, "abstract_syntax_name": UID(a).name, "transfer_syntax": t} for a, t in contexts],
-        "accepted": [],
-        "rejected": [],
-        "started": time.time(),
-    }
+    record = Negotiation(
+        strategy,
+        attempt,
+        proposed=tuple(ContextRecord(a, UID(a).name, t) for a, t in contexts),
+        peer=cfg.peer,
+        started=time.time(),
+    )
     if tls_args is None:
         tls_args = tls_args_for(cfg)
     watch = _Watch()
-    handlers = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
+    handlers: list[EventHandlerType] = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
     LOGGER.info("Requesting association with %s (%d contexts, strategy %s)", cfg.peer, len(requested), strategy or "-")
     try:
         assoc = ae.associate(
@@ -269,31 +279,34 @@ def open_association(
             ae_title=cfg.remote_ae_title,
             max_pdu=cfg.max_pdu,
             evt_handlers=handlers,
-            tls_args=tls_args,
+            tls_args=pynetdicom_tls_args(tls_args),
         )
     except OSError:  # pynetdicom resolves the address itself, before connecting
         msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
-        record["outcome"] = msg
         raise AssociationError(
-            msg, remote_ae=cfg.remote_ae_title, details={"negotiation": record, "kind": "connect", "transient": transient}
+            msg,
+            remote_ae=cfg.remote_ae_title,
+            details={"negotiation": replace(record, outcome=msg).to_dict(), "kind": "connect", "transient": transient},
         ) from None
-    record["accepted"] = [_cx_dict(cx) for cx in assoc.accepted_contexts]
-    record["rejected"] = [_cx_dict(cx) for cx in assoc.rejected_contexts]
-    for r in record["rejected"]:  # the A-ASSOCIATE-AC's syntax of a rejected context is not significant
-        if isinstance(r["id"], int) and r["id"] % 2 and (r["id"] - 1) // 2 < len(contexts):  # (PS3.8 9.3.3.2)
-            r["transfer_syntax"] = str(contexts[(r["id"] - 1) // 2][1])
-    assoc.courier_watch = watch  # type: ignore[attr-defined]
+    record = replace(
+        record,
+        accepted=tuple(_cx_record(cx) for cx in assoc.accepted_contexts),
+        rejected=tuple(_cx_record(cx, contexts) for cx in assoc.rejected_contexts),
+    )
     if assoc.is_established:
         _guard_reactor(assoc)
         acc = assoc.acceptor
-        record["peer_max_pdu"] = acc.maximum_length
-        record["peer_implementation_class_uid"] = str(acc.implementation_class_uid or "")
-        record["peer_implementation_version_name"] = str(acc.implementation_version_name or "")
-        record["our_max_pdu"] = cfg.max_pdu
+        record = replace(
+            record,
+            peer_max_pdu=acc.maximum_length,
+            peer_implementation_class_uid=str(acc.implementation_class_uid or ""),
+            peer_implementation_version_name=str(acc.implementation_version_name or ""),
+            our_max_pdu=cfg.max_pdu,
+        )
         LOGGER.info(
             "Association accepted by %s: %d of %d contexts, peer max PDU %s",
             cfg.peer,
-            len(record["accepted"]),
+            len(record.accepted),
             len(requested),
             acc.maximum_length,
         )
@@ -303,29 +316,32 @@ def open_association(
 
 
 def _close_leaked_socket(assoc: Association) -> None:
-    """pynetdicom 3.0.4 may leave the socket of a failed association open."""
+    """Pynetdicom 3.0.4 may leave the socket of a failed association open."""
     sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):
             sock.close()
-        except OSError:
-            pass
 
 
 def _association_failure(
-    cfg: StoreConfig, assoc: Association, watch: _Watch, record: dict[str, Any], tls_args: tuple[Any, str | None] | None
+    cfg: StoreConfig,
+    assoc: Association,
+    watch: _Watch,
+    record: Negotiation,
+    tls_args: tuple[ssl.SSLContext, str | None] | None,
 ) -> Exception:
-    details: dict[str, Any] = {"negotiation": record}
+    details: dict[str, Any] = {}
 
-    def fail(kind: str, msg: str, transient: bool, cls: type[Exception] = AssociationError) -> Exception:
-        details.update(kind=kind, transient=transient)
-        record["outcome"] = msg
+    def fail(kind: str, msg: str, transient: bool, cls: type[AssociationError | TlsConfigError] = AssociationError) -> Exception:
+        details.update(negotiation=replace(record, outcome=msg).to_dict(), kind=kind, transient=transient)
         return cls(msg, remote_ae=cfg.remote_ae_title, details=details)
 
     if watch.reject is not None:
         rj = watch.reject
-        msg, transient = explain_rejection(rj.result, rj.source, rj.reason_diagnostic, cfg.remote_ae_title, cfg.local_ae_title)
-        details.update(result=rj.result, source=rj.source, reason=rj.reason_diagnostic)
+        # a received A-ASSOCIATE-RJ carries all three (PS3.8 9.3.4); pynetdicom types them optional
+        result, source, reason = int(rj.result or 0), int(rj.source or 0), int(rj.reason_diagnostic or 0)
+        msg, transient = explain_rejection(result, source, reason, cfg.remote_ae_title, cfg.local_ae_title)
+        details.update(result=result, source=source, reason=reason)
         return fail("rejected", msg, transient)
     if cfg.tls_enabled and watch.abort is None:
         # pynetdicom swallows the SSL error; with TLS 1.3 a refused client certificate only
@@ -338,7 +354,7 @@ def _association_failure(
     if not watch.connected:
         msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
         return fail("connect", msg, transient)
-    if assoc.is_aborted and record["rejected"] and not record["accepted"]:
+    if assoc.is_aborted and record.rejected and not record.accepted:
         return fail("no-context", _no_context_message(record), False)
     if watch.abort is not None:
         return fail("aborted", explain_abort(watch.abort.source, watch.abort.reason_diagnostic, "association negotiation"), True)
@@ -346,7 +362,7 @@ def _association_failure(
         hint = _plain_to_tls_hint(cfg)
         if hint:
             return fail("tls", f"the peer {cfg.peer} closed the connection during association negotiation: {hint}", False)
-    elapsed = time.time() - record["started"]
+    elapsed = time.time() - (record.started or time.time())
     if assoc.is_aborted and elapsed >= cfg.acse_timeout * 0.9:
         return fail(
             "timeout",
@@ -373,13 +389,13 @@ def _plain_to_tls_hint(cfg: StoreConfig) -> str | None:
         return None
 
 
-def _no_context_message(record: dict[str, Any]) -> str:
+def _no_context_message(record: Negotiation) -> str:
     reasons = sorted(
-        {f"{r['abstract_syntax_name']} / {UID(r['transfer_syntax']).name}: {r.get('reason', '?')}" for r in record["rejected"]}
+        {f"{r.abstract_syntax_name} / {UID(str(r.transfer_syntax)).name}: {r.reason or '?'}" for r in record.rejected}
     )
     shown = "; ".join(reasons[:6]) + (" ..." if len(reasons) > 6 else "")
     return (
-        f"the peer accepted none of the {len(record['proposed'])} proposed presentation contexts ({shown}) - "
+        f"the peer accepted none of the {len(record.proposed)} proposed presentation contexts ({shown}) - "
         "run 'probe' to see what this PACS accepts; if it takes only lossy compression, send with "
         "--strategy extended --allow-lossy"
     )

@@ -6,8 +6,9 @@
   walks the engine's own decisions - :func:`~core.negotiation.plan_contexts`,
   the strategy :func:`~core.strategies.fallback_chain`,
   :func:`~core.negotiation.candidate_contexts` (which applies
-  :func:`~core.convert.conversion_plan`) and the engine's rule for when an
-  instance waits for a more conservative strategy - against the peer's answers,
+  :func:`~core.convert.conversion_plan`) and the rules of :mod:`core.rules` (study
+  partitioning, fallback, when an instance waits for a more conservative strategy) -
+  against the peer's answers,
   taken from a saved :class:`~core.probe.AcceptanceMap` or, when the map does
   not cover what is needed, from a quick negotiation (associations that are
   released at once; nothing is stored).
@@ -28,7 +29,7 @@ import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pydicom
@@ -37,11 +38,12 @@ from pynetdicom.presentation import PresentationContext
 
 from .config import StoreConfig
 from .convert import conversion_plan, syntax_label
-from .engine import Item, SendJob, _partition_by_study
 from .errors import AssociationError, CourierError
 from .events import Event
 from .negotiation import candidate_contexts, open_association, plan_contexts
+from .outcomes import ContextRecord, Negotiation
 from .probe import REASON_ABSTRACT, REASON_NONE, REASON_TRANSFER, REASON_USER, AcceptanceMap, quiet_no_context
+from .rules import abstract_refused, falls_back, partition_by_study, secondary_gives_up, waits_for_next_strategy
 from .scan import ScannedInstance
 from .strategies import fallback_chain, is_lossy_syntax, parse_strategy, strategy_syntaxes
 
@@ -297,9 +299,9 @@ def validate_instances(instances: Sequence[ScannedInstance], read_headers: bool 
         for tag, keyword, attr in _UID_ELEMENTS:
             value = str(getattr(inst, attr, "") or "")
             if not value:
-                if inst.status == "ok" or attr in ("study_instance_uid", "series_instance_uid"):
-                    if not any(f.tag == tag for f in out):
-                        out.append(Finding(tag, keyword, "error", "missing (Type 1: a PACS needs it to file the instance)"))
+                required = inst.status == "ok" or attr in ("study_instance_uid", "series_instance_uid")
+                if required and not any(f.tag == tag for f in out):
+                    out.append(Finding(tag, keyword, "error", "missing (Type 1: a PACS needs it to file the instance)"))
                 continue
             why = validate_uid(value)
             if why and not any(f.tag == tag for f in out):
@@ -334,8 +336,8 @@ def _make_cx(cid: int, abstract: str, ts: str) -> PresentationContext:
     cx.abstract_syntax = abstract
     cx.transfer_syntax = [ts]
     cx.result = 0
-    cx._as_scu = True  # noqa: SLF001 - an accepted requestor context, as pynetdicom sets it after negotiation
-    cx._as_scp = False  # noqa: SLF001
+    cx._as_scu = True
+    cx._as_scp = False
     return cx
 
 
@@ -348,11 +350,11 @@ class _Answers:
         self.live = live
         self.negotiations = 0
         self.offline = ""
-        self.records: list[dict[str, Any]] = []
+        self.records: list[Negotiation] = []
 
     def __call__(
         self, contexts: list[tuple[str, str]], strategy: str, attempt: int
-    ) -> tuple[list[PresentationContext], dict[str, Any]]:
+    ) -> tuple[list[PresentationContext], Negotiation]:
         if self.amap is not None and (self.amap.covers(contexts) or not self.live):
             return self._from_map(contexts, strategy, attempt)
         self.negotiations += 1
@@ -372,38 +374,39 @@ class _Answers:
             assoc.release()
         except Exception:  # the answer is in
             LOGGER.debug("Release of a planning association failed", exc_info=True)
-        record["source"] = "negotiation"
+        record = replace(record, source="negotiation")
         self.records.append(record)
         return accepted, record
 
     def _from_map(
         self, contexts: list[tuple[str, str]], strategy: str, attempt: int
-    ) -> tuple[list[PresentationContext], dict[str, Any]]:
+    ) -> tuple[list[PresentationContext], Negotiation]:
         assert self.amap is not None
         accepted: list[PresentationContext] = []
-        record: dict[str, Any] = {
-            "strategy": strategy,
-            "attempt": attempt,
-            "source": "acceptance map",
-            "proposed": [{"abstract_syntax": a, "abstract_syntax_name": UID(a).name, "transfer_syntax": t} for a, t in contexts],
-            "accepted": [],
-            "rejected": [],
-        }
+        yes: list[ContextRecord] = []
+        no: list[ContextRecord] = []
         for i, (a, t) in enumerate(contexts):
             cid = 2 * i + 1
             answer = self.amap.answer(a, t) or "not probed"
-            entry = {"id": cid, "abstract_syntax": a, "abstract_syntax_name": UID(a).name, "transfer_syntax": t}
             if answer == "accepted":
                 accepted.append(_make_cx(cid, a, t))
-                record["accepted"].append(entry)
+                yes.append(ContextRecord(a, UID(a).name, t, cid))
             else:
-                record["rejected"].append({**entry, "result": _REASON_RESULT.get(answer, 2), "reason": answer})
+                no.append(ContextRecord(a, UID(a).name, t, cid, _REASON_RESULT.get(answer, 2), answer))
+        record = Negotiation(
+            strategy,
+            attempt,
+            proposed=tuple(ContextRecord(a, UID(a).name, t) for a, t in contexts),
+            accepted=tuple(yes),
+            rejected=tuple(no),
+            source="acceptance map",
+        )
         self.records.append(record)
         if not accepted:  # pynetdicom aborts an association without an accepted context
             raise AssociationError(
                 "the peer accepted none of the proposed presentation contexts (acceptance map)",
                 remote_ae=self.cfg.remote_ae_title,
-                details={"kind": "no-context", "transient": False, "negotiation": record},
+                details={"kind": "no-context", "transient": False, "negotiation": record.to_dict()},
             )
         return accepted, record
 
@@ -452,7 +455,7 @@ def _blocked(inst: ScannedInstance, message: str, strategy: str | None = None) -
 
 
 def _blocked_message(
-    inst: ScannedInstance, record: dict[str, Any] | None, amap: AcceptanceMap | None, allow_lossy: bool, strategy: str
+    inst: ScannedInstance, record: Negotiation | None, amap: AcceptanceMap | None, allow_lossy: bool, strategy: str
 ) -> str:
     """Why an instance has no usable context, in the words of issue 7."""
     sop, stored = inst.sop_class_uid, inst.transfer_syntax
@@ -465,13 +468,12 @@ def _blocked_message(
                 else ("blocked: the PACS accepts no transfer syntax for this SOP class")
             )
     else:
-        rec = record or {}
-        accepted = [a["transfer_syntax"] for a in rec.get("accepted", []) if a["abstract_syntax"] == sop]
+        rec = record or Negotiation("", 0)
+        accepted = rec.accepted_for(sop)
         if not accepted:
-            mine = [r for r in rec.get("rejected", []) if r["abstract_syntax"] == sop]
-            if not mine or all(r.get("result") in (1, 3) for r in mine):
+            if abstract_refused(sop, rec) or not any(r.abstract_syntax == sop for r in rec.rejected):
                 return MSG_CLASS_REFUSED
-            proposed = [p["transfer_syntax"] for p in rec.get("proposed", []) if p["abstract_syntax"] == sop]
+            proposed = [str(p.transfer_syntax) for p in rec.proposed if p.abstract_syntax == sop]
             return (
                 "blocked: the PACS accepts none of the transfer syntaxes proposed for this SOP class ("
                 + ", ".join(syntax_label(t) for t in proposed[:6])
@@ -515,7 +517,8 @@ def plan_instances(
     `acceptance` when it covers every proposed context, else from a real
     negotiation (released at once); each instance takes the first of
     ``candidate_contexts``; an instance with none waits for the next strategy
-    unless its SOP class itself was refused, as in the engine.
+    unless its SOP class itself was refused; an association failure falls back, hands
+    a parallel part back or stops the plan by the engine's rules (:mod:`core.rules`).
 
     Args:
         instances: scanner records (:func:`core.scan.scan_paths`), in send order.
@@ -533,8 +536,9 @@ def plan_instances(
         one :class:`InstancePlan` per instance, in input order.
 
     Raises:
-        PlanError: a negotiation was needed and the peer could not be reached, refused the
-            association (A-ASSOCIATE-RJ) or TLS failed; the message says why.
+        PlanError: a negotiation was needed and the peer could not be reached, did not answer,
+            refused the association (A-ASSOCIATE-RJ) in a way no other proposal can cure, or
+            TLS failed; the message says why.
     """
     cfg = StoreConfig.from_dict(cfg) if not isinstance(cfg, StoreConfig) else cfg
     amap = AcceptanceMap.from_dict(acceptance) if isinstance(acceptance, dict) else acceptance
@@ -562,9 +566,12 @@ def plan_instances(
     progress = {"done": 0}
 
     def one_pass(pending: list[ScannedInstance], primary: bool) -> list[ScannedInstance]:
-        """The engine's ``_send_with_fallback`` for one set of instances; returns the instances a
-        secondary association gave up (the engine sends them over the primary one afterwards)."""
-        last_record: dict[int, dict[str, Any] | None] = {}
+        """Plan one set of instances as the engine sends them, strategy by strategy.
+
+        Returns the instances a secondary association gave up (the engine sends them over the
+        primary one afterwards).
+        """
+        last_record: dict[int, Negotiation | None] = {}
         for attempt, strat in enumerate(chain, start=1):
             if not pending or (cancel is not None and cancel.is_set()):
                 break
@@ -576,11 +583,10 @@ def plan_instances(
                 try:
                     accepted, record = answers(group.contexts, str(strat), attempt)
                 except AssociationError as exc:
-                    kind = exc.details.get("kind")
-                    rec = exc.details.get("negotiation")
-                    if not primary and kind in ("rejected", "aborted", "timeout"):
+                    rec = Negotiation.from_dict(exc.details["negotiation"]) if exc.details.get("negotiation") else None
+                    if not primary and secondary_gives_up(exc.details):
                         return [i for i in pending if i.index not in plans]
-                    if kind in ("aborted", "no-context", "timeout"):
+                    if falls_back(exc.details):
                         for i in members:
                             last_record[i.index] = rec
                         if more:
@@ -602,7 +608,7 @@ def plan_instances(
                         plans[i.index] = _plan_from_candidate(i, str(cands[0][0].transfer_syntax[0]), str(strat))
                         continue
                     last_record[i.index] = record
-                    if more and not SendJob._abstract_refused(Item(i.index, i.path, i), record):  # the engine's rule
+                    if waits_for_next_strategy(i.sop_class_uid, record, more):
                         deferred.append(i)
                     else:
                         plans[i.index] = _blocked(i, _blocked_message(i, record, amap, cfg.allow_lossy, strat), strat)
@@ -619,11 +625,11 @@ def plan_instances(
                 )
         return []
 
-    if parallel > 1 and len(ready) > 1:  # as SendJob._send_parallel: each bucket plans its own contexts
-        buckets = _partition_by_study([Item(i.index, i.path, i) for i in ready], parallel)
+    if parallel > 1 and len(ready) > 1:  # as the engine: each part plans its own contexts
+        buckets = partition_by_study(ready, parallel, lambda i: (i.index, i.study_instance_uid, i.size))
         leftovers: list[ScannedInstance] = []
         for n, bucket in enumerate(buckets):
-            leftovers += one_pass([it.inst for it in bucket], n == 0)
+            leftovers += one_pass(bucket, n == 0)
         if leftovers:
             one_pass(sorted(leftovers, key=lambda i: i.index), True)
     else:

@@ -476,9 +476,9 @@ def _negotiate(
     """One probe association: negotiate, release, return the negotiation record (None on failure)."""
     try:
         with quiet_no_context():
-            assoc, record = open_association(cfg, contexts, "probe", n)
+            assoc, negotiation = open_association(cfg, contexts, "probe", n)
     except AssociationError as exc:
-        record = exc.details.get("negotiation") or {}
+        record: dict[str, Any] = exc.details.get("negotiation") or {}
         if exc.details.get("kind") == "no-context":  # everything rejected: still an answer per context
             return record
         if first and not amap.errors:
@@ -492,7 +492,7 @@ def _negotiate(
         assoc.release()
     except Exception:  # the answer is in; a failed release changes nothing
         LOGGER.debug("Release of probe association %d failed", n, exc_info=True)
-    return record
+    return negotiation.to_dict()
 
 
 def _merge(amap: AcceptanceMap, contexts: list[tuple[str, str]], record: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ field (AE titles per PS3.5 Table 6.2-1, ports 1-65535, PDU per PS3.8 D.1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from .strategies import STRATEGY_ORDER
 LOGGER = logging.getLogger(__name__)
 
 __all__ = [
+    "STORE_CONFIG_FIELDS",
     "Profile",
     "ProfileStore",
     "ProfileFileError",
@@ -72,14 +74,35 @@ _SECRET_KEYS = frozenset(
     }
 )
 
+#: Profile field -> :class:`core.config.StoreConfig` field: every connection setting a profile
+#: holds, mapped in this one place (profile names carry units, the engine keeps the seed's keys).
+#: The engine's retry settings (``retry_*``) are not per profile.
+STORE_CONFIG_FIELDS = {
+    "remote_host": "remote_host",
+    "remote_port": "remote_port",
+    "remote_ae_title": "remote_ae_title",
+    "local_ae_title": "local_ae_title",
+    "acse_timeout_s": "acse_timeout",
+    "dimse_timeout_s": "dimse_timeout",
+    "network_timeout_s": "network_timeout",
+    "connect_timeout_s": "connect_timeout",
+    "max_pdu_bytes": "max_pdu",
+    "allow_lossy": "allow_lossy",
+    "tls_enabled": "tls_enabled",
+    "tls_verify_hostname": "tls_verify_hostname",
+    "tls_ca_cert_file": "tls_ca_cert_file",
+    "tls_client_cert_file": "tls_client_cert_file",
+    "tls_client_key_file": "tls_client_key_file",
+    "tls_ca_cert_secret_name": "tls_ca_cert_secret_name",
+    "tls_client_cert_secret_name": "tls_client_cert_secret_name",
+    "tls_client_key_secret_name": "tls_client_key_secret_name",
+    "tls_key_password_keyring": "tls_key_password_keyring",
+    "gcp_project_id": "gcp_project_id",
+}
+
 #: Seed/StoreConfig key -> profile field (for importing seed-style config dicts).
-_CONFIG_ALIASES = {
-    "acse_timeout": "acse_timeout_s",
-    "dimse_timeout": "dimse_timeout_s",
-    "network_timeout": "network_timeout_s",
-    "connect_timeout": "connect_timeout_s",
-    "max_pdu": "max_pdu_bytes",
-    "transfer_syntax_strategy": "strategy",
+_CONFIG_ALIASES = {key: name for name, key in STORE_CONFIG_FIELDS.items() if key != name} | {
+    "transfer_syntax_strategy": "strategy"
 }
 
 
@@ -198,34 +221,21 @@ class Profile:
     # -- conversion -------------------------------------------------------------------------------
 
     def to_config_dict(self) -> dict[str, Any]:
-        """The seed-style config dict for the engine (no secret material, only references)."""
-        d: dict[str, Any] = {
-            "remote_host": self.remote_host.strip(),
-            "remote_port": int(self.remote_port),
-            "remote_ae_title": self.remote_ae_title,
-            "local_ae_title": self.local_ae_title,
-            "acse_timeout": float(self.acse_timeout_s),
-            "dimse_timeout": float(self.dimse_timeout_s),
-            "network_timeout": float(self.network_timeout_s),
-            "connect_timeout": float(self.connect_timeout_s),
-            "max_pdu": int(self.max_pdu_bytes),
-            "allow_lossy": bool(self.allow_lossy),
-            "tls_enabled": bool(self.tls_enabled),
-            "tls_verify_hostname": bool(self.tls_verify_hostname),
-        }
-        for key in (
-            "tls_ca_cert_file",
-            "tls_client_cert_file",
-            "tls_client_key_file",
-            "tls_ca_cert_secret_name",
-            "tls_client_cert_secret_name",
-            "tls_client_key_secret_name",
-            "tls_key_password_keyring",
-            "gcp_project_id",
-        ):
-            value = getattr(self, key).strip()
-            if value:
-                d[key] = value
+        """The seed-style config dict for the engine (no secret material, only references).
+
+        Built from :data:`STORE_CONFIG_FIELDS`; empty optional references are left out.
+
+        Raises:
+            ValueError: a number field holds text that is not a number.
+        """
+        d: dict[str, Any] = {}
+        for name, key in STORE_CONFIG_FIELDS.items():
+            value = coerce_field(name, getattr(self, name))
+            if name in _TEXT or name == "remote_host":
+                value = value.strip()
+                if not value and name in _TEXT:
+                    continue
+            d[key] = value
         return d
 
     def to_store_config(self) -> StoreConfig:
@@ -553,10 +563,8 @@ class ProfileStore:
                 self.last_used = str(doc.get("last_used", "")) if isinstance(doc, dict) else ""
             except (OSError, ValueError, ProfileFileError) as exc:
                 broken = f"{self.path}.broken"
-                try:
+                with contextlib.suppress(OSError):
                     shutil.copy2(self.path, broken)
-                except OSError:
-                    pass
                 LOGGER.error("Cannot read the profiles file %s (%s); kept a copy at %s", self.path, exc, broken)
                 self.profiles = []
         if not any(p.is_local_test for p in self.profiles):

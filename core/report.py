@@ -14,7 +14,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["write_report", "INSTANCE_COLUMNS", "build_report"]
+from .outcomes import InstanceOutcome, Negotiation
+
+__all__ = ["write_report", "INSTANCE_COLUMNS", "build_report", "report_path_problem"]
 
 INSTANCE_COLUMNS = (
     "path",
@@ -34,22 +36,53 @@ INSTANCE_COLUMNS = (
 )
 
 
+def _plain(record: Any) -> dict[str, Any]:
+    """A typed record (``to_dict()``) or an entry that is a dict already."""
+    return record.to_dict() if hasattr(record, "to_dict") else dict(record)
+
+
 def build_report(
-    outcomes: Sequence[dict[str, Any]],
+    outcomes: Sequence[InstanceOutcome | dict[str, Any]],
     summary: dict[str, Any],
-    associations: Sequence[dict[str, Any]],
+    associations: Sequence[Negotiation | dict[str, Any]],
     job: dict[str, Any] | None = None,
     omit_patient: bool = False,
 ) -> dict[str, Any]:
-    """Assemble the report dict (see module doc). `omit_patient` drops patient IDs."""
+    """Assemble the report dict (see module doc).
+
+    Args:
+        outcomes: one per instance: :class:`~core.outcomes.InstanceOutcome` records, or
+            entries that are dicts already (a dry run's plans, a journal's rows).
+        summary: the counts.
+        associations: the negotiation records.
+        job: the job section (id, peer, calling AE title, times...).
+        omit_patient: drop patient IDs.
+
+    Returns:
+        ``{"summary", "instances", "associations", "job"}``.
+    """
     instances = []
     for o in outcomes:
-        entry = {k: v for k, v in o.items() if k != "index"}
+        entry = {k: v for k, v in _plain(o).items() if k != "index"}
         if omit_patient:
             entry.pop("patient_id", None)
             entry.pop("patient_name", None)
         instances.append(entry)
-    return {"summary": dict(summary), "instances": instances, "associations": list(associations), "job": job or {}}
+    return {"summary": dict(summary), "instances": instances, "associations": [_plain(a) for a in associations], "job": job or {}}
+
+
+def report_path_problem(path: str) -> str:
+    """Why a report cannot be written at `path` (checked before a send starts), or ``""``."""
+    if os.path.isdir(path):
+        return f"report {path}: this is a folder; give a file name ending in .json or .csv"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"report {path}: the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"report {path}: the folder {folder} is not writable"
+    if not path.lower().endswith((".json", ".csv")):
+        return f"report {path}: the file name must end in .json or .csv"
+    return ""
 
 
 def write_report(path: str | os.PathLike[str], report: dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -163,8 +164,10 @@ def scan_paths(
                 inst = replace(
                     inst,
                     duplicate_of=first,
-                    notes=inst.notes
-                    + (f"duplicate SOP Instance UID: the same UID as {out[first].path} (the PACS keeps one of them)",),
+                    notes=(
+                        *inst.notes,
+                        f"duplicate SOP Instance UID: the same UID as {out[first].path} (the PACS keeps one of them)",
+                    ),
                 )
         out.append(inst)
         if on_instance is not None:
@@ -199,9 +202,10 @@ def _looks_like_bare_dataset(head: bytes) -> bool:
         return False
     vr = head[4:6]
     explicit = vr.isalpha() and vr.isupper()
-    for order in ("little", "big"):
-        group = int.from_bytes(head[0:2], order)  # type: ignore[arg-type]
-        elem = int.from_bytes(head[2:4], order)  # type: ignore[arg-type]
+    orders: tuple[Literal["little", "big"], ...] = ("little", "big")
+    for order in orders:
+        group = int.from_bytes(head[0:2], order)
+        elem = int.from_bytes(head[2:4], order)
         if group in (0x0002, 0x0008) and elem <= 0x0020:
             return explicit or (order == "little" and int.from_bytes(head[4:8], "little") < 1024)
     return False
@@ -216,7 +220,7 @@ class _ClampedReader(io.BufferedReader):
     """
 
     def __init__(self, raw: io.RawIOBase, size: int):
-        super().__init__(raw)  # type: ignore[arg-type]
+        super().__init__(raw)
         self._size = size
 
     @classmethod
@@ -251,12 +255,11 @@ def read_instance(path: str) -> ScannedInstance:
         return ScannedInstance(path, "failure", f"cannot read the file: {exc.strerror or exc}")
     if size == 0:
         return ScannedInstance(path, "skipped", "not a DICOM file (empty)", size=size)
-    if has_dicm:
-        if fast is not None:
-            try:
-                return _classify_fast(path, fast, size)
-            except (UnicodeDecodeError, ValueError):
-                pass  # let pydicom judge the values
+    if has_dicm and fast is not None:
+        try:
+            return _classify_fast(path, fast, size)
+        except (UnicodeDecodeError, ValueError):
+            pass  # let pydicom judge the values
     if not has_dicm and not _looks_like_bare_dataset(head):
         return ScannedInstance(path, "skipped", "not a DICOM file (no 'DICM' marker and no data set found)", size=size)
     try:

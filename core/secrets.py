@@ -160,7 +160,7 @@ def fetch_secret(name: str, project_id: str | None = None, client: Any = None, t
         if client is None:
             client = _default_client(resource)
         response = client.access_secret_version(name=resource, timeout=timeout)
-    except Exception as exc:  # noqa: BLE001  # every API/auth failure becomes a TlsConfigError
+    except Exception as exc:  # every API/auth failure becomes a TlsConfigError
         if isinstance(exc, TlsConfigError):
             raise
         raise _secret_error(resource, exc) from None

@@ -457,15 +457,13 @@ def _traced(ctx: ssl.SSLContext) -> Iterator[_Trace]:
     """Record the handshake messages on `ctx` (a private CPython hook; a no-op where missing)."""
     trace = _Trace()
     previous = getattr(ctx, "_msg_callback", None)
-    try:
+    with contextlib.suppress(AttributeError, TypeError):
         ctx._msg_callback = trace  # type: ignore[attr-defined]  # CPython's debugging hook
-    except (AttributeError, TypeError):
-        pass
     try:
         yield trace
     finally:
         with contextlib.suppress(AttributeError, TypeError):
-            ctx._msg_callback = previous  # type: ignore[attr-defined]
+            ctx._msg_callback = previous  # type: ignore[attr-defined]  # CPython's debugging hook
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from io import BytesIO
 from typing import Any
 
@@ -40,7 +40,8 @@ from pynetdicom.dsutils import decode, encode
 from .config import StoreConfig
 from .errors import AssociationError, CourierError
 from .events import Event
-from .negotiation import open_association, tls_args_for
+from .negotiation import open_association, pynetdicom_tls_args, tls_args_for
+from .outcomes import InstanceOutcome
 
 LOGGER = logging.getLogger(__name__)
 
@@ -204,8 +205,8 @@ def _commit(
             ae_title=cfg.remote_ae_title,
             max_pdu=cfg.max_pdu,
             evt_handlers=handlers,
-            tls_args=tls_args_for(cfg),
-        )  # type: ignore[arg-type]
+            tls_args=pynetdicom_tls_args(tls_args_for(cfg)),
+        )
         if not assoc.is_established:
             result.messages.append(
                 "storage commitment: the PACS did not accept an association for the Storage Commitment Push Model"
@@ -320,7 +321,7 @@ def _c_find(
             }
             if on_progress is not None:
                 on_progress(VerifyProgress("c-find", n, len(series)))
-    except _FindFailed as exc:
+    except _FindError as exc:
         result.messages.append(f"c-find: {exc}")
         if assoc.is_established:
             assoc.abort()
@@ -331,7 +332,7 @@ def _c_find(
     return found
 
 
-class _FindFailed(Exception):
+class _FindError(Exception):
     pass
 
 
@@ -344,14 +345,14 @@ def _find_one(assoc: Any, cx: Any, ident: Dataset, msg_id: int, timeout_s: float
     req.Priority = 2
     data = encode(ident, ts.is_implicit_VR, ts.is_little_endian, ts.is_deflated)
     if data is None:
-        raise _FindFailed("the C-FIND identifier could not be encoded")
+        raise _FindError("the C-FIND identifier could not be encoded")
     req.Identifier = BytesIO(data)
     assoc.dimse.send_msg(req, cx.context_id)
     uids: set[str] = set()
     while True:
         _cid, rsp = assoc.dimse.get_msg(block=True)
         if rsp is None:
-            raise _FindFailed(f"no C-FIND response within the DIMSE timeout ({timeout_s:g} s), or the PACS aborted")
+            raise _FindError(f"no C-FIND response within the DIMSE timeout ({timeout_s:g} s), or the PACS aborted")
         if getattr(rsp, "MessageIDBeingRespondedTo", None) != msg_id:
             continue
         status = int(rsp.Status) if rsp.Status is not None else 0xC000
@@ -365,7 +366,7 @@ def _find_one(assoc: Any, cx: Any, ident: Dataset, msg_id: int, timeout_s: float
                     LOGGER.warning("Cannot decode a C-FIND response identifier: %s", exc)
             continue
         if status != 0x0000:
-            raise _FindFailed(
+            raise _FindError(
                 f"C-FIND refused with status 0x{status:04X}"
                 + (f" ({rsp.ErrorComment})" if getattr(rsp, "ErrorComment", None) else "")
             )
@@ -433,9 +434,13 @@ def verify_arrival(
     return result
 
 
-def apply_to_outcomes(outcomes: Sequence[dict[str, Any]], result: ArrivalResult) -> None:
-    """Set each stored outcome's ``verified`` field from `result` (others get None)."""
-    for o in outcomes:
-        uid = o.get("sop_instance_uid")
-        stored = o.get("status") in ("success", "warning")
-        o["verified"] = result.verified.get(uid) if (stored and uid) else None
+def apply_to_outcomes(outcomes: Sequence[InstanceOutcome], result: ArrivalResult) -> list[InstanceOutcome]:
+    """Return `outcomes` with each stored one's ``verified`` taken from `result` (the others get None)."""
+    return [
+        replace(
+            o,
+            verified=result.verified.get(o.sop_instance_uid) if (o.stored and o.sop_instance_uid) else None,
+            arrival_checked=True,
+        )
+        for o in outcomes
+    ]

@@ -15,6 +15,7 @@ look "sent" long before the peer has read it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import sys
@@ -42,10 +43,8 @@ def bound_writes(sock: Any, network_timeout: float | None) -> None:
     """
     if network_timeout is None or sock is None:
         return
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         sock.settimeout(float(network_timeout))
-    except (OSError, AttributeError):
-        pass
 
 
 def drop_connection(assoc: Any) -> None:

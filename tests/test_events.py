@@ -46,7 +46,7 @@ def test_failures_travel_as_data(scp_factory, tmp_path):
     r, seen = run(scp, casegen.make_ct(tmp_path, 2))
     assert [d["status"] for d in r["details"]] == ["failure", "success"]
     outcomes = {e.index: e.outcome for e in of(seen, events.InstanceFinished)}
-    assert outcomes[0]["status"] == "failure" and "TEST refused" in outcomes[0]["message"]
+    assert outcomes[0].status == "failure" and "TEST refused" in outcomes[0].message
 
 
 def test_association_failure_is_an_event(tmp_path):

@@ -102,8 +102,8 @@ def test_pdus_never_exceed_the_peer_maximum(scp_factory, tmp_path, peer_max):
     job = SendJob(config(peer), "standard")
     result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
     peer.stop()
-    assert [o["status"] for o in result.outcomes] == ["success", "success"]
-    assert result.associations[0]["peer_max_pdu"] == peer_max
+    assert [o.status for o in result.outcomes] == ["success", "success"]
+    assert result.associations[0].peer_max_pdu == peer_max
     if peer_max:
         assert max(pdu_sizes(peer)) <= peer_max
     for p in paths:
@@ -121,7 +121,7 @@ def test_parallel_associations_keep_each_study_whole(scp_factory, tmp_path):
     assert result.established == 3
     by_assoc: dict[str, set] = {}
     for o in result.outcomes:
-        by_assoc.setdefault(o["study_instance_uid"], set()).add(o["association"])
+        by_assoc.setdefault(o.study_instance_uid, set()).add(o.association)
     assert all(len(a) == 1 for a in by_assoc.values()), by_assoc
 
 
@@ -132,7 +132,7 @@ def test_parallel_backs_off_when_the_peer_refuses_extra_associations(scp_factory
     job = SendJob(config(peer, retry_backoff_s=0.2), "standard", parallel=3)
     result = job.run(items_from_scan(scan.scan_paths([tmp_path / "in"])))
     peer.stop()
-    assert result.summary()["success"] == 30, [o["message"] for o in result.outcomes if o["status"] != "success"]
+    assert result.summary()["success"] == 30, [o.message for o in result.outcomes if o.status != "success"]
     assert len(peer.received) == 30
 
 

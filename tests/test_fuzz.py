@@ -130,6 +130,6 @@ def test_send_hostile_batch_every_file_has_an_outcome(tmp_path_factory, peer, ba
     assert time.monotonic() - t0 < 60
     assert len(result.outcomes) == len(paths)
     for o in result.outcomes:
-        assert o["status"] in ("success", "warning", "failure", "skipped"), o
-        assert o["status"] in ("success", "warning") or o["message"], o
-        assert o["state"] != "unknown", o  # a healthy peer: the link never broke
+        assert o.status in ("success", "warning", "failure", "skipped"), o
+        assert o.status in ("success", "warning") or o.message, o
+        assert o.state != "unknown", o  # a healthy peer: the link never broke

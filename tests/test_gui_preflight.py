@@ -203,6 +203,7 @@ def interrupted_job(journal_path: Path, files: list[Path], port: int, stored: in
     from core.config import StoreConfig
     from core.engine import Item
     from core.journal import Journal
+    from core.outcomes import InstanceOutcome, InstanceState, Status
     from core.scan import read_instance
 
     cfg = StoreConfig.from_dict(
@@ -233,14 +234,16 @@ def interrupted_job(journal_path: Path, files: list[Path], port: int, stored: in
             rec(
                 ev.InstanceFinished(
                     it.index,
-                    {
-                        "status": "success",
-                        "state": "stored",
-                        "status_code": 0,
-                        "message": "stored",
-                        "sop_instance_uid": it.inst.sop_instance_uid,
-                        "transfer_syntax": ImplicitVRLittleEndian,
-                    },
+                    InstanceOutcome(
+                        it.index,
+                        None,
+                        Status.SUCCESS,
+                        InstanceState.STORED,
+                        "stored",
+                        status_code=0,
+                        sop_instance_uid=it.inst.sop_instance_uid,
+                        transfer_syntax=ImplicitVRLittleEndian,
+                    ),
                 )
             )
         rec(ev.InstanceStarted(items[stored].index, ImplicitVRLittleEndian))  # in flight when the power went

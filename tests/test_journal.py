@@ -14,7 +14,9 @@ import pytest
 
 from core import events as ev
 from core.engine import SendJob, items_from_inputs
-from core.journal import RESUME_STATES, RETRY_STATES, Journal, default_journal_path, prepare_rerun, public_options
+from core.journal import RESUME_STATES, RETRY_STATES, Journal, default_journal_path, public_options
+from core.outcomes import InstanceOutcome, InstanceState, Status
+from core.send import prepare_rerun
 from helpers.badpeers import Act, BadPeer, make_ct
 from helpers.process import PROJECT_ROOT, run_cli
 
@@ -86,7 +88,7 @@ def test_crash_leaves_in_flight_and_resume_selects_it(tmp_path):
         rec = journal.recorder("job3")
         rec(ev.JobStarted("job3", 4, 0))
         rec(ev.InstanceStarted(0, "1.2.840.10008.1.2.1"))
-        rec(ev.InstanceFinished(0, {"state": "stored", "status": "success", "status_code": 0, "message": "stored"}))
+        rec(ev.InstanceFinished(0, InstanceOutcome(0, None, Status.SUCCESS, InstanceState.STORED, "stored", status_code=0)))
         rec(ev.InstanceStarted(1, "1.2.840.10008.1.2.1"))
         # the process dies here: simulate by pretending its pid is gone
         journal._db.execute("UPDATE jobs SET pid = 999999999 WHERE id = 'job3'")

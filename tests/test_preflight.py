@@ -200,14 +200,14 @@ def assert_send_matches(plans, outcomes):
     for p, o in zip(plans, outcomes, strict=True):
         name = Path(p.path).name
         if p.plan == "skipped":
-            assert o["status"] == "skipped", name
+            assert o.status == "skipped", name
         elif p.plan == "blocked":
-            assert o["status"] == "failure", (name, p.message, o["message"])
+            assert o.status == "failure", (name, p.message, o.message)
         else:
-            assert o["status"] in ("success", "warning"), (name, p.message, o["message"])
-            assert o["transfer_syntax"] == p.target_syntax, (name, p.message, o)
-            assert bool(o.get("converted_from")) == (p.plan == "convert"), (name, p.message, o)
-            assert o["strategy_used"] == p.strategy, (name, p.strategy, o["strategy_used"])
+            assert o.status in ("success", "warning"), (name, p.message, o.message)
+            assert o.transfer_syntax == p.target_syntax, (name, p.message, o)
+            assert bool(o.converted_from) == (p.plan == "convert"), (name, p.message, o)
+            assert o.strategy_used == p.strategy, (name, p.strategy, o.strategy_used)
 
 
 @pytest.mark.interop
@@ -268,7 +268,7 @@ def test_plan_message_names_only_lossy_after_a_probe_of_a_pynetdicom_scp(scp_fac
     amap = probe(cfg, [CT], "all")
     [mapped] = plan_instances(insts, amap, cfg, "compression")
     result = SendJob(cfg, "compression").run(items_from_scan(insts))
-    assert live.plan == mapped.plan == "blocked" and result.outcomes[0]["status"] == "failure"
+    assert live.plan == mapped.plan == "blocked" and result.outcomes[0].status == "failure"
     assert "none of the transfer syntaxes proposed" in live.message
     assert mapped.message == MSG_ONLY_LOSSY
 

@@ -103,7 +103,7 @@ def test_map_round_trip_csv_and_queries(tmp_path):
 
 def test_core_modules_import_no_qt():
     code = (
-        "import sys; import core.probe, core.preflight, core.verify, core.cli_probe; "
+        "import sys; import core.probe, core.preflight, core.verify, cli.main; "
         "print([m for m in sys.modules if m.startswith('PySide6')])"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
@@ -228,7 +228,7 @@ def test_negotiation_record_names_the_proposed_syntax_of_rejected_contexts(pynet
     cxs = [(CT, J2K_LOSSLESS), (CT, IMPLICIT), (MR, EXPLICIT), (SC, "1.2.840.10008.1.2.5")]
     assoc, record = open_association(StoreConfig.from_dict(pynetdicom_scp.config("COURIER_TEST")), cxs)
     assoc.release()
-    assert [(r["abstract_syntax"], r["transfer_syntax"], r["result"]) for r in record["rejected"]] == [
+    assert [(r.abstract_syntax, r.transfer_syntax, r.result) for r in record.rejected] == [
         (CT, J2K_LOSSLESS, 4),
         (MR, EXPLICIT, 4),
         (SC, "1.2.840.10008.1.2.5", 3),

@@ -12,6 +12,7 @@ from core.config import StoreConfig
 from core.profiles import (
     FILE_VERSION,
     LOCAL_TEST_PROFILE_NAME,
+    STORE_CONFIG_FIELDS,
     Profile,
     ProfileFileError,
     ProfileStore,
@@ -86,6 +87,21 @@ def test_profile_to_store_config_uses_units_and_defaults() -> None:
     assert cfg.local_ae_title == "AXIOM_SCU"
     assert cfg.acse_timeout == 7.0 and cfg.max_pdu == 65536
     assert p.errors() == {}
+
+
+def test_each_engine_setting_is_mapped_from_one_profile_field() -> None:
+    """Profile and StoreConfig do not declare the same setting twice: one mapping links them."""
+    from dataclasses import fields
+
+    store_fields = {f.name for f in fields(StoreConfig)}
+    profile_fields = {f.name for f in fields(Profile)}
+    assert set(STORE_CONFIG_FIELDS) <= profile_fields
+    assert set(STORE_CONFIG_FIELDS.values()) == store_fields - {"retry_attempts", "retry_total_s", "retry_backoff_s"}
+    p = good()
+    p.tls_ca_cert_file = " /ca.pem "
+    cfg = p.to_store_config()
+    assert cfg.tls_ca_cert_file == "/ca.pem" and cfg.tls_client_cert_file is None
+    assert Profile.from_json(cfg.to_dict()).to_store_config() == cfg
 
 
 def test_client_key_without_certificate_is_an_error() -> None:

@@ -63,14 +63,14 @@ def _c23_script(req):
 def test_c23_abort_after_data_set_recovers_on_new_association(c23_files):
     with BadPeer(_c23_script) as peer:
         result, events = send(peer, c23_files)
-    assert [o["status"] for o in result.outcomes] == ["success"] * 6
-    assert set(peer.seen) == {o["sop_instance_uid"] for o in result.outcomes}
+    assert [o.status for o in result.outcomes] == ["success"] * 6
+    assert set(peer.seen) == {o.sop_instance_uid for o in result.outcomes}
     third = result.outcomes[2]
-    first, second = third["attempts_detail"]
-    assert first["result"] == "unknown" and first["status_code"] is None
-    assert "aborted by the peer's DICOM service provider" in first["message"]
-    assert "after the data set was sent, before a response" in first["message"]
-    assert second["result"] == "success" and second["association"] != first["association"]
+    first, second = third.attempts_detail
+    assert first.result == "unknown" and first.status_code is None
+    assert "aborted by the peer's DICOM service provider" in first.message
+    assert "after the data set was sent, before a response" in first.message
+    assert second.result == "success" and second.association != first.association
     assert peer.associations == 2
     assert released(events)[0] == "aborted"
 
@@ -78,10 +78,10 @@ def test_c23_abort_after_data_set_recovers_on_new_association(c23_files):
 def test_c23_without_retries_reports_unknown_then_not_sent(c23_files):
     with BadPeer(_c23_script) as peer:
         result, _ = send(peer, c23_files, retry_attempts=0)
-    states = [o["state"] for o in result.outcomes]
+    states = [o.state for o in result.outcomes]
     assert states == ["stored", "stored", "unknown", "not-sent", "not-sent", "not-sent"]
-    assert result.outcomes[2]["message"].startswith("outcome unknown - association aborted")
-    assert all(o["status_code"] is None for o in result.outcomes[2:]), "an invented DIMSE status"
+    assert result.outcomes[2].message.startswith("outcome unknown - association aborted")
+    assert all(o.status_code is None for o in result.outcomes[2:]), "an invented DIMSE status"
     assert peer.associations == 1
 
 
@@ -104,16 +104,16 @@ def test_c22_stalled_peer_association_not_reused(c22_files):
     with BadPeer(_c22_script, rcvbuf=16384) as peer:
         result, events = send(peer, c22_files)
         took = time.monotonic() - t0
-        assert [o["status"] for o in result.outcomes] == ["success"] * 5
+        assert [o.status for o in result.outcomes] == ["success"] * 5
         assert peer.associations == 2
         assert peer.interleaved == 0, "fragments of a new message before the previous one ended (PS3.8 Annex E)"
         assert peer.after_stall == 0, "a PDV was sent on the stalled association"
     assert took < 20, f"took {took:.1f} s with a 2 s network timeout"
-    second = result.outcomes[1]["attempts_detail"]
-    assert len(second) == 2 and second[0]["association"] != second[1]["association"]
+    second = result.outcomes[1].attempts_detail
+    assert len(second) == 2 and second[0].association != second[1].association
     if sys.platform.startswith("linux"):  # unacknowledged bytes are visible (SIOCOUTQ)
-        assert second[0]["result"] == "not-received"
-        assert second[0]["message"].startswith("timeout while sending: peer stopped reading after ~")
+        assert second[0].result == "not-received"
+        assert second[0].message.startswith("timeout while sending: peer stopped reading after ~")
     assert released(events)[0] == "aborted"
 
 
@@ -121,12 +121,12 @@ def test_c22_without_retries_names_the_write_timeout(c22_files):
     with BadPeer(_c22_script, rcvbuf=16384) as peer:
         result, _ = send(peer, c22_files, retry_attempts=0)
         assert peer.after_stall == 0 and peer.interleaved == 0
-    assert result.outcomes[0]["state"] == "stored"
+    assert result.outcomes[0].state == "stored"
     second = result.outcomes[1]
-    assert second["status"] == "failure" and second["status_code"] is None
+    assert second.status == "failure" and second.status_code is None
     if sys.platform.startswith("linux"):
-        assert "timeout while sending: peer stopped reading" in second["message"]
-    assert all(o["state"] == "not-sent" for o in result.outcomes[2:])
+        assert "timeout while sending: peer stopped reading" in second.message
+    assert all(o.state == "not-sent" for o in result.outcomes[2:])
 
 
 def test_blocked_write_is_bounded_by_the_network_timeout(tmp_path):
@@ -138,9 +138,9 @@ def test_blocked_write_is_bounded_by_the_network_timeout(tmp_path):
         result, _ = send(peer, paths)
         assert peer.after_stall == 0
     assert time.monotonic() - t0 < 30
-    assert [o["status"] for o in result.outcomes] == ["success", "success"]
-    first = result.outcomes[0]["attempts_detail"][0]
-    assert first["result"] == "not-received" and "timeout while sending" in first["message"], first
+    assert [o.status for o in result.outcomes] == ["success", "success"]
+    first = result.outcomes[0].attempts_detail[0]
+    assert first.result == "not-received" and "timeout while sending" in first.message, first
 
 
 # -- other broken peers ----------------------------------------------------------------------------------
@@ -157,9 +157,9 @@ def test_silent_peer_dimse_timeout_then_new_association(small):
     with BadPeer(script) as peer:
         result, _ = send(peer, small, dimse_timeout=1)
     assert time.monotonic() - t0 < 15
-    assert [o["status"] for o in result.outcomes] == ["success"] * 4
-    first = result.outcomes[1]["attempts_detail"][0]
-    assert first["result"] == "unknown" and "DIMSE timeout (1 s)" in first["message"]
+    assert [o.status for o in result.outcomes] == ["success"] * 4
+    first = result.outcomes[1].attempts_detail[0]
+    assert first.result == "unknown" and "DIMSE timeout (1 s)" in first.message
 
 
 def test_peer_silent_forever_every_instance_gets_an_outcome(small):
@@ -168,8 +168,8 @@ def test_peer_silent_forever_every_instance_gets_an_outcome(small):
         result, _ = send(peer, small, dimse_timeout=0.5, retry_attempts=1)
         took = time.monotonic() - t0
     assert took < 15
-    assert [o["state"] for o in result.outcomes] == ["unknown", "not-sent", "not-sent", "not-sent"]
-    assert all(o["message"] for o in result.outcomes)
+    assert [o.state for o in result.outcomes] == ["unknown", "not-sent", "not-sent", "not-sent"]
+    assert all(o.message for o in result.outcomes)
 
 
 @pytest.mark.parametrize("act", [Act(abort_after_kib=32), Act(close_after_kib=32)], ids=["abort", "close"])
@@ -178,10 +178,10 @@ def test_abort_or_close_mid_transfer_recovers(tmp_path, act):
     script = lambda req: act if req.assoc_no == 1 and req.n_on_assoc == 2 else Act()  # noqa: E731
     with BadPeer(script, rcvbuf=16384) as peer:
         result, _ = send(peer, paths)
-    assert [o["status"] for o in result.outcomes] == ["success"] * 4
-    first = result.outcomes[1]["attempts_detail"][0]
-    assert first["result"] in ("not-received", "unknown"), first
-    if first["result"] == "not-received":
+    assert [o.status for o in result.outcomes] == ["success"] * 4
+    first = result.outcomes[1].attempts_detail[0]
+    assert first.result in ("not-received", "unknown"), first
+    if first.result == "not-received":
         assert all(c == 1 for c in peer.seen.values())
 
 
@@ -189,23 +189,23 @@ def test_malformed_pdu_once_recovers(small):
     script = lambda req: Act(malformed=True) if req.assoc_no == 1 and req.n_on_assoc == 1 else Act()  # noqa: E731
     with BadPeer(script) as peer:
         result, _ = send(peer, small)
-    assert [o["status"] for o in result.outcomes] == ["success"] * 4
-    assert result.outcomes[0]["attempts_detail"][0]["result"] == "unknown"
+    assert [o.status for o in result.outcomes] == ["success"] * 4
+    assert result.outcomes[0].attempts_detail[0].result == "unknown"
 
 
 def test_malformed_pdu_always_gives_up_with_outcomes(small):
     with BadPeer(lambda req: Act(malformed=True)) as peer:
         result, _ = send(peer, small, retry_attempts=2)
         assert peer.associations == 3
-    assert [o["state"] for o in result.outcomes] == ["unknown", "not-sent", "not-sent", "not-sent"]
-    assert len(result.outcomes[0]["attempts_detail"]) == 3
+    assert [o.state for o in result.outcomes] == ["unknown", "not-sent", "not-sent", "not-sent"]
+    assert len(result.outcomes[0].attempts_detail) == 3
 
 
 def test_refuses_every_instance_permanent_no_retry(small):
     with BadPeer(lambda req: Act(status=0xA900)) as peer:
         result, _ = send(peer, small)
         assert peer.associations == 1 and len(peer.log) == 4
-    assert all(o["status"] == "failure" and o["status_code"] == 0xA900 and o["tries"] == 1 for o in result.outcomes)
+    assert all(o.status == "failure" and o.status_code == 0xA900 and o.tries == 1 for o in result.outcomes)
 
 
 def test_out_of_resources_retried_on_same_association(small):
@@ -218,9 +218,9 @@ def test_out_of_resources_retried_on_same_association(small):
     with BadPeer(script) as peer:
         result, _ = send(peer, small)
         assert peer.associations == 1
-    assert [o["status"] for o in result.outcomes] == ["success"] * 4
-    detail = result.outcomes[0]["attempts_detail"]
-    assert [a["status_code"] for a in detail] == [0xA700, 0xA700, 0x0000]
+    assert [o.status for o in result.outcomes] == ["success"] * 4
+    detail = result.outcomes[0].attempts_detail
+    assert [a.status_code for a in detail] == [0xA700, 0xA700, 0x0000]
 
 
 def test_slow_peer_big_file_timeouts_measure_inactivity(tmp_path):
@@ -230,8 +230,8 @@ def test_slow_peer_big_file_timeouts_measure_inactivity(tmp_path):
         result, _ = send(peer, paths, dimse_timeout=1, network_timeout=1)
         took = time.monotonic() - t0
     assert took > 2, "the peer was not slow: the test proves nothing"
-    assert result.outcomes[0]["status"] == "success", result.outcomes[0]["attempts_detail"]
-    assert result.outcomes[0]["tries"] == 1
+    assert result.outcomes[0].status == "success", result.outcomes[0].attempts_detail
+    assert result.outcomes[0].tries == 1
 
 
 # -- association-level transient failures ------------------------------------------------------------------
@@ -244,7 +244,7 @@ def test_transient_rejection_is_retried(small):
         result, events = send(peer, small, retry_backoff_s=0.2, retry_total_s=10)
     fails = [e for e in events if isinstance(e, ev.AssociationFailed)]
     assert fails and "transient" in fails[0].message
-    assert [o["status"] for o in result.outcomes] == ["success"] * 4
+    assert [o.status for o in result.outcomes] == ["success"] * 4
 
 
 def test_permanent_rejection_is_not_retried(small):
@@ -261,7 +261,7 @@ def test_unreachable_from_the_start_fails_fast(small):
     t0 = time.monotonic()
     result = SendJob(config(port, retry_total_s=60)).run(items_from_inputs(small))
     assert time.monotonic() - t0 < 5
-    assert result.no_association and all(o["state"] == "not-sent" for o in result.outcomes)
+    assert result.no_association and all(o.state == "not-sent" for o in result.outcomes)
 
 
 def test_peer_down_for_a_while_mid_send(tmp_path):
@@ -282,9 +282,9 @@ def test_peer_down_for_a_while_mid_send(tmp_path):
     result = SendJob(config(port, retry_backoff_s=0.2, retry_total_s=20)).run(items_from_inputs(paths))
     t.join()
     state["peer"].close()
-    assert [o["status"] for o in result.outcomes] == ["success"] * 30
+    assert [o.status for o in result.outcomes] == ["success"] * 30
     stored = set(peer.seen) | set(state["peer"].seen)
-    assert stored == {o["sop_instance_uid"] for o in result.outcomes}
+    assert stored == {o.sop_instance_uid for o in result.outcomes}
 
 
 def _rebind(port: int) -> BadPeer:
@@ -312,7 +312,7 @@ def test_outage_longer_than_retry_total_gives_up_in_time(tmp_path):
     result = SendJob(config(peer.port, retry_backoff_s=0.2, retry_total_s=3)).run(items_from_inputs(paths))
     took = time.monotonic() - t0
     assert took < 12, f"{took:.1f} s with retry_total_s=3"
-    states = [o["state"] for o in result.outcomes]
+    states = [o.state for o in result.outcomes]
     assert states.count("stored") >= 5 and set(states) <= {"stored", "not-sent", "unknown"}
-    assert all(o["message"] for o in result.outcomes)
+    assert all(o.message for o in result.outcomes)
     assert not result.no_association

@@ -2,7 +2,7 @@
 
 import io
 
-from core.selftest import run_self_test
+from cli.selftest import run_self_test
 
 
 def test_self_test_passes_from_source():

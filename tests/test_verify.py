@@ -38,13 +38,13 @@ def folder(tmp_path) -> Path:
 def send(cfg, folder):
     insts = scan_paths([folder])
     result = SendJob(cfg, "standard").run(items_from_scan(insts))
-    assert all(o["status"] == "success" for o in result.outcomes), [o["message"] for o in result.outcomes]
+    assert all(o.status == "success" for o in result.outcomes), [o.message for o in result.outcomes]
     return result.outcomes
 
 
 def ghost(outcomes):
     """An instance the PACS never received (same series as the first)."""
-    o = dict(outcomes[0])
+    o = outcomes[0].to_dict()
     o["sop_instance_uid"] = generate_uid()
     return o
 
@@ -62,7 +62,7 @@ def test_orthanc_storage_commitment_on_a_new_association(orthanc, folder):
     missing = ghost(outcomes)
     result = verify_arrival(cfg, [*outcomes, missing], listen_port=listen, timeout_s=15)
     for o in outcomes:
-        assert result.verified[o["sop_instance_uid"]] == COMMITTED
+        assert result.verified[o.sop_instance_uid] == COMMITTED
     assert result.verified[missing["sop_instance_uid"]] == NOT_FOUND  # refused by the commitment, then not found
     assert result.commitment["via"] == "new association"
     assert result.commitment["event_type"] == 2
@@ -80,14 +80,14 @@ def test_orthanc_unknown_ae_falls_back_to_c_find(orthanc, folder):
     result = verify_arrival(cfg, [*outcomes, missing])
     elapsed = time.monotonic() - t0
     assert elapsed < 8, elapsed  # Orthanc refuses the N-ACTION at once: no waiting for a report
-    assert {result.verified[o["sop_instance_uid"]] for o in outcomes} == {FOUND}
+    assert {result.verified[o.sop_instance_uid] for o in outcomes} == {FOUND}
     assert result.verified[missing["sop_instance_uid"]] == NOT_FOUND
     assert result.methods == ["c-find"]
     assert any("N-ACTION refused" in m for m in result.messages)
-    series = outcomes[0]["series_instance_uid"]
+    series = outcomes[0].series_instance_uid
     assert result.series[series]["expected"] == 2 and result.series[series]["found"] == 1
-    apply_to_outcomes(outcomes, result)
-    assert all(o["verified"] == FOUND for o in outcomes)
+    outcomes = apply_to_outcomes(outcomes, result)
+    assert all(o.verified == FOUND for o in outcomes)
 
 
 @pytest.mark.interop

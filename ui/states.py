@@ -1,8 +1,7 @@
 """Per-instance states shown in the window: labels, colours and small painted icons.
 
-The engine's outcome ``state`` values (``stored``, ``stored-warning``, ``failed``,
-``not-sent``, ``unknown``, ``skipped``) plus the window's own ``ready``,
-``queued``, ``sending``, and the scanner's ``unreadable`` / ``not-dicom``.
+The engine's final states (:class:`core.outcomes.InstanceState`) plus the window's own
+``ready``, ``queued``, ``sending``, and the scanner's ``unreadable`` / ``not-dicom``.
 """
 
 from __future__ import annotations
@@ -12,8 +11,11 @@ from functools import cache
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
 
+from core.outcomes import InstanceState
+
 READY, QUEUED, SENDING = "ready", "queued", "sending"
-STORED, WARNING, FAILED, NOT_SENT, UNKNOWN, SKIPPED = "stored", "stored-warning", "failed", "not-sent", "unknown", "skipped"
+STORED, WARNING, FAILED = InstanceState.STORED, InstanceState.STORED_WARNING, InstanceState.FAILED
+NOT_SENT, UNKNOWN, SKIPPED = InstanceState.NOT_SENT, InstanceState.UNKNOWN, InstanceState.SKIPPED
 UNREADABLE, NOT_DICOM = "unreadable", "not-dicom"
 
 #: States that count as a problem ("failed only" filter, Retry failed).

@@ -2,8 +2,8 @@
 
 :class:`EngineEventAdapter` is the one place where the engine's event records
 (:mod:`core.events`, delivered on the engine's thread) become Qt signals; Qt
-queues them to the GUI thread. :class:`SendWorker` drives one
-:class:`core.engine.SendJob` on its own QThread. :class:`ScanWorker` scans
+queues them to the GUI thread. :class:`SendWorker` runs one
+:func:`core.send.run_send` on its own QThread. :class:`ScanWorker` scans
 paths and hands the records over in batches. :class:`TaskWorker` runs any other
 blocking call (C-ECHO, starting/stopping the SCP, writing a report) and returns
 its result or its error as data, never as an exception.
@@ -13,23 +13,21 @@ Widgets are never touched here.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import sqlite3
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core import events as ev
-from core.config import StoreConfig
-from core.engine import Item, JobResult, SendJob
-from core.journal import Journal, multicast, run_rerun
+from core.engine import JobResult
 from core.scan import ScannedInstance, scan_paths
+from core.send import SendRequest, run_send
 
 from .qtcompat import emit
 
@@ -152,10 +150,8 @@ class EngineEventAdapter(QObject):
         if self._flusher is not None:
             self._flusher.join()
             self._flusher = None
-        try:
+        with contextlib.suppress(RuntimeError):
             self.flush_batch()
-        except RuntimeError:
-            pass
 
     def _flush_loop(self) -> None:
         while not self._stop_flusher.wait(self.batch_s):
@@ -179,32 +175,6 @@ _SIGNAL_FOR: dict[type, str] = {
 }
 
 
-@dataclass(frozen=True)
-class JobSpec:
-    """What one send needs: the engine config, the strategy, the items (paths) and an id.
-
-    Attributes:
-        journal_path: the send journal (SQLite) to record the job in, as the CLI's ``send``
-            does; None sends without a journal.
-        profile: the profile's name, recorded in the journal.
-        verify_arrival: after the send, ask the PACS whether it holds the stored instances.
-        rerun: a :class:`core.journal.RerunPlan` to resume instead of a new job (then
-            `items` are the plan's and the job keeps its journal ID).
-    """
-
-    config: dict[str, Any]
-    strategy: str
-    max_retries: int
-    items: Sequence[Item]
-    job_id: str
-    continue_on_error: bool = True
-    parallel: int = 1
-    journal_path: str | None = None
-    profile: str = ""
-    verify_arrival: bool = False
-    rerun: Any = None
-
-
 def _lower_priority(niceness: int = 5) -> None:
     """Make the calling thread (and the threads it starts, e.g. pynetdicom's) yield the CPU to the GUI thread.
 
@@ -222,17 +192,15 @@ def _lower_priority(niceness: int = 5) -> None:
 
 
 class SendWorker(EngineEventAdapter):
-    """Runs one :class:`core.engine.SendJob` on the QThread it is moved to.
+    """Runs one :func:`core.send.run_send` on the QThread it is moved to: a request in, signals out.
 
-    The job is recorded in the send journal first (as ``main.py send`` does: the
-    journal's recorder sees each event before the GUI), so a crash mid-send can be
-    resumed; a resume (``spec.rerun``) goes through :func:`core.journal.run_rerun`.
-    With ``spec.verify_arrival`` the stored instances are checked afterwards
-    (:func:`core.verify.verify_arrival`) and each outcome gets its ``verified`` field.
+    The send flow (journal job, engine or rerun, arrival check, report) is core's; this
+    adapter only re-emits its events as Qt signals.
 
     Signals:
         arrival_check_started(int): the arrival check of that many stored instances started.
-        arrival_checked(object): ``{"verified": {index: state}, "messages": [str], "counts": {state: n}}``.
+        arrival_checked(object): ``{"verified": {index: state}, "messages": [str], "counts": {state: n},
+            "methods": [str], ...}`` (:meth:`core.outcomes.ArrivalCheck.to_dict` plus ``verified``).
         result_ready(object): the :class:`core.engine.JobResult`, or a dict ``{"error": str}``
             when the job could not run at all (e.g. a bad config).
         finished(): the worker is done (after `result_ready`).
@@ -243,108 +211,43 @@ class SendWorker(EngineEventAdapter):
     result_ready = Signal(object)
     finished = Signal()
 
-    def __init__(self, spec: JobSpec, batch_s: float = 0.0, gate: GuiGate | None = None):
+    def __init__(self, request: SendRequest, batch_s: float = 0.0, gate: GuiGate | None = None):
         super().__init__(batch_s, gate)
-        self.spec = spec
+        self.request = request
         self.cancel_event = threading.Event()
 
     def cancel(self) -> None:
         """Ask the engine to stop before the next C-STORE (thread-safe)."""
         self.cancel_event.set()
 
+    def __call__(self, event: ev.Event) -> None:
+        """The send's callback: every event as :class:`EngineEventAdapter`, the arrival check's as its signals."""
+        super().__call__(event)
+        if isinstance(event, ev.ArrivalCheckStarted):
+            emit(self.arrival_check_started, event.count)
+        elif isinstance(event, ev.ArrivalCheckFinished) and event.check.total:  # nothing stored: nothing to show
+            emit(self.arrival_checked, {**event.check.to_dict(), "verified": dict(event.check.verified)})
+        elif isinstance(event, ev.JournalUnavailable):
+            LOGGER.warning("No journal for this send (%s): it cannot be resumed after a crash", event.message)
+
     @Slot()
     def run(self) -> None:
-        """Run the job (on the worker thread)."""
+        """Run the send (on the worker thread)."""
         result: JobResult | dict[str, Any]
-        spec = self.spec
-        journal = None
         _lower_priority()
         self.start_batching()
         try:
-            on_event: Any = self
-            if spec.journal_path:
-                journal = self._open_journal()
-            if journal is not None and spec.rerun is not None:
-                result = run_rerun(journal, spec.rerun, on_event=self, cancel=self.cancel_event)
-            else:
-                if journal is not None:
-                    on_event = multicast(journal.recorder(spec.job_id), self)
-                job = SendJob(
-                    spec.config,
-                    spec.strategy,
-                    spec.max_retries,
-                    spec.continue_on_error,
-                    on_event=on_event,
-                    cancel=self.cancel_event,
-                    job_id=spec.job_id,
-                    parallel=spec.parallel,
-                )
-                result = job.run(spec.items)
+            sent = run_send(self.request, self, self.cancel_event)
+            result = sent.job if sent.job is not None else {"error": "nothing to send"}
         except Exception as exc:  # errors cross threads as data
-            LOGGER.error("Send job %s could not run: %s", spec.job_id, exc)
+            LOGGER.error("Send job %s could not run: %s", self.request.job_id or "", exc)
             LOGGER.debug("%s", traceback.format_exc())
             result = {"error": str(exc)}
             self(ev.JobFinished({}, str(exc), False))
         finally:
             self.stop_batching()
-            if journal is not None:
-                journal.close()
-        if spec.verify_arrival and isinstance(result, JobResult) and not result.no_association and not self.cancel_event.is_set():
-            self._verify(result)
         emit(self.result_ready, result)
         emit(self.finished)
-
-    def _open_journal(self) -> Journal | None:
-        """Open the journal and record a new job in it (a resume's job is there already)."""
-        spec = self.spec
-        try:
-            journal = Journal(spec.journal_path)
-            if spec.rerun is None:
-                cfg = StoreConfig.from_dict(spec.config)
-                options = {
-                    "config": cfg.to_dict(),
-                    "strategy": spec.strategy,
-                    "max_retries": spec.max_retries,
-                    "continue_on_error": spec.continue_on_error,
-                    "parallel": spec.parallel,
-                    "paths": [],
-                    "verify_arrival": spec.verify_arrival,
-                    "app": "gui",
-                }
-                journal.create_job(spec.job_id, spec.profile or cfg.peer, cfg.peer, options, list(spec.items))
-            return journal
-        except (OSError, sqlite3.Error) as exc:
-            if spec.rerun is not None:
-                raise
-            LOGGER.warning("No journal for send %s (%s): it cannot be resumed after a crash", spec.job_id, exc)
-            return None
-
-    def _verify(self, result: JobResult) -> None:
-        """The arrival check (worker thread); sets each outcome's ``verified`` and reports it."""
-        from core.verify import apply_to_outcomes, verify_arrival
-
-        stored = [o for o in result.outcomes if o.get("status") in ("success", "warning")]
-        if not stored:
-            return
-        emit(self.arrival_check_started, len(stored))
-        config = self.spec.rerun.config if self.spec.rerun is not None else self.spec.config
-        try:
-            arrival = verify_arrival(config, stored)
-        except Exception as exc:  # never raises for a peer problem; this is a bug or a bad config
-            LOGGER.error("Arrival check failed: %s", exc)
-            emit(self.arrival_checked, {"verified": {}, "messages": [f"arrival check failed: {exc}"], "counts": {}})
-            return
-        apply_to_outcomes(result.outcomes, arrival)
-        verified = {int(o["index"]): o["verified"] for o in result.outcomes if o.get("verified") and o.get("index") is not None}
-        emit(
-            self.arrival_checked,
-            {
-                "verified": verified,
-                "messages": list(arrival.messages),
-                "counts": arrival.counts(),
-                "methods": list(arrival.methods),
-            },
-        )
 
 
 class ScanWorker(QObject):

@@ -8,6 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from .. import states as st
 from ..failure_report import build_failure_report, report_format, write_failure_report
 from ..qtcompat import emit
 from ..workers import TaskWorker, ThreadPool
@@ -60,7 +61,7 @@ class ReportController(QObject):
     def export(self, job: SendRecord, path: str, omit_patient: bool = False) -> bool:
         """Write `job`'s failure report to `path` (the extension picks the format); patient data left out on request."""
         outcomes = [
-            job.outcomes.get(i, {"status": "failure", "state": "not-sent", "message": "no outcome"}) for i in job.by_index
+            job.outcomes.get(i, {"status": "failure", "state": st.NOT_SENT.value, "message": "no outcome"}) for i in job.by_index
         ]
         insts = [n.inst for n in job.by_index.values()]
         worker = TaskWorker(write_report, path, outcomes, insts, job, omit_patient)

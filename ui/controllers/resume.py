@@ -3,7 +3,7 @@
 At start (and after a resumed send) the journal is read on a worker; the window offers the
 first interrupted job in a banner. *Resume* reads the job's files again on a worker, puts
 them in the file tree and sends only what the journal does not show as stored
-(:func:`core.journal.prepare_rerun`); *Dismiss* hides the jobs, remembered in the window's
+(:func:`core.send.prepare_rerun`); *Dismiss* hides the jobs, remembered in the window's
 settings file (the jobs stay in the journal: ``main.py resume`` can still send them).
 """
 
@@ -16,8 +16,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal, Slot
 
-from core.journal import JobRecord, Journal, RerunPlan, interrupted_jobs_at, prepare_rerun
+from core.journal import JobRecord, Journal, interrupted_jobs_at
 from core.profiles import Profile, ProfileStore
+from core.send import RerunPlan, prepare_rerun
 
 from ..models import InstanceTreeModel, Node
 from ..qtcompat import emit
@@ -49,7 +50,7 @@ def find_interrupted(journal_path: str, settings_path: str | None) -> list[JobRe
 
 
 def prepare_resume(journal_path: str, job_id: str) -> RerunPlan:
-    """The :class:`core.journal.RerunPlan` of a resume (reads each file's header again; worker thread)."""
+    """The :class:`core.send.RerunPlan` of a resume (reads each file's header again; worker thread)."""
     with Journal(journal_path) as journal:
         return prepare_rerun(journal, job_id)
 
@@ -69,7 +70,7 @@ class ResumeController(QObject):
     Signals:
         interrupted_jobs_found(object): the journal was read; the list of interrupted
             :class:`core.journal.JobRecord` not dismissed (maybe empty, also when it cannot be read).
-        resume_prepared(object): the :class:`core.journal.RerunPlan` is in the model; its send starts
+        resume_prepared(object): the :class:`core.send.RerunPlan` is in the model; its send starts
             unless nothing is left to send.
         resume_failed(str): why the job could not be resumed.
         info_changed(str): a line for the progress row.

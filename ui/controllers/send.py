@@ -17,18 +17,19 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from core.engine import Item, JobResult
+from core.engine import JobResult
 from core.events import InstanceFinished
 from core.preflight import InstancePlan, needs_confirmation, summary_text
 from core.probe import saved_map_for
 from core.profiles import Profile
+from core.send import Rerun, SendOptions, SendRequest
 
 from .. import states as st
 from ..diagnostics import DiagnosticsModel
 from ..models import InstanceTreeModel, Node
 from ..progress import ProgressTracker
 from ..qtcompat import emit
-from ..workers import GuiGate, JobSpec, SendWorker, TaskWorker, ThreadPool
+from ..workers import GuiGate, SendWorker, TaskWorker, ThreadPool
 from .local_pacs import LocalPacsController
 from .plan import apply_plans, plan, plan_args
 
@@ -41,14 +42,7 @@ QUEUE_CHUNK = 2500
 #: Milliseconds between progress updates while sending.
 PROGRESS_MS = 250
 
-_STATE_OF = {
-    "stored": st.STORED,
-    "stored-warning": st.WARNING,
-    "failed": st.FAILED,
-    "not-sent": st.NOT_SENT,
-    "unknown": st.UNKNOWN,
-    "skipped": st.SKIPPED,
-}
+_STATE_OF = {s.value: s for s in (st.STORED, st.WARNING, st.FAILED, st.NOT_SENT, st.UNKNOWN, st.SKIPPED)}
 
 
 @dataclass
@@ -251,38 +245,33 @@ class SendController(QObject):
         LOGGER.info("No plan before sending (%s); sending anyway", exc)
         self.launch(*pending)
 
-    def _new_job(self, nodes: list[Node], p: Profile) -> tuple[SendRecord, JobSpec]:
+    def _new_job(self, nodes: list[Node], p: Profile) -> tuple[SendRecord, SendRequest, int, str, int]:
+        """A new job's record and request (raises ValueError when the profile is not usable)."""
+        nodes = [n for n in nodes if n.inst is not None]
+        config = p.to_store_config()
         job = SendRecord(uuid.uuid4().hex[:12], p, list(nodes), plan_summary=self._plan_summary)
-        items = [Item(i, n.inst.path, n.inst) for i, n in enumerate(nodes) if n.inst is not None]
-        spec = JobSpec(
-            p.to_config_dict(),
-            p.strategy,
-            p.max_retries,
-            items,
-            job.job_id,
-            parallel=p.parallel_associations,
+        request = SendRequest(
+            config,
+            instances=tuple(n.inst for n in nodes if n.inst is not None),
+            options=SendOptions(p.strategy, p.max_retries, parallel=p.parallel_associations, verify_arrival=p.verify_arrival),
             journal_path=self.journal_path,
             profile=p.name,
-            verify_arrival=p.verify_arrival,
+            job_id=job.job_id,
+            origin="gui",
         )
-        return job, spec
+        return job, request, len(nodes), p.strategy, p.max_retries
 
-    def _rerun_job(self, nodes: list[Node], p: Profile, rerun: Any, by_index: dict[int, Node]) -> tuple[SendRecord, JobSpec]:
+    def _rerun_job(
+        self, nodes: list[Node], p: Profile, rerun: Any, by_index: dict[int, Node]
+    ) -> tuple[SendRecord, SendRequest, int, str, int]:
         job = SendRecord(rerun.job.id, p, list(nodes), by_index=dict(by_index), resumed=True)
         opts = rerun.options
-        spec = JobSpec(
-            rerun.config,
-            opts.get("strategy", "standard"),
-            int(opts.get("max_retries", 4)),
-            list(rerun.items),
-            job.job_id,
-            bool(opts.get("continue_on_error", True)),
+        request = SendRequest(
+            options=SendOptions(verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival))),  # the rest: the job's
             journal_path=self.journal_path,
-            profile=p.name,
-            verify_arrival=bool(opts.get("verify_arrival", p.verify_arrival)),
-            rerun=rerun,
+            rerun=Rerun(rerun.job.id, plan=rerun),
         )
-        return job, spec
+        return job, request, len(rerun.items), opts.get("strategy", "standard"), int(opts.get("max_retries", 4))
 
     def launch(self, nodes: list[Node], p: Profile, rerun: Any = None, by_index: dict[int, Node] | None = None) -> bool:
         """Start the SendWorker for `nodes` (no plan, no questions); `rerun` resumes a journalled job.
@@ -290,21 +279,26 @@ class SendController(QObject):
         Args:
             nodes: the rows sent (for a resume: the rows of the plan's items).
             p: the profile sent with (named in the journal and the report).
-            rerun: a :class:`core.journal.RerunPlan` to resume instead of a new job.
+            rerun: a :class:`core.send.RerunPlan` to resume instead of a new job.
             by_index: for a resume, the row of each of the plan's item indexes.
         """
         if self._worker is not None:
             return False
-        job, spec = self._rerun_job(nodes, p, rerun, by_index or {}) if rerun is not None else self._new_job(nodes, p)
-        worker = SendWorker(spec, batch_s=EVENT_BATCH_S, gate=self.gate)
+        try:
+            job, request, n, strategy, max_retries = (
+                self._rerun_job(nodes, p, rerun, by_index or {}) if rerun is not None else self._new_job(nodes, p)
+            )
+        except ValueError as exc:
+            emit(self.info_changed, f"Cannot send: {exc}")
+            return False
+        worker = SendWorker(request, batch_s=EVENT_BATCH_S, gate=self.gate)
         self._connect(worker)
         self._worker, self.job = worker, job
-        n = len(spec.items)
         verb = "Resume" if rerun is not None else "Send"
         self.diag_model.begin_job(
             f"{verb} {time.strftime('%H:%M:%S')}",
             f"{n} instance(s) to {p.name} ({p.remote_ae_title}@{p.remote_host}:"
-            f"{p.remote_port}), strategy {spec.strategy}, up to {spec.max_retries} fallback "
+            f"{p.remote_port}), strategy {strategy}, up to {max_retries} fallback "
             f"step(s), job {job.job_id}" + (f"; plan: {job.plan_summary}" if job.plan_summary else ""),
         )
         self._plan_summary = ""
@@ -386,15 +380,17 @@ class SendController(QObject):
 
     @Slot(object)
     def _on_worker_association_negotiated(self, e: Any) -> None:
+        record = e.negotiation.to_dict()
         if self.job is not None:
-            self.job.associations.append(e.negotiation)
-        self.diag_model.association_negotiated(e.negotiation)
+            self.job.associations.append(record)
+        self.diag_model.association_negotiated(record)
 
     @Slot(object)
     def _on_worker_association_failed(self, e: Any) -> None:
+        record = e.negotiation.to_dict()
         if self.job is not None:
-            self.job.associations.append(e.negotiation)
-        self.diag_model.association_failed(e.message, e.negotiation)
+            self.job.associations.append(record)
+        self.diag_model.association_failed(e.message, record)
 
     @Slot(object)
     def _on_worker_association_released(self, e: Any) -> None:
@@ -420,7 +416,7 @@ class SendController(QObject):
         node = self._node_for(e.index)
         if node is None or self.job is None:
             return
-        o = e.outcome
+        o = e.outcome.to_dict()
         self.job.outcomes[e.index] = o
         self.model.set_state(node, _STATE_OF.get(o.get("state", ""), st.FAILED), o)
         self.tracker.add(e.bytes_sent)
@@ -464,9 +460,9 @@ class SendController(QObject):
             return
         job.finished = time.time()
         if isinstance(result, JobResult):
-            for i, o in enumerate(result.outcomes):
-                job.outcomes.setdefault(o.get("index", i), o)
-            job.associations = list(result.associations)
+            for o in result.outcomes:
+                job.outcomes.setdefault(o.index, o.to_dict())
+            job.associations = [a.to_dict() for a in result.associations]
             job.summary = result.summary()
             job.error = result.error
             job.cancelled = result.cancelled
@@ -484,7 +480,7 @@ class SendController(QObject):
             if n.state in (st.QUEUED, st.SENDING):
                 o = {
                     "status": "failure",
-                    "state": "not-sent",
+                    "state": st.NOT_SENT.value,
                     "message": f"not sent: {job.error}",
                     "path": n.inst.path if n.inst else None,
                 }

@@ -213,7 +213,7 @@ class _Report:
         """Run `func`; its return value is the detail of a PASS, an exception a FAIL."""
         try:
             detail = func()
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a FAIL line
+        except Exception as exc:
             LOGGER.debug("self-test step %s failed", name, exc_info=True)
             last = traceback.extract_tb(exc.__traceback__)[-1:]
             where = f" at {Path(last[0].filename).name}:{last[0].lineno}" if last else ""
@@ -440,7 +440,7 @@ def run_self_test(out: TextIO | None = None) -> int:
                 scps.append(scp_all)
                 scp_implicit, got_implicit = _start_scp("implicit", Path(tmp) / "implicit")
                 scps.append(scp_implicit)
-            except Exception as exc:  # noqa: BLE001 - reported as a FAIL line
+            except Exception as exc:
                 report.line(False, f"embedded SCP: could not start ({type(exc).__name__}: {exc})")
                 return _finish(report, started)
             report.line(
@@ -503,7 +503,7 @@ def run_self_test(out: TextIO | None = None) -> int:
             for scp in scps:
                 try:
                     scp.stop()
-                except Exception:  # noqa: BLE001 - best effort at exit
+                except Exception:
                     LOGGER.debug("SCP shutdown failed", exc_info=True)
     return _finish(report, started)
 
@@ -519,5 +519,5 @@ def _finish(report: _Report, started: float) -> int:
     return 0 if report.failed == 0 else 1
 
 
-if __name__ == "__main__":  # pragma: no cover - convenience: python -m core.selftest
+if __name__ == "__main__":  # pragma: no cover - convenience: python -m cli.selftest
     sys.exit(run_self_test())
