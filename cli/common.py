@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import signal
+import contextlib
 import sys
-import threading
 import time
 from typing import Any, NoReturn, TextIO
 
@@ -23,7 +22,7 @@ __all__ = [
     "cli_words",
     "Progress",
     "print_summary",
-    "install_sigint",
+    "QuietStream",
 ]
 
 
@@ -193,15 +192,31 @@ def print_summary(summary: dict[str, Any], elapsed: float, stream: TextIO) -> No
     )
 
 
-def install_sigint(cancel: threading.Event) -> None:
-    """Ctrl+C sets `cancel` (the send stops after the current instance); a second Ctrl+C stops now."""
-    if threading.current_thread() is not threading.main_thread():
-        return
+class QuietStream:
+    """A text stream whose write errors are dropped (a closed terminal, a closed pipe): the send goes on.
 
-    def handler(signum: int, frame: Any) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        print("\ncancelling after the current instance (Ctrl+C again to stop now)", file=sys.stderr)
-        cancel.set()
+    Wraps ``sys.stdout`` / ``sys.stderr`` for a command's run (see :func:`cli.main.main`), so that
+    progress and summary lines never stop a send, its journal or its report.
+    """
 
-    signal.signal(signal.SIGINT, handler)
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            return len(text)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

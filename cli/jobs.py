@@ -15,17 +15,17 @@ import json
 import os
 import sqlite3
 import sys
-import threading
 from typing import Any
 
 from core import events as ev
 from core.errors import SendRequestError
 from core.journal import FINAL_OK_STATES, Journal, default_journal_path
 from core.outcomes import InstanceState
-from core.send import Rerun, SendRequest, run_send
+from core.send import Rerun, SendRequest, SendResult, run_send
 
-from .common import Progress, add_log_level, install_sigint, print_summary
+from .common import Progress, add_log_level, print_summary
 from .exit_codes import ExitCode
+from .interrupts import Interrupts
 
 __all__ = ["add_journal_commands", "cmd_resume", "cmd_retry", "cmd_jobs", "COMMANDS"]
 
@@ -72,13 +72,18 @@ def _rerun(args: argparse.Namespace, retry: bool) -> int:
         rerun=Rerun(args.job_id, retry),
     )
     output = _RerunOutput(Progress(sys.stderr, enabled=not args.quiet), "retrying" if retry else "resuming")
-    cancel = threading.Event()
-    install_sigint(cancel)
-    try:
-        result = run_send(request, output, cancel)
-    except SendRequestError as exc:
-        print(exc.message, file=sys.stderr)
-        return ExitCode.USAGE
+    with Interrupts() as interrupts:
+        try:
+            result = run_send(request, output, interrupts.cancel)
+        except SendRequestError as exc:
+            print(exc.message, file=sys.stderr)
+            return interrupts.exit_code or ExitCode.USAGE
+        code = _rerun_summary(result)
+    return interrupts.exit_code or code
+
+
+def _rerun_summary(result: SendResult) -> int:
+    """Print what the rerun did and the whole job's state; returns the exit code."""
     if result.job_id is None:
         print("nothing to resume: no interrupted job in the journal", file=sys.stderr)
         return ExitCode.OK

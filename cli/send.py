@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 from typing import Any
 
 from core import events as ev
@@ -20,8 +19,9 @@ from core.outcomes import InstanceState, Status
 from core.send import SendOptions, SendRequest, SendResult, run_dry_run, run_send
 from core.strategies import STRATEGY_ORDER
 
-from .common import Progress, add_log_level, add_peer, cli_words, config_from_args, install_sigint, print_summary
+from .common import Progress, add_log_level, add_peer, cli_words, config_from_args, print_summary
 from .exit_codes import ExitCode
+from .interrupts import Interrupts
 
 __all__ = ["add_send_command", "cmd_send"]
 
@@ -138,15 +138,15 @@ def cmd_send(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         return _dry_run(args, request)
-    cancel = threading.Event()
-    install_sigint(cancel)
     output = _SendOutput(Progress(sys.stderr, enabled=not args.quiet))
-    try:
-        result = run_send(request, output, cancel)
-    except SendRequestError as exc:
-        print(exc.message, file=sys.stderr)
-        return ExitCode.USAGE
-    return _exit_code(result, output.progress)
+    with Interrupts() as interrupts:
+        try:
+            result = run_send(request, output, interrupts.cancel)
+        except SendRequestError as exc:
+            print(exc.message, file=sys.stderr)
+            return interrupts.exit_code or ExitCode.USAGE
+        code = _exit_code(result, output.progress)
+    return interrupts.exit_code or code
 
 
 class _SendOutput:
