@@ -23,9 +23,10 @@ from core.journal import FINAL_OK_STATES, Journal, default_journal_path
 from core.outcomes import InstanceState
 from core.send import Rerun, SendRequest, SendResult, run_send
 
-from .common import Progress, add_log_level, print_summary
+from .common import add_log_level
 from .exit_codes import ExitCode
 from .interrupts import Interrupts
+from .output import Progress, config_problem, print_end, print_summary, with_hint
 
 __all__ = ["add_journal_commands", "cmd_resume", "cmd_retry", "cmd_jobs", "COMMANDS"]
 
@@ -78,17 +79,22 @@ def _rerun(args: argparse.Namespace, retry: bool) -> int:
         except SendRequestError as exc:
             print(exc.message, file=sys.stderr)
             return interrupts.exit_code or ExitCode.USAGE
-        code = _rerun_summary(result)
+        code = _rerun_summary(result, output.progress)
     return interrupts.exit_code or code
 
 
-def _rerun_summary(result: SendResult) -> int:
+def _rerun_summary(result: SendResult, progress: Progress) -> int:
     """Print what the rerun did and the whole job's state; returns the exit code."""
     if result.job_id is None:
         print("nothing to resume: no interrupted job in the journal", file=sys.stderr)
         return ExitCode.OK
-    if result.job is not None:
-        print_summary(result.job.summary(), result.elapsed_s, sys.stderr)
+    job = result.job
+    said: list[str] = []
+    if job is not None:
+        if job.no_association and not job.cancelled:
+            said.append(with_hint((job.error or "").removeprefix("not sent: ")))
+        print_end(job.outcomes, progress, sys.stderr, skip=said)
+        print_summary(job.summary(), result.elapsed_s, sys.stderr, progress.stored_bytes)
     counts = result.job_counts
     stored = sum(counts.get(s, 0) for s in FINAL_OK_STATES)
     skipped = counts.get(InstanceState.SKIPPED, 0)
@@ -97,8 +103,12 @@ def _rerun_summary(result: SendResult) -> int:
         f"job {result.job_id}: {stored} stored, {left} not stored" + (f", {skipped} skipped" if skipped else ""),
         file=sys.stderr,
     )
-    if result.job is not None and result.job.no_association:
-        print(f"no association could be established: {result.job.error or 'see above'}", file=sys.stderr)
+    if job is not None and job.no_association and not job.cancelled:
+        problem = config_problem(job.first_exception)
+        if problem:
+            print(f"configuration error: {problem}", file=sys.stderr)
+            return ExitCode.USAGE
+        print(f"no association could be established: {with_hint(job.error or 'see above')}", file=sys.stderr)
         return ExitCode.NO_ASSOCIATION
     return ExitCode.OK if not left else ExitCode.SOME_FAILED
 

@@ -1,8 +1,10 @@
 """``send``: scan, send, report; ``send --dry-run``: plan and report, send nothing.
 
 Exit codes (:class:`~cli.exit_codes.ExitCode`): 0 every DICOM instance stored (warnings
-included), 1 some were not, 2 usage or configuration error, 3 no association could be
-established. ``--dry-run``: 0 nothing blocked, 1 something blocked, 2 usage, 3 no association.
+included), 1 some were not, 2 usage or configuration error (no DICOM file in the paths, a TLS
+file, key or secret that cannot be used), 3 no association could be established, 128 + N after
+signal N (130 Ctrl+C, 143 SIGTERM, 129 SIGHUP). ``--dry-run``: 0 nothing blocked, 1 something
+blocked, 2 usage or configuration, 3 no association.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from core.outcomes import InstanceState, Status
 from core.send import SendOptions, SendRequest, SendResult, run_dry_run, run_send
 from core.strategies import STRATEGY_ORDER
 
-from .common import Progress, add_log_level, add_peer, cli_words, config_from_args, print_summary
+from .common import add_log_level, add_peer, cli_words, config_from_args
 from .exit_codes import ExitCode
 from .interrupts import Interrupts
+from .output import Progress, config_problem, print_end, print_summary, shown, with_hint
 
 __all__ = ["add_send_command", "cmd_send"]
 
@@ -145,7 +148,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         except SendRequestError as exc:
             print(exc.message, file=sys.stderr)
             return interrupts.exit_code or ExitCode.USAGE
-        code = _exit_code(result, output.progress)
+        code = _exit_code(result, output.progress, args)
     return interrupts.exit_code or code
 
 
@@ -184,21 +187,40 @@ def _print_arrival(event: ev.ArrivalCheckFinished) -> None:
         print(f"  {m}", file=sys.stderr)
 
 
-def _exit_code(result: SendResult, progress: Progress) -> int:
-    """Print the summary; 0 every DICOM instance stored (and confirmed when checked), 1 not, 3 no association."""
+def _exit_code(result: SendResult, progress: Progress, args: argparse.Namespace) -> int:
+    """Print the end of the send and the summary; returns the exit code.
+
+    0 every DICOM instance stored (and confirmed when checked), 1 not, 2 no DICOM file or a
+    configuration error (TLS files, key, secret), 3 no association.
+    """
     job = result.job
     assert job is not None  # a new send always runs the engine
-    print_summary(job.summary(), result.elapsed_s, sys.stderr)
-    if job.no_association:
-        reason = (job.error or _first_failure(job.outcomes)).removeprefix("not sent: ")
+    outcomes = job.outcomes
+    dicom = [o for o in outcomes if not (o.status == Status.SKIPPED and o.state == InstanceState.SKIPPED)]
+    if not dicom:
+        reasons = sorted({o.message for o in outcomes})
         print(
-            "no association could be established; nothing was sent"
-            if reason in progress.said
-            else f"no association could be established: {reason}",
+            f"nothing to send: no DICOM file in {', '.join(map(shown, args.paths))} "
+            f"({len(outcomes)} file(s) skipped: {'; '.join(reasons[:3])})",
             file=sys.stderr,
         )
-        return ExitCode.NO_ASSOCIATION
-    dicom = [o for o in job.outcomes if o.status != Status.SKIPPED or o.state == InstanceState.NOT_SENT]
+        return ExitCode.USAGE
+    code = ExitCode.OK
+    said: list[str] = []
+    problem = config_problem(job.first_exception)
+    if job.no_association and not job.cancelled:
+        reason = with_hint((job.error or _first_failure(outcomes)).removeprefix("not sent: "))
+        said.append(reason)
+        if problem:
+            print(f"configuration error: {problem}; nothing was sent", file=sys.stderr)
+            code = ExitCode.USAGE
+        else:
+            print(f"no association could be established: {reason}", file=sys.stderr)
+            code = ExitCode.NO_ASSOCIATION
+    print_end(outcomes, progress, sys.stderr, skip=said)
+    print_summary(job.summary(), result.elapsed_s, sys.stderr, progress.stored_bytes)
+    if code != ExitCode.OK:
+        return code
     if result.arrival is not None and any(o.verified not in (None, "committed", "found") for o in dicom):
         return ExitCode.SOME_FAILED
     return ExitCode.OK if all(o.stored for o in dicom) else ExitCode.SOME_FAILED
@@ -230,16 +252,19 @@ def _dry_run(args: argparse.Namespace, request: SendRequest) -> int:
     except SendRequestError as exc:
         print(exc.message, file=sys.stderr)
         return ExitCode.USAGE
-    except PlanError as exc:
-        print(exc.message, file=sys.stderr)
-        return ExitCode.NO_ASSOCIATION
     except CourierError as exc:
-        print(f"cannot plan: {exc.message}", file=sys.stderr)
+        if config_problem(exc):  # a TLS file, key or secret: the settings, not the peer
+            print(f"configuration error: {exc.message.removeprefix('cannot plan: ')}", file=sys.stderr)
+            return ExitCode.USAGE
+        print(with_hint(exc.message if isinstance(exc, PlanError) else f"cannot plan: {exc.message}"), file=sys.stderr)
         return ExitCode.NO_ASSOCIATION
     for p in planned.plans:
-        name = p.path or p.sop_instance_uid
+        name = shown(p.path) or p.sop_instance_uid
         print(f"{p.plan:<9} {name}: {p.message}")
         for finding in p.findings:
             print(f"          {finding.severity}: {finding}")
     print(f"Plan: {summary_text(planned.plans)} (dry run: nothing was sent)", file=sys.stderr)
+    if planned.counts["total"] == planned.counts["skipped"]:
+        print(f"nothing to send: no DICOM file in {', '.join(map(shown, args.paths))}", file=sys.stderr)
+        return ExitCode.USAGE
     return ExitCode.SOME_FAILED if planned.counts["blocked"] else ExitCode.OK
