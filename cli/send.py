@@ -149,7 +149,17 @@ def cmd_send(args: argparse.Namespace) -> int:
             print(exc.message, file=sys.stderr)
             return interrupts.exit_code or ExitCode.USAGE
         code = _exit_code(result, output.progress, args)
+        _say_how_to_resume(result, output.journal)
     return interrupts.exit_code or code
+
+
+def _say_how_to_resume(result: SendResult, journal: ev.JobCreated | None) -> None:
+    """After a cancelled send with a journal: the command that sends the rest."""
+    summary = result.job.summary() if result.job is not None else {}
+    if journal is None or not summary.get("cancelled") or not summary.get("not_sent"):
+        return
+    where = "" if journal.journal_path == default_journal_path() else f" --journal {shown(journal.journal_path)}"
+    print(f"to send the rest: dicom-courier resume {journal.job_id}{where}", file=sys.stderr)
 
 
 class _SendOutput:
@@ -157,9 +167,11 @@ class _SendOutput:
 
     def __init__(self, progress: Progress):
         self.progress = progress
+        self.journal: ev.JobCreated | None = None
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.JobCreated):
+            self.journal = event
             print(f"job {event.job_id}", file=sys.stderr, flush=True)
         elif isinstance(event, ev.JournalUnavailable):
             print(f"warning: no journal for this send ({event.message})", file=sys.stderr)

@@ -124,6 +124,7 @@ def test_a_signal_ends_the_send_with_journal_report_and_summary(slow_scp, work, 
     states = check_record(work, slow_scp)
     assert f"Stored {states['stored']} of {N_FILES}" in err, err
     assert "stopping after the current instance" in err, err
+    assert "to send the rest: dicom-courier resume " in err, err
     if len(signals) > 1:
         assert "again: stopping as soon as possible" in err, err
 
