@@ -15,18 +15,20 @@ import json
 import os
 import sqlite3
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import events as ev
 from core.errors import SendRequestError
 from core.journal import FINAL_OK_STATES, Journal, default_journal_path
 from core.outcomes import InstanceState
-from core.send import Rerun, SendRequest, SendResult, run_send
 
 from .common import add_log_level
 from .exit_codes import ExitCode
 from .interrupts import Interrupts
 from .output import Progress, config_problem, print_end, print_summary, with_hint
+
+if TYPE_CHECKING:
+    from core.send import SendResult
 
 __all__ = ["add_journal_commands", "cmd_resume", "cmd_retry", "cmd_jobs", "COMMANDS"]
 
@@ -66,6 +68,8 @@ def _open(args: argparse.Namespace) -> Journal | None:
 
 def _rerun(args: argparse.Namespace, retry: bool) -> int:
     """``resume`` / ``retry``: send the job again with its saved settings; prints the whole job's state."""
+    from core.send import Rerun, SendRequest, run_send  # here, not at start-up: pydicom and pynetdicom
+
     request = SendRequest(
         journal_path=args.journal or default_journal_path(),
         journal_required=bool(args.journal),

@@ -12,19 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import events as ev
 from core.errors import CourierError, SendRequestError
 from core.journal import default_journal_path
 from core.outcomes import InstanceState, Status
-from core.send import SendOptions, SendRequest, SendResult, run_dry_run, run_send
-from core.strategies import STRATEGY_ORDER
+from core.strategy_names import STRATEGY_ORDER
 
 from .common import add_log_level, add_peer, cli_words, config_from_args
 from .exit_codes import ExitCode
 from .interrupts import Interrupts
 from .output import Progress, config_problem, print_end, print_summary, shown, with_hint
+
+if TYPE_CHECKING:
+    from core.send import SendRequest, SendResult
 
 __all__ = ["add_send_command", "cmd_send"]
 
@@ -117,6 +119,8 @@ def _retry_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_send(args: argparse.Namespace) -> int:
     """``send``: build the request from the arguments, run it, print the outcome; returns the exit code."""
+    from core.send import SendOptions, SendRequest, run_send  # here, not at start-up: pydicom and pynetdicom
+
     try:
         cfg = config_from_args(args, allow_lossy=args.allow_lossy, **_retry_config(args))
         options = SendOptions(
@@ -249,6 +253,7 @@ def _dry_run(args: argparse.Namespace, request: SendRequest) -> int:
     """``send --dry-run``: plan, print, write the report with ``status: planned``; 0, 1, 2 or 3."""
     from core.preflight import PlanError, summary_text
     from core.probe import AcceptanceMap
+    from core.send import run_dry_run
 
     amap = None
     if args.acceptance_map:
