@@ -79,6 +79,7 @@ def _rerun(args: argparse.Namespace, retry: bool) -> int:
     output = _RerunOutput(Progress(sys.stderr, enabled=not args.quiet), "retrying" if retry else "resuming")
     with Interrupts() as interrupts:
         try:
+            # a second signal sets interrupts.stop_now: hand it to run_send as its hard stop once it takes one
             result = run_send(request, output, interrupts.cancel)
         except SendRequestError as exc:
             print(exc.message, file=sys.stderr)

@@ -148,6 +148,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     output = _SendOutput(Progress(sys.stderr, enabled=not args.quiet))
     with Interrupts() as interrupts:
         try:
+            # a second signal sets interrupts.stop_now: hand it to run_send as its hard stop once it takes one
             result = run_send(request, output, interrupts.cancel)
         except SendRequestError as exc:
             print(exc.message, file=sys.stderr)
