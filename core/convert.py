@@ -223,12 +223,13 @@ def read_with_encoding(path: str | os.PathLike[str], encoding: Encoding, offset:
     """
     name = os.fspath(path)
     try:
-        with open(name, "rb") as fp:
-            pydicom.filereader.read_preamble(fp, False)
-            meta = pydicom.filereader._read_file_meta_info(fp)
-            if offset is not None:
-                fp.seek(offset)
-            body = fp.read()
+        with open(name, "rb") as f:
+            fp = BytesIO(f.read())  # reads are bounded by what the file holds, whatever a length says
+        pydicom.filereader.read_preamble(fp, False)
+        meta = pydicom.filereader._read_file_meta_info(fp)
+        if offset is not None:
+            fp.seek(offset)
+        body = fp.read()
         if encoding.deflated:
             body = inflate(body)
         ds = pydicom.filereader.read_dataset(BytesIO(body), encoding.implicit, encoding.little)

@@ -25,6 +25,7 @@ import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from typing import Any
 
 import pydicom
@@ -38,6 +39,8 @@ from .scan import ScannedInstance
 from .walk import Fault, FaultKind, walk_file
 
 LOGGER = logging.getLogger(__name__)
+
+_META_READ = 4 << 20  # bytes read to find the end of the File Meta
 
 __all__ = ["Payload", "PayloadError", "prepare_payload", "plan_payload", "data_offset"]
 
@@ -114,16 +117,15 @@ def data_offset(path: str) -> int:
     Raises:
         OSError: the file cannot be read.
     """
-    with open(path, "rb") as fp:
-        try:
-            if pydicom.filereader.read_preamble(fp, True) is None:
-                fp.seek(0)
-            pydicom.filereader._read_file_meta_info(fp)  # group 0002 only: flat, never recursive
-            return fp.tell()
-        except OSError:
-            raise
-        except Exception:
-            return 0
+    with open(path, "rb") as f:
+        fp = BytesIO(f.read(_META_READ))  # a hostile length in the File Meta reads at most this
+    try:
+        if pydicom.filereader.read_preamble(fp, True) is None:
+            fp.seek(0)
+        pydicom.filereader._read_file_meta_info(fp)  # group 0002 only: flat, never recursive
+        return fp.tell()
+    except Exception:
+        return 0
 
 
 def prepare_payload(

@@ -347,7 +347,7 @@ def _too_deep(path: str, has_dicm: bool) -> str:
     :data:`~core.walk.MAX_DEPTH` levels names the sequence.
     """
     offset = 0
-    with open(path, "rb") as fp:
+    with _ClampedReader.open(path, os.path.getsize(path)) as fp:  # a hostile meta length allocates nothing
         if has_dicm:
             try:
                 pydicom.filereader.read_preamble(fp, False)

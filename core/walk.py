@@ -459,6 +459,7 @@ class _Walker:
         self.value_offsets: dict[int, int] = {}
         self.elements = 0
         self.max_depth_seen = 0
+        self.seq_depth = 0
         self.top_encapsulated = False
         self.fragments = 0
         self.pixel_offset: int | None = None
@@ -611,10 +612,11 @@ class _Walker:
         raise self.fail(tag, pos, f"undefined length for an element of VR {name} (only SQ, UN and Pixel Data may have one)")
 
     def _push_sequence(self, tag: int, end: int | None, limit: int, implicit: bool, little: bool, pos: int) -> None:
-        depth = sum(1 for f in self.stack if f[0] == _SEQUENCE) + 1
+        depth = self.seq_depth + 1
         if depth > self.max_depth:
             raise self.fail(tag, pos, f"sequences nested deeper than {self.max_depth} levels", FaultKind.DEPTH)
         self.max_depth_seen = max(self.max_depth_seen, depth)
+        self.seq_depth = depth
         self.stack.append([_SEQUENCE, end, limit, -1, implicit, little, tag, 0, pos])
 
     # -- one item of a sequence -------------------------------------------------------------------------
@@ -623,6 +625,7 @@ class _Walker:
         _kind, end, limit, _last, implicit, little, tag, n, hdr = frame
         if end is not None and pos >= end:
             self.stack.pop()
+            self.seq_depth -= 1
             return pos
         bound = limit if end is None else end
         if pos + 8 > bound:
@@ -638,6 +641,7 @@ class _Walker:
             if length != 0:
                 raise self.fail(tag, pos, "sequence delimiter with a non-zero length")
             self.stack.pop()
+            self.seq_depth -= 1
             return pos + 8
         if item != _ITEM:
             if item == _ITEM_END:
