@@ -284,7 +284,8 @@ def _pad_odd_fragments(ds: Dataset) -> None:
         # an empty Basic Offset Table is always valid (PS3.5 A.4)
         mapped = all(o in starts for o in offsets)
         bot = struct.pack(f"<{len(offsets)}I", *(o + starts[o] for o in offsets)) if mapped else b""
-    ds.PixelData = struct.pack("<II", 0xE000FFFE, len(bot)) + bot + b"".join(out) + struct.pack("<II", 0xE0DDFFFE, 0)
+    # pydicom's writer adds the Sequence Delimitation Item after an undefined-length value
+    ds.PixelData = struct.pack("<II", 0xE000FFFE, len(bot)) + bot + b"".join(out)
     ds["PixelData"].is_undefined_length = True
     for keyword in ("ExtendedOffsetTable", "ExtendedOffsetTableLengths"):
         if keyword in ds:  # optional (Type 3): dropped rather than left wrong
