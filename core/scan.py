@@ -571,6 +571,8 @@ def _record(
         instance_number=texts["InstanceNumber"],
     )
     fix_class = False
+    if problem and not (sop_class and sop_inst):  # the fault stopped the reading before the UIDs
+        return replace(base, status="failure", sop_class_uid=sop_class, sop_instance_uid=sop_inst, reason=problem)
     if not sop_class:
         if media_class:
             sop_class = media_class
