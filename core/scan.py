@@ -168,14 +168,14 @@ def scan_paths(
             continue
         seen_paths.add(key)
         inst = read_instance(path)
+        missing: list[ScannedInstance] = []
         if inst.status == "skipped" and inst.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
             inst, refs, missing = _expand_dicomdir(inst)
             pending.extend((r.path, r) for r in reversed(refs) if r.path is not None)
-            for miss in missing:
-                _append(out, miss, seen_uids, on_instance)
         elif ref is not None:
             inst = _referenced(inst, ref)
-        _append(out, inst, seen_uids, on_instance)
+        for record in (inst, *missing):  # the DICOMDIR, then the files it names that are not there
+            _append(out, record, seen_uids, on_instance)
     return out
 
 

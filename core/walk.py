@@ -175,6 +175,8 @@ class Fault:
 
     def __str__(self) -> str:
         head = " ".join(p for p in (self.element, self.where) if p)
+        if self.kind is FaultKind.TRUNCATED and head:
+            return f"truncated file: element {head} {self.problem}"
         return f"{head}: {self.problem}" if head else self.problem
 
 
@@ -471,8 +473,10 @@ class _Walker:
         frames = self.stack
         if frames and frames[-1][0] == _SEQUENCE and frames[-1][6] == tag:
             frames = frames[:-1]  # the fault is the sequence's own: name it once
-        parts = [f"item {f[7]} of {_element_name(f[6])}" for f in frames if f[0] == _SEQUENCE]
-        return ("in " + " > ".join(reversed(parts))) if parts else ""
+        parts = [f"item {f[7]} of {_element_name(f[6])}" for f in reversed(frames) if f[0] == _SEQUENCE]
+        if len(parts) > 4:  # a hostile nesting: the innermost and outermost levels say enough
+            parts = [*parts[:2], f"({len(parts) - 4} more levels)", *parts[-2:]]
+        return ("in " + " > ".join(parts)) if parts else ""
 
     def fail(self, tag: int | None, offset: int, problem: str, kind: FaultKind = FaultKind.STRUCTURE) -> _StopError:
         return _StopError(Fault(kind, tag, _keyword(tag), offset, problem, self._where(tag)))
@@ -587,7 +591,7 @@ class _Walker:
         left = max(0, bound - vpos)
         if top:
             raise self.fail(
-                tag, pos, f"truncated file: the value declares {length} bytes but {left} are left", FaultKind.TRUNCATED
+                tag, pos, f"declares {length} bytes but the data ends {left} bytes after its start", FaultKind.TRUNCATED
             )
         raise self.fail(tag, pos, f"value length {length} exceeds the {left} bytes left in its item")
 
