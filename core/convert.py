@@ -74,6 +74,7 @@ _LOSSY_OPTIONS: dict[str, dict[str, object]] = {
     "1.2.840.10008.1.2.4.81": {"jls_error": 1},  # JPEG-LS near-lossless
 }
 
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
 _SWAP_SIZES = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
 _PIXEL_DATA, _FLOAT_PIXEL_DATA, _DOUBLE_PIXEL_DATA = 0x7FE00010, 0x7FE00008, 0x7FE00009
 _ITEM, _SEQ_END = 0xFFFEE000, 0xFFFEE0DD
@@ -117,6 +118,8 @@ def can_encode(ts: str) -> bool:
     uid = UID(ts)
     if str(uid) in UNCOMPRESSED_SYNTAXES:
         return True
+    if str(uid) == JPEG_LOSSLESS_SV1:
+        return _gdcm() is not None
     try:
         from pydicom.pixels.encoders.base import get_encoder
 
@@ -391,6 +394,9 @@ def _transcode(ds: Dataset, src: UID, dst: UID) -> Dataset:
         _check_encodable(ds, dst)
         _interleave_planes(ds)
         native = len(ds.PixelData)
+        if str(dst) == JPEG_LOSSLESS_SV1:
+            _encode_jpeg_lossless_sv1(ds)
+            return ds
         try:
             ds.compress(dst, generate_instance_uid=False, **_LOSSY_OPTIONS.get(str(dst), {}))
         except Exception as exc:
@@ -418,6 +424,96 @@ def _check_encodable(ds: Dataset, dst: UID) -> None:
         raise ConversionError(
             f"cannot encode {syntax_label(dst)}: OpenJPEG needs at least 32 x 32 pixels (this image is {rows} x {cols})"
         )
+
+
+def _gdcm() -> Any:
+    """The ``gdcm`` module (python-gdcm), or None when it is not installed."""
+    try:
+        import gdcm
+
+        gdcm.Version.GetVersion()
+    except Exception:
+        return None
+    return gdcm
+
+
+#: The Image Pixel module's elements handed to GDCM (PS3.3 C.7.6.3): nothing else leaves this process.
+_PIXEL_MODULE = (
+    "SOPClassUID",
+    "SOPInstanceUID",
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PlanarConfiguration",
+    "NumberOfFrames",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+)
+
+
+def _encode_jpeg_lossless_sv1(ds: Dataset) -> None:
+    """Compress native Little Endian pixels to JPEG Lossless SV1 (process 14, PS3.5 A.4.1) with GDCM.
+
+    GDCM's ImageChangeTransferSyntax encodes; only the Image Pixel module goes to it, through a
+    temporary file. Its C++ code aborts the whole process on input it does not support (a PALETTE
+    COLOR image without its tables, 1-bit data), so only plain images are handed over:
+    MONOCHROME1/2 or RGB, 8 or 16 bits allocated, 2 to 16 bits stored.
+
+    Raises:
+        ConversionError: GDCM is missing, the image is outside those limits, or encoding fails.
+    """
+    import tempfile
+
+    gdcm = _gdcm()
+    label = syntax_label(JPEG_LOSSLESS_SV1)
+    if gdcm is None:
+        raise ConversionError(f"cannot encode {label}: GDCM (python-gdcm) is not installed")
+    bits, stored = int(ds.get("BitsAllocated", 0) or 0), int(ds.get("BitsStored", 0) or 0)
+    spp, planar = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.get("PlanarConfiguration", 0) or 0)
+    frames, rows, cols = int(ds.get("NumberOfFrames", 1) or 1), int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    pi = str(ds.get("PhotometricInterpretation", "") or "").strip()
+    shape_ok = bits in (8, 16) and 2 <= stored <= bits and rows and cols and not planar
+    if not shape_ok or (spp, pi) not in ((1, "MONOCHROME1"), (1, "MONOCHROME2"), (3, "RGB")):
+        raise ConversionError(
+            f"cannot encode {label} here: GDCM is given only MONOCHROME1/2 or RGB images of 8 or 16 bits allocated "
+            f"and 2-16 bits stored (this image: {pi}, {bits} allocated, {stored} stored, {spp} samples)"
+        )
+    if len(ds.PixelData) < frames * rows * cols * spp * bits // 8:
+        raise ConversionError(f"cannot encode {label}: Pixel Data is shorter than the image it describes")
+    small = Dataset()
+    for keyword in _PIXEL_MODULE:
+        if keyword in ds:
+            setattr(small, keyword, ds[keyword].value)
+    small.PixelData = ds.PixelData
+    small["PixelData"].VR = "OB" if bits == 8 else "OW"
+    small.file_meta = FileMetaDataset()
+    small.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    with tempfile.TemporaryDirectory(prefix="courier-sv1-") as tmp:
+        src, dst = os.path.join(tmp, "in.dcm"), os.path.join(tmp, "out.dcm")
+        small.save_as(src, enforce_file_format=True)
+        reader = gdcm.ImageReader()
+        reader.SetFileName(src)
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+        if not reader.Read():
+            raise ConversionError(f"cannot encode {label}: GDCM cannot read the pixel module")
+        change.SetInput(reader.GetImage())
+        if not change.Change():
+            raise ConversionError(f"cannot encode {label}: GDCM refused the image")
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(dst)
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        if not writer.Write():
+            raise ConversionError(f"cannot encode {label}: GDCM could not write the result")
+        out = pydicom.dcmread(dst)
+    ds.PixelData = out.PixelData
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    ds.file_meta.TransferSyntaxUID = JPEG_LOSSLESS_SV1
 
 
 def _interleave_planes(ds: Dataset) -> None:

@@ -245,6 +245,10 @@ def _convert(
         except RecursionError:
             tried.append((ts, "sequences nested too deeply to encode"))
             continue
+        except Exception as exc:  # the last guard: one instance's data never stops a batch
+            LOGGER.debug("Instance %s: %s failed", inst.sop_instance_uid, ts, exc_info=True)
+            tried.append((ts, f"cannot be encoded: {type(exc).__name__}: {exc}"))
+            continue
         notes = conv.notes + tuple(f"repaired: {r}" for r in repairs)
         return Payload(
             cx,

@@ -137,6 +137,12 @@ def _reason(exc: BaseException) -> str:
 def _decode(ds: Dataset) -> np.ndarray:
     from pydicom.pixels import pixel_array
 
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and str(meta.get("TransferSyntaxUID", "")) == "1.2.840.10008.1.2.4.70":
+        try:  # libjpeg, not the GDCM that may have encoded it: a second codec proves the codestream
+            return pixel_array(ds, decoding_plugin="pylibjpeg")
+        except (ValueError, RuntimeError):
+            pass
     return pixel_array(ds)
 
 
@@ -179,7 +185,12 @@ def convert_verified(
         if failures:
             raise ConversionError(f"cannot be sent in {label}: " + "; ".join(failures[:3]) + _more(failures, 3))
         warns += w
-    data, conv_from, notes = encode_dataset(ds, dst, allow_lossy)
+    try:
+        data, conv_from, notes = encode_dataset(ds, dst, allow_lossy)
+    except ConversionError:
+        raise
+    except Exception as exc:  # a value a codec or pydicom cannot take: this target is not usable
+        raise ConversionError(f"cannot encode the data set as {label}: {_reason(exc)}") from exc
     walk = walk_dataset(
         data,
         dst,

@@ -403,3 +403,25 @@ def test_the_source_file_is_never_modified():
     for target in TARGETS:
         convert_verified(load_dataset(str(path), inst), target)
     assert path.read_bytes() == before
+
+
+# -- JPEG Lossless SV1 (process 14) through GDCM, when python-gdcm is installed ----------------------------
+
+
+def test_jpeg_lossless_sv1_is_bit_exact_with_libjpeg_when_gdcm_is_installed():
+    from core.convert import _gdcm
+
+    if _gdcm() is None:
+        pytest.skip("python-gdcm is not installed (optional extra 'gdcm')")
+    sv1 = "1.2.840.10008.1.2.4.70"
+    for ds in (signed_ct(), signed_ct(12), image(8, 3, frames=2)[0], image(16, 1, frames=1)[0]):
+        conv = convert_verified(ds, sv1)
+        out = parse_strict(conv.data, sv1)
+        out.file_meta = FileMetaDataset()
+        out.file_meta.TransferSyntaxUID = sv1
+        assert np.array_equal(pixel_array(out, decoding_plugin="pylibjpeg"), pixel_array(ds))
+        assert out.PhotometricInterpretation == ds.PhotometricInterpretation
+    palette, _ = image(8, 1, frames=1)
+    palette.PhotometricInterpretation = "PALETTE COLOR"  # GDCM would abort the process without its tables
+    with pytest.raises(ConversionError, match="GDCM is given only"):
+        convert_verified(palette, sv1)
