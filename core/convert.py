@@ -69,7 +69,7 @@ __all__ = [
 
 #: Encoder settings for the lossy targets (used only when lossy conversion is allowed):
 #: visually lossless quality rather than maximum compression.
-_LOSSY_OPTIONS: dict[str, dict[str, object]] = {
+_LOSSY_OPTIONS: dict[str, dict[str, Any]] = {
     "1.2.840.10008.1.2.4.91": {"j2k_psnr": [60]},  # JPEG 2000
     "1.2.840.10008.1.2.4.81": {"jls_error": 1},  # JPEG-LS near-lossless
 }
@@ -202,7 +202,7 @@ def load_dataset(source: str | os.PathLike[str] | Dataset, inst: ScannedInstance
         if not hasattr(ds, "file_meta") or ds.file_meta is None:
             ds.file_meta = FileMetaDataset()
         if ds.file_meta.get("TransferSyntaxUID") != inst.transfer_syntax:
-            ds.file_meta.TransferSyntaxUID = inst.transfer_syntax
+            ds.file_meta.TransferSyntaxUID = UID(inst.transfer_syntax)
         if inst.fix_sop_class:
             ds.SOPClassUID = inst.sop_class_uid
     _pad_odd_values(ds)
@@ -301,7 +301,8 @@ def encapsulated_items(value: bytes) -> list[bytes] | None:
     Returns:
         One bytes object per item, or None when the value is not a well-formed item sequence.
     """
-    out, pos = [], 0
+    out: list[bytes] = []
+    pos = 0
     while pos + 8 <= len(value):
         tag, length = struct.unpack_from("<2H", value, pos), struct.unpack_from("<I", value, pos + 4)[0]
         item = (tag[0] << 16) | tag[1]
@@ -513,7 +514,7 @@ def _encode_jpeg_lossless_sv1(ds: Dataset) -> None:
     ds.PixelData = out.PixelData
     ds["PixelData"].VR = "OB"
     ds["PixelData"].is_undefined_length = True
-    ds.file_meta.TransferSyntaxUID = JPEG_LOSSLESS_SV1
+    ds.file_meta.TransferSyntaxUID = UID(JPEG_LOSSLESS_SV1)
 
 
 def _interleave_planes(ds: Dataset) -> None:

@@ -331,9 +331,10 @@ def walk_dataset(
         try:
             buf, start = inflate(memoryview(data)[offset:], max_inflated_bytes), 0
         except InflateError as exc:
-            fault = Fault(FaultKind.DEFLATE, None, "", offset, str(exc))
-            return WalkResult(ts, enc, fault, (), 0, 0, False, 0, "", "", 0, {})
+            bad = Fault(FaultKind.DEFLATE, None, "", offset, str(exc))
+            return WalkResult(ts, enc, bad, (), 0, 0, False, 0, "", "", 0, {})
     w = _Walker(buf, enc, encap, max_depth, frozenset(collect))
+    fault: Fault | None
     try:
         w.run(start)
         fault = _check_uids(w, expect_sop_class, expect_sop_instance)
