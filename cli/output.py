@@ -88,7 +88,7 @@ class Progress:
     Attributes:
         bytes: bytes of the instances finished so far (the events' ``bytes_sent``).
         stored_bytes: bytes of the instances stored so far.
-        said: messages already printed (so that the end does not repeat them).
+        steps: each association's strategy and, when it failed, why (in order).
     """
 
     def __init__(self, stream: TextIO, enabled: bool = True):
@@ -99,7 +99,6 @@ class Progress:
         self.t0 = time.monotonic()
         self._last = 0.0
         self._lock = threading.Lock()
-        self.said: set[str] = set()
         self.steps: list[_Step] = []
 
     def __call__(self, event: ev.Event) -> None:
@@ -129,27 +128,27 @@ class Progress:
                 print(file=self.stream)
 
     def say(self, line: str) -> None:
-        """Print `line` above the progress bar and remember it."""
+        """Print `line` above the progress bar."""
         self._clear()
-        self.said.add(line)
         print(line, file=self.stream, flush=True)
 
     def fallback_steps(self) -> list[str]:
         """``the PACS refused strategy X (...); sent with Y``, once per refusal that another association followed."""
         out: list[str] = []
-        for i, step in enumerate(self.steps):
+        then: str | None = None  # the strategy of the next association that was established
+        for step in reversed(self.steps):
             if step.message is None:
+                then = step.strategy
                 continue
-            then = next((s for s in self.steps[i + 1 :] if s.message is None), None)
             if then is None:
                 continue  # never resolved: the instances' "not sent" says it
-            if then.strategy != step.strategy:
-                line = f"the PACS refused strategy {step.strategy} ({step.message}); sent with {then.strategy}"
+            if then != step.strategy:
+                line = f"the PACS refused strategy {step.strategy} ({step.message}); sent with {then}"
             else:
                 line = f"an association with strategy {step.strategy} failed ({step.message}); the next one worked"
             if line not in out:
                 out.append(line)
-        return out
+        return out[::-1]
 
     def _clear(self) -> None:
         if self.enabled:
