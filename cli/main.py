@@ -10,7 +10,6 @@ import sys
 from . import jobs, network, send
 from .common import Parser, QuietStream
 from .exit_codes import ExitCode
-from .lazy_imports import defer
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -32,10 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI on `argv` (default ``sys.argv[1:]``); returns the exit code.
 
     Output that cannot be written (a closed terminal or pipe) is dropped: it never stops a command.
-    The modules of a command are imported when it runs (``--help`` loads no pydicom), and
-    ``requests``, which pydicom imports but a command never uses, only if used (:mod:`cli.lazy_imports`).
+    The modules of a command are imported when it runs (``--help`` loads no pydicom).
     """
-    defer()
     with contextlib.redirect_stdout(QuietStream(sys.stdout)), contextlib.redirect_stderr(QuietStream(sys.stderr)):
         return _run(argv)
 

@@ -2,8 +2,7 @@
 
 Each check runs a fresh interpreter (the test process has everything imported already). ``--help``
 loads neither pydicom nor pynetdicom; the send path loads no Qt, no keyring and no Google client
-(they come when a secret is read); ``requests``, which pydicom imports for its test-data downloads,
-is only loaded if something uses it. numpy is loaded by pydicom itself (see the xfail below).
+(they come when a secret is read). numpy is loaded by pydicom itself (see the xfail below).
 """
 
 from __future__ import annotations
@@ -26,8 +25,7 @@ def loaded_after(code: str, *modules: str) -> dict[str, bool]:
         [
             "import json, sys",
             textwrap.dedent(code).strip(),
-            "from cli.lazy_imports import is_loaded",
-            f"print(json.dumps({{m: is_loaded(m) for m in {list(modules)!r}}}))",
+            f"print(json.dumps({{m: m in sys.modules for m in {list(modules)!r}}}))",
         ]
     )
     res = subprocess.run([sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
@@ -50,12 +48,11 @@ def test_help_loads_no_dicom_library() -> None:
 
 def test_the_send_path_loads_no_qt_no_keyring_no_google_client() -> None:
     loaded = loaded_after(
-        "import cli.main; cli.main.defer(); import core.send, core.echo",
+        "import cli.main; import core.send, core.echo",
         "PySide6",
         "keyring",
         "google.cloud",
         "google.auth",
-        "requests",
         "cryptography",
     )
     assert not any(loaded.values()), loaded
@@ -68,32 +65,13 @@ def test_the_send_path_loads_no_qt_no_keyring_no_google_client() -> None:
     "imported); pynetdicom imports pydicom, and core.convert imports numpy at its top as well",
 )
 def test_the_send_path_loads_no_pixel_stack() -> None:
-    loaded = loaded_after("import cli.main; cli.main.defer(); import core.send", *PIXEL_STACK)
+    loaded = loaded_after("import cli.main; import core.send", *PIXEL_STACK)
     assert not any(loaded.values()), loaded
 
 
 def test_importing_cli_main_loads_no_pixel_stack_and_no_qt() -> None:
     loaded = loaded_after("import cli.main", *PIXEL_STACK, "pydicom", "PySide6")
     assert not any(loaded.values()), loaded
-
-
-def test_a_deferred_module_works_when_used() -> None:
-    """``requests`` deferred: pydicom's download helper, a submodule imported first, Google's transport."""
-    code = """
-        from cli.lazy_imports import defer, is_loaded
-        defer()
-        import pydicom.data.download as download
-        assert not is_loaded("requests")
-        import requests.adapters  # a submodule first: the package is imported once, then the submodule
-        import requests
-        assert is_loaded("requests")
-        assert requests.adapters.HTTPAdapter is sys.modules["requests.adapters"].HTTPAdapter
-        assert download.requests.get is requests.get and download.requests.Session is requests.Session
-        assert requests.adapters.__spec__.name == "requests.adapters"
-        import google.auth.transport.requests as transport
-        assert transport.requests.Session is requests.Session
-    """
-    assert loaded_after(code, "requests") == {"requests": True}
 
 
 def test_send_help_lists_the_strategies_from_core() -> None:
