@@ -149,8 +149,12 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     journal = _open(args)
     if journal is None:
         return ExitCode.USAGE
-    with journal:
-        jobs = journal.jobs(args.limit)
+    try:
+        with journal:
+            jobs = journal.jobs(args.limit)
+    except sqlite3.Error as exc:  # damage that the check on opening did not see
+        print(f"cannot read the journal {journal.path}: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
     if args.json:
         print(json.dumps([j.to_dict() for j in jobs], indent=2))
         return ExitCode.OK

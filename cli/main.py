@@ -44,6 +44,8 @@ def _run(argv: list[str] | None) -> int:
     if not isinstance(level, int):
         print(f"unknown log level {args.log_level!r}", file=sys.stderr)
         return ExitCode.USAGE
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="backslashreplace")  # file names that are not UTF-8, as stderr prints them
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
     if level >= logging.WARNING:

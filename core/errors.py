@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["CourierError", "AssociationError", "DimseCommandError", "TlsConfigError", "ConversionError", "SendRequestError"]
+__all__ = [
+    "CourierError",
+    "AssociationError",
+    "DimseCommandError",
+    "TlsConfigError",
+    "ConversionError",
+    "SendRequestError",
+    "JobBusyError",
+    "JournalWriteError",
+]
 
 
 class CourierError(Exception):
@@ -58,4 +67,29 @@ class SendRequestError(CourierError):
 
     No such file, a report path that cannot be written, an unusable journal, no such job to
     resume. The message says what to fix.
+    """
+
+
+class JobBusyError(SendRequestError):
+    """The job is being sent by another process (or another send of this one); nothing was sent.
+
+    Attributes:
+        job_id: the job.
+        pid / host: the process that holds the job.
+        since: when it took the job, seconds since the epoch (None when unknown).
+    """
+
+    def __init__(self, message: str, job_id: str, pid: int | None, host: str | None, since: float | None):
+        super().__init__(message, details={"job_id": job_id, "pid": pid, "host": host, "since": since})
+        self.job_id = job_id
+        self.pid = pid
+        self.host = host
+        self.since = since
+
+
+class JournalWriteError(CourierError):
+    """The send journal could not be written (disk full, read-only, I/O error, the job taken over).
+
+    The send stops between instances: what the journal did not record cannot be reported as
+    stored, and a resume sends it again.
     """

@@ -28,6 +28,8 @@ __all__ = [
     "JobFinished",
     "JobCreated",
     "JournalUnavailable",
+    "JournalSetAside",
+    "JournalFailed",
     "RerunPrepared",
     "ArrivalCheckStarted",
     "ArrivalCheckFinished",
@@ -140,6 +142,23 @@ class JobCreated(Event):
 class JournalUnavailable(Event):
     """The journal could not be used (`message` says why); the send goes on without one."""
 
+    message: str
+
+
+@dataclass(frozen=True)
+class JournalSetAside(Event):
+    """The journal at `path` was damaged (`reason`): it was moved to `set_aside_as` and a fresh one started."""
+
+    path: str
+    set_aside_as: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class JournalFailed(Event):
+    """The journal could not be written (`message` says why): the send stops before the next C-STORE."""
+
+    path: str
     message: str
 
 

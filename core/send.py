@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +30,7 @@ from . import events as ev
 from .config import StoreConfig
 from .engine import Item, JobResult, SendJob, items_from_scan
 from .errors import SendRequestError
-from .journal import RESUME_STATES, RETRY_STATES, JobRecord, Journal, new_job_id
+from .journal import RESUME_STATES, RETRY_STATES, JobRecord, Journal, add_set_aside_event, new_job_id
 from .outcomes import ArrivalCheck, InstanceOutcome, InstanceState
 from .report import build_report, report_path_problem, write_report
 from .scan import ScannedInstance, read_instance, scan_paths
@@ -162,6 +162,8 @@ class SendResult:
         arrival: the arrival check, or None when none ran.
         job_counts: a rerun's whole job after this run: instances per state, plus ``total``.
         elapsed_s: seconds from the request to the end (scan and report included).
+        journal_error: why the send stopped when the journal could not be written (the
+            outcomes it did not record say so), else None.
     """
 
     job_id: str | None
@@ -170,6 +172,7 @@ class SendResult:
     arrival: ArrivalCheck | None = None
     job_counts: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    journal_error: str | None = None
 
 
 def _ignore(event: ev.Event) -> None:
@@ -184,18 +187,23 @@ def run_send(request: SendRequest, on_event: ev.EventCallback | None = None, can
         on_event: receives :mod:`core.events` records: the journal's :class:`~core.events.JobCreated`
             (or :class:`~core.events.JournalUnavailable`), a rerun's :class:`~core.events.RerunPrepared`,
             the engine's events, :class:`~core.events.ArrivalCheckStarted` / ``Finished``,
-            :class:`~core.events.ReportWritten` / ``ReportFailed``. Called on the sending thread
-            after the journal has recorded the event.
+            :class:`~core.events.ReportWritten` / ``ReportFailed``, the journal's
+            :class:`~core.events.JournalSetAside` and :class:`~core.events.JournalFailed`. An engine
+            event is passed on after the journal has recorded it (within 50 ms, from the sending
+            thread or the journal's; :mod:`core.journal`).
         cancel: set it to stop before the next C-STORE; the association is released, the rest
-            are reported not sent (cancelled), and no arrival check runs.
+            are reported not sent (cancelled), and no arrival check runs. A journal that cannot
+            be written stops the send the same way (``SendResult.journal_error``).
 
     Returns:
         a :class:`SendResult`. Peer and file problems are outcomes, never exceptions.
 
     Raises:
         SendRequestError: the send cannot start (no such file, nothing to send, report path
-            not writable, a required journal unusable, no such job, a job running elsewhere,
-            saved settings no longer valid). Nothing was sent.
+            not writable, a required journal unusable, no such job, saved settings no longer
+            valid). Nothing was sent.
+        JobBusyError: (a SendRequestError) the job to resume is being sent by another process
+            (named with its pid, host and since when). Nothing was sent.
         ValueError: a bad strategy.
     """
     on_event = on_event or _ignore
@@ -248,6 +256,7 @@ def _open_new_job(
         return None
     try:
         journal = Journal(request.journal_path)
+        add_set_aside_event(journal, on_event)
         journal.create_job(job_id, request.profile or cfg.peer, cfg.peer, _journal_options(request, cfg), items)
     except (OSError, sqlite3.Error) as exc:
         if request.journal_required:
@@ -268,23 +277,25 @@ def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading
     job_id = request.job_id or new_job_id()
     items = items_from_scan(instances)
     journal = _open_new_job(request, cfg, job_id, items, on_event)
+    recorder = journal.recorder(job_id, on_event, cancel) if journal is not None else None
     try:
-        recorder = journal.recorder(job_id) if journal is not None else None
         job = SendJob(
             cfg,
             opts.strategy,
             opts.max_retries,
             opts.continue_on_error,
-            ev.multicast(recorder, on_event),
-            cancel,
+            recorder or on_event,  # the recorder passes each event on once it is in the journal
+            recorder.stop if recorder else cancel,
             job_id,
             parallel=opts.parallel,
         )
         result = job.run(items)
     finally:
         if journal is not None:
-            journal.close()
-    arrival = _check_arrival(request.options, cfg, result, on_event, cancel)
+            journal.close()  # commits the last group, gives the job back
+    if recorder is not None:
+        recorder.settle(result)
+    arrival = _check_arrival(request.options, cfg, result, on_event, recorder.stop if recorder else cancel)
     if request.report_path:
         job_info: dict[str, Any] = {
             "id": job_id,
@@ -298,7 +309,8 @@ def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading
             job_info["arrival_check"] = arrival.to_dict()
         report = build_report(result.outcomes, result.summary(), result.associations, job_info)
         _write(request.report_path, report, on_event)
-    return SendResult(job_id, result, cfg, arrival, elapsed_s=time.monotonic() - t0)
+    journal_error = recorder.error.message if recorder is not None and recorder.error else None
+    return SendResult(job_id, result, cfg, arrival, elapsed_s=time.monotonic() - t0, journal_error=journal_error)
 
 
 def _check_arrival(
@@ -340,7 +352,7 @@ def _write(path: str, report: dict[str, Any], on_event: ev.EventCallback) -> Non
     """Write the report; a failure is an event, not an exception (the send is done)."""
     try:
         write_report(path, report)
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:  # a rerun's report reads the journal as it goes
         LOGGER.info("Cannot write the report %s: %s", path, exc)
         on_event(ev.ReportFailed(path, str(exc)))
     else:
@@ -369,7 +381,7 @@ def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_
     if not config:
         raise ValueError(f"job {job.id} has no saved connection settings")
     items = []
-    for row in journal.instances(job.id, states):
+    for row in journal.iter_instances(job.id, states):
         path = row["path"]
         if not path:
             inst = ScannedInstance(
@@ -405,18 +417,44 @@ def _open_journal_for_rerun(request: SendRequest) -> Journal:
         raise SendRequestError(f"cannot open the journal {path}: {exc}") from exc
 
 
-def _plan_rerun(journal: Journal, rerun: Rerun) -> RerunPlan | None:
-    """The rerun's plan (None: no job ID given and no interrupted job)."""
+def _claim_rerun(journal: Journal, rerun: Rerun) -> JobRecord | None:
+    """Pick the job to send again and claim it for this process (None: no job ID given and none to resume).
+
+    Without a job ID: the latest job not running with something to resume, else the latest
+    one running elsewhere (its claim fails and names the process).
+
+    Raises:
+        SendRequestError: no such job, or the journal cannot be written.
+        JobBusyError: another process runs the job.
+    """
     if rerun.plan is not None:
-        return rerun.plan
-    job_id = rerun.job_id
-    if not job_id:
-        waiting = journal.interrupted_jobs()
-        if not waiting:
-            return None
-        job_id = waiting[0].id
+        job: JobRecord | None = rerun.plan.job
+    elif rerun.job_id:
+        job = journal.job(rerun.job_id)
+        if job is None:
+            raise SendRequestError(f"no job {rerun.job_id!r} in the journal {journal.path}")
+    else:
+        waiting = journal.interrupted_jobs() or [j for j in journal.jobs() if j.state == "running" and j.resumable]
+        job = waiting[0] if waiting else None
+    if job is None:
+        return None
     try:
-        return prepare_rerun(journal, job_id, RETRY_STATES if rerun.retry else RESUME_STATES)
+        journal.claim(job.id)
+    except KeyError:
+        raise SendRequestError(f"no job {job.id!r} in the journal {journal.path}") from None
+    except sqlite3.Error as exc:
+        raise SendRequestError(f"cannot use the journal {journal.path}: {exc}") from exc
+    return job
+
+
+def _plan_rerun(journal: Journal, rerun: Rerun, job_id: str) -> RerunPlan:
+    """The rerun's items, read after the claim: what another run stored meanwhile is not sent again."""
+    states = RETRY_STATES if rerun.retry else RESUME_STATES
+    try:
+        if rerun.plan is None:
+            return prepare_rerun(journal, job_id, states)
+        todo = {row["idx"] for row in journal.iter_instances(job_id, states)}
+        return replace(rerun.plan, items=[it for it in rerun.plan.items if it.index in todo])
     except KeyError:
         raise SendRequestError(f"no job {job_id!r} in the journal {journal.path}") from None
     except ValueError as exc:
@@ -424,12 +462,15 @@ def _plan_rerun(journal: Journal, rerun: Rerun) -> RerunPlan | None:
 
 
 def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, cancel: threading.Event, t0: float) -> SendResult:
-    with _open_journal_for_rerun(request) as journal:
-        plan = _plan_rerun(journal, rerun)
-        if plan is None:
-            return SendResult(None, elapsed_s=time.monotonic() - t0)
-        if plan.job.state == "running":
-            raise SendRequestError(f"job {plan.job.id} is still running in another process; not touching it")
+    with _open_journal_for_rerun(request) as journal:  # closing it gives the job back
+        add_set_aside_event(journal, on_event)
+        try:
+            before = _claim_rerun(journal, rerun)
+            if before is None:
+                return SendResult(None, elapsed_s=time.monotonic() - t0)
+            plan = _plan_rerun(journal, rerun, before.id)
+        except sqlite3.DatabaseError as exc:  # damage that the check on opening did not see
+            raise SendRequestError(f"cannot read the journal {journal.path}: {exc}") from exc
         try:
             cfg = StoreConfig.from_dict(plan.config)
         except ValueError as exc:
@@ -437,6 +478,7 @@ def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, c
         on_event(ev.RerunPrepared(plan.job.id, len(plan.items), cfg.peer, rerun.retry))
         result = None
         arrival = None
+        recorder = journal.recorder(plan.job.id, on_event, cancel)
         if plan.items:
             opts = plan.options
             job = SendJob(
@@ -444,18 +486,21 @@ def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, c
                 opts.get("strategy", "standard"),
                 int(opts.get("max_retries", 4)),
                 bool(opts.get("continue_on_error", True)),
-                ev.multicast(journal.recorder(plan.job.id), on_event),
-                cancel,
+                recorder,  # passes each event on once it is in the journal
+                recorder.stop,
                 plan.job.id,
             )
-            result = job.run(plan.items)
-            arrival = _check_arrival(request.options, cfg, result, on_event, cancel)
-        rows = journal.instances(plan.job.id)
-        counts: dict[str, int] = {"total": len(rows)}
-        for row in rows:
-            counts[row["state"]] = counts.get(row["state"], 0) + 1
+            try:
+                result = job.run(plan.items)
+            finally:
+                recorder.close()
+            recorder.settle(result)
+            arrival = _check_arrival(request.options, cfg, result, on_event, recorder.stop)
+        else:
+            journal.release(plan.job.id, before.state)  # nothing sent: the job stays as it was
+        counts = journal.counts(plan.job.id)
         if request.report_path:
-            outcomes = _whole_job_outcomes(journal, plan.job.id, rows, result.outcomes if result else [])
+            fresh = result.outcomes if result else []
             job_info: dict[str, Any] = {
                 "id": plan.job.id,
                 "peer": cfg.peer,
@@ -466,26 +511,29 @@ def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, c
             }
             if arrival is not None:
                 job_info["arrival_check"] = arrival.to_dict()
-            report = build_report(outcomes, counts, result.associations if result else [], job_info)
+            report = build_report(
+                lambda: _whole_job_outcomes(journal, plan.job.id, fresh), counts, result.associations if result else [], job_info
+            )
             _write(request.report_path, report, on_event)
-    return SendResult(plan.job.id, result, cfg, arrival, counts, time.monotonic() - t0)
+    journal_error = recorder.error.message if recorder.error else None
+    return SendResult(plan.job.id, result, cfg, arrival, counts, time.monotonic() - t0, journal_error)
 
 
-def _whole_job_outcomes(
-    journal: Journal, job_id: str, rows: list[dict[str, Any]], fresh: Sequence[InstanceOutcome]
-) -> list[dict[str, Any]]:
-    """The report entries of every instance of the job: this run's outcomes, the journal's for the rest."""
-    attempts: dict[int, list[dict[str, Any]]] = {}
-    for a in journal.attempts(job_id):
-        attempts.setdefault(a["idx"], []).append(a)
+def _whole_job_outcomes(journal: Journal, job_id: str, fresh: Sequence[InstanceOutcome]) -> Iterator[dict[str, Any]]:
+    """The report entries of every instance of the job, one at a time: this run's outcomes, the journal's for the rest."""
     now = {o.index: o for o in fresh}
-    out = []
-    for row in rows:
-        entry = _row_outcome(row, attempts.get(row["idx"], []))
+    attempts = journal.iter_attempts(job_id)
+    pending = next(attempts, None)
+    for row in journal.iter_instances(job_id):
+        mine: list[dict[str, Any]] = []
+        while pending is not None and pending[0] <= row["idx"]:
+            if pending[0] == row["idx"]:
+                mine = pending[1]
+            pending = next(attempts, None)
+        entry = _row_outcome(row, mine)
         if row["idx"] in now:
             entry = {**now[row["idx"]].to_dict(), "tries": row["attempts"], "attempts_detail": entry["attempts_detail"]}
-        out.append(entry)
-    return out
+        yield entry
 
 
 _ROW_MESSAGES = {
