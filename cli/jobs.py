@@ -25,7 +25,7 @@ from core.outcomes import InstanceState
 from .common import add_log_level
 from .exit_codes import ExitCode
 from .interrupts import Interrupts
-from .output import Progress, config_problem, print_end, print_summary, with_hint
+from .output import Progress, config_problem, print_end, print_summary, say_job_event, with_hint
 
 if TYPE_CHECKING:
     from core.send import SendResult
@@ -115,6 +115,8 @@ def _rerun_summary(result: SendResult, progress: Progress) -> int:
             return ExitCode.USAGE
         print(f"no association could be established: {with_hint(job.error or 'see above')}", file=sys.stderr)
         return ExitCode.NO_ASSOCIATION
+    if result.journal_error:  # what the journal did not record cannot be called stored
+        return ExitCode.SOME_FAILED
     return ExitCode.OK if not left else ExitCode.SOME_FAILED
 
 
@@ -128,9 +130,7 @@ class _RerunOutput:
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.RerunPrepared):
             print(f"job {event.job_id}: {self.verb} {event.count} instance(s) to {event.peer}", file=sys.stderr, flush=True)
-        elif isinstance(event, ev.ReportFailed):
-            print(f"cannot write the report {event.path}: {event.message}", file=sys.stderr)
-        else:
+        elif not say_job_event(event, sys.stderr):
             self.progress(event)
 
 

@@ -294,3 +294,22 @@ def print_end(outcomes: Sequence[InstanceOutcome], progress: Progress, stream: T
         {f"SOP Instance UID {uid}": names for uid, names in dups.items()},
         stream,
     )
+
+
+def say_job_event(event: ev.Event, stream: TextIO) -> bool:
+    """Print what a send or a rerun says about its journal and report; False when `event` is not one of those."""
+    if isinstance(event, ev.JournalUnavailable):
+        print(f"warning: no journal for this send ({event.message})", file=stream)
+    elif isinstance(event, ev.JournalSetAside):
+        print(
+            f"warning: the journal {shown(event.path)} was damaged ({event.reason}); it was kept as "
+            f"{shown(event.set_aside_as)} and a new one started",
+            file=stream,
+        )
+    elif isinstance(event, ev.JournalFailed):
+        print(f"the send stops: cannot write the journal {shown(event.path)}: {event.message}", file=stream)
+    elif isinstance(event, ev.ReportFailed):
+        print(f"cannot write the report {shown(event.path)}: {event.message}", file=stream)
+    else:
+        return False
+    return True

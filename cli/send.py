@@ -23,7 +23,7 @@ from core.strategy_names import STRATEGY_ORDER
 from .common import add_log_level, add_peer, cli_words, config_from_args
 from .exit_codes import ExitCode
 from .interrupts import Interrupts
-from .output import Progress, config_problem, print_end, print_summary, shown, with_hint
+from .output import Progress, config_problem, print_end, print_summary, say_job_event, shown, with_hint
 
 if TYPE_CHECKING:
     from core.send import SendRequest, SendResult
@@ -178,13 +178,9 @@ class _SendOutput:
         if isinstance(event, ev.JobCreated):
             self.journal = event
             print(f"job {event.job_id}", file=sys.stderr, flush=True)
-        elif isinstance(event, ev.JournalUnavailable):
-            print(f"warning: no journal for this send ({event.message})", file=sys.stderr)
         elif isinstance(event, ev.ArrivalCheckFinished):
             _print_arrival(event)
-        elif isinstance(event, ev.ReportFailed):
-            print(f"cannot write the report {event.path}: {event.message}", file=sys.stderr)
-        else:
+        elif not say_job_event(event, sys.stderr):
             self.progress(event)
 
 
@@ -238,6 +234,8 @@ def _exit_code(result: SendResult, progress: Progress, args: argparse.Namespace)
     print_summary(job.summary(), result.elapsed_s, sys.stderr, progress.stored_bytes)
     if code != ExitCode.OK:
         return code
+    if result.journal_error:  # what the journal did not record cannot be called stored
+        return ExitCode.SOME_FAILED
     if result.arrival is not None and any(o.verified not in (None, "committed", "found") for o in dicom):
         return ExitCode.SOME_FAILED
     return ExitCode.OK if all(o.stored for o in dicom) else ExitCode.SOME_FAILED
