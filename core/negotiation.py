@@ -34,9 +34,10 @@ from .config import StoreConfig
 from .convert import conversion_plan
 from .diagnostics import CONTEXT_RESULT_REASONS, explain_abort, explain_connect_error, explain_rejection
 from .errors import AssociationError, TlsConfigError
+from .fastpath import MIN_PEER_MAX_PDU
 from .outcomes import ContextRecord, Negotiation
 from .strategies import strategy_syntaxes
-from .waiting import bound_writes
+from .waiting import SLACK_S, GuardedSocket, bound_writes, call_within
 
 LOGGER = logging.getLogger(__name__)
 
@@ -194,14 +195,36 @@ def _guard_reactor(assoc: Association) -> None:
         LOGGER.debug("association reactor did not poll within 2 s")
 
 
-def _make_ae(cfg: StoreConfig) -> AE:
-    ae = AE(ae_title=cfg.local_ae_title)
-    ae.acse_timeout = cfg.acse_timeout
-    ae.dimse_timeout = cfg.dimse_timeout
-    ae.network_timeout = cfg.network_timeout
-    ae.connection_timeout = cfg.connect_timeout
-    ae.maximum_pdu_size = cfg.max_pdu
-    return ae
+class _GuardedAE(AE):
+    """An AE whose associations read through a :class:`~core.waiting.GuardedSocket`.
+
+    The socket bounds the A-ASSOCIATE-AC by the ACSE timeout and every PDU by its size;
+    pynetdicom's own ACSE wait is set :data:`_ACSE_BACKSTOP_S` later, as a backstop only
+    (when both fire at once pynetdicom queues an A-ABORT its idle state machine rejects).
+    """
+
+    def __init__(self, cfg: StoreConfig) -> None:
+        super().__init__(ae_title=cfg.local_ae_title)
+        self.cfg = cfg
+        self.acse_timeout = cfg.acse_timeout + _ACSE_BACKSTOP_S
+        self.dimse_timeout = cfg.dimse_timeout
+        self.network_timeout = cfg.network_timeout
+        self.connection_timeout = cfg.connect_timeout
+        self.maximum_pdu_size = cfg.max_pdu
+        self.guard: GuardedSocket | None = None
+
+    def _create_socket(self, assoc: Association, address: Any, tls_args: Any) -> GuardedSocket:
+        sock = GuardedSocket(assoc, address, self.cfg.max_pdu, self.cfg.acse_timeout, self.cfg.network_timeout)
+        sock.tls_args = tls_args
+        self.guard = sock
+        return sock
+
+
+_ACSE_BACKSTOP_S = 0.5
+
+
+def _make_ae(cfg: StoreConfig) -> _GuardedAE:
+    return _GuardedAE(cfg)
 
 
 def tls_args_for(cfg: StoreConfig) -> tuple[ssl.SSLContext, str | None] | None:
@@ -271,6 +294,7 @@ def open_association(
     watch = _Watch()
     handlers: list[EventHandlerType] = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
     LOGGER.info("Requesting association with %s (%d contexts, strategy %s)", cfg.peer, len(requested), strategy or "-")
+    started = time.monotonic()
     try:
         assoc = ae.associate(
             cfg.remote_host,
@@ -281,8 +305,8 @@ def open_association(
             evt_handlers=handlers,
             tls_args=pynetdicom_tls_args(tls_args),
         )
-    except OSError:  # pynetdicom resolves the address itself, before connecting
-        msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
+    except OSError as exc:  # pynetdicom resolves the address itself, before connecting
+        msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout, error=exc)
         raise AssociationError(
             msg,
             remote_ae=cfg.remote_ae_title,
@@ -294,7 +318,7 @@ def open_association(
         rejected=tuple(_cx_record(cx, contexts) for cx in assoc.rejected_contexts),
     )
     if assoc.is_established:
-        _guard_reactor(assoc)
+        assoc.acse_timeout = cfg.acse_timeout  # the release waits the configured time
         acc = assoc.acceptor
         record = replace(
             record,
@@ -303,6 +327,8 @@ def open_association(
             peer_implementation_version_name=str(acc.implementation_version_name or ""),
             our_max_pdu=cfg.max_pdu,
         )
+        _refuse_unworkable_max_pdu(cfg, assoc, record)
+        _guard_reactor(assoc)
         LOGGER.info(
             "Association accepted by %s: %d of %d contexts, peer max PDU %s",
             cfg.peer,
@@ -312,7 +338,31 @@ def open_association(
         )
         return assoc, record
     _close_leaked_socket(assoc)
-    raise _association_failure(cfg, assoc, watch, record, tls_args)
+    raise _association_failure(cfg, assoc, watch, record, tls_args, ae.guard, started)
+
+
+def _refuse_unworkable_max_pdu(cfg: StoreConfig, assoc: Association, record: Negotiation) -> None:
+    """Abort when the peer's maximum PDU length cannot carry a PDV (PS3.8 D.1, 9.3.5).
+
+    A P-DATA-TF needs 6 bytes of PDV header and an even fragment of at least 2 bytes.
+
+    Raises:
+        AssociationError: ``kind`` ``"protocol"``, not transient.
+    """
+    peer_max = int(assoc.acceptor.maximum_length or 0)
+    if peer_max == 0 or peer_max >= MIN_PEER_MAX_PDU:
+        return
+    assoc.abort()
+    msg = (
+        f"protocol error: the peer {cfg.peer} gave a maximum PDU length of {peer_max} bytes in its "
+        f"A-ASSOCIATE-AC, too small to carry any data (a PDU needs at least {MIN_PEER_MAX_PDU}); "
+        "the association was aborted - check the PACS's maximum PDU setting"
+    )
+    raise AssociationError(
+        msg,
+        remote_ae=cfg.remote_ae_title,
+        details={"negotiation": replace(record, outcome=msg).to_dict(), "kind": "protocol", "transient": False},
+    )
 
 
 def _close_leaked_socket(assoc: Association) -> None:
@@ -329,13 +379,23 @@ def _association_failure(
     watch: _Watch,
     record: Negotiation,
     tls_args: tuple[ssl.SSLContext, str | None] | None,
+    guard: GuardedSocket | None,
+    started: float,
 ) -> Exception:
+    """The error for an association that was not established, diagnosed within the timeout that failed.
+
+    A diagnosis (a TLS handshake, a TLS probe of a plain port) gets only what is left of
+    the connection or ACSE timeout plus :data:`~core.waiting.SLACK_S`; a timeout is never
+    diagnosed by waiting again.
+    """
     details: dict[str, Any] = {}
 
     def fail(kind: str, msg: str, transient: bool, cls: type[AssociationError | TlsConfigError] = AssociationError) -> Exception:
         details.update(negotiation=replace(record, outcome=msg).to_dict(), kind=kind, transient=transient)
         return cls(msg, remote_ae=cfg.remote_ae_title, details=details)
 
+    connected_at = guard.connected_at if guard is not None else None
+    problem = guard.problem if guard is not None else None
     if watch.reject is not None:
         rj = watch.reject
         # a received A-ASSOCIATE-RJ carries all three (PS3.8 9.3.4); pynetdicom types them optional
@@ -343,50 +403,74 @@ def _association_failure(
         msg, transient = explain_rejection(result, source, reason, cfg.remote_ae_title, cfg.local_ae_title)
         details.update(result=result, source=source, reason=reason)
         return fail("rejected", msg, transient)
-    if cfg.tls_enabled and watch.abort is None:
-        # pynetdicom swallows the SSL error; with TLS 1.3 a refused client certificate only
-        # shows once the A-ASSOCIATE-RQ is read. Ask the TLS layer what went wrong.
-        from . import tls
-
-        problem = tls.handshake_problem(cfg, cfg.connect_timeout, tls_args)
-        if problem:
-            return fail("tls", problem, False, TlsConfigError)
-    if not watch.connected:
-        msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
+    if problem is not None and problem.kind == "too-long":
+        return fail("protocol", f"{problem.message} (from {cfg.peer}); the association was aborted without reading it", False)
+    if connected_at is None and not watch.connected:
+        left = started + cfg.connect_timeout + SLACK_S / 2 - time.monotonic()
+        if cfg.tls_enabled:
+            problem_text = _tls_problem(cfg, tls_args, left)
+            if problem_text:
+                return fail("tls", problem_text, False, TlsConfigError)
+        elapsed = guard.connect_s if guard is not None else time.monotonic() - started
+        error = guard.connect_error if guard is not None else None
+        diagnosis = call_within(
+            left, lambda: explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout, error, elapsed)
+        )
+        msg, transient = diagnosis or (f"could not connect to {cfg.remote_host}:{cfg.remote_port} within {elapsed:.1f} s", True)
         return fail("connect", msg, transient)
+    waited = time.monotonic() - (connected_at or started)
+    if problem is not None and problem.kind == "timeout":
+        return fail(
+            "timeout",
+            f"no answer to the association request from {cfg.peer} within the ACSE timeout ({cfg.acse_timeout:g} s): "
+            f"{problem.message}",
+            True,
+        )
     if assoc.is_aborted and record.rejected and not record.accepted:
         return fail("no-context", _no_context_message(record), False)
     if watch.abort is not None:
         return fail("aborted", explain_abort(watch.abort.source, watch.abort.reason_diagnostic, "association negotiation"), True)
-    if not cfg.tls_enabled:
-        hint = _plain_to_tls_hint(cfg)
-        if hint:
-            return fail("tls", f"the peer {cfg.peer} closed the connection during association negotiation: {hint}", False)
-    elapsed = time.time() - (record.started or time.time())
-    if assoc.is_aborted and elapsed >= cfg.acse_timeout * 0.9:
+    if problem is None and waited >= cfg.acse_timeout:
         return fail(
             "timeout",
-            f"no answer to the association request from {cfg.peer} within the ACSE timeout ({cfg.acse_timeout:g} s)",
+            f"no answer to the association request from {cfg.peer} within the ACSE timeout ({cfg.acse_timeout:g} s): "
+            f"waited {waited:.1f} s",
             True,
         )
+    left = (connected_at or started) + cfg.acse_timeout + SLACK_S / 2 - time.monotonic()
+    if cfg.tls_enabled:
+        # pynetdicom swallows the SSL error; with TLS 1.3 a refused client certificate only
+        # shows once the A-ASSOCIATE-RQ is read. Ask the TLS layer what went wrong.
+        problem_text = _tls_problem(cfg, tls_args, left)
+        if problem_text:
+            return fail("tls", problem_text, False, TlsConfigError)
+    else:
+        hint = _plain_to_tls_hint(cfg, left)
+        if hint:
+            return fail("tls", f"the peer {cfg.peer} closed the connection during association negotiation: {hint}", False)
     if assoc.is_aborted:
         return fail(
             "aborted",
             f"the peer {cfg.peer} closed the connection or answered with data that is not DICOM "
-            f"after {elapsed:.1f} s: check that this port is the PACS's DICOM port (not a web or "
+            f"after {waited:.1f} s: check that this port is the PACS's DICOM port (not a web or "
             "other service) and that it accepts this calling AE title",
             True,
         )
     return fail("aborted", f"the peer {cfg.peer} closed the connection during association negotiation", True)
 
 
-def _plain_to_tls_hint(cfg: StoreConfig) -> str | None:
+def _tls_problem(cfg: StoreConfig, tls_args: tuple[ssl.SSLContext, str | None] | None, budget: float) -> str | None:
+    """What the TLS layer says went wrong, found within `budget` seconds (None: not TLS, or no time)."""
     from . import tls
 
-    try:
-        return tls.diagnose_plain_to_tls(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
-    except Exception:  # a diagnosis must never hide the original failure
-        return None
+    return call_within(budget, lambda: tls.handshake_problem(cfg, max(budget, 0.1), tls_args))
+
+
+def _plain_to_tls_hint(cfg: StoreConfig, budget: float) -> str | None:
+    """Whether the port speaks TLS, found within `budget` seconds (a diagnosis never hides the failure)."""
+    from . import tls
+
+    return call_within(budget, lambda: tls.diagnose_plain_to_tls(cfg.remote_host, cfg.remote_port, max(budget, 0.1)))
 
 
 def _no_context_message(record: Negotiation) -> str:
