@@ -208,6 +208,7 @@ class DirectChannel:
         self.closed = False
         self._msg_id = 0
         self._what = "the data set"  # what a write is sending, for the words of a failure
+        self._undelivered = (0, 0)  # request bytes unacknowledged when the peer spoke up: now, and before
         self._scatter = hasattr(self.sock, "sendmsg") and not isinstance(self.sock, ssl.SSLSocket)
 
     def next_message_id(self) -> int:
@@ -420,7 +421,7 @@ class DirectChannel:
             self.sock.settimeout(left)
             chunk = self.sock.recv(max(65536, n - len(self._rx)))
             if not chunk:
-                raise ChannelBrokenError(f"connection closed by peer after {self._what} was sent (no A-ABORT, no response)")
+                raise self._closed_by_peer(self._undelivered[0])
             self._rx += chunk
         out = bytes(self._rx[:n])
         del self._rx[:n]
@@ -439,6 +440,7 @@ class DirectChannel:
             ChannelBrokenError: nothing acknowledged for the network timeout (``after_send=False``).
         """
         last, since = -1, time.monotonic()
+        self._undelivered = (0, 0)
         while True:
             left = unsent_bytes(self.sock)
             if not left or left <= 0 or self._rx:
@@ -449,6 +451,7 @@ class DirectChannel:
                 self.dul._idle_timer.restart()
             elif now - since > self.network_timeout:
                 sent = self.bytes_sent - self._msg_start
+                self._drop()
                 raise ChannelBrokenError(
                     f"timeout while sending: peer stopped reading after ~{(sent - left) / 1024:.0f} KiB "
                     f"of ~{sent / 1024:.0f} KiB (network timeout {self.network_timeout:g} s)",
@@ -459,6 +462,9 @@ class DirectChannel:
             except (OSError, ValueError):
                 return
             if readable:
+                # unacknowledged bytes when the peer speaks up: if it is closing, they never reached it
+                # (an orderly close keeps the queue; a reset purges it, so keep the last count too)
+                self._undelivered = (unsent_bytes(self.sock) or 0, left)
                 return
 
     def _read_response(self, msg_id: int, command_field: int = 0x8001) -> StoreResponse:
@@ -513,7 +519,23 @@ class DirectChannel:
                 msg += ", and only part of a PDU had arrived"
             raise ChannelBrokenError(msg) from None
         except (ConnectionError, OSError) as exc:
+            if exc.errno in _CLOSED_ERRNOS:
+                raise self._closed_by_peer(self._undelivered[1]) from None
             raise ChannelBrokenError(f"the connection broke while waiting for the response ({exc})") from None
+
+    def _closed_by_peer(self, undelivered: int) -> ChannelBrokenError:
+        """The error for a connection the peer closed while we waited for its response.
+
+        Bytes of the request that its TCP never acknowledged cannot have reached it: then
+        it cannot have stored the instance (``after_send=False``); else the outcome is unknown.
+        """
+        if undelivered > 0:
+            return ChannelBrokenError(
+                f"connection closed by peer while sending {self._what} (no A-ABORT, no response): "
+                f"~{undelivered / 1024:.0f} KiB of it never reached the peer",
+                after_send=False,
+            )
+        return ChannelBrokenError(f"connection closed by peer after {self._what} was sent (no A-ABORT, no response)")
 
     def _pdvs(self, body: bytes) -> list[tuple[int, bytes]]:
         """The ``(message control header, fragment)`` of each PDV of a P-DATA-TF body (PS3.8 9.3.5.1).

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -27,7 +28,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, Association, build_context, evt
 from pynetdicom.events import EventHandlerType
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ
 from pynetdicom.presentation import PresentationContext
 
 from .config import StoreConfig
@@ -214,13 +215,95 @@ class _GuardedAE(AE):
         self.guard: GuardedSocket | None = None
 
     def _create_socket(self, assoc: Association, address: Any, tls_args: Any) -> GuardedSocket:
-        sock = GuardedSocket(assoc, address, self.cfg.max_pdu, self.cfg.acse_timeout, self.cfg.network_timeout)
+        sock = GuardedSocket(
+            assoc, address, self.cfg.max_pdu, self.cfg.acse_timeout, self.cfg.network_timeout, check=check_associate_ac
+        )
         sock.tls_args = tls_args
         self.guard = sock
         return sock
 
 
 _ACSE_BACKSTOP_S = 0.5
+
+
+def check_associate_ac(pdu_type: int, body: bytearray) -> str | None:
+    """What makes an A-ASSOCIATE-AC unusable, or None (PS3.8 9.3.3); other PDUs pass.
+
+    Lenient where the standard is, or where a peer's slip is harmless: a rejected context's
+    transfer syntax is not significant and may be absent (its item is then 4 bytes, PS3.8
+    9.3.3.2); the AE title fields are not checked; a UID's trailing NUL is pynetdicom's to
+    strip; trailing NULs in the Implementation Version Name become spaces here (in place,
+    pynetdicom refuses control characters). Refused, with the reason: items that overrun
+    the PDU, an accepted context that names no transfer syntax, and anything else
+    pynetdicom cannot decode.
+
+    Args:
+        pdu_type: the PDU type (0x02 is checked).
+        body: the PDU's variable field (after the 6-byte header); repaired in place.
+
+    Returns:
+        e.g. ``"the peer's A-ASSOCIATE-AC is malformed: accepted context 3 names no transfer syntax"``.
+    """
+    if pdu_type != 0x02:
+        return None
+    bad = "the peer's A-ASSOCIATE-AC is malformed: "
+    if len(body) < 68:
+        return bad + f"{len(body)} bytes, shorter than its fixed fields (68)"
+    pos = 68
+    while pos < len(body):
+        if pos + 4 > len(body):
+            return bad + f"an item header is cut off at byte {pos + 6}"
+        item_type, _, length = struct.unpack_from(">BBH", body, pos)
+        if pos + 4 + length > len(body):
+            return bad + f"item 0x{item_type:02X} of {length} bytes runs past the end of the PDU"
+        reason = None
+        if item_type == 0x21:
+            reason = _malformed_context(bytes(body[pos + 4 : pos + 4 + length]))
+        elif item_type == 0x50:
+            reason = _pad_version_name(body, pos + 4, pos + 4 + length)
+        if reason:
+            return bad + reason
+        pos += 4 + length
+    try:
+        A_ASSOCIATE_AC().decode(struct.pack(">BBI", 2, 0, len(body)) + bytes(body))
+    except Exception as exc:  # pynetdicom's own decoder has the last word
+        return bad + str(exc)
+    return None
+
+
+def _pad_version_name(body: bytearray, start: int, end: int) -> str | None:
+    """Turn trailing NULs of the Implementation Version Name sub-item (0x55) into spaces, in place."""
+    pos = start
+    while pos + 4 <= end:
+        sub_type, _, length = struct.unpack_from(">BBH", body, pos)
+        if pos + 4 + length > end:
+            return f"user information sub-item 0x{sub_type:02X} runs past the end of its item"
+        if sub_type == 0x55:
+            value = body[pos + 4 : pos + 4 + length]
+            stripped = value.rstrip(b"\0")
+            if len(stripped) < len(value):
+                LOGGER.info("The peer's Implementation Version Name is padded with NULs; read as spaces")
+                body[pos + 4 : pos + 4 + length] = stripped.ljust(length, b" ")
+        pos += 4 + length
+    return None
+
+
+def _malformed_context(item: bytes) -> str | None:
+    """What is wrong with a Presentation Context item of an A-ASSOCIATE-AC (PS3.8 9.3.3.2), or None."""
+    if len(item) < 4:
+        return f"a presentation context item of {len(item)} bytes (at least 4)"
+    cid, result = item[0], item[2]
+    if result != 0:
+        return None
+    pos = 4
+    while pos + 4 <= len(item):
+        sub_type, _, length = struct.unpack_from(">BBH", item, pos)
+        if pos + 4 + length > len(item):
+            return f"accepted context {cid}: a sub-item runs past the end of its item"
+        if sub_type == 0x40 and item[pos + 4 : pos + 4 + length].strip(b"\0 "):
+            return None
+        pos += 4 + length
+    return f"accepted context {cid} names no transfer syntax"
 
 
 def _make_ae(cfg: StoreConfig) -> _GuardedAE:
@@ -405,6 +488,8 @@ def _association_failure(
         return fail("rejected", msg, transient)
     if problem is not None and problem.kind == "too-long":
         return fail("protocol", f"{problem.message} (from {cfg.peer}); the association was aborted without reading it", False)
+    if problem is not None and problem.kind == "malformed":
+        return fail("protocol", f"{problem.message} (from {cfg.peer}); the association was aborted", False)
     if connected_at is None and not watch.connected:
         left = started + cfg.connect_timeout + SLACK_S / 2 - time.monotonic()
         if cfg.tls_enabled:

@@ -138,13 +138,13 @@ class WireProblem:
 
     Attributes:
         kind: ``"timeout"`` (a deadline passed), ``"too-long"`` (a PDU above :func:`pdu_limit`),
-            ``"closed"`` (the peer closed the connection) or ``"aborted"`` (we aborted while a
-            PDU was half read).
+            ``"malformed"`` (the check refused a PDU), ``"closed"`` (the peer closed the
+            connection) or ``"aborted"`` (we aborted while a PDU was half read).
         message: plain words, with the real elapsed time where it matters.
         during_negotiation: it happened before the A-ASSOCIATE-AC/RJ was complete.
     """
 
-    kind: Literal["timeout", "too-long", "closed", "aborted"]
+    kind: Literal["timeout", "too-long", "malformed", "closed", "aborted"]
     message: str
     during_negotiation: bool
 
@@ -165,6 +165,9 @@ class GuardedSocket(AssociationSocket):
         our_max_pdu: the Maximum Length Received we advertise, bytes (0: none), PS3.8 D.1.
         acse_timeout: seconds for the whole A-ASSOCIATE-AC/RJ, counted from the TCP connection.
         network_timeout: seconds for any other PDU, counted from its first byte.
+        check: ``check(pdu_type, body) -> reason or None``, called on every complete PDU before
+            pynetdicom decodes it; it may repair `body` (a ``bytearray``) in place without changing
+            its length; a reason aborts the association (A-ABORT, reason 6).
 
     Attributes:
         connected_at: ``time.monotonic()`` when the TCP (and TLS) connection was made, or None.
@@ -176,9 +179,16 @@ class GuardedSocket(AssociationSocket):
     """
 
     def __init__(
-        self, assoc: Association, address: AddressInformation, our_max_pdu: int, acse_timeout: float, network_timeout: float
+        self,
+        assoc: Association,
+        address: AddressInformation,
+        our_max_pdu: int,
+        acse_timeout: float,
+        network_timeout: float,
+        check: Callable[[int, bytearray], str | None] | None = None,
     ) -> None:
         super().__init__(assoc, address=address)
+        self.check = check
         self.our_max_pdu = our_max_pdu
         self.acse_timeout = acse_timeout
         self.network_timeout = network_timeout
@@ -275,7 +285,12 @@ class GuardedSocket(AssociationSocket):
             self.negotiation_bytes += len(data)
         if why:
             self._stop(why, len(data), (pdu_type, length), started)
-        elif pdu_type in (0x02, 0x03):
+            return data
+        reason = self.check(pdu_type, data) if self.check else None
+        if reason:
+            self._fail("malformed", reason, reason=6)
+            return bytearray()
+        if pdu_type in (0x02, 0x03):
             self.answered = True
         return data
 
@@ -345,7 +360,7 @@ class GuardedSocket(AssociationSocket):
         else:
             self.problem = WireProblem("closed", "the peer closed the connection", negotiating)
 
-    def _fail(self, kind: Literal["timeout", "too-long"], message: str, reason: int = 0) -> None:
+    def _fail(self, kind: Literal["timeout", "too-long", "malformed"], message: str, reason: int = 0) -> None:
         self.problem = WireProblem(kind, message, self.negotiation_deadline is not None)
         LOGGER.warning("Aborting the association: %s", message)
         self._send_abort_and_close(source=2, reason=reason)

@@ -498,10 +498,14 @@ class RawSCP:
             `huge_length` bytes and stream zeros), ``"close"`` (close at once).
         ac: ``ac(AssociateRQ) -> bytes``: the A-ASSOCIATE-AC to send (default :func:`build_associate_ac`).
         respond: ``respond(Message) -> act`` where act is a status int, ``("late", seconds, status)``,
-            ``"silent"``, ``"close"`` or ``"huge"`` (a C-STORE-RSP PDU announced as `huge_length` bytes,
-            then zeros); default 0x0000.
+            ``("drip", seconds, status)`` (the response PDU one byte every `seconds`), ``"silent"``,
+            ``"close"`` or ``"huge"`` (a response PDU announced as `huge_length` bytes, then zeros);
+            default 0x0000. C-ECHO requests go through it too.
         close_on_mixed: close the connection (no A-ABORT, no response) when one P-DATA-TF carries PDVs of
             both the command and the data set, or of two messages (c29).
+        close_after_bytes: close the connection (no A-ABORT, no response) once a message's data set has
+            reached this many bytes (a peer that drops the connection in the middle of a message).
+        rcvbuf: SO_RCVBUF of the listening socket, bytes (small: the sender is still writing when it closes).
         drip_s: seconds between bytes with ``on_associate="drip"``.
         huge_length: the announced PDU length of ``"huge"``.
         huge_cap: bytes of zeros streamed at most.
@@ -511,6 +515,8 @@ class RawSCP:
         messages: every complete request.
         streamed: bytes of zeros sent by ``"huge"``.
         closed_mixed: how many connections were closed for a mixed PDU.
+        closed_mid_message: how many connections were closed by `close_after_bytes`.
+        aborts: A-ABORT PDUs received after the A-ASSOCIATE-AC.
         connections: TCP connections accepted.
     """
 
@@ -522,6 +528,8 @@ class RawSCP:
         ac: Callable[[AssociateRQ], bytes] | None = None,
         respond: Callable[[Message], Any] | None = None,
         close_on_mixed: bool = False,
+        close_after_bytes: int | None = None,
+        rcvbuf: int | None = None,
         drip_s: float = 2.0,
         huge_length: int = 0xFFFFFFF0,
         huge_cap: int = 3 * 1024**3,
@@ -533,6 +541,7 @@ class RawSCP:
         self.ac = ac
         self.respond = respond or (lambda msg: 0x0000)
         self.close_on_mixed = close_on_mixed
+        self.close_after_bytes = close_after_bytes
         self.drip_s = drip_s
         self.huge_length = huge_length
         self.huge_cap = huge_cap
@@ -540,11 +549,15 @@ class RawSCP:
         self.messages: list[Message] = []
         self.streamed = 0
         self.closed_mixed = 0
+        self.closed_mid_message = 0
+        self.aborts = 0
         self.connections = 0
         self.stop = threading.Event()
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self.srv = socket.socket()
+        if rcvbuf:
+            self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.srv.bind(("127.0.0.1", 0))
         self.srv.listen(8)
         self.port: int = self.srv.getsockname()[1]
@@ -555,6 +568,9 @@ class RawSCP:
             try:
                 conn, _ = self.srv.accept()
             except OSError:
+                return
+            if self.stop.is_set():
+                conn.close()
                 return
             with self._lock:
                 self.connections += 1
@@ -623,6 +639,8 @@ class RawSCP:
             if pdu_type == 0x05:  # A-RELEASE-RQ
                 conn.sendall(_pdu(0x06, bytes(4)))
                 return
+            if pdu_type == 0x07:
+                self.aborts += 1
             if pdu_type != 0x04:
                 return
             pdvs: list[tuple[int, int, bytes]] = []
@@ -639,6 +657,10 @@ class RawSCP:
                 return
             for cid, header, data in pdvs:
                 (command if header & 1 else dataset).extend(data)
+                if self.close_after_bytes is not None and len(dataset) >= self.close_after_bytes:
+                    self.closed_mid_message += 1
+                    conn.close()
+                    return
                 last_command = header & 3 == 3 and not self._has_dataset(command)
                 if last_command or header & 3 == 2:
                     self._finish(conn, cid, number, command, dataset)
@@ -666,11 +688,20 @@ class RawSCP:
             if self.stop.wait(act[1]):
                 return
             act = act[2]
+        if isinstance(act, tuple) and act[0] == "drip":
+            pdu = pdata_pdu(cid, 0x03, encode_response(msg.command, int(act[2])))
+            for i in range(len(pdu)):
+                if self.stop.wait(act[1]):
+                    return
+                conn.sendall(pdu[i : i + 1])
+            return
         conn.sendall(pdata_pdu(cid, 0x03, encode_response(msg.command, int(act))))
 
     def close(self) -> None:
         """Stop serving and close every connection."""
         self.stop.set()
+        with contextlib.suppress(OSError):
+            self.srv.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (a plain close would not)
         self.srv.close()
         with self._lock:
             for c in self._conns:
