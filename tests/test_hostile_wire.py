@@ -380,3 +380,13 @@ def test_an_associate_ac_pynetdicom_cannot_decode_is_refused_with_its_reason():
         _, exc, _ = timed(echo, config(peer.port))
     assert isinstance(exc, AssociationError) and exc.details["kind"] == "protocol"
     assert "A-ASSOCIATE-AC is malformed: Invalid 'Implementation Version Name'" in exc.message
+
+
+@pytest.mark.parametrize("on_release", ["silent", "drip"])
+def test_a_release_the_peer_never_completes_is_bounded_by_the_acse_timeout(small, on_release, capfd):
+    """pynetdicom aborts after the ACSE timeout; a half-read A-RELEASE-RP does not hold that A-ABORT up."""
+    with RawSCP(on_release=on_release, drip_s=0.5) as peer:
+        result, exc, took = timed(send, peer.port, small[:1], acse_timeout=2, network_timeout=30)
+    assert exc is None and result.outcomes[0].status == "success"
+    _assert_within(took, 2)
+    assert "Exception in thread" not in capfd.readouterr().err, "pynetdicom's DUL thread died"

@@ -506,6 +506,8 @@ class RawSCP:
         close_after_bytes: close the connection (no A-ABORT, no response) once a message's data set has
             reached this many bytes (a peer that drops the connection in the middle of a message).
         rcvbuf: SO_RCVBUF of the listening socket, bytes (small: the sender is still writing when it closes).
+        on_release: ``"reply"`` (A-RELEASE-RP), ``"silent"`` (never answer) or ``"drip"`` (the A-RELEASE-RP
+            one byte every `drip_s` seconds).
         drip_s: seconds between bytes with ``on_associate="drip"``.
         huge_length: the announced PDU length of ``"huge"``.
         huge_cap: bytes of zeros streamed at most.
@@ -530,6 +532,7 @@ class RawSCP:
         close_on_mixed: bool = False,
         close_after_bytes: int | None = None,
         rcvbuf: int | None = None,
+        on_release: str = "reply",
         drip_s: float = 2.0,
         huge_length: int = 0xFFFFFFF0,
         huge_cap: int = 3 * 1024**3,
@@ -542,6 +545,7 @@ class RawSCP:
         self.respond = respond or (lambda msg: 0x0000)
         self.close_on_mixed = close_on_mixed
         self.close_after_bytes = close_after_bytes
+        self.on_release = on_release
         self.drip_s = drip_s
         self.huge_length = huge_length
         self.huge_cap = huge_cap
@@ -637,7 +641,7 @@ class RawSCP:
         while not self.stop.is_set():
             pdu_type, body = self._read_pdu(conn)
             if pdu_type == 0x05:  # A-RELEASE-RQ
-                conn.sendall(_pdu(0x06, bytes(4)))
+                self._release(conn)
                 return
             if pdu_type == 0x07:
                 self.aborts += 1
@@ -665,6 +669,18 @@ class RawSCP:
                 if last_command or header & 3 == 2:
                     self._finish(conn, cid, number, command, dataset)
                     command, dataset = bytearray(), bytearray()
+
+    def _release(self, conn: socket.socket) -> None:
+        rp = _pdu(0x06, bytes(4))
+        if self.on_release == "silent":
+            self.stop.wait()
+        elif self.on_release == "drip":
+            for i in range(len(rp)):
+                if self.stop.wait(self.drip_s):
+                    return
+                conn.sendall(rp[i : i + 1])
+        else:
+            conn.sendall(rp)
 
     @staticmethod
     def _has_dataset(command: bytes | bytearray) -> bool:
