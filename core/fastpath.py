@@ -485,7 +485,7 @@ class DirectChannel:
                 pdu_type, _, length = _PDU_HDR.unpack(self._recv_exact(6, deadline))
                 in_pdu = True
                 if pdu_type not in range(0x01, 0x08):
-                    raise self._protocol_error(f"protocol error: {pdu_name(pdu_type)} instead of a {name} response")
+                    raise self._protocol_error(f"protocol error: a {pdu_name(pdu_type)} instead of a {name} response")
                 if length > pdu_limit(pdu_type, self.our_max_pdu):
                     raise self._protocol_error(too_long_message(pdu_type, length, self.our_max_pdu))
                 body = self._recv_exact(length, deadline)

@@ -306,10 +306,6 @@ def _malformed_context(item: bytes) -> str | None:
     return f"accepted context {cid} names no transfer syntax"
 
 
-def _make_ae(cfg: StoreConfig) -> _GuardedAE:
-    return _GuardedAE(cfg)
-
-
 def tls_args_for(cfg: StoreConfig) -> tuple[ssl.SSLContext, str | None] | None:
     """Build ``(ssl_context, server_hostname)`` for pynetdicom when TLS is enabled, else None.
 
@@ -363,7 +359,7 @@ def open_association(
     """
     if len(contexts) > MAX_CONTEXTS:
         raise ValueError(f"{len(contexts)} presentation contexts requested; at most {MAX_CONTEXTS} fit")
-    ae = _make_ae(cfg)
+    ae = _GuardedAE(cfg)
     requested = [build_context(a, [t]) for a, t in contexts]
     record = Negotiation(
         strategy,
