@@ -208,7 +208,7 @@ class DirectChannel:
         self.closed = False
         self._msg_id = 0
         self._what = "the data set"  # what a write is sending, for the words of a failure
-        self._undelivered = (0, 0)  # request bytes unacknowledged when the peer spoke up: now, and before
+        self._unacked = 0  # request bytes unacknowledged when the peer spoke up (see _closed_by_peer)
         self._scatter = hasattr(self.sock, "sendmsg") and not isinstance(self.sock, ssl.SSLSocket)
 
     def next_message_id(self) -> int:
@@ -421,7 +421,7 @@ class DirectChannel:
             self.sock.settimeout(left)
             chunk = self.sock.recv(max(65536, n - len(self._rx)))
             if not chunk:
-                raise self._closed_by_peer(self._undelivered[0])
+                raise self._closed_by_peer(unsent_bytes(self.sock) or 0)  # an orderly close keeps the queue
             self._rx += chunk
         out = bytes(self._rx[:n])
         del self._rx[:n]
@@ -440,7 +440,7 @@ class DirectChannel:
             ChannelBrokenError: nothing acknowledged for the network timeout (``after_send=False``).
         """
         last, since = -1, time.monotonic()
-        self._undelivered = (0, 0)
+        self._unacked = 0
         while True:
             left = unsent_bytes(self.sock)
             if not left or left <= 0 or self._rx:
@@ -462,9 +462,7 @@ class DirectChannel:
             except (OSError, ValueError):
                 return
             if readable:
-                # unacknowledged bytes when the peer speaks up: if it is closing, they never reached it
-                # (an orderly close keeps the queue; a reset purges it, so keep the last count too)
-                self._undelivered = (unsent_bytes(self.sock) or 0, left)
+                self._unacked = left  # a reset purges the queue: keep the last count for _closed_by_peer
                 return
 
     def _read_response(self, msg_id: int, command_field: int = 0x8001) -> StoreResponse:
@@ -495,10 +493,13 @@ class DirectChannel:
                     raise ChannelBrokenError("A-ABORT", abort_source=body[2], abort_reason=body[3])
                 if pdu_type != 0x04:
                     raise ChannelBrokenError(f"unexpected {pdu_name(pdu_type)} instead of a {name} response")
-                for mch, fragment in self._pdvs(body):
+                pos = 0
+                while pos < length:
+                    item_len, mch = self._pdv_at(body, pos)
+                    pos += 4 + item_len
                     if not mch & 0x01:
                         continue  # a data set fragment: no response of ours has one
-                    command += fragment
+                    command += body[pos - item_len + 2 : pos]
                     if len(command) > _MAX_COMMAND:
                         raise self._protocol_error(f"protocol error: a response command set longer than {_MAX_COMMAND} bytes")
                     if mch & 0x02:
@@ -520,7 +521,7 @@ class DirectChannel:
             raise ChannelBrokenError(msg) from None
         except (ConnectionError, OSError) as exc:
             if exc.errno in _CLOSED_ERRNOS:
-                raise self._closed_by_peer(self._undelivered[1]) from None
+                raise self._closed_by_peer(self._unacked) from None
             raise ChannelBrokenError(f"the connection broke while waiting for the response ({exc})") from None
 
     def _closed_by_peer(self, undelivered: int) -> ChannelBrokenError:
@@ -537,23 +538,18 @@ class DirectChannel:
             )
         return ChannelBrokenError(f"connection closed by peer after {self._what} was sent (no A-ABORT, no response)")
 
-    def _pdvs(self, body: bytes) -> list[tuple[int, bytes]]:
-        """The ``(message control header, fragment)`` of each PDV of a P-DATA-TF body (PS3.8 9.3.5.1).
+    def _pdv_at(self, body: bytes, pos: int) -> tuple[int, int]:
+        """The item length and message control header of the PDV at `pos` of a P-DATA-TF body (PS3.8 9.3.5.1).
 
         Raises:
-            ChannelBrokenError: a PDV item whose length does not fit the PDU.
+            ChannelBrokenError: the PDV does not fit the PDU.
         """
-        out = []
-        pos = 0
-        while pos < len(body):
-            if pos + 6 > len(body):
-                raise self._protocol_error("protocol error: a P-DATA-TF ends inside a PDV header")
-            (item_len,) = struct.unpack_from(">I", body, pos)
-            if item_len < 2 or pos + 4 + item_len > len(body):
-                raise self._protocol_error(f"protocol error: a PDV of {item_len} bytes in a P-DATA-TF of {len(body)}")
-            out.append((body[pos + 5], body[pos + 6 : pos + 4 + item_len]))
-            pos += 4 + item_len
-        return out
+        if pos + 6 > len(body):
+            raise self._protocol_error("protocol error: a P-DATA-TF ends inside a PDV header")
+        (item_len,) = struct.unpack_from(">I", body, pos)
+        if item_len < 2 or pos + 4 + item_len > len(body):
+            raise self._protocol_error(f"protocol error: a PDV of {item_len} bytes in a P-DATA-TF of {len(body)}")
+        return item_len, body[pos + 5]
 
     def _protocol_error(self, message: str) -> ChannelBrokenError:
         """Abort at once (nothing more is read) and return the error to raise."""
