@@ -221,43 +221,66 @@ def explain_abort(source: int | None, reason: int | None, during: str) -> str:
     return f"association aborted by {who} during {during} (A-ABORT, {why})"
 
 
-def explain_connect_error(host: str, port: int, timeout: float) -> tuple[str, bool]:
+def explain_connect_error(
+    host: str, port: int, timeout: float, error: OSError | None = None, elapsed: float | None = None
+) -> tuple[str, bool]:
     """Find out why a TCP connection to host:port fails, in plain words.
 
-    Performs one DNS lookup and one connection attempt.
+    Args:
+        host: the peer's host name or address.
+        port: the peer's TCP port.
+        timeout: the connection timeout that applied, seconds (named in the message).
+        error: the failed attempt's own error when known; then nothing is tried again.
+        elapsed: seconds the failed attempt took; at the connection timeout it is a timeout,
+            and nothing is tried again (a second attempt would double the wait).
+
+    Without `error` or a timed-out `elapsed`, performs one DNS lookup and one connection
+    attempt of at most `timeout` seconds (a refusal or an unreachable host answers at once).
 
     Returns:
         ``(message, transient)``.
     """
     where = f"{host}:{port}"
+    if error is None and elapsed is not None and elapsed >= timeout * 0.95:
+        error = TimeoutError(errno.ETIMEDOUT, "timed out")
+    if error is None:
+        error = _connect_once(host, port, timeout)
+    if error is None:
+        return f"connected to {where} but the DICOM association could not start (the peer closed the connection)", True
+    if isinstance(error, socket.gaierror):
+        return (
+            f"could not connect to {where}: the host name '{host}' could not be resolved (DNS: {error.strerror}) "
+            "- check the host name in the profile"
+        ), False
+    if isinstance(error, TimeoutError) or error.errno == errno.ETIMEDOUT:
+        waited = f"; waited {elapsed:.1f} s" if elapsed is not None else ""
+        return (
+            f"could not connect to {where}: no answer within {timeout:g} s (connection timeout{waited}) - "
+            "a firewall may drop the packets, or the host is down"
+        ), True
+    if error.errno == errno.ECONNREFUSED:
+        return (
+            f"could not connect to {where}: connection refused - nothing listens on port {port}; "
+            "check the port and that the PACS is running"
+        ), True
+    if error.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+        return f"could not connect to {where}: host unreachable - check the network and the address", True
+    return f"could not connect to {where}: {error.strerror or error}", True
+
+
+def _connect_once(host: str, port: int, timeout: float) -> OSError | None:
+    """One DNS lookup and one connection attempt per address; the last error, or None if one connected."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        return (
-            f"could not connect to {where}: the host name '{host}' could not be resolved (DNS: {exc.strerror}) "
-            "- check the host name in the profile"
-        ), False
+        return exc
     last: OSError | None = None
     for family, stype, proto, _canon, addr in infos:
         with socket.socket(family, stype, proto) as s:
             s.settimeout(timeout)
             try:
                 s.connect(addr)
-                return (f"connected to {where} but the DICOM association could not start (the peer closed the connection)"), True
-            except TimeoutError as exc:
-                last = exc
+                return None
             except OSError as exc:
                 last = exc
-    if isinstance(last, TimeoutError) or (last is not None and last.errno == errno.ETIMEDOUT):
-        return (
-            f"could not connect to {where}: no answer within {timeout:g} s (connection timeout) - "
-            "a firewall may drop the packets, or the host is down"
-        ), True
-    if last is not None and last.errno == errno.ECONNREFUSED:
-        return (
-            f"could not connect to {where}: connection refused - nothing listens on port {port}; "
-            "check the port and that the PACS is running"
-        ), True
-    if last is not None and last.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-        return f"could not connect to {where}: host unreachable - check the network and the address", True
-    return f"could not connect to {where}: {last}", True
+    return last

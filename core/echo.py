@@ -1,4 +1,9 @@
-"""C-ECHO (Verification, PS3.4 Annex A; PS3.7 9.3.5) with timing and negotiation details."""
+"""C-ECHO (Verification, PS3.4 Annex A; PS3.7 9.3.5) with timing and negotiation details.
+
+The C-ECHO goes over the same :class:`~core.fastpath.DirectChannel` as a C-STORE, so its
+response is bounded as one: the DIMSE timeout counts the whole response, not the gaps
+between its bytes, and a response PDU above our maximum ends the association at once.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ import time
 from typing import Any
 
 from .config import StoreConfig
-from .diagnostics import explain_status
+from .diagnostics import explain_abort, explain_status
 from .errors import DimseCommandError
+from .fastpath import ChannelBrokenError, DirectChannel, StoreResponse
 from .negotiation import VERIFICATION_SOP_CLASS, open_association
 
 __all__ = ["echo"]
@@ -36,21 +42,21 @@ def echo(config: dict[str, Any] | StoreConfig) -> dict[str, Any]:
         cfg, [(VERIFICATION_SOP_CLASS, "1.2.840.10008.1.2"), (VERIFICATION_SOP_CLASS, "1.2.840.10008.1.2.1")], "verification"
     )
     t1 = time.perf_counter()
-    try:
-        rsp = assoc.send_c_echo()
-        t2 = time.perf_counter()
-        if not rsp or "Status" not in rsp:
-            raise DimseCommandError(
-                f"no C-ECHO response from {cfg.peer} within the DIMSE timeout ({cfg.dimse_timeout:g} s) or the "
-                "association was aborted",
-                remote_ae=cfg.remote_ae_title,
-                details={"negotiation": record.to_dict()},
-            )
-        tls = _tls_info(assoc)
-    finally:
-        if assoc.is_established:
+    rsp, broken = _echo_on(assoc)
+    t2 = time.perf_counter()
+    tls = _tls_info(assoc) if broken is None else None
+    if assoc.is_established:
+        if broken is None:
             assoc.release()
-    code = int(rsp.Status)
+        else:
+            assoc.abort()
+    if rsp is None:
+        raise DimseCommandError(
+            str(broken),
+            remote_ae=cfg.remote_ae_title,
+            details={"negotiation": record.to_dict()},
+        )
+    code = rsp.Status if rsp.Status is not None else 0xFFFF  # a response without a status is never returned
     expl = explain_status(code)
     out = {
         "status_code": code,
@@ -63,6 +69,20 @@ def echo(config: dict[str, Any] | StoreConfig) -> dict[str, Any]:
     if tls:
         out["tls"] = tls
     return out
+
+
+def _echo_on(assoc: Any) -> tuple[StoreResponse | None, str | None]:
+    """Send the C-ECHO-RQ on the established `assoc`; ``(response, None)`` or ``(None, what went wrong)``."""
+    cx_id = next(cx.context_id for cx in assoc.accepted_contexts if str(cx.abstract_syntax) == VERIFICATION_SOP_CLASS)
+    channel = DirectChannel(assoc, assoc.dimse_timeout, assoc.network_timeout)
+    try:
+        return channel.echo(cx_id, channel.next_message_id()), None
+    except ChannelBrokenError as exc:
+        if exc.abort_source is not None:
+            return None, explain_abort(exc.abort_source, exc.abort_reason, "the C-ECHO")
+        return None, exc.message
+    finally:
+        channel.close()
 
 
 def _tls_info(assoc: Any) -> dict[str, Any] | None:

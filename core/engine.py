@@ -575,8 +575,8 @@ class SendJob:
         accepted = [syntax_label(str(a.transfer_syntax)) for a in record.accepted if a.abstract_syntax == sop]
         rejected = {r.reason or "" for r in record.rejected if r.abstract_syntax == sop}
         if not accepted:
-            why = "; ".join(sorted(r for r in rejected if r)) or "rejected"
-            return f"not sent: no presentation context accepted for {name} (proposed {', '.join(proposed)}; peer answered: {why})"
+            why = "; ".join(sorted(r for r in rejected if r)) or "no reason given"
+            return f"not sent: peer rejected {name} ({why}; proposed {', '.join(proposed)})"
         return (
             f"not sent: the peer accepts {name} only as {', '.join(accepted)} and the file "
             f"({syntax_label(it.inst.transfer_syntax)}) cannot be converted to it"

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -27,16 +28,17 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, Association, build_context, evt
 from pynetdicom.events import EventHandlerType
-from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_RJ
+from pynetdicom.pdu import A_ABORT_RQ, A_ASSOCIATE_AC, A_ASSOCIATE_RJ
 from pynetdicom.presentation import PresentationContext
 
 from .config import StoreConfig
 from .convert import conversion_plan
 from .diagnostics import CONTEXT_RESULT_REASONS, explain_abort, explain_connect_error, explain_rejection
 from .errors import AssociationError, TlsConfigError
+from .fastpath import MIN_PEER_MAX_PDU
 from .outcomes import ContextRecord, Negotiation
 from .strategies import strategy_syntaxes
-from .waiting import bound_writes
+from .waiting import SLACK_S, GuardedSocket, bound_writes, call_within
 
 LOGGER = logging.getLogger(__name__)
 
@@ -194,14 +196,114 @@ def _guard_reactor(assoc: Association) -> None:
         LOGGER.debug("association reactor did not poll within 2 s")
 
 
-def _make_ae(cfg: StoreConfig) -> AE:
-    ae = AE(ae_title=cfg.local_ae_title)
-    ae.acse_timeout = cfg.acse_timeout
-    ae.dimse_timeout = cfg.dimse_timeout
-    ae.network_timeout = cfg.network_timeout
-    ae.connection_timeout = cfg.connect_timeout
-    ae.maximum_pdu_size = cfg.max_pdu
-    return ae
+class _GuardedAE(AE):
+    """An AE whose associations read through a :class:`~core.waiting.GuardedSocket`.
+
+    The socket bounds the A-ASSOCIATE-AC by the ACSE timeout and every PDU by its size;
+    pynetdicom's own ACSE wait is set :data:`_ACSE_BACKSTOP_S` later, as a backstop only
+    (when both fire at once pynetdicom queues an A-ABORT its idle state machine rejects).
+    """
+
+    def __init__(self, cfg: StoreConfig) -> None:
+        super().__init__(ae_title=cfg.local_ae_title)
+        self.cfg = cfg
+        self.acse_timeout = cfg.acse_timeout + _ACSE_BACKSTOP_S
+        self.dimse_timeout = cfg.dimse_timeout
+        self.network_timeout = cfg.network_timeout
+        self.connection_timeout = cfg.connect_timeout
+        self.maximum_pdu_size = cfg.max_pdu
+        self.guard: GuardedSocket | None = None
+
+    def _create_socket(self, assoc: Association, address: Any, tls_args: Any) -> GuardedSocket:
+        sock = GuardedSocket(
+            assoc, address, self.cfg.max_pdu, self.cfg.acse_timeout, self.cfg.network_timeout, check=check_associate_ac
+        )
+        sock.tls_args = tls_args
+        self.guard = sock
+        return sock
+
+
+_ACSE_BACKSTOP_S = 0.5
+
+
+def check_associate_ac(pdu_type: int, body: bytearray) -> str | None:
+    """What makes an A-ASSOCIATE-AC unusable, or None (PS3.8 9.3.3); other PDUs pass.
+
+    Lenient where the standard is, or where a peer's slip is harmless: a rejected context's
+    transfer syntax is not significant and may be absent (its item is then 4 bytes, PS3.8
+    9.3.3.2); the AE title fields are not checked; a UID's trailing NUL is pynetdicom's to
+    strip; trailing NULs in the Implementation Version Name become spaces here (in place,
+    pynetdicom refuses control characters). Refused, with the reason: items that overrun
+    the PDU, an accepted context that names no transfer syntax, and anything else
+    pynetdicom cannot decode.
+
+    Args:
+        pdu_type: the PDU type (0x02 is checked).
+        body: the PDU's variable field (after the 6-byte header); repaired in place.
+
+    Returns:
+        e.g. ``"the peer's A-ASSOCIATE-AC is malformed: accepted context 3 names no transfer syntax"``.
+    """
+    if pdu_type != 0x02:
+        return None
+    bad = "the peer's A-ASSOCIATE-AC is malformed: "
+    if len(body) < 68:
+        return bad + f"{len(body)} bytes, shorter than its fixed fields (68)"
+    pos = 68
+    while pos < len(body):
+        if pos + 4 > len(body):
+            return bad + f"an item header is cut off at byte {pos + 6}"
+        item_type, _, length = struct.unpack_from(">BBH", body, pos)
+        if pos + 4 + length > len(body):
+            return bad + f"item 0x{item_type:02X} of {length} bytes runs past the end of the PDU"
+        reason = None
+        if item_type == 0x21:
+            reason = _malformed_context(bytes(body[pos + 4 : pos + 4 + length]))
+        elif item_type == 0x50:
+            reason = _pad_version_name(body, pos + 4, pos + 4 + length)
+        if reason:
+            return bad + reason
+        pos += 4 + length
+    try:
+        A_ASSOCIATE_AC().decode(struct.pack(">BBI", 2, 0, len(body)) + bytes(body))
+    except Exception as exc:  # pynetdicom's own decoder has the last word
+        return bad + str(exc)
+    return None
+
+
+def _pad_version_name(body: bytearray, start: int, end: int) -> str | None:
+    """Turn trailing NULs of the Implementation Version Name sub-item (0x55) into spaces, in place."""
+    pos = start
+    while pos + 4 <= end:
+        sub_type, _, length = struct.unpack_from(">BBH", body, pos)
+        if pos + 4 + length > end:
+            return f"user information sub-item 0x{sub_type:02X} runs past the end of its item"
+        if sub_type == 0x55:
+            value = body[pos + 4 : pos + 4 + length]
+            stripped = value.rstrip(b"\0")
+            if len(stripped) < len(value):
+                LOGGER.info("The peer's Implementation Version Name is padded with NULs; read as spaces")
+                body[pos + 4 : pos + 4 + length] = stripped.ljust(length, b" ")
+        pos += 4 + length
+    return None
+
+
+def _malformed_context(item: bytes) -> str | None:
+    """What is wrong with a Presentation Context item of an A-ASSOCIATE-AC (PS3.8 9.3.3.2), or None."""
+    if len(item) < 4:
+        return f"a presentation context item of {len(item)} bytes (at least 4)"
+    cid, result = item[0], item[2]
+    if result != 0:
+        return None
+    pos = 4
+    while pos + 4 <= len(item):
+        sub_type, _, length = struct.unpack_from(">BBH", item, pos)
+        if pos + 4 + length > len(item):
+            return f"accepted context {cid}: a sub-item runs past the end of its item"
+        if sub_type == 0x40 and item[pos + 4 : pos + 4 + length].strip(b"\0 "):
+            return None
+        pos += 4 + length
+    return f"accepted context {cid} names no transfer syntax"
 
 
 def tls_args_for(cfg: StoreConfig) -> tuple[ssl.SSLContext, str | None] | None:
@@ -257,7 +359,7 @@ def open_association(
     """
     if len(contexts) > MAX_CONTEXTS:
         raise ValueError(f"{len(contexts)} presentation contexts requested; at most {MAX_CONTEXTS} fit")
-    ae = _make_ae(cfg)
+    ae = _GuardedAE(cfg)
     requested = [build_context(a, [t]) for a, t in contexts]
     record = Negotiation(
         strategy,
@@ -271,6 +373,7 @@ def open_association(
     watch = _Watch()
     handlers: list[EventHandlerType] = [(evt.EVT_PDU_RECV, watch.on_pdu), (evt.EVT_CONN_OPEN, watch.on_open)]
     LOGGER.info("Requesting association with %s (%d contexts, strategy %s)", cfg.peer, len(requested), strategy or "-")
+    started = time.monotonic()
     try:
         assoc = ae.associate(
             cfg.remote_host,
@@ -281,8 +384,8 @@ def open_association(
             evt_handlers=handlers,
             tls_args=pynetdicom_tls_args(tls_args),
         )
-    except OSError:  # pynetdicom resolves the address itself, before connecting
-        msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
+    except OSError as exc:  # pynetdicom resolves the address itself, before connecting
+        msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout, error=exc)
         raise AssociationError(
             msg,
             remote_ae=cfg.remote_ae_title,
@@ -294,7 +397,7 @@ def open_association(
         rejected=tuple(_cx_record(cx, contexts) for cx in assoc.rejected_contexts),
     )
     if assoc.is_established:
-        _guard_reactor(assoc)
+        assoc.acse_timeout = cfg.acse_timeout  # the release waits the configured time
         acc = assoc.acceptor
         record = replace(
             record,
@@ -303,6 +406,8 @@ def open_association(
             peer_implementation_version_name=str(acc.implementation_version_name or ""),
             our_max_pdu=cfg.max_pdu,
         )
+        _refuse_unworkable_max_pdu(cfg, assoc, record)
+        _guard_reactor(assoc)
         LOGGER.info(
             "Association accepted by %s: %d of %d contexts, peer max PDU %s",
             cfg.peer,
@@ -312,7 +417,31 @@ def open_association(
         )
         return assoc, record
     _close_leaked_socket(assoc)
-    raise _association_failure(cfg, assoc, watch, record, tls_args)
+    raise _association_failure(cfg, assoc, watch, record, tls_args, ae.guard, started)
+
+
+def _refuse_unworkable_max_pdu(cfg: StoreConfig, assoc: Association, record: Negotiation) -> None:
+    """Abort when the peer's maximum PDU length cannot carry a PDV (PS3.8 D.1, 9.3.5).
+
+    A P-DATA-TF needs 6 bytes of PDV header and an even fragment of at least 2 bytes.
+
+    Raises:
+        AssociationError: ``kind`` ``"protocol"``, not transient.
+    """
+    peer_max = int(assoc.acceptor.maximum_length or 0)
+    if peer_max == 0 or peer_max >= MIN_PEER_MAX_PDU:
+        return
+    assoc.abort()
+    msg = (
+        f"protocol error: the peer {cfg.peer} gave a maximum PDU length of {peer_max} bytes in its "
+        f"A-ASSOCIATE-AC, too small to carry any data (a PDU needs at least {MIN_PEER_MAX_PDU}); "
+        "the association was aborted - check the PACS's maximum PDU setting"
+    )
+    raise AssociationError(
+        msg,
+        remote_ae=cfg.remote_ae_title,
+        details={"negotiation": replace(record, outcome=msg).to_dict(), "kind": "protocol", "transient": False},
+    )
 
 
 def _close_leaked_socket(assoc: Association) -> None:
@@ -329,13 +458,23 @@ def _association_failure(
     watch: _Watch,
     record: Negotiation,
     tls_args: tuple[ssl.SSLContext, str | None] | None,
+    guard: GuardedSocket | None,
+    started: float,
 ) -> Exception:
+    """The error for an association that was not established, diagnosed within the timeout that failed.
+
+    A diagnosis (a TLS handshake, a TLS probe of a plain port) gets only what is left of
+    the connection or ACSE timeout plus :data:`~core.waiting.SLACK_S`; a timeout is never
+    diagnosed by waiting again.
+    """
     details: dict[str, Any] = {}
 
     def fail(kind: str, msg: str, transient: bool, cls: type[AssociationError | TlsConfigError] = AssociationError) -> Exception:
         details.update(negotiation=replace(record, outcome=msg).to_dict(), kind=kind, transient=transient)
         return cls(msg, remote_ae=cfg.remote_ae_title, details=details)
 
+    connected_at = guard.connected_at if guard is not None else None
+    problem = guard.problem if guard is not None else None
     if watch.reject is not None:
         rj = watch.reject
         # a received A-ASSOCIATE-RJ carries all three (PS3.8 9.3.4); pynetdicom types them optional
@@ -343,50 +482,76 @@ def _association_failure(
         msg, transient = explain_rejection(result, source, reason, cfg.remote_ae_title, cfg.local_ae_title)
         details.update(result=result, source=source, reason=reason)
         return fail("rejected", msg, transient)
-    if cfg.tls_enabled and watch.abort is None:
-        # pynetdicom swallows the SSL error; with TLS 1.3 a refused client certificate only
-        # shows once the A-ASSOCIATE-RQ is read. Ask the TLS layer what went wrong.
-        from . import tls
-
-        problem = tls.handshake_problem(cfg, cfg.connect_timeout, tls_args)
-        if problem:
-            return fail("tls", problem, False, TlsConfigError)
-    if not watch.connected:
-        msg, transient = explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
+    if problem is not None and problem.kind == "too-long":
+        return fail("protocol", f"{problem.message} (from {cfg.peer}); the association was aborted without reading it", False)
+    if problem is not None and problem.kind == "malformed":
+        return fail("protocol", f"{problem.message} (from {cfg.peer}); the association was aborted", False)
+    if connected_at is None and not watch.connected:
+        left = started + cfg.connect_timeout + SLACK_S / 2 - time.monotonic()
+        if cfg.tls_enabled:
+            problem_text = _tls_problem(cfg, tls_args, left)
+            if problem_text:
+                return fail("tls", problem_text, False, TlsConfigError)
+        elapsed = guard.connect_s if guard is not None else time.monotonic() - started
+        error = guard.connect_error if guard is not None else None
+        diagnosis = call_within(
+            left, lambda: explain_connect_error(cfg.remote_host, cfg.remote_port, cfg.connect_timeout, error, elapsed)
+        )
+        msg, transient = diagnosis or (f"could not connect to {cfg.remote_host}:{cfg.remote_port} within {elapsed:.1f} s", True)
         return fail("connect", msg, transient)
+    waited = time.monotonic() - (connected_at or started)
+    if problem is not None and problem.kind == "timeout":
+        return fail(
+            "timeout",
+            f"no answer to the association request from {cfg.peer} within the ACSE timeout ({cfg.acse_timeout:g} s): "
+            f"{problem.message}",
+            True,
+        )
     if assoc.is_aborted and record.rejected and not record.accepted:
         return fail("no-context", _no_context_message(record), False)
     if watch.abort is not None:
         return fail("aborted", explain_abort(watch.abort.source, watch.abort.reason_diagnostic, "association negotiation"), True)
-    if not cfg.tls_enabled:
-        hint = _plain_to_tls_hint(cfg)
-        if hint:
-            return fail("tls", f"the peer {cfg.peer} closed the connection during association negotiation: {hint}", False)
-    elapsed = time.time() - (record.started or time.time())
-    if assoc.is_aborted and elapsed >= cfg.acse_timeout * 0.9:
+    if problem is None and waited >= cfg.acse_timeout:
         return fail(
             "timeout",
-            f"no answer to the association request from {cfg.peer} within the ACSE timeout ({cfg.acse_timeout:g} s)",
+            f"no answer to the association request from {cfg.peer} within the ACSE timeout ({cfg.acse_timeout:g} s): "
+            f"waited {waited:.1f} s",
             True,
         )
+    left = (connected_at or started) + cfg.acse_timeout + SLACK_S / 2 - time.monotonic()
+    if cfg.tls_enabled:
+        # pynetdicom swallows the SSL error; with TLS 1.3 a refused client certificate only
+        # shows once the A-ASSOCIATE-RQ is read. Ask the TLS layer what went wrong.
+        problem_text = _tls_problem(cfg, tls_args, left)
+        if problem_text:
+            return fail("tls", problem_text, False, TlsConfigError)
+    else:
+        hint = _plain_to_tls_hint(cfg, left)
+        if hint:
+            return fail("tls", f"the peer {cfg.peer} closed the connection during association negotiation: {hint}", False)
     if assoc.is_aborted:
         return fail(
             "aborted",
             f"the peer {cfg.peer} closed the connection or answered with data that is not DICOM "
-            f"after {elapsed:.1f} s: check that this port is the PACS's DICOM port (not a web or "
+            f"after {waited:.1f} s: check that this port is the PACS's DICOM port (not a web or "
             "other service) and that it accepts this calling AE title",
             True,
         )
     return fail("aborted", f"the peer {cfg.peer} closed the connection during association negotiation", True)
 
 
-def _plain_to_tls_hint(cfg: StoreConfig) -> str | None:
+def _tls_problem(cfg: StoreConfig, tls_args: tuple[ssl.SSLContext, str | None] | None, budget: float) -> str | None:
+    """What the TLS layer says went wrong, found within `budget` seconds (None: not TLS, or no time)."""
     from . import tls
 
-    try:
-        return tls.diagnose_plain_to_tls(cfg.remote_host, cfg.remote_port, cfg.connect_timeout)
-    except Exception:  # a diagnosis must never hide the original failure
-        return None
+    return call_within(budget, lambda: tls.handshake_problem(cfg, max(budget, 0.1), tls_args))
+
+
+def _plain_to_tls_hint(cfg: StoreConfig, budget: float) -> str | None:
+    """Whether the port speaks TLS, found within `budget` seconds (a diagnosis never hides the failure)."""
+    from . import tls
+
+    return call_within(budget, lambda: tls.diagnose_plain_to_tls(cfg.remote_host, cfg.remote_port, max(budget, 0.1)))
 
 
 def _no_context_message(record: Negotiation) -> str:

@@ -145,3 +145,27 @@ def test_many_small_files_over_one_association_lose_no_response(scp_factory, tmp
     peer.stop()
     assert result.summary()["success"] == 300
     assert result.established == 1
+
+
+def test_a_small_instance_is_one_write_of_two_pdus(tmp_path, monkeypatch):
+    """The command and a small data set go in separate PDUs (c29) but in one sendmsg call."""
+    from core.fastpath import DirectChannel
+    from helpers.badpeers import RawSCP
+
+    _ct(tmp_path / "in", 5)
+    writes: list[int] = []
+    original = DirectChannel._write
+
+    def counting(self, parts):
+        writes.append(len(parts))
+        return original(self, parts)
+
+    monkeypatch.setattr(DirectChannel, "_write", counting)
+    with RawSCP() as peer:
+        result = SendJob({**config(peer), "remote_ae_title": "RAW"}, "standard").run(
+            items_from_scan(scan.scan_paths([tmp_path / "in"]))
+        )
+        pdus = list(peer.pdus)
+    assert result.summary()["success"] == 5
+    assert writes == [4] * 5, writes  # one write per instance: PDU header + command, PDU header + data set
+    assert len(pdus) == 10

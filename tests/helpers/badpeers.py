@@ -28,8 +28,10 @@ association after it stalled (`after_stall`).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -312,3 +314,451 @@ def make_ct(folder: Any, n: int, size: int = 32, tag: str = "badpeers", first: i
         ds.save_as(path, enforce_file_format=True)
         paths.append(str(path))
     return paths
+
+
+# -- a storage SCP on raw sockets, scripted at the PDU level (PS3.8 9.3) ----------------------------------
+
+IMPLICIT_LE = "1.2.840.10008.1.2"
+VERIFICATION = "1.2.840.10008.1.1"
+_APP_CONTEXT = b"1.2.840.10008.3.1.1.1"  # DICOM Application Context Name (PS3.7 A.2.1)
+
+
+def _item(item_type: int, value: bytes) -> bytes:
+    return struct.pack(">BBH", item_type, 0, len(value)) + value
+
+
+def _pdu(pdu_type: int, body: bytes) -> bytes:
+    return struct.pack(">BBI", pdu_type, 0, len(body)) + body
+
+
+@dataclasses.dataclass
+class AssociateRQ:
+    """The parts of an A-ASSOCIATE-RQ a scripted SCP answers (PS3.8 9.3.2)."""
+
+    called_ae: bytes
+    calling_ae: bytes
+    contexts: list[tuple[int, str, list[str]]]  # (context ID, abstract syntax, transfer syntaxes)
+    max_pdu: int
+
+
+def parse_associate_rq(body: bytes) -> AssociateRQ:
+    """Decode the variable part of an A-ASSOCIATE-RQ (after the 6-byte PDU header)."""
+    called, calling = body[4:20], body[20:36]
+    contexts: list[tuple[int, str, list[str]]] = []
+    max_pdu = 0
+    pos = 68
+    while pos + 4 <= len(body):
+        item_type, _, length = struct.unpack_from(">BBH", body, pos)
+        value = body[pos + 4 : pos + 4 + length]
+        pos += 4 + length
+        if item_type == 0x20:
+            cid, abstract, syntaxes = value[0], "", []
+            sub = 4
+            while sub + 4 <= len(value):
+                st, _, sl = struct.unpack_from(">BBH", value, sub)
+                text = value[sub + 4 : sub + 4 + sl].rstrip(b"\0 ").decode("ascii")
+                if st == 0x30:
+                    abstract = text
+                elif st == 0x40:
+                    syntaxes.append(text)
+                sub += 4 + sl
+            contexts.append((cid, abstract, syntaxes))
+        elif item_type == 0x50:
+            sub = 0
+            while sub + 4 <= len(value):
+                st, _, sl = struct.unpack_from(">BBH", value, sub)
+                if st == 0x51:
+                    (max_pdu,) = struct.unpack_from(">I", value, sub + 4)
+                sub += 4 + sl
+    return AssociateRQ(called, calling, contexts, max_pdu)
+
+
+#: ``decide(context_id, abstract_syntax, transfer_syntaxes) -> (result, transfer syntax or None)``
+Decide = Callable[[int, str, list[str]], tuple[int, str | None]]
+
+
+def accept_syntaxes(accepted: dict[str, tuple[str, ...]]) -> Decide:
+    """A context decision: accept the first proposed syntax listed for the abstract syntax (result 0),
+    else reject with 4 (transfer syntaxes not supported) or 3 (abstract syntax not supported)."""
+
+    def decide(cid: int, abstract: str, syntaxes: list[str]) -> tuple[int, str | None]:
+        if abstract not in accepted:
+            return 3, None
+        for ts in syntaxes:
+            if ts in accepted[abstract]:
+                return 0, ts
+        return 4, None
+
+    return decide
+
+
+def build_associate_ac(
+    rq: AssociateRQ,
+    decide: Decide,
+    max_pdu: int = 16384,
+    impl_uid: bytes = b"1.2.826.0.1.3680043.9.3811.99",
+    version_name: bytes = b"RAWSCP",
+    ae_fields: tuple[bytes, bytes] | None = None,
+    rejected_ts_subitem: bool = True,
+) -> bytes:
+    """Encode an A-ASSOCIATE-AC answering `rq` (PS3.8 9.3.3), with the oddities a test needs.
+
+    Args:
+        rq: the request.
+        decide: the result (and accepted syntax) per context.
+        max_pdu: our Maximum Length Received (PS3.8 D.1), any value 0..2**32-1.
+        impl_uid: the Implementation Class UID bytes as sent (a trailing NUL is allowed here).
+        version_name: the Implementation Version Name bytes as sent (b"" leaves the sub-item out).
+        ae_fields: the called and calling AE title fields (16 bytes each); default: echo the request's.
+        rejected_ts_subitem: False: a rejected context item is 4 bytes, with no Transfer Syntax sub-item.
+    """
+    called, calling = ae_fields or (rq.called_ae, rq.calling_ae)
+    items = [_item(0x10, _APP_CONTEXT)]
+    for cid, abstract, syntaxes in rq.contexts:
+        result, ts = decide(cid, abstract, syntaxes)
+        head = bytes([cid, 0, result, 0])
+        if result == 0 and ts is None:  # a malformed AC on purpose
+            items.append(_item(0x21, head))
+        elif result == 0 or rejected_ts_subitem:
+            items.append(_item(0x21, head + _item(0x40, (ts or syntaxes[0]).encode("ascii"))))
+        else:
+            items.append(_item(0x21, head))
+    user = _item(0x51, struct.pack(">I", max_pdu)) + _item(0x52, impl_uid)
+    if version_name:
+        user += _item(0x55, version_name)
+    items.append(_item(0x50, user))
+    body = struct.pack(">HH", 1, 0) + called + calling + bytes(32) + b"".join(items)
+    return _pdu(0x02, body)
+
+
+def command_fields(data: bytes) -> dict[int, bytes]:
+    """Split an Implicit VR Little Endian command set into ``{tag: value}`` (PS3.7 6.3.1)."""
+    out: dict[int, bytes] = {}
+    pos = 0
+    while pos + 8 <= len(data):
+        group, elem, length = struct.unpack_from("<HHI", data, pos)
+        out[(group << 16) | elem] = data[pos + 8 : pos + 8 + length]
+        pos += 8 + length
+    return out
+
+
+def _us(value: int) -> bytes:
+    return struct.pack("<H", value)
+
+
+def _text(value: bytes) -> bytes:
+    return value + b"\0" if len(value) % 2 else value
+
+
+def encode_response(request: dict[int, bytes], status: int = 0x0000) -> bytes:
+    """The C-STORE-RSP or C-ECHO-RSP command set answering `request` (PS3.7 9.3.1.2, 9.3.5.2)."""
+    command = int.from_bytes(request.get(0x00000100, b"\x01\x00")[:2], "little")
+    elems = [(0x0002, _text(request.get(0x00000002, b"").rstrip(b"\0")))]
+    elems += [(0x0100, _us(command | 0x8000)), (0x0120, request.get(0x00000110, b"\0\0")[:2]), (0x0800, _us(0x0101))]
+    elems.append((0x0900, _us(status)))
+    if 0x00001000 in request:
+        elems.append((0x1000, _text(request[0x00001000].rstrip(b"\0"))))
+    body = b"".join(struct.pack("<HHI", 0, e, len(v)) + v for e, v in elems)
+    return struct.pack("<HHI", 0, 0, 4) + struct.pack("<I", len(body)) + body
+
+
+@dataclasses.dataclass
+class Message:
+    """One DIMSE request as a :class:`RawSCP` received it."""
+
+    context_id: int
+    command: dict[int, bytes]
+    dataset: bytes
+    assoc_no: int
+    n: int  # 1-based over the peer's life
+
+    @property
+    def uid(self) -> str:
+        return self.command.get(0x00001000, b"").rstrip(b"\0").decode("ascii")
+
+
+def pdata_pdu(context_id: int, header: int, data: bytes) -> bytes:
+    """One P-DATA-TF PDU holding one PDV (PS3.8 9.3.5, E.2)."""
+    return _pdu(0x04, struct.pack(">IBB", len(data) + 2, context_id, header) + data)
+
+
+class RawSCP:
+    """A storage SCP on raw sockets on 127.0.0.1, a free port, scripted at the PDU level.
+
+    Unlike :class:`BadPeer` (pynetdicom underneath), every byte it sends is chosen by the test:
+    an odd A-ASSOCIATE-AC, a dripping one, a PDU announced as 4 GB and filled with zeros, a late
+    or missing C-STORE-RSP, a connection closed when a PDU mixes command and data set PDVs (c29).
+
+    Args:
+        decide: the presentation context decision (default: CT Image Storage and Verification in
+            Explicit or Implicit VR Little Endian).
+        max_pdu: the Maximum Length Received in our A-ASSOCIATE-AC, bytes.
+        on_associate: ``"accept"``, ``"silent"`` (accept TCP, never answer), ``"drip"`` (send the
+            A-ASSOCIATE-AC one byte every `drip_s` seconds), ``"huge"`` (announce an A-ASSOCIATE-AC of
+            `huge_length` bytes and stream zeros), ``"close"`` (close at once).
+        ac: ``ac(AssociateRQ) -> bytes``: the A-ASSOCIATE-AC to send (default :func:`build_associate_ac`).
+        respond: ``respond(Message) -> act`` where act is a status int, ``("late", seconds, status)``,
+            ``("drip", seconds, status)`` (the response PDU one byte every `seconds`), ``"silent"``,
+            ``"close"`` or ``"huge"`` (a response PDU announced as `huge_length` bytes, then zeros);
+            default 0x0000. C-ECHO requests go through it too.
+        close_on_mixed: close the connection (no A-ABORT, no response) when one P-DATA-TF carries PDVs of
+            both the command and the data set, or of two messages (c29).
+        close_after_bytes: close the connection (no A-ABORT, no response) once a message's data set has
+            reached this many bytes (a peer that drops the connection in the middle of a message).
+        rcvbuf: SO_RCVBUF of the listening socket, bytes (small: the sender is still writing when it closes).
+        on_release: ``"reply"`` (A-RELEASE-RP), ``"silent"`` (never answer) or ``"drip"`` (the A-RELEASE-RP
+            one byte every `drip_s` seconds).
+        drip_s: seconds between bytes with ``on_associate="drip"``.
+        huge_length: the announced PDU length of ``"huge"``.
+        huge_cap: bytes of zeros streamed at most.
+
+    Attributes:
+        pdus: for every P-DATA-TF received, ``(association no, PDU length, [(context ID, control header, PDV length)])``.
+        messages: every complete request.
+        streamed: bytes of zeros sent by ``"huge"``.
+        closed_mixed: how many connections were closed for a mixed PDU.
+        closed_mid_message: how many connections were closed by `close_after_bytes`.
+        aborts: A-ABORT PDUs received after the A-ASSOCIATE-AC.
+        connections: TCP connections accepted.
+    """
+
+    def __init__(
+        self,
+        decide: Decide | None = None,
+        max_pdu: int = 16384,
+        on_associate: str = "accept",
+        ac: Callable[[AssociateRQ], bytes] | None = None,
+        respond: Callable[[Message], Any] | None = None,
+        close_on_mixed: bool = False,
+        close_after_bytes: int | None = None,
+        rcvbuf: int | None = None,
+        on_release: str = "reply",
+        drip_s: float = 2.0,
+        huge_length: int = 0xFFFFFFF0,
+        huge_cap: int = 3 * 1024**3,
+    ) -> None:
+        both = (ExplicitVRLittleEndian, IMPLICIT_LE)
+        self.decide = decide or accept_syntaxes({CTImageStorage: both, VERIFICATION: both})
+        self.max_pdu = max_pdu
+        self.on_associate = on_associate
+        self.ac = ac
+        self.respond = respond or (lambda msg: 0x0000)
+        self.close_on_mixed = close_on_mixed
+        self.close_after_bytes = close_after_bytes
+        self.on_release = on_release
+        self.drip_s = drip_s
+        self.huge_length = huge_length
+        self.huge_cap = huge_cap
+        self.pdus: list[tuple[int, int, list[tuple[int, int, int]]]] = []
+        self.messages: list[Message] = []
+        self.streamed = 0
+        self.closed_mixed = 0
+        self.closed_mid_message = 0
+        self.aborts = 0
+        self.connections = 0
+        self.stop = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.srv = socket.socket()
+        if rcvbuf:
+            self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port: int = self.srv.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            if self.stop.is_set():
+                conn.close()
+                return
+            with self._lock:
+                self.connections += 1
+                self._conns.append(conn)
+                number = self.connections
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            threading.Thread(target=self._run, args=(conn, number), daemon=True).start()
+
+    # -- one connection ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _read(conn: socket.socket, n: int) -> bytes:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = conn.recv(min(n - len(buf), 1 << 20))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return bytes(buf)
+
+    def _read_pdu(self, conn: socket.socket) -> tuple[int, bytes]:
+        pdu_type, _, length = struct.unpack(">BBI", self._read(conn, 6))
+        return pdu_type, self._read(conn, length)
+
+    def _stream_zeros(self, conn: socket.socket, pdu_type: int) -> None:
+        conn.sendall(struct.pack(">BBI", pdu_type, 0, self.huge_length))
+        block = bytes(1 << 20)
+        while self.streamed < min(self.huge_cap, self.huge_length) and not self.stop.is_set():
+            conn.sendall(block)
+            self.streamed += len(block)
+
+    def _run(self, conn: socket.socket, number: int) -> None:
+        try:
+            with conn:
+                self._session(conn, number)
+        except (OSError, ConnectionError, struct.error):
+            pass
+
+    def _session(self, conn: socket.socket, number: int) -> None:
+        if self.on_associate == "close":
+            return
+        pdu_type, body = self._read_pdu(conn)
+        if pdu_type != 0x01:
+            return
+        if self.on_associate == "silent":
+            self.stop.wait()
+            return
+        if self.on_associate == "huge":
+            self._stream_zeros(conn, 0x02)
+            return
+        rq = parse_associate_rq(body)
+        ac = self.ac(rq) if self.ac else build_associate_ac(rq, self.decide, self.max_pdu)
+        if self.on_associate == "drip":
+            for i in range(len(ac)):
+                if self.stop.wait(self.drip_s if i else 0):
+                    return
+                conn.sendall(ac[i : i + 1])
+        else:
+            conn.sendall(ac)
+        self._dimse(conn, number)
+
+    def _dimse(self, conn: socket.socket, number: int) -> None:
+        command, dataset = bytearray(), bytearray()
+        while not self.stop.is_set():
+            pdu_type, body = self._read_pdu(conn)
+            if pdu_type == 0x05:  # A-RELEASE-RQ
+                self._release(conn)
+                return
+            if pdu_type == 0x07:
+                self.aborts += 1
+            if pdu_type != 0x04:
+                return
+            pdvs: list[tuple[int, int, bytes]] = []
+            pos = 0
+            while pos + 6 <= len(body):
+                (length,) = struct.unpack_from(">I", body, pos)
+                pdvs.append((body[pos + 4], body[pos + 5], body[pos + 6 : pos + 4 + length]))
+                pos += 4 + length
+            self.pdus.append((number, len(body), [(cid, header, len(data) + 2) for cid, header, data in pdvs]))
+            kinds = {header & 1 for _, header, _ in pdvs}
+            if self.close_on_mixed and (len(kinds) > 1 or sum(1 for _, h, _ in pdvs if h & 2) > 1):
+                self.closed_mixed += 1
+                conn.shutdown(socket.SHUT_RDWR)
+                return
+            for cid, header, data in pdvs:
+                (command if header & 1 else dataset).extend(data)
+                if self.close_after_bytes is not None and len(dataset) >= self.close_after_bytes:
+                    self.closed_mid_message += 1
+                    conn.close()
+                    return
+                last_command = header & 3 == 3 and not self._has_dataset(command)
+                if last_command or header & 3 == 2:
+                    self._finish(conn, cid, number, command, dataset)
+                    command, dataset = bytearray(), bytearray()
+
+    def _release(self, conn: socket.socket) -> None:
+        rp = _pdu(0x06, bytes(4))
+        if self.on_release == "silent":
+            self.stop.wait()
+        elif self.on_release == "drip":
+            for i in range(len(rp)):
+                if self.stop.wait(self.drip_s):
+                    return
+                conn.sendall(rp[i : i + 1])
+        else:
+            conn.sendall(rp)
+
+    @staticmethod
+    def _has_dataset(command: bytes | bytearray) -> bool:
+        return command_fields(bytes(command)).get(0x00000800, b"\x01\x01")[:2] != b"\x01\x01"
+
+    def _finish(self, conn: socket.socket, cid: int, number: int, command: bytearray, dataset: bytearray) -> None:
+        with self._lock:
+            msg = Message(cid, command_fields(bytes(command)), bytes(dataset), number, len(self.messages) + 1)
+            self.messages.append(msg)
+        act = self.respond(msg)
+        if act == "silent":
+            self.stop.wait()
+            return
+        if act == "close":
+            conn.shutdown(socket.SHUT_RDWR)
+            return
+        if act == "huge":
+            self._stream_zeros(conn, 0x04)
+            return
+        if isinstance(act, tuple) and act[0] == "late":
+            if self.stop.wait(act[1]):
+                return
+            act = act[2]
+        if isinstance(act, tuple) and act[0] == "drip":
+            pdu = pdata_pdu(cid, 0x03, encode_response(msg.command, int(act[2])))
+            for i in range(len(pdu)):
+                if self.stop.wait(act[1]):
+                    return
+                conn.sendall(pdu[i : i + 1])
+            return
+        conn.sendall(pdata_pdu(cid, 0x03, encode_response(msg.command, int(act))))
+
+    def close(self) -> None:
+        """Stop serving and close every connection."""
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            self.srv.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread (a plain close would not)
+        self.srv.close()
+        with self._lock:
+            for c in self._conns:
+                with contextlib.suppress(OSError):
+                    c.close()
+
+    def __enter__(self) -> RawSCP:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class NeverAcceptingPeer:
+    """A listening socket whose accept queue is full: a SYN to it is dropped, so a connect hangs.
+
+    Holds a few connections that are never accepted (Linux drops SYNs when the backlog is full).
+    """
+
+    def __init__(self) -> None:
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(0)
+        self.port: int = self.srv.getsockname()[1]
+        self.fillers: list[socket.socket] = []
+        for _ in range(8):
+            s = socket.socket()
+            s.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                s.connect(("127.0.0.1", self.port))
+            self.fillers.append(s)
+        time.sleep(0.2)
+
+    def close(self) -> None:
+        """Close the fillers and the listening socket."""
+        for s in self.fillers:
+            s.close()
+        self.srv.close()
+
+    def __enter__(self) -> NeverAcceptingPeer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
