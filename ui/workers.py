@@ -301,6 +301,19 @@ class ScanWorker(QObject):
             self._last = now
 
 
+def tagged(tag: int, fn: Callable[..., Any], *args: Any) -> tuple[int, Any]:
+    """``(tag, fn(*args))``; an exception leaves with ``.tag`` set, so a late answer can be told apart.
+
+    For work the user may abandon (a plan before a send, a connection test): the controller
+    bumps its tag when it gives up waiting and ignores answers with an older one.
+    """
+    try:
+        return tag, fn(*args)
+    except Exception as exc:
+        exc.tag = tag  # type: ignore[attr-defined]
+        raise
+
+
 class TaskWorker(QObject):
     """Runs one blocking call on the thread it is moved to.
 

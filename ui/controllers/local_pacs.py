@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from core.profiles import Profile
 from core.scp import ACCEPT_CHOICES, EmbeddedSCP
 
 from ..profiles_ui import ProfileListModel
@@ -40,13 +41,17 @@ def start_scp(port: int, accept: str, store_dir: str | None) -> EmbeddedSCP:
 
 
 class LocalPacsController(QObject):
-    """Starts and stops the local test PACS on a worker; the local test profile's port follows it.
+    """Starts and stops this window's local test PACS on a worker.
+
+    When the saved port is taken (another window's local test PACS, say) it listens on a free
+    one; :meth:`resolve` gives every send, plan, probe and test to the local test profile that
+    port, and the saved profile is never changed.
 
     Work that needs the SCP running (a send, a plan, a probe to the local test profile) is
     queued with :meth:`start_then` and runs once it has started (or after a restart).
 
     Args:
-        profiles: the profile list; the "Local test PACS" profile takes the port the SCP got.
+        profiles: the profile list; the "Local test PACS" profile's saved port is tried first.
         pool: where starting and stopping run (binding a port and joining threads block).
         data_dir: received files go to ``<data_dir>/local-test-pacs`` while :attr:`keep_files` is on.
         parent: the owning QObject.
@@ -80,6 +85,21 @@ class LocalPacsController(QObject):
     def running(self) -> bool:
         """True while the SCP listens."""
         return self.scp is not None
+
+    @property
+    def port(self) -> int | None:
+        """The port this window's local test PACS listens on (None while it is off)."""
+        return self.scp.port if self.scp is not None else None
+
+    def resolve(self, profile: Profile) -> Profile:
+        """`profile` as this window reaches it: the local test profile gets the port its SCP actually has.
+
+        The saved profile keeps its port; a copy with the running SCP's port is returned
+        (every other profile, or the local one while it is off, comes back unchanged).
+        """
+        if profile.is_local_test and self.scp is not None and profile.remote_port != self.scp.port:
+            return replace(profile, remote_port=self.scp.port)
+        return profile
 
     @Slot(bool)
     def set_running(self, on: bool) -> None:
@@ -115,8 +135,9 @@ class LocalPacsController(QObject):
         self.scp = scp
         prof = self.profiles.store.local_test()
         if prof.remote_port != scp.port:
-            row = self.profiles.row_of(prof.name)
-            self.profiles.replace_at(row, replace(prof, remote_port=scp.port))
+            # this window's own PACS: kept here, never written into the saved profile (another
+            # window, or the next start, may well get the saved port)
+            LOGGER.info("Port %d is taken: this window's local test PACS listens on %d instead", prof.remote_port, scp.port)
         self.timer.start()
         self.refresh()
         LOGGER.info("Local test PACS running on 127.0.0.1:%d (accepts %s)", scp.port, self.accept)
@@ -176,9 +197,11 @@ class LocalPacsController(QObject):
             if not self._busy:
                 emit(self.status_changed, "Local test PACS: off (Local test PACS menu)", None)
             return
+        saved = self.profiles.store.local_test().remote_port
+        moved = f" (port {saved} is taken)" if saved != self.scp.port else ""
         emit(
             self.status_changed,
-            f"Local test PACS: running on 127.0.0.1:{self.scp.port}, accepts "
+            f"Local test PACS: running on 127.0.0.1:{self.scp.port}{moved}, accepts "
             f"{ACCEPT_CHOICES.get(self.accept, self.accept)}; {len(self.scp.received)} received",
             f"Received files are written to {self.scp.store_dir}"
             if self.scp.store_dir
