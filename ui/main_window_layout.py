@@ -101,9 +101,9 @@ IDLE_TEXT = "Drop DICOM files, folders or a DICOMDIR anywhere on this window, or
 BAR_STYLES = {
     "Done": "QProgressBar::chunk{background:#16a34a;}",
     "Done with warnings": "QProgressBar::chunk{background:#d97706;}",
-    "Cancelled": "QProgressBar{background:#fef3c7;} QProgressBar::chunk{background:#d97706;}",
-    "Some not stored": "QProgressBar{background:#fee2e2;} QProgressBar::chunk{background:#dc2626;}",
-    "Nothing stored": "QProgressBar{background:#fee2e2;} QProgressBar::chunk{background:#dc2626;}",
+    "Cancelled": "QProgressBar{background:#fef3c7;} QProgressBar::chunk{background:#9ca3af;}",
+    "Some not stored": "QProgressBar{background:#fee2e2;} QProgressBar::chunk{background:#d97706;}",
+    "Nothing stored": "QProgressBar{background:#fecaca;} QProgressBar::chunk{background:#dc2626;}",
 }
 
 #: What the local test PACS's "Accepts" choices do.

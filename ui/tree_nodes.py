@@ -18,7 +18,7 @@ from core.convert import syntax_label
 from core.scan import ScannedInstance
 
 from . import states as st
-from .wording import date_text, person_name_text
+from .wording import date_text, person_name_text, tidy
 
 
 class Col(IntEnum):
@@ -239,7 +239,7 @@ def details_text(node: Node) -> str:
     if node.kind != INSTANCE:
         return ""
     if node.outcome is not None:
-        return str(node.outcome.get("message") or "")
+        return tidy(str(node.outcome.get("message") or ""))
     if node.inst and node.inst.notes:
         return "; ".join(node.inst.notes)
     return ""

@@ -108,6 +108,17 @@ _PLAIN = tuple(
 )
 
 
+#: Words core's messages repeat when they are put together (``stored (converted: convert A → B)``).
+_REPEATS = ((re.compile(r"\bconverted: convert "), "converted: "), (re.compile(r"\b([A-Za-z][\w-]*) \1\b"), r"\1"))
+
+
+def tidy(message: str) -> str:
+    """`message` with a word never said twice in a row (``converted: convert``, ``C-ECHO C-ECHO``)."""
+    for pattern, repl in _REPEATS:
+        message = pattern.sub(repl, message)
+    return message
+
+
 def _sentence(text: str) -> str:
     t = text.strip().rstrip(".;:")
     return (t[:1].upper() + t[1:] + ".") if t else ""
@@ -123,7 +134,7 @@ def plain_reason(message: str) -> PlainReason:
     Returns:
         The :class:`PlainReason`; a message core did not phrase this way comes back as it is.
     """
-    what, _, hint = message.partition(" - ")
+    what, _, hint = tidy(message).partition(" - ")
     for pattern, plain in _PLAIN:
         what = pattern.sub(plain, what)
     what = re.sub(r"\s{2,}", " ", what).strip()
@@ -132,8 +143,14 @@ def plain_reason(message: str) -> PlainReason:
     return PlainReason(what, hint.strip(), message)
 
 
-def _long_year(fmt: str) -> str:
-    """The locale's short date format with a four-digit year (``dd/MM/yy`` -> ``dd/MM/yyyy``)."""
+def _date_format() -> str:
+    """The locale's short date format with a four-digit year (``dd/MM/yy`` -> ``dd/MM/yyyy``); ISO 8601 in the C locale."""
+    from PySide6.QtCore import QLocale
+
+    loc = QLocale()
+    if loc.language() == QLocale.Language.C:
+        return "yyyy-MM-dd"
+    fmt = loc.dateFormat(QLocale.FormatType.ShortFormat)
     return fmt if "yyyy" in fmt else fmt.replace("yy", "yyyy")
 
 
@@ -151,8 +168,7 @@ def date_text(value: str) -> str:
     d = QDate(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
     if not d.isValid():
         return v
-    loc = QLocale()
-    return loc.toString(d, _long_year(loc.dateFormat(QLocale.FormatType.ShortFormat)))
+    return QLocale().toString(d, _date_format())
 
 
 def datetime_text(epoch_s: float) -> str:
@@ -161,8 +177,8 @@ def datetime_text(epoch_s: float) -> str:
 
     loc = QLocale()
     dt = QDateTime.fromSecsSinceEpoch(int(epoch_s))
-    fmt = _long_year(loc.dateFormat(QLocale.FormatType.ShortFormat)) + " " + loc.timeFormat(QLocale.FormatType.ShortFormat)
-    return loc.toString(dt, fmt)
+    time_fmt = "HH:mm" if loc.language() == QLocale.Language.C else loc.timeFormat(QLocale.FormatType.ShortFormat)
+    return loc.toString(dt, f"{_date_format()} {time_fmt}")
 
 
 def clock_text(epoch_s: float | None = None) -> str:

@@ -40,13 +40,17 @@ def format_echo(result: dict[str, Any]) -> str:
     acc = (neg.get("accepted") or [{}])[0]
     ctx = f"{acc.get('abstract_syntax_name', 'Verification')} / {syntax_label(acc.get('transfer_syntax'))}"
     return (
-        f"{_echo_message(result)}: round trip {result.get('rtt_ms', 0):.1f} ms, association "
+        f"{echo_message(result)}: round trip {result.get('rtt_ms', 0):.1f} ms, association "
         f"{result.get('associate_ms', 0):.1f} ms - accepted {ctx}, peer max PDU {neg.get('peer_max_pdu')} bytes"
     )
 
 
-def _echo_message(result: dict[str, Any]) -> str:
-    """The result's message, naming the C-ECHO once (core says ``C-ECHO succeeded`` or a status)."""
+def echo_message(result: dict[str, Any]) -> str:
+    """The result's message, naming the C-ECHO once (core says ``C-ECHO succeeded`` or a status).
+
+    Args:
+        result: what :func:`core.echo.echo` returned.
+    """
     msg = str(result.get("message") or "")
     return msg if msg.startswith("C-ECHO") else f"C-ECHO answered {msg}".strip()
 
@@ -66,7 +70,7 @@ def echo_line(result: dict[str, Any]) -> str:
     tls = f" - {info.get('protocol') or 'TLS'}" if info.get("tls") else ""
     if info.get("expires_soon"):
         tls += f" (certificate expires in {info.get('days_left')} days)"
-    return f"{'✓' if good else '✗'} {_echo_message(result)}: {result.get('rtt_ms', 0):.1f} ms{ctx}{tls}"
+    return f"{'✓' if good else '✗'} {echo_message(result)}: {result.get('rtt_ms', 0):.1f} ms{ctx}{tls}"
 
 
 def echo_limit_s(profile: Profile) -> float:

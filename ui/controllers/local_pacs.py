@@ -198,11 +198,11 @@ class LocalPacsController(QObject):
                 emit(self.status_changed, "Local test PACS: off (Local test PACS menu)", None)
             return
         saved = self.profiles.store.local_test().remote_port
-        moved = f" (port {saved} is taken)" if saved != self.scp.port else ""
+        moved = f" ({saved} was taken)" if saved != self.scp.port else ""
         emit(
             self.status_changed,
-            f"Local test PACS: running on 127.0.0.1:{self.scp.port}{moved}, accepts "
-            f"{ACCEPT_CHOICES.get(self.accept, self.accept)}; {len(self.scp.received)} received",
+            f"Local test PACS on port {self.scp.port}{moved}: {len(self.scp.received)} received, accepts "
+            f"{ACCEPT_CHOICES.get(self.accept, self.accept)}",
             f"Received files are written to {self.scp.store_dir}"
             if self.scp.store_dir
             else "Received instances are counted, not kept (Local test PACS › Keep received files)",
