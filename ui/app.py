@@ -68,8 +68,10 @@ def install_logging(level: int = logging.INFO) -> Any:
     root = logging.getLogger()
     root.addHandler(buffer)
     root.setLevel(min(root.level or logging.WARNING, level))
-    for name in ("core", "ui", "pynetdicom"):
+    for name in ("core", "ui"):
         logging.getLogger(name).setLevel(level)
+    # pynetdicom logs every PDU and store at Info (the local test PACS's too): Debug detail for a radiographer
+    logging.getLogger("pynetdicom").setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
     qt_logger = logging.getLogger("qt")
     levels = {
         QtMsgType.QtDebugMsg: logging.DEBUG,

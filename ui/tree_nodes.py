@@ -239,7 +239,9 @@ def details_text(node: Node) -> str:
     if node.kind != INSTANCE:
         return ""
     if node.outcome is not None:
-        return tidy(str(node.outcome.get("message") or ""))
+        msg = tidy(str(node.outcome.get("message") or ""))
+        # core says "not sent: <why>" for an instance it could not convert; its state already says failed
+        return msg.removeprefix("not sent: ") if node.state == st.FAILED else msg
     if node.inst and node.inst.notes:
         return "; ".join(node.inst.notes)
     return ""

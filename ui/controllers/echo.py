@@ -17,7 +17,7 @@ from core.echo import echo
 from core.profiles import Profile
 
 from ..qtcompat import emit
-from ..workers import TaskWorker, ThreadPool, tagged
+from ..workers import DetachedTask, ThreadPool, tagged
 
 if TYPE_CHECKING:
     from .local_pacs import LocalPacsController
@@ -86,7 +86,8 @@ class EchoController(QObject):
     """Tests a profile's connection with a C-ECHO on a worker; the test counts down and can be cancelled.
 
     Args:
-        pool: where the C-ECHO runs.
+        pool: the window's thread pool (kept for the callers' sake; the C-ECHO runs on a daemon
+            thread, see :class:`ui.workers.DetachedTask`).
         local_pacs: this window's local test PACS: the local test profile is tested on the port
             it actually listens on, and a failed test while it is off says how to start it.
         parent: the owning QObject.
@@ -111,6 +112,7 @@ class EchoController(QObject):
         #: The profile of the last C-ECHO started (None before the first).
         self.profile: Profile | None = None
         self._gen = 0
+        self._tasks: set[DetachedTask] = set()  # kept alive until they answer (also when abandoned)
         self._running = False
         self._deadline = 0.0
         self.timer = QTimer(self)
@@ -146,10 +148,13 @@ class EchoController(QObject):
         self._running = True
         self._deadline = time.monotonic() + echo_limit_s(profile)
         emit(self.echo_started, profile)
-        worker = TaskWorker(tagged, self._gen, echo, cfg)
-        worker.succeeded.connect(self._on_worker_succeeded)
-        worker.failed.connect(self._on_worker_failed)
-        self.pool.start(worker, "echo")
+        # a daemon thread: a test the user cancels may wait for a silent PACS for a while yet,
+        # and quitting must not wait for it
+        task = DetachedTask(tagged, self._gen, echo, cfg, name="echo")
+        task.succeeded.connect(self._on_worker_succeeded)
+        task.failed.connect(self._on_worker_failed)
+        self._tasks.add(task)
+        task.start()
         self.timer.start()
         emit(self.echo_ticked, self.seconds_left())
         return True
@@ -170,12 +175,14 @@ class EchoController(QObject):
 
     @Slot(object)
     def _on_worker_succeeded(self, answer: tuple[int, dict[str, Any]]) -> None:
+        self._tasks.discard(self.sender())  # type: ignore[arg-type]
         gen, result = answer
         if gen == self._gen and self._running:
             self._finish(result, None)
 
     @Slot(object)
     def _on_worker_failed(self, exc: Exception) -> None:
+        self._tasks.discard(self.sender())  # type: ignore[arg-type]
         if getattr(exc, "tag", None) != self._gen or not self._running:
             return
         msg = str(exc)

@@ -76,6 +76,7 @@ class LocalPacsController(QObject):
         self.accept = "everything"
         self.keep_files = False
         self._busy = False  # starting or stopping
+        self._asked_port = 0  # the port the last start asked for (0: any)
         self._after: list[Callable[[], object]] = []
         self.timer = QTimer(self)
         self.timer.setInterval(1000)
@@ -119,7 +120,8 @@ class LocalPacsController(QObject):
         self._busy = True
         emit(self.status_changed, "Local test PACS: starting…", None)
         store_dir = self.store_dir if self.keep_files else None
-        worker = TaskWorker(start_scp, prof.remote_port if port is None else port, self.accept, store_dir)
+        self._asked_port = prof.remote_port if port is None else port
+        worker = TaskWorker(start_scp, self._asked_port, self.accept, store_dir)
         worker.succeeded.connect(self._on_start_succeeded)
         worker.failed.connect(self._on_start_failed)
         self.pool.start(worker, "scp-start")
@@ -133,11 +135,10 @@ class LocalPacsController(QObject):
     def _on_start_succeeded(self, scp: EmbeddedSCP) -> None:
         self._busy = False
         self.scp = scp
-        prof = self.profiles.store.local_test()
-        if prof.remote_port != scp.port:
+        if self._asked_port and self._asked_port != scp.port:
             # this window's own PACS: kept here, never written into the saved profile (another
             # window, or the next start, may well get the saved port)
-            LOGGER.info("Port %d is taken: this window's local test PACS listens on %d instead", prof.remote_port, scp.port)
+            LOGGER.info("Port %d is taken: this window's local test PACS listens on %d instead", self._asked_port, scp.port)
         self.timer.start()
         self.refresh()
         LOGGER.info("Local test PACS running on 127.0.0.1:%d (accepts %s)", scp.port, self.accept)
@@ -197,8 +198,8 @@ class LocalPacsController(QObject):
             if not self._busy:
                 emit(self.status_changed, "Local test PACS: off (Local test PACS menu)", None)
             return
-        saved = self.profiles.store.local_test().remote_port
-        moved = f" ({saved} was taken)" if saved != self.scp.port else ""
+        asked = self._asked_port
+        moved = f" ({asked} was taken)" if asked and asked != self.scp.port else ""
         emit(
             self.status_changed,
             f"Local test PACS on port {self.scp.port}{moved}: {len(self.scp.received)} received, accepts "
