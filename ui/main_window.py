@@ -766,6 +766,7 @@ class MainWindow(MainWindowLayout):
     @Slot(object)
     def _on_send_progressed(self, tracker: ProgressTracker) -> None:
         self._show_progress(tracker, self.send_controller.sending, self.send_controller.cancelling)
+        self._show_reason(self.view.to_source(self.view.currentIndex()))  # the current row's state moves on
 
     @Slot(object)
     def _on_send_arrival_checked(self, _info: dict[str, Any]) -> None:

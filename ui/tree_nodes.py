@@ -239,12 +239,24 @@ def details_text(node: Node) -> str:
     if node.kind != INSTANCE:
         return ""
     if node.outcome is not None:
-        msg = tidy(str(node.outcome.get("message") or ""))
-        # core says "not sent: <why>" for an instance it could not convert; its state already says failed
-        return msg.removeprefix("not sent: ") if node.state == st.FAILED else msg
+        return _without_state(tidy(str(node.outcome.get("message") or "")), node.state)
     if node.inst and node.inst.notes:
         return "; ".join(node.inst.notes)
     return ""
+
+
+_STORED_HOW = re.compile(r"^stored \((.*?)\)(.*)$", re.S)
+
+
+def _without_state(message: str, state: str) -> str:
+    """`message` without the words the State column beside it already says (``not sent: …``, ``stored (…)``)."""
+    if state in (st.NOT_SENT, st.FAILED):  # core says "not sent: <why>" also for one it could not convert
+        return message.removeprefix("not sent: ")
+    if state in (st.STORED, st.WARNING):
+        m = _STORED_HOW.match(message)
+        if m:
+            return m.group(1) + m.group(2)
+    return message
 
 
 def tooltip_text(node: Node) -> str:
