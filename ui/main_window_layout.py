@@ -246,7 +246,9 @@ class MainWindowLayout(QMainWindow):
         self.progress.setTextVisible(True)
         self.progress_label = QLabel(IDLE_TEXT, self)
         self.progress_label.setWordWrap(True)
-        self.progress_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # two lines, always: its text changes 4 times a second while sending and must not re-lay out the window
+        self.progress_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.progress_label.setFixedHeight(self.progress_label.fontMetrics().lineSpacing() * 2 + 4)
         self.plot = ThroughputPlot(self)
         self.plot.setFixedWidth(340)
         prow.addWidget(self.progress)
