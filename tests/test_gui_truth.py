@@ -272,6 +272,88 @@ def test_quitting_mid_send_asks_stops_and_the_next_start_offers_resume(qtbot, pi
     w2.close()
 
 
+def test_no_resume_offer_once_the_rest_was_sent_in_the_same_session(qtbot, picky, tmp_path, monkeypatch) -> None:
+    from ui import states as st
+    from ui.app import build_window
+    from ui.logpane import LogBuffer
+
+    monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(tmp_path / "config"))
+    scp = picky(delay_s=0.03, syntaxes=(ImplicitVRLittleEndian, ExplicitVRLittleEndian))
+    cfg, data = str(tmp_path / "config"), str(tmp_path / "data")
+    w = build_window(LogBuffer(), cfg, data, remember_layout=True)
+    qtbot.addWidget(w)
+    w.show()
+    use_profile(w, scp)
+    drop(qtbot, w, [tmp_path / "cts"] if ct_series(tmp_path / "cts", 80) else [])
+    with qtbot.waitSignal(w.send_controller.send_finished, timeout=60000):
+        w.send_button.click()
+        qtbot.waitUntil(lambda: w.model.counts().get(st.STORED, 0) >= 3, timeout=30000)
+        w.cancel_button.click()
+    assert w.retry_button.text().startswith("Send the not sent")
+    send_and_wait(qtbot, w, w.retry_button.click)  # a new job sends the rest
+    assert w.model.counts() == {st.STORED: 80}
+    w.close()
+    w2 = build_window(LogBuffer(), cfg, data, remember_layout=True)
+    qtbot.addWidget(w2)
+    with qtbot.waitSignal(w2.resume_controller.interrupted_jobs_found, timeout=10000) as b:
+        w2.show()
+    assert b.args[0] == [] and not w2.resume_banner.isVisible(), "the cancelled job's rest is stored: nothing to resume"
+    w2.close()
+
+
+def local_profiles(cfg: Path, port: int) -> None:
+    """A profiles.json whose only profile is the local test PACS on `port`."""
+    cfg.mkdir(parents=True, exist_ok=True)
+    local = {
+        "name": "Local test PACS",
+        "remote_host": "127.0.0.1",
+        "remote_port": port,
+        "remote_ae_title": "COURIER",
+        "is_local_test": True,
+    }
+    (cfg / "profiles.json").write_text(json.dumps({"version": 2, "profiles": [local], "last_used": "Local test PACS"}))
+
+
+def test_quit_mid_send_to_the_local_test_pacs_then_resume_starts_it_on_its_own_port(qtbot, tmp_path, monkeypatch) -> None:
+    from ui import states as st
+    from ui.app import build_window
+    from ui.logpane import LogBuffer
+
+    port = free_port()
+    cfg, data = tmp_path / "config", tmp_path / "data"
+    monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(cfg))
+    local_profiles(cfg, port)
+    ct_series(tmp_path / "cts", 1500)
+    w = build_window(LogBuffer(), str(cfg), str(data), remember_layout=True)
+    qtbot.addWidget(w)
+    w.show()
+    drop(qtbot, w, [tmp_path / "cts"])
+    w.send_button.click()  # the local test PACS starts by itself
+    qtbot.waitUntil(lambda: w.model.counts().get(st.STORED, 0) >= 50, timeout=60000)
+    w.act_quit.trigger()
+    with qtbot.waitSignal(w.send_controller.send_finished, timeout=60000):
+        answer(qtbot, w, "close_box", "stop")
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)
+    stored = w.model.counts()[st.STORED]
+    assert stored < 1500, "stopped before the end"
+    # the next start: the saved port is taken now, so this window's local test PACS moves, and Resume goes there
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the first window's PACS just closed it
+        taken.bind(("127.0.0.1", port))
+        taken.listen(1)
+        w2 = build_window(LogBuffer(), str(cfg), str(data), remember_layout=True)
+        qtbot.addWidget(w2)
+        w2.show()
+        qtbot.waitUntil(lambda: w2.resume_banner.isVisible(), timeout=15000)
+        assert f"<b>{1500 - stored}</b> not sent" in w2.resume_banner.label.text()
+        with qtbot.waitSignal(w2.send_controller.send_finished, timeout=120000) as b:
+            w2.resume_banner.resume_button.click()
+        assert b.args[0].resumed and w2.local_pacs_controller.port not in (None, port)
+        assert len(w2.local_pacs_controller.scp.received) == 1500 - stored
+        assert w2.model.counts() == {st.STORED: 1500 - stored}
+    w2.shutdown()
+
+
 # --------------------------------------------------------------------------- 4. the local test PACS is per window
 
 

@@ -683,6 +683,7 @@ class MainWindow(MainWindowLayout):
                 "earlier in this session.",
                 (f"Send only the {len(rest)} that are not stored there yet, or send all again?" if rest else "Send them again?"),
                 choices,
+                default="rest" if rest else "cancel",  # Enter never re-sends what the PACS holds
             ),
             lambda answer: self._on_resend_answered(answer, nodes, rest),
         )

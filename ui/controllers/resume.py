@@ -16,7 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal, Slot
 
-from core.journal import JobRecord, Journal
+from core.journal import RESUME_STATES, JobRecord, Journal
+from core.outcomes import STORED_STATES
 from core.profiles import Profile, ProfileStore
 from core.send import RerunPlan, prepare_rerun
 
@@ -56,8 +57,25 @@ def find_interrupted(journal_path: str, settings_path: str | None, exclude: froz
     dismissed = dismissed_jobs(settings_path)
     with Journal(journal_path) as journal:
         jobs = journal.interrupted_jobs()
-    # this session's own jobs are on screen already, unless a process died while running them
-    return [j for j in jobs if j.id not in dismissed and (j.id not in exclude or j.state == "interrupted")]
+        # this session's own jobs are on screen already, unless a process died while running them
+        jobs = [j for j in jobs if j.id not in dismissed and (j.id not in exclude or j.state == "interrupted")]
+        return [j for j in jobs if _left_unsent(journal, j)]
+
+
+def _left_unsent(journal: Journal, job: JobRecord) -> bool:
+    """False when later jobs to the same peer stored every instance `job` left unsent (a send of the rest, a
+    new send of the same files): there is nothing to resume any more."""
+    later = [j for j in journal.jobs() if j.peer == job.peer and j.started > job.started and j.id != job.id]
+    if not later:
+        return True
+    left = {r["sop_instance_uid"] for r in journal.instances(job.id, [s.value for s in RESUME_STATES])}
+    if None in left:  # an instance whose UID was never read: it cannot be matched
+        return True
+    for j in later:
+        left -= {r["sop_instance_uid"] for r in journal.instances(j.id, [s.value for s in STORED_STATES])}
+        if not left:
+            return False
+    return True
 
 
 def prepare_resume(journal_path: str, job_id: str) -> RerunPlan:
@@ -160,7 +178,7 @@ class ResumeController(QObject):
         if not plan.items:
             emit(self.info_changed, f"Job {plan.job.id}: nothing left to send.")
             return
-        self.send.launch(list(by_index.values()), self._profile_for(plan), rerun=plan, by_index=by_index)
+        self.send.resume(list(by_index.values()), self._profile_for(plan), plan, by_index)
 
     def _add_rows(self, plan: RerunPlan) -> dict[int, Node]:
         """Add the plan's files to the model; the row of each item index."""
@@ -179,6 +197,8 @@ class ResumeController(QObject):
         """The job's profile when it still names the job's peer, else one made from the journalled config."""
         name = plan.job.profile or plan.job.peer or "resumed job"
         p = self.store.get(name)
+        if p is not None and p.is_local_test:
+            return p  # the window's local test PACS, on whatever port it listens now
         try:
             same = p is not None and p.to_store_config().peer == plan.job.peer
         except ValueError:

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -353,6 +353,21 @@ class SendController(QObject):
         self._to_queue = (list(job.by_index.values()), 0, worker)
         self._queue_rows()
         return True
+
+    def resume(self, nodes: list[Node], p: Profile, rerun: Any, by_index: dict[int, Node]) -> bool:
+        """Resume a journalled job (a :class:`core.send.RerunPlan`) to `p`; this window's local test PACS starts first.
+
+        A job to the local test PACS goes to the port this window's SCP listens on now, whatever
+        port the journal recorded.
+        """
+        if p.is_local_test and not self.local_pacs.running:
+            emit(self.info_changed, "Starting the local test PACS first…")
+            self.local_pacs.start_then(lambda: self.resume(nodes, p, rerun, by_index))
+            return True
+        p = self.local_pacs.resolve(p)
+        if p.is_local_test:
+            rerun = replace(rerun, config={**rerun.config, "remote_port": p.remote_port})
+        return self.launch(nodes, p, rerun=rerun, by_index=by_index)
 
     def _connect(self, worker: SendWorker) -> None:
         worker.job_started.connect(self._on_worker_job_started)
