@@ -20,6 +20,7 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from core.profiles import FILE_VERSION
 from helpers.data import CT, MR, TEST_FILES
 from helpers.gui import answer, ct_series, diag_text, drop, inside, send_and_wait, study_folder, use_profile
 
@@ -311,7 +312,7 @@ def local_profiles(cfg: Path, port: int) -> None:
         "remote_ae_title": "COURIER",
         "is_local_test": True,
     }
-    (cfg / "profiles.json").write_text(json.dumps({"version": 2, "profiles": [local], "last_used": "Local test PACS"}))
+    (cfg / "profiles.json").write_text(json.dumps({"version": FILE_VERSION, "profiles": [local], "last_used": "Local test PACS"}))
 
 
 def test_quit_mid_send_to_the_local_test_pacs_then_resume_starts_it_on_its_own_port(qtbot, tmp_path, monkeypatch) -> None:
@@ -371,7 +372,7 @@ def test_each_window_sends_to_its_own_local_test_pacs(qtbot, tmp_path, monkeypat
         (cfg / "profiles.json").write_text(
             json.dumps(
                 {
-                    "version": 2,
+                    "version": FILE_VERSION,
                     "profiles": [
                         {
                             "name": "Local test PACS",
@@ -388,7 +389,7 @@ def test_each_window_sends_to_its_own_local_test_pacs(qtbot, tmp_path, monkeypat
         w = build_window(LogBuffer(), str(cfg), str(tmp_path / name / "data"))
         qtbot.addWidget(w)
         w.show()
-        assert w.store.local_test().remote_port == port
+        assert w.store.local_test().remote_port == port and not w.store.read_only_reason
         windows.append(w)
     one, two = windows
     with qtbot.waitSignal(one.local_pacs_controller.running_changed, timeout=20000):

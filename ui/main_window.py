@@ -373,7 +373,7 @@ class MainWindow(MainWindowLayout):
         self._update_counts()
 
     def _ask(self, attr: str, box: QuestionBox, then: Any) -> None:
-        """Open `box` (non-modal) as attribute `attr`; `then(answer)` runs when it closes."""
+        """Open `box` as attribute `attr` without blocking the event loop; `then(answer)` runs when it closes."""
         old = getattr(self, attr)
         if old is not None:
             old.close()
@@ -778,6 +778,9 @@ class MainWindow(MainWindowLayout):
         self.local_pacs_controller.refresh()
         self.banner.show_send(job)
         self._update_send_button()
+        if self.close_box is not None:  # asked to quit while sending, and the send ended before the answer
+            self.close_box.close()
+            self._quit_when_stopped = True
         if self._quit_when_stopped:
             QTimer.singleShot(0, self.close)
 

@@ -114,10 +114,12 @@ class ThroughputPlot(QWidget):
             p.drawPath(path)
         p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
         inst_label, mb_label = self.labels()
-        p.setPen(INSTANCES_COLOUR)
         left = f"{inst_label} (axis 0–{max_i:g})"
+        right = f"{mb_label} (axis 0–{max_mb:g})"
+        if fm.horizontalAdvance(left) + fm.horizontalAdvance(right) + 16 > self.width():
+            left, right = inst_label, mb_label  # a narrow plot: the rates, without the axis tops
+        p.setPen(INSTANCES_COLOUR)
         p.drawText(QPointF(4, fm.ascent() + 1), left)
         p.setPen(MB_COLOUR)
-        right = f"{mb_label} (axis 0–{max_mb:g})"
         p.drawText(QPointF(self.width() - 4 - fm.horizontalAdvance(right), fm.ascent() + 1), right)
         p.end()
