@@ -588,6 +588,9 @@ def test_plain_words_and_jargon_tooltips() -> None:
     assert plain.hint.startswith("check the called AE title in the profile")
     for term in ("acse_timeout", "max_pdu", "presentation_context", "ae_title"):
         assert len(GLOSSARY[term]) > 60
+    from ui.tree_nodes import HEADER_TIPS, Col
+
+    assert "encoding" in HEADER_TIPS[Col.SYNTAX] and "kind of DICOM object" in HEADER_TIPS[Col.SOP_CLASS]
 
 
 # --------------------------------------------------------------------------- 7. test connection

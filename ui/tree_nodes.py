@@ -18,7 +18,7 @@ from core.convert import syntax_label
 from core.scan import ScannedInstance
 
 from . import states as st
-from .wording import date_text, person_name_text, tidy
+from .wording import GLOSSARY, date_text, person_name_text, tidy
 
 
 class Col(IntEnum):
@@ -62,13 +62,14 @@ HEADERS = {
 
 HEADER_TIPS = {
     Col.COUNT: "Number of files under this row",
-    Col.SYNTAX: "Transfer syntax the file is stored in",
+    Col.SOP_CLASS: GLOSSARY["sop_class"],
+    Col.SYNTAX: "The encoding the file is stored in. " + GLOSSARY["transfer_syntax"],
     Col.STATE: "Where each instance stands: ready, queued, sending, stored, failed, not sent…",
-    Col.STATUS: "The PACS's C-STORE status code and its meaning (PS3.4 B.2.3)",
+    Col.STATUS: GLOSSARY["status"] + " (C-STORE status, PS3.4 B.2.3)",
     Col.SENT_AS: "Transfer syntax actually sent, with any conversion",
     Col.PLAN: "What a pre-flight plan expects for this instance",
     Col.VERIFIED: "Arrival check after the send: committed (storage commitment), found (C-FIND) or not found",
-    Col.DETAILS: "The reason, the PACS's comment and what to do (hover for the full text)",
+    Col.DETAILS: "The reason, the PACS's comment and what to do (the current row's is also shown under the list)",
 }
 
 
