@@ -759,7 +759,10 @@ class MainWindow(MainWindowLayout):
         self.send_controller.confirm(go)
 
     @Slot(object, int)
-    def _on_send_send_started(self, _job: SendRecord, n: int) -> None:
+    def _on_send_send_started(self, job: SendRecord, n: int) -> None:
+        current = self.current_profile()
+        if current is not None and job.profile.name != current.name and self.profiles.row_of(job.profile.name) >= 0:
+            self._select_profile(job.profile.name)  # a resume goes to its job's PACS: show that PACS's results
         self.banner.hide()
         self._begin_progress(n)
         self._update_send_button()

@@ -41,11 +41,6 @@ class PacsResults:
         """The profiles something was sent to."""
         return list(self._by_profile)
 
-    def rename(self, old: str, new: str) -> None:
-        """A profile was renamed: its results follow it."""
-        if old in self._by_profile and old != new:
-            self._by_profile[new] = self._by_profile.pop(old)
-
     def clear(self) -> None:
         """Forget every result (the list was cleared)."""
         self._by_profile.clear()
