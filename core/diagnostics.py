@@ -173,10 +173,7 @@ def explain_rejection(result: int, source: int, reason: int, called_ae: str, cal
             ),
             7: (
                 f"called AE title '{called_ae}' not recognised",
-                (
-                    f"the PACS does not recognise the called AE title '{called_ae}': check the profile's called AE "
-                    "title (the peer expects its own AE title) or ask its administrator"
-                ),
+                "check the called AE title in the profile: it must be the PACS's own AE title (ask its administrator)",
             ),
         }.get(reason, (f"reason {reason}", "check the PACS's log"))
     elif source == 2:

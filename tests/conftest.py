@@ -194,6 +194,17 @@ def courier_scp(tmp_path: Path) -> Iterator[Callable[..., CourierSCPProcess]]:
 # --------------------------------------------------------------------------- the main window
 
 
+@pytest.fixture(scope="session")
+def qapp_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The GUI tests run on one offscreen screen of 1280 x 800 (a laptop's), as ``main.py --screenshot`` does."""
+    args = ["dicom-courier-tests"]
+    if os.environ.get("QT_QPA_PLATFORM", "offscreen").startswith("offscreen"):
+        from ui.app import offscreen_platform
+
+        args += ["-platform", offscreen_platform(str(tmp_path_factory.mktemp("qt-screen")))]
+    return args
+
+
 @pytest.fixture
 def window(qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The main window, shown offscreen, with private config and data folders."""

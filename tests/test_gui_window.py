@@ -179,15 +179,16 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     assert window.banner.isVisible()
     banner = window.banner.label.text()
     assert "<b>2</b> stored" in banner and "1</b> failed" in banner and "<b>1</b> not sent" in banner
-    assert window.act_retry.isEnabled() and window.retry_button.text() == "Retry failed (2)"
+    # issue 14: the button counts failures as failures and the unsent instance as unsent
+    assert window.act_retry.isEnabled() and window.retry_button.text() == "Retry failed (1) and not sent (1)"
     text = diag_text(window.diag_model)
     assert "Association 1 | established - strategy compression" in text
     assert "Rejected" in text and "RT Plan Storage | abstract syntax not supported" in text
     assert ("Peer max PDU" in text and "Ended | released after 1 stored" in text) or "Ended | released" in text
     assert job.summary["success"] == 2
-    # progress: everything counted, rates shown
-    assert window.progress.value() == window.progress.maximum() == 4
-    assert "4 / 4 instances" in window.progress_label.text() and "MB/s" in window.progress_label.text()
+    # progress (issue 14): the blocked RT Plan never left, so it does not fill the bar; rates shown
+    assert (window.progress.value(), window.progress.maximum()) == (3, 4)
+    assert "3 / 4 instances · 1 not sent" in window.progress_label.text() and "MB/s" in window.progress_label.text()
     # failed only
     window.act_failed_only.setChecked(True)
     assert window.failed_only_box.isChecked()
@@ -282,8 +283,9 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
         out[ext] = path.read_text(encoding="utf-8")
     rep = json.loads(out["json"])
     by_file = {Path(e["file"]).name: e for e in rep["instances"]}
-    # warned (0xB000), failed (0xA900), not sent (RT Plan, refused class) and unreadable are all listed
-    assert set(by_file) == {"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "rtplan.dcm"}
+    # warned (0xB000), failed (0xA900), not sent (RT Plan, refused class) and (issue 14) the unreadable
+    # and non-DICOM files are all listed
+    assert set(by_file) == {"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "rtplan.dcm", "broken.dcm", "README.txt"}
     mr = by_file["MR_small.dcm"]
     assert mr["status_code"] == "0xA900" and mr["error_comment"] == "<b>dataset & class</b>"
     assert mr["hint"] and mr["study_instance_uid"] and mr["series_instance_uid"] and mr["sop_instance_uid"] == mr_uid
@@ -319,7 +321,9 @@ def test_local_test_pacs_from_the_menu(qtbot, window, tmp_path) -> None:
         window.local_pacs_controller.start(accept="implicit", port=0)
     assert b.args == [True] and window.local_pacs_controller.scp is not None and window.act_scp.isChecked()
     prof = window.store.local_test()
-    assert prof.remote_port == window.local_pacs_controller.scp.port
+    # issue 14: the port this window's SCP got is its own; the saved profile keeps its port
+    assert window.local_pacs_controller.resolve(prof).remote_port == window.local_pacs_controller.scp.port
+    assert prof.remote_port == 11112
     assert "Implicit VR Little Endian only" in window.scp_label.text()
     window._select_profile(prof.name)
     drop(qtbot, window, [TEST_FILES / "CT_small.dcm", TEST_FILES / "MR_small_RLE.dcm"])

@@ -29,6 +29,34 @@ def _parse(args: list[str]) -> argparse.Namespace:
     return p.parse_args(args)
 
 
+#: The screen the screenshot mode (and the GUI tests) render on: a common laptop's.
+SCREEN_SIZE = (1280, 800)
+
+
+def offscreen_platform(folder: str, size: tuple[int, int] = SCREEN_SIZE) -> str:
+    """The ``-platform`` value giving Qt's offscreen plugin one screen of `size` pixels (96 dpi).
+
+    Writes the plugin's JSON configuration into `folder` (the plugin reads it at start-up);
+    without it the offscreen screen is 800 x 800.
+    """
+    import json
+
+    path = os.path.join(folder, f"offscreen-{size[0]}x{size[1]}.json")
+    screen = {
+        "name": "laptop",
+        "x": 0,
+        "y": 0,
+        "width": size[0],
+        "height": size[1],
+        "logicalDpi": 96,
+        "logicalBaseDpi": 96,
+        "dpr": 1,
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"synchronousWindowSystemEvents": False, "windowFrameMargins": False, "screens": [screen]}, f)
+    return f"offscreen:configfile={path}"
+
+
 def install_logging(level: int = logging.INFO) -> Any:
     """Attach the log pane's buffer to the root logger; route Qt's messages into logging."""
     from PySide6.QtCore import QtMsgType, qInstallMessageHandler
@@ -40,8 +68,10 @@ def install_logging(level: int = logging.INFO) -> Any:
     root = logging.getLogger()
     root.addHandler(buffer)
     root.setLevel(min(root.level or logging.WARNING, level))
-    for name in ("core", "ui", "pynetdicom"):
+    for name in ("core", "ui"):
         logging.getLogger(name).setLevel(level)
+    # pynetdicom logs every PDU and store at Info (the local test PACS's too): Debug detail for a radiographer
+    logging.getLogger("pynetdicom").setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))
     qt_logger = logging.getLogger("qt")
     levels = {
         QtMsgType.QtDebugMsg: logging.DEBUG,
@@ -97,11 +127,14 @@ def run_gui(args: list[str]) -> int:
             ``["--screenshot", "shot.png"]``, optionally followed by paths).
     """
     ns = _parse(args)
+    qt_args = sys.argv[:1]
     if ns.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        if os.environ["QT_QPA_PLATFORM"].startswith("offscreen"):  # a laptop's screen, 1280 x 800
+            qt_args += ["-platform", offscreen_platform(tempfile.mkdtemp(prefix="courier-screen-"))]
     from PySide6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance() or QApplication(qt_args)
     app.setApplicationName("DICOM Courier")
     app.setOrganizationName("dicom-courier")
     if ns.screenshot:
@@ -189,9 +222,11 @@ def _arrange_for_shot(window: Any) -> None:
     if group is not None:
         view.expand(view.to_view(model.index(group, 0)))
     view.scrollToTop()
-    window.splitter.setSizes([800, 330])
-    window.diag_pane.view.setColumnWidth(0, 330)
-    window.bottom.setSizes([1050, 650])
+    total = sum(window.splitter.sizes())
+    window.splitter.setSizes([int(total * 0.66), total - int(total * 0.66)])
+    window.diag_pane.view.setColumnWidth(0, 260)
+    width = sum(window.bottom.sizes())
+    window.bottom.setSizes([int(width * 0.6), width - int(width * 0.6)])
     window.log_pane.pull()
 
 
@@ -206,7 +241,7 @@ def _screenshot(app: Any, buffer: Any, out: str, timeout_s: float = 180.0) -> in
         return 2
     tmp = tempfile.mkdtemp(prefix="courier-shot-")
     window = build_window(buffer, os.path.join(tmp, "config"), os.path.join(tmp, "data"))
-    window.resize(1720, 1240)
+    window.resize(*SCREEN_SIZE)  # the whole of a laptop's screen: every button must still be in view
     window.show()
     sent = _run_demo(window, demo, timeout_s)
     _arrange_for_shot(window)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import os
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,20 +14,19 @@ from core.journal import JobRecord
 from core.preflight import InstancePlan, needs_confirmation, summary_text
 
 from .controllers.send import SendRecord
-from .progress import format_duration
+from .progress import format_duration, rate_text
+from .wording import datetime_text, plain_reason
 
 RED, AMBER, GREEN, BLUE = "#fee2e2", "#fef3c7", "#dcfce7", "#dbeafe"
 
 
 def _headline(job: SendRecord) -> tuple[str, str]:
-    """``(background colour, headline)`` of a send's summary."""
-    s = job.summary
-    stored, warn, not_sent = s.get("success", 0), s.get("warning", 0), s.get("not_sent", 0)
-    failed = s.get("failure", 0) - not_sent
+    """``(background colour, headline)`` of a send's summary: how it ended, at a glance."""
+    stored, warn, failed, not_sent = job.counts
     if job.cancelled:
         return AMBER, "Cancelled"
-    if job.error and not stored and not warn:
-        return RED, "Nothing was stored"
+    if not stored and not warn:
+        return RED, "Nothing was sent" if not job.sent else "Nothing was stored"
     if failed or not_sent:
         return RED, "Some instances were not stored"
     if warn:
@@ -57,32 +55,46 @@ def _arrival_text(arrival: dict[str, Any]) -> str:
     return ""
 
 
+def _why_text(job: SendRecord) -> str:
+    """When nothing reached the PACS: why, in plain words, and what to do (the details in the diagnostics pane)."""
+    reason = job.why_nothing_sent()
+    if not reason:
+        return ""
+    plain = plain_reason(reason)
+    return f"<br><span style='color:#991b1b'><b>Why:</b> {html.escape(plain.what)}.</span>" + (
+        f" <b>What to do:</b> {html.escape(plain.hint)}." if plain.hint else ""
+    )
+
+
 def send_summary(job: SendRecord) -> tuple[str, str]:
-    """``(background colour, rich text)`` summing up a finished send: counts, arrival check, plan, error."""
+    """``(background colour, rich text)`` summing up a finished send: counts, why, arrival check, plan, error.
+
+    The time and rate are the progress tracker's (the progress line and the plot show the same).
+    """
     s = job.summary
-    stored, warn, not_sent = s.get("success", 0), s.get("warning", 0), s.get("not_sent", 0)
+    stored, warn, failed, not_sent = job.counts
     skipped, conv = s.get("skipped", 0), s.get("converted", 0)
-    failed = s.get("failure", 0) - not_sent
     colour, head = _headline(job)
     parts = [
         f"<b>{stored}</b> stored" + (f" ({conv} converted)" if conv else ""),
         f"<b>{warn}</b> with warnings",
         f"<b style='color:#b91c1c'>{failed}</b> failed",
-        f"<b>{not_sent}</b> not sent",
+        f"<b>{not_sent}</b> not sent" + (" (cancelled)" if job.cancelled and not_sent else ""),
     ]
     if skipped:
         parts.append(f"{skipped} skipped")
-    text = (
-        f"<b>{head}</b> - {job.profile.name}: "
-        + " · ".join(parts)
-        + f" - {s.get('associations', 0)} association(s), {format_duration(job.finished - job.started)}"
-    )
+    took = f"{format_duration(job.elapsed_s)}" + (f", {rate_text(job.rates[0])}" if job.sent else "")
+    text = f"<b>{head}</b> - {html.escape(job.profile.name)}: " + " · ".join(parts) + f" - {took}"
+    if not stored and not warn and not job.cancelled:
+        text += _why_text(job)
     text += _arrival_text(job.arrival)
     if job.plan_summary:
         text += f"<br>Plan before sending: {html.escape(job.plan_summary)}."
     if job.resumed:
         text += f"<br>Resumed job {html.escape(job.job_id)}: only instances left unsent or in doubt were sent."
-    if job.error:
+    if job.cancelled and not_sent:
+        text += "<br>The instances not sent stay in the send journal: <i>Retry</i> sends them now, or resume them later."
+    if job.error and job.error not in job.why_nothing_sent():
         text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"
     return colour, text
 
@@ -98,6 +110,8 @@ class SummaryBanner(QFrame):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        #: What it shows: ``"send"``, ``"plan"`` or ``""`` (hidden).
+        self.kind = ""
         self.setObjectName("banner")
         self._row = QHBoxLayout(self)
         self._row.setContentsMargins(10, 4, 10, 4)
@@ -112,10 +126,16 @@ class SummaryBanner(QFrame):
         """Put `widget` on the banner's right, after those already there."""
         self._row.addWidget(widget)
 
-    def _show(self, colour: str, text: str) -> None:
+    def _show(self, colour: str, text: str, kind: str = "send") -> None:
+        self.kind = kind
         self.setStyleSheet(f"#banner{{background:{colour};border-radius:4px;}}")
         self.label.setText(text)
         self.show()
+
+    def hide(self) -> None:
+        """Hide it (it shows nothing any more)."""
+        self.kind = ""
+        super().hide()
 
     def show_send(self, job: SendRecord) -> None:
         """Sum up a finished send."""
@@ -129,11 +149,18 @@ class SummaryBanner(QFrame):
             f"<b>Plan</b> for {len(plans)} instance(s): {html.escape(summary_text(plans))}"
             + (" - check the blocked or lossy rows before sending" if warn else "")
             + ". Nothing was sent.",
+            "plan",
         )
 
     def show_plan_error(self, error: str) -> None:
-        """Say why there is no plan."""
-        self._show(RED, f"<b>No plan</b>: {html.escape(error)}")
+        """Say why there is no plan (in plain words, with the hint)."""
+        plain = plain_reason(error)
+        self._show(
+            RED,
+            f"<b>No plan</b>: {html.escape(plain.what)}."
+            + (f" <b>What to do:</b> {html.escape(plain.hint)}." if plain.hint else ""),
+            "plan",
+        )
 
     def add_report_link(self, path: str) -> None:
         """Add (or replace) the link to the failure report just written."""
@@ -180,13 +207,17 @@ class ResumeBanner(QFrame):
             return
         j = jobs[0]
         c = j.counts
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(j.started))
+        when = datetime_text(j.started)
         stored = c.get("stored", 0) + c.get("stored-warning", 0)
         doubt = c.get("in-flight", 0) + c.get("unknown", 0)
-        more = f" ({len(jobs) - 1} more interrupted job(s) in the journal)" if len(jobs) > 1 else ""
+        more = f" ({len(jobs) - 1} more unfinished send(s) in the journal)" if len(jobs) > 1 else ""
+        head = {
+            "interrupted": "A send was interrupted",
+            "cancelled": "A send was stopped before the end",
+        }.get(j.state, "A send left instances unsent")
         self.label.setText(
-            f"<b>A send was interrupted</b>: job {html.escape(j.id)} to {html.escape(j.profile or j.peer or '?')}, "
-            f"started {when}: <b>{stored}</b> of {c.get('total', 0)} stored, <b>{j.resumable}</b> not sent"
+            f"<b>{head}</b>: job {html.escape(j.id)} to {html.escape(j.profile or j.peer or '?')}, "
+            f"started {html.escape(when)}: <b>{stored}</b> of {c.get('total', 0)} stored, <b>{j.resumable}</b> not sent"
             + (f" ({doubt} in doubt)" if doubt else "")
             + f". <i>Resume</i> sends only those.{more}"
         )

@@ -12,13 +12,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtGui import QBrush, QFont, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QBrush, QFont, QIcon, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTreeView, QVBoxLayout, QWidget
 
 from core import events as ev
 from core.convert import syntax_label
 
 from . import states as st
+from .controllers.echo import echo_message
+from .wording import GLOSSARY
 
 
 def _item(text: str, tip: str = "") -> QStandardItem:
@@ -70,6 +72,8 @@ class DiagnosticsModel(QStandardItemModel):
         self._assoc_by_index: dict[int, QStandardItem] = {}
         self._assoc_n = 0
         self._last_strategy: str | None = None
+        self._rejected: list[QStandardItem] = []  # this job's rejected-context rows (red until the job succeeds)
+        self._n_rejected = 0
         self._bold = QFont()
         self._bold.setBold(True)
 
@@ -94,6 +98,8 @@ class DiagnosticsModel(QStandardItemModel):
         self._assoc_by_index = {}
         self._assoc_n = 0
         self._last_strategy = None
+        self._rejected = []
+        self._n_rejected = 0
         return self._job
 
     def end_job(self, event: ev.JobFinished) -> None:
@@ -112,6 +118,24 @@ class DiagnosticsModel(QStandardItemModel):
             text += " - cancelled"
             state = st.WARNING
         self._append(self._job, "Finished", text + (f" - {event.error}" if event.error else ""), state)
+        if self._n_rejected and not s.get("failure") and not event.cancelled and s.get("total"):
+            # a successful send whose PACS declined some combinations: normal, not an error
+            self._neutralise_rejections()
+            self._append(
+                self._job,
+                "Note",
+                f"the PACS declined {self._n_rejected} combination(s) of SOP class and transfer syntax; "
+                "all instances went through another",
+                tip=GLOSSARY["presentation_context"],
+            )
+
+    def _neutralise_rejections(self) -> None:
+        for item in self._rejected:
+            item.setIcon(QIcon())
+            row_parent = item.parent() or self.invisibleRootItem()
+            other = row_parent.child(item.row(), 1)
+            if other is not None:
+                other.setForeground(QBrush())
 
     # -- associations ----------------------------------------------------------------------------------
 
@@ -177,7 +201,12 @@ class DiagnosticsModel(QStandardItemModel):
         if record.get("peer"):
             self._append(node, "Peer", str(record["peer"]))
         if record.get("peer_max_pdu") is not None:
-            self._append(node, "Peer max PDU", _pdu(record["peer_max_pdu"]) + f" (ours {_pdu(record.get('our_max_pdu'))})")
+            self._append(
+                node,
+                "Peer max PDU",
+                _pdu(record["peer_max_pdu"]) + f" (ours {_pdu(record.get('our_max_pdu'))})",
+                tip=GLOSSARY["max_pdu"],
+            )
         if record.get("peer_implementation_class_uid"):
             self._append(
                 node,
@@ -187,16 +216,28 @@ class DiagnosticsModel(QStandardItemModel):
         acc = record.get("accepted", [])
         rej = record.get("rejected", [])
         prop = record.get("proposed", [])
-        a = self._append(node, f"Accepted ({len(acc)})", "SOP class: transfer syntax", st.STORED if acc else None)
+        tip = GLOSSARY["presentation_context"]
+        a = self._append(node, f"Accepted ({len(acc)})", "SOP class: transfer syntax", st.STORED if acc else None, tip=tip)
         a.setData(len(_by_class(acc)) <= 8, Qt.ItemDataRole.UserRole + 1)
         for name, syntaxes, _ in _by_class(acc):
             self._append(a, name, syntaxes)
-        r = self._append(node, f"Rejected ({len(rej)})", "SOP class: reason: transfer syntaxes")
-        if rej:
+        # a declined combination is a problem only for a SOP class with no accepted one on this association
+        usable = {r.get("abstract_syntax_name") or r.get("abstract_syntax") for r in acc}
+        groups = _by_class(rej, with_reason=True)
+        blocked = any(name not in usable for name, _, _ in groups)
+        r = self._append(node, f"Rejected ({len(rej)})", "SOP class: reason: transfer syntaxes", tip=tip)
+        r.setData(blocked, Qt.ItemDataRole.UserRole + 1)  # the pane unfolds only a list with a problem in it
+        if blocked:
             r.setIcon(st.icon(st.FAILED))
-        for name, syntaxes, reason in _by_class(rej, with_reason=True):
-            self._append(r, name, f"{reason}: {syntaxes}" if reason else syntaxes, st.FAILED)
-        p = self._append(node, f"Proposed ({len(prop)})", "SOP class: transfer syntaxes in order of preference")
+            self._rejected.append(r)
+        for name, syntaxes, reason in groups:
+            text = f"{reason}: {syntaxes}" if reason else syntaxes
+            if name in usable:
+                self._append(r, name, f"{text} (another one was accepted)")
+            else:
+                self._rejected.append(self._append(r, name, text, st.FAILED))
+        self._n_rejected += len(rej) if acc else 0
+        p = self._append(node, f"Proposed ({len(prop)})", "SOP class: transfer syntaxes in order of preference", tip=tip)
         for name, syntaxes, _ in _by_class(prop):
             self._append(p, name, syntaxes)
         if record.get("outcome") and not acc:
@@ -216,7 +257,7 @@ class DiagnosticsModel(QStandardItemModel):
         top = self._append(
             None,
             f"Test connection {when}",
-            f"{profile}: C-ECHO {result.get('message', '')}, round trip {result.get('rtt_ms', 0):.1f} "
+            f"{profile}: {echo_message(result)}, round trip {result.get('rtt_ms', 0):.1f} "
             f"ms, association {result.get('associate_ms', 0):.1f} ms",
             st.STORED if ok else st.FAILED,
         )
@@ -275,7 +316,7 @@ class DiagnosticsPane(QWidget):
             self.view.scrollTo(idx, QAbstractItemView.ScrollHint.PositionAtTop)
             return
         text = str(parent.data(Qt.ItemDataRole.DisplayRole) or "")
-        if text.startswith("Accepted") and not parent.data(Qt.ItemDataRole.UserRole + 1):
-            return  # a long accepted list stays folded; rejections matter more
+        if text.startswith(("Accepted", "Rejected")) and not parent.data(Qt.ItemDataRole.UserRole + 1):
+            return  # a long accepted list, or rejections that harmed nothing, stay folded
         if not parent.parent().isValid() or text.startswith(("Association", "Test connection", "Accepted", "Rejected")):
             self.view.expand(parent)

@@ -28,13 +28,29 @@ from PySide6.QtWidgets import (
 from core.preflight import InstancePlan, summary_text
 
 from . import states as st
-from .models import Col, Node
+from .models import LEAF_KINDS, Col, Node
+
+
+def retry_text(failed: int, not_sent: int) -> str:
+    """The *Retry* button's text: it counts failures as failures and unsent instances as unsent."""
+    if failed and not_sent:
+        return f"Retry failed ({failed}) and not sent ({not_sent})"
+    if not_sent:
+        return f"Send the not sent ({not_sent})"
+    return f"Retry failed ({failed})" if failed else "Retry failed"
 
 
 class ExportDialog(QDialog):
-    """Asks where to write the failure report, in which format, and whether to leave patient data out."""
+    """Asks where to write the failure report, in which format, which sends it covers and whether to leave patient data out.
 
-    def __init__(self, default_dir: str, parent: QWidget | None = None):
+    Args:
+        default_dir: the folder offered.
+        parent: the window.
+        profile_name: the PACS the report is about.
+        n_jobs: how many sends went to it in this session.
+    """
+
+    def __init__(self, default_dir: str, parent: QWidget | None = None, profile_name: str = "", n_jobs: int = 1):
         super().__init__(parent)
         self.setWindowTitle("Export failure report")
         self.fmt = QComboBox(self)
@@ -49,13 +65,18 @@ class ExportDialog(QDialog):
         browse = QPushButton("Browse…", self)
         browse.clicked.connect(self._browse)
         self.fmt.currentIndexChanged.connect(self._on_fmt_changed)
-        self.omit = QCheckBox("Leave patient names and IDs out of the report", self)
+        self.omit = QCheckBox("Leave patient data out (names, IDs, and folder names from file paths)", self)
+        self.scope = QComboBox(self)
+        self.scope.addItem(f"Every send to {profile_name or 'this PACS'} since DICOM Courier started ({n_jobs})", "all")
+        self.scope.addItem("Only the last send", "last")
+        self.scope.setEnabled(n_jobs > 1)
         row = QHBoxLayout()
         row.addWidget(self.path, 1)
         row.addWidget(browse)
         form = QFormLayout()
         form.addRow("Format", self.fmt)
         form.addRow("File", row)
+        form.addRow("Covers", self.scope)
         form.addRow("", self.omit)
         bb = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
         bb.accepted.connect(self.accept)
@@ -63,14 +84,19 @@ class ExportDialog(QDialog):
         lay = QVBoxLayout(self)
         lay.addWidget(
             QLabel(
-                "Lists every failed or warned instance with the reason, the PACS's comment, the hint,\n"
-                "the transfer syntax tried and the fallback steps, plus the profile and the negotiation.",
+                "Lists every failed, warned, not sent or skipped instance and every unreadable file with the reason,\n"
+                "the PACS's comment, the hint, the transfer syntax tried and the fallback steps,\n"
+                "plus the profile and the negotiation.",
                 self,
             )
         )
         lay.addLayout(form)
         lay.addWidget(bb)
         self.resize(640, 200)
+
+    def last_only(self) -> bool:
+        """True when the report should cover only the last send."""
+        return self.scope.currentData() == "last"
 
     def _on_fmt_changed(self, _i: int) -> None:
         base, _ext = os.path.splitext(self.path.text())
@@ -118,7 +144,7 @@ def details_box(parent: QWidget, index: QModelIndex) -> QMessageBox | None:
     if not index.isValid():
         return None
     node: Node = index.internalPointer()
-    if node.kind not in ("instance", "bad") or node.inst is None:
+    if node.kind not in LEAF_KINDS or node.inst is None:
         return None
     box = QMessageBox(parent)
     box.setWindowTitle(os.path.basename(node.inst.path))
@@ -149,3 +175,42 @@ def show_about(parent: QWidget) -> None:
         f"<table cellspacing='4'><tr><th align='left'>Library</th><th align='left'>Version</th>"
         f"<th align='left'>Licence</th></tr>{rows}</table>",
     )
+
+
+class QuestionBox(QMessageBox):
+    """A non-modal question whose answers are named: open it, connect ``finished``, read :meth:`answer`.
+
+    Args:
+        parent: the window it belongs to.
+        title / text / informative: what is asked (the text may be rich text).
+        choices: ``(key, button label, role)`` in order; the first is the default unless `default` says.
+        default: the key of the default button.
+
+    Attributes:
+        choices: ``key -> button`` (tests click them).
+    """
+
+    def __init__(
+        self,
+        parent: QWidget,
+        title: str,
+        text: str,
+        informative: str,
+        choices: Sequence[tuple[str, str, QMessageBox.ButtonRole]],
+        default: str | None = None,
+        icon: QMessageBox.Icon = QMessageBox.Icon.Question,
+    ):
+        super().__init__(parent)
+        self.setIcon(icon)
+        self.setWindowTitle(title)
+        self.setText(text)
+        self.setInformativeText(informative)
+        self.choices: dict[str, QAbstractButton] = {}
+        for key, label, role in choices:
+            self.choices[key] = self.addButton(label, role)
+        self.setDefaultButton(self.choices[default or choices[0][0]])  # type: ignore[arg-type]
+
+    def answer(self) -> str:
+        """The key of the button clicked ("" when the box was closed another way)."""
+        clicked = self.clickedButton()
+        return next((k for k, b in self.choices.items() if b is clicked), "")

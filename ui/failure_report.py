@@ -12,6 +12,7 @@ Every value in the HTML page is escaped.
 from __future__ import annotations
 
 import csv
+import hashlib
 import html
 import io
 import json
@@ -23,6 +24,8 @@ from typing import Any
 
 from core.convert import syntax_label
 from core.diagnostics import explain_status
+
+from .wording import person_name_text
 
 __all__ = ["build_failure_report", "write_failure_report", "REPORT_COLUMNS", "fallback_steps", "FORMATS"]
 
@@ -52,7 +55,63 @@ REPORT_COLUMNS = (
     "notes",
 )
 
-_PROBLEM_STATUS = ("failure", "warning")
+_PROBLEM_STATUS = ("failure", "warning", "skipped")
+
+#: Human labels of the profile's settings (the HTML page shows these, not the field names).
+SETTING_LABELS = {
+    "name": "Name",
+    "remote_host": "Host",
+    "remote_port": "Port",
+    "remote_ae_title": "Called AE title (the PACS's)",
+    "local_ae_title": "Calling AE title (ours)",
+    "strategy": "Transfer-syntax strategy",
+    "max_retries": "Fallback steps",
+    "parallel_associations": "Parallel associations",
+    "allow_lossy": "Lossy conversion allowed",
+    "verify_arrival": "Arrival check after sending",
+    "acse_timeout_s": "Association (ACSE) timeout, s",
+    "dimse_timeout_s": "Response (DIMSE) timeout, s",
+    "network_timeout_s": "Network timeout, s",
+    "connect_timeout_s": "Connect timeout, s",
+    "max_pdu_bytes": "Max PDU (what we accept), bytes",
+    "tls_enabled": "DICOM TLS",
+    "tls_verify_hostname": "TLS: verify the host name",
+    "tls_ca_cert_file": "TLS: CA certificate file",
+    "tls_client_cert_file": "TLS: client certificate file",
+    "tls_client_key_file": "TLS: client key file",
+    "tls_ca_cert_secret_name": "TLS: CA certificate secret ID",
+    "tls_client_cert_secret_name": "TLS: client certificate secret ID",
+    "tls_client_key_secret_name": "TLS: client key secret ID",
+    "gcp_project_id": "Google Cloud project",
+    "tls_key_password_keyring": "TLS: key passphrase keyring entry",
+    "is_local_test": "Built-in local test PACS",
+}
+#: Profile entries the HTML page leaves out (bulky or internal).
+_HIDDEN_SETTINGS = frozenset({"acceptance_map", "extra", "version"})
+
+
+_JOB_COUNTS = (("total", "in all"), ("success", "stored"), ("warning", "warned"), ("failure", "failed or not sent"))
+
+
+def setting_label(key: str) -> str:
+    """The human label of a profile setting (``acse_timeout_s`` -> ``Association (ACSE) timeout, s``)."""
+    return SETTING_LABELS.get(key) or key.replace("_", " ").capitalize()
+
+
+def anonymous_path(path: str, patient_name: str = "") -> str:
+    """`path` without the folders (which often name the patient): the file name, or a hash when it names them too.
+
+    Args:
+        path: the file's path.
+        patient_name: the DICOM PN of the file's patient; a file name containing any of its
+            components (2 characters or more, any case) becomes ``file-<12 hex digits><ext>``.
+    """
+    name = os.path.basename(path or "")
+    parts = [x.strip().lower() for x in str(patient_name).replace("=", "^").split("^") if len(x.strip()) >= 2]
+    if name and any(part in name.lower() for part in parts):
+        ext = os.path.splitext(name)[1]
+        return f"file-{hashlib.sha256(path.encode('utf-8', 'surrogateescape')).hexdigest()[:12]}{ext}"
+    return name
 
 
 def fallback_steps(sop_class_uid: str | None, associations: Sequence[dict[str, Any]]) -> list[str]:
@@ -95,7 +154,7 @@ def _report_entry(o: dict[str, Any], inst: Any, associations: Sequence[dict[str,
     expl = explain_status(int(code), o.get("error_comment")) if code is not None else None
     return {
         "file": o.get("path") or getattr(inst, "path", ""),
-        "patient_name": getattr(inst, "patient_name", "") or "",
+        "patient_name": person_name_text(getattr(inst, "patient_name", "") or ""),
         "patient_id": getattr(inst, "patient_id", "") or "",
         "study_instance_uid": getattr(inst, "study_instance_uid", "") or "",
         "series_instance_uid": getattr(inst, "series_instance_uid", "") or "",
@@ -139,6 +198,23 @@ def _negotiation_entry(n: int, rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _unreadable_entry(inst: Any) -> dict[str, Any]:
+    """A file that could not be read or is not DICOM (keys :data:`REPORT_COLUMNS`)."""
+    failed = getattr(inst, "status", "") == "failure"
+    entry = dict.fromkeys(REPORT_COLUMNS, "")
+    entry.update(
+        file=getattr(inst, "path", "") or "",
+        patient_name=person_name_text(getattr(inst, "patient_name", "") or ""),
+        patient_id=getattr(inst, "patient_id", "") or "",
+        state="unreadable" if failed else "not DICOM",
+        status="failure" if failed else "skipped",
+        message=getattr(inst, "reason", "") or ("cannot be read" if failed else "not a DICOM file"),
+        fallback_steps=[],
+        notes=list(getattr(inst, "notes", ()) or ()),
+    )
+    return entry
+
+
 def build_failure_report(
     outcomes: Sequence[dict[str, Any]],
     instances: Sequence[Any],
@@ -149,44 +225,64 @@ def build_failure_report(
     finished: float,
     omit_patient: bool = False,
     job_id: str = "",
+    jobs: Sequence[dict[str, Any]] = (),
+    unreadable: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Assemble the report.
 
     Args:
-        outcomes: the engine's outcome dicts, one per sent item, in job order.
+        outcomes: the engine's outcome dicts, one per instance (for several sends: each
+            instance's latest outcome), in order.
         instances: the matching :class:`core.scan.ScannedInstance` records (same order).
-        associations: the job's negotiation records.
+        associations: the sends' negotiation records.
         profile: the profile used, as a dict (a profile holds no secrets).
-        summary: the job's counts.
-        started / finished: epoch seconds.
-        omit_patient: leave patient names and IDs out.
-        job_id: the job's identifier.
+        summary: the counts.
+        started / finished: epoch seconds (of the first send's start and the last one's end).
+        omit_patient: leave patient names and IDs out, and the folders of file paths.
+        job_id: the (last) job's identifier.
+        jobs: the sends covered, each ``{"id", "started", "finished", "summary"}`` (epoch seconds).
+        unreadable: scanner records of the files that could not be read or are not DICOM.
 
     Returns:
-        ``{"generated", "job", "profile", "summary", "negotiation", "instances"}``;
-        ``instances`` holds only failed and warned entries (keys :data:`REPORT_COLUMNS`).
+        ``{"generated", "job", "jobs", "profile", "summary", "negotiation", "instances"}``;
+        ``instances`` holds the failed, warned, not sent and skipped entries, then the unreadable
+        files (keys :data:`REPORT_COLUMNS`).
     """
-    entries = []
-    for o, inst in zip(outcomes, instances, strict=True):
-        if o.get("status") not in _PROBLEM_STATUS:
-            continue
-        entry = _report_entry(o, inst, associations)
-        if omit_patient:
+    pairs = [
+        (_report_entry(o, inst, associations), inst)
+        for o, inst in zip(outcomes, instances, strict=True)
+        if o.get("status") in _PROBLEM_STATUS
+    ]
+    pairs += [(_unreadable_entry(inst), inst) for inst in unreadable]
+    if omit_patient:
+        for entry, inst in pairs:
+            entry["file"] = anonymous_path(entry["file"], getattr(inst, "patient_name", "") or "")
             entry["patient_name"] = ""
             entry["patient_id"] = ""
-        entries.append(entry)
+    entries = [entry for entry, _inst in pairs]
     negotiation = [_negotiation_entry(n, rec) for n, rec in enumerate(associations, start=1)]
+    stamp = "%Y-%m-%dT%H:%M:%S%z"
     return {
-        "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "generated": time.strftime(stamp),
         "job": {
             "id": job_id,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(finished)),
+            "started": time.strftime(stamp, time.localtime(started)),
+            "finished": time.strftime(stamp, time.localtime(finished)),
             "elapsed_s": round(finished - started, 3),
             "patient_data_omitted": omit_patient,
+            "sends": len(jobs) or 1,
         },
+        "jobs": [
+            {
+                "id": j.get("id", ""),
+                "started": time.strftime(stamp, time.localtime(j.get("started", 0))),
+                "finished": time.strftime(stamp, time.localtime(j.get("finished", 0))),
+                "summary": dict(j.get("summary") or {}),
+            }
+            for j in jobs
+        ],
         "profile": dict(profile),
-        "summary": dict(summary),
+        "summary": {**dict(summary), "unreadable": len(unreadable)},
         "negotiation": negotiation,
         "instances": entries,
     }
@@ -233,9 +329,10 @@ def _html_header(report: dict[str, Any]) -> list[str]:
         f"<style>{_CSS}</style>",
         "</head><body>",
         "<h1>DICOM Courier - failure report</h1>",
-        f"<p class='muted'>Generated {_e(report['generated'])}. Send started {_e(job.get('started'))}, finished "
-        f"{_e(job.get('finished'))} ({_e(job.get('elapsed_s'))} s)"
-        + (". Patient names and IDs are left out." if job.get("patient_data_omitted") else ".")
+        f"<p class='muted'>Generated {_e(report['generated'])}. "
+        + (f"{_e(job.get('sends'))} sends to this PACS, the first" if (job.get("sends") or 1) > 1 else "Send")
+        + f" started {_e(job.get('started'))}, the last finished {_e(job.get('finished'))}"
+        + (". Patient names, IDs and folder names are left out." if job.get("patient_data_omitted") else ".")
         + "</p>",
         "<p class='counts'>",
     ]
@@ -246,22 +343,34 @@ def _html_header(report: dict[str, Any]) -> list[str]:
         ("Failed", "failure"),
         ("Not sent", "not_sent"),
         ("Skipped", "skipped"),
+        ("Unreadable or not DICOM", "unreadable"),
         ("Converted", "converted"),
         ("Associations", "associations"),
     ):
         out.append(f"<span><b>{_e(s.get(key, 0))}</b> {_e(label)}</span>")
-    out.append("</p><h2>PACS profile</h2><table class='kv'>")
+    out.append("</p>")
+    if len(report.get("jobs", [])) > 1:
+        out.append("<h2>Sends covered</h2><table><tr><th>Job</th><th>Started</th><th>Finished</th><th>Counts</th></tr>")
+        for j in report["jobs"]:
+            js = j["summary"]
+            counts = ", ".join(f"{js.get(k, 0)} {label}" for k, label in _JOB_COUNTS)
+            out.append(
+                f"<tr><td><code>{_e(j['id'])}</code></td><td>{_e(j['started'])}</td><td>{_e(j['finished'])}</td><td>{_e(counts)}</td></tr>"
+            )
+        out.append("</table>")
+    out.append("<h2>PACS profile</h2><table class='kv'>")
     for key, value in report["profile"].items():
-        if value in ("", None):
+        if value in ("", None) or key in _HIDDEN_SETTINGS:
             continue
-        out.append(f"<tr><td>{_e(key)}</td><td>{_e(value)}</td></tr>")
+        shown = "yes" if value is True else "no" if value is False else value
+        out.append(f"<tr><td>{_e(setting_label(key))}</td><td>{_e(shown)}</td></tr>")
     out.append("</table>")
     return out
 
 
 def _html_instance_row(e: dict[str, Any], omit_patient: bool) -> str:
     """One failed or warned instance as a table row."""
-    cls = "warning" if e["status"] == "warning" else "failure"
+    cls = "failure" if e["status"] == "failure" else "warning"
     patient = "" if omit_patient else (f"{_e(e['patient_name'])}<br><span class='muted'>ID {_e(e['patient_id'])}</span>")
     uids = (
         f"<span class='muted'>Study</span> <code>{_e(e['study_instance_uid'])}</code><br>"
@@ -313,9 +422,9 @@ def _html_negotiation(n: dict[str, Any]) -> list[str]:
 
 def _html_text(report: dict[str, Any]) -> str:
     out = _html_header(report)
-    out.append(f"<h2>Failed and warned instances ({len(report['instances'])})</h2>")
+    out.append(f"<h2>Instances and files not stored cleanly ({len(report['instances'])})</h2>")
     if not report["instances"]:
-        out.append("<p>None: every instance was stored without warnings.</p>")
+        out.append("<p>None: every instance was stored without warnings and every file could be read.</p>")
     else:
         out.append(
             "<table><tr><th>File</th><th>Patient</th><th>UIDs</th><th>SOP class</th><th>Status</th>"

@@ -5,8 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QPainter
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QItemSelection,
+    QItemSelectionModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    Qt,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QAction, QMouseEvent, QPainter
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTreeView, QWidget
 
 from .models import HEADERS, Col, InstanceTreeModel, Node, ProblemFilterProxy
@@ -28,7 +38,11 @@ DEFAULT_WIDTHS = {
     Col.SENT_AS: 215,
     Col.PLAN: 260,
     Col.VERIFIED: 80,
+    Col.DETAILS: 320,
 }
+#: The reason comes right after the state (on screen; the model keeps its column order), so it is
+#: never past the right edge, whatever columns are shown.
+REASON_AFTER = Col.STATE
 #: Columns hidden until they have something to show (a plan, an arrival check).
 DEFAULT_HIDDEN = frozenset({Col.PLAN, Col.VERIFIED})
 
@@ -47,19 +61,22 @@ class FileTreeView(QTreeView):
         gate: held while painting, so a running send steps aside (see :class:`ui.workers.GuiGate`).
         parent: the owning widget.
 
+    A double-click shows a file's details and leaves the selection as it was before the click,
+    so it never changes what *Send* sends.
+
     Signals:
         selection_changed(): the selected rows changed (also when the shown model changes).
+        current_changed(QModelIndex): the current row changed; its index in the tree model.
         details_requested(QModelIndex): a file was double-clicked, or *Details…* chosen from its
             context menu; its index in the tree model.
     """
 
     selection_changed = Signal()
+    current_changed = Signal(QModelIndex)
     details_requested = Signal(QModelIndex)
 
-    HINT = (
-        "Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)\n\n"
-        "No PACS yet? Choose “Local test PACS” and press Send:\nthe built-in test PACS starts by itself."
-    )
+    HINT = "Drop DICOM files, folders or a DICOMDIR here\n(or use Add files… / Add folder…)"
+    PACS_HINT = "No PACS yet? Choose “Local test PACS” and press Send:\nthe built-in test PACS starts by itself."
 
     def __init__(self, tree_model: InstanceTreeModel, proxy: ProblemFilterProxy, gate: GuiGate, parent: QWidget | None = None):
         super().__init__(parent)
@@ -85,6 +102,9 @@ class FileTreeView(QTreeView):
         self.customContextMenuRequested.connect(self._on_view_context_menu_requested)
         self.doubleClicked.connect(self._on_view_double_clicked)
         self._menu_actions: Sequence[QAction | None] = ()
+        self._selection_before_click: QItemSelection | None = None
+        #: Show the "No PACS yet?" hint in the empty list (only while no PACS profile of one's own exists).
+        self.show_pacs_hint = True
         self.setToolTip("")
 
     # -- painting --------------------------------------------------------------------------------------
@@ -123,14 +143,28 @@ class FileTreeView(QTreeView):
             f = p.font()
             f.setPointSizeF(f.pointSizeF() * 1.25)
             p.setFont(f)
-            p.drawText(self.viewport().rect(), int(Qt.AlignmentFlag.AlignCenter), self.HINT)
+            p.drawText(self.viewport().rect(), int(Qt.AlignmentFlag.AlignCenter), self.hint_text())
             p.end()
+
+    def hint_text(self) -> str:
+        """What the empty list says."""
+        return self.HINT + ("\n\n" + self.PACS_HINT if self.show_pacs_hint else "")
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        # remembered so that a double-click (details) can put the selection back
+        self._selection_before_click = QItemSelection(self.selectionModel().selection())
+        super().mousePressEvent(event)
 
     # -- model and selection ---------------------------------------------------------------------------
 
     def setModel(self, model: QAbstractItemModel | None) -> None:
         super().setModel(model)
         self.selectionModel().selectionChanged.connect(self.selection_changed)
+        self.selectionModel().currentChanged.connect(self._on_selection_model_current_changed)
+
+    @Slot(QModelIndex, QModelIndex)
+    def _on_selection_model_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        emit(self.current_changed, self.to_source(current))
 
     def set_menu_actions(self, actions: Sequence[QAction | None]) -> None:
         """The context menu's actions after *Details…* (None: a separator)."""
@@ -150,6 +184,9 @@ class FileTreeView(QTreeView):
 
     @Slot(QModelIndex)
     def _on_view_double_clicked(self, index: QModelIndex) -> None:
+        before = self._selection_before_click
+        if before is not None:  # a double-click looks at a file; it does not choose what to send
+            self.selectionModel().select(before, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         emit(self.details_requested, self.to_source(index))
 
     def set_failed_only(self, on: bool) -> bool:
@@ -211,6 +248,11 @@ class FileTreeView(QTreeView):
             if self.columnWidth(col) < width // 2:
                 self.setColumnWidth(col, width)
 
+    def hide_column(self, col: Col) -> None:
+        """Hide `col` (e.g. the Plan column once its plan no longer holds)."""
+        self.hidden_columns.add(col)
+        self.setColumnHidden(col, True)
+
     def remember_columns(self) -> None:
         """Copy the shown columns' widths and hidden state into :attr:`column_widths` and :attr:`hidden_columns`."""
         for col in Col:
@@ -218,11 +260,13 @@ class FileTreeView(QTreeView):
                 self.hidden_columns.add(col)
             else:
                 self.hidden_columns.discard(col)
-                if col != Col.DETAILS:
+                if self.header().visualIndex(col) != self.header().count() - 1:  # the last one stretches
                     self.column_widths[col] = self.columnWidth(col)
 
     def apply_columns(self) -> None:
-        """Show the columns as :attr:`column_widths` and :attr:`hidden_columns` say."""
+        """Show the columns as :attr:`column_widths` and :attr:`hidden_columns` say, the reason after the state."""
+        hdr = self.header()
+        hdr.moveSection(hdr.visualIndex(Col.DETAILS), hdr.visualIndex(REASON_AFTER) + 1)
         for col in Col:
             self.setColumnHidden(col, col in self.hidden_columns)
             if col in self.column_widths:

@@ -7,7 +7,9 @@ costs one text append per tick, not one per log line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import re
 import threading
 from collections import deque
 
@@ -16,11 +18,13 @@ from PySide6.QtGui import QFont, QFontDatabase, QTextCursor
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 PULL_MS = 300
+#: ``path:line: Category: message``, the first line of a warning routed through ``logging.captureWarnings``.
+_WARNING_LINE = re.compile(r"^.*?:\d+: (\w+): (.*)$")
 LEVELS = (("Debug", logging.DEBUG), ("Info", logging.INFO), ("Warning", logging.WARNING), ("Error", logging.ERROR))
 
 
 class LogBuffer(logging.Handler):
-    """Keeps the last `capacity` formatted records; thread-safe.
+    """Keeps the last `capacity` formatted records; thread-safe. Tracebacks become separate Debug entries.
 
     Records are ``(sequence, levelno, text)``; :meth:`since` returns those newer
     than a sequence number.
@@ -31,9 +35,44 @@ class LogBuffer(logging.Handler):
         self._records: deque[tuple[int, int, str]] = deque(maxlen=capacity)
         self._seq = 0
         self._mutex = threading.Lock()
+        self._recent: deque[str] = deque(maxlen=20)  # the latest messages, to spot a warning said twice
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S"))
 
+    def _from_warnings(self, record: logging.LogRecord) -> logging.LogRecord:
+        """A ``py.warnings`` record as one line ``Category: message``; Debug when a logger just said the same."""
+        text = record.getMessage()
+        m = _WARNING_LINE.match(text.splitlines()[0] if text else "")
+        if m is None:
+            return record
+        category, message = m.group(1), m.group(2)
+        level = logging.DEBUG if message in self._recent else record.levelno
+        source = text.partition("\n")[2].strip()
+        return logging.makeLogRecord(
+            {
+                **record.__dict__,
+                "msg": f"{category}: {message}",
+                "args": None,
+                "levelno": level,
+                "levelname": logging.getLevelName(level),
+                "stack_info": f"{text.splitlines()[0]}\n{source}" if source else None,
+            }
+        )
+
     def emit(self, record: logging.LogRecord) -> None:
+        if record.name == "py.warnings":
+            record = self._from_warnings(record)
+        else:
+            with contextlib.suppress(Exception):
+                self._recent.append(record.getMessage())
+        # A traceback is for whoever debugs: it is kept as a separate Debug entry, so the pane at
+        # Info (what a radiographer sees) shows the message line only.
+        trace = ""
+        if record.exc_info or record.exc_text or record.stack_info:
+            fmt = self.formatter or logging.Formatter()
+            if record.exc_info and not record.exc_text:
+                record.exc_text = fmt.formatException(record.exc_info)
+            trace = "\n".join(x for x in (record.exc_text, record.stack_info and fmt.formatStack(record.stack_info)) if x)
+            record = logging.makeLogRecord({**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None})
         try:
             text = self.format(record)
         except Exception:  # a bad format argument must not break the sender
@@ -41,6 +80,9 @@ class LogBuffer(logging.Handler):
         with self._mutex:
             self._seq += 1
             self._records.append((self._seq, record.levelno, text))
+            if trace:
+                self._seq += 1
+                self._records.append((self._seq, logging.DEBUG, "    " + trace.replace("\n", "\n    ")))
 
     def since(self, seq: int) -> list[tuple[int, int, str]]:
         """Records with a sequence number above `seq`, oldest first."""

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 from core.probe import AcceptanceMap
 from core.profiles import Profile, ProfileStore
 
+from . import states as st
 from .controllers.echo import EchoController
 from .controllers.local_pacs import LocalPacsController
 from .controllers.plan import PlanController
@@ -36,14 +37,15 @@ from .controllers.resume import ResumeController
 from .controllers.scan import ScanController
 from .controllers.send import SendController, SendRecord
 from .diagnostics import DiagnosticsModel
-from .dialogs import ExportDialog, confirmation_box, details_box, show_about
+from .dialogs import ExportDialog, QuestionBox, confirmation_box, details_box, retry_text, show_about
 from .logpane import LogBuffer
 from .main_window_layout import MainWindowLayout
-from .models import Col, InstanceTreeModel, Node, ProblemFilterProxy
+from .models import BAD, Col, InstanceTreeModel, Node, ProblemFilterProxy, reason_line
 from .probe_dialog import ProbeDialog
 from .profiles_ui import ProfileListModel, ProfilesDialog
 from .progress import ProgressTracker
 from .qtcompat import emit
+from .wording import plain_reason
 from .workers import GuiGate, ScanWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
@@ -68,9 +70,13 @@ class MainWindow(MainWindowLayout):
     Signals:
         confirmation_requested(object): the plan asks before sending; the (non-modal) QMessageBox
             (:attr:`confirm_box`, with :attr:`confirm_send_button` and :attr:`confirm_cancel_button`).
+        question_asked(object): another non-modal question is open, the QMessageBox: re-send instances
+            the PACS already holds (:attr:`resend_box`), discard results (:attr:`clear_box`), stop a
+            send to quit (:attr:`close_box`). Each box's buttons are named in its ``buttons`` dict.
     """
 
     confirmation_requested = Signal(object)
+    question_asked = Signal(object)
 
     def __init__(
         self,
@@ -99,7 +105,13 @@ class MainWindow(MainWindowLayout):
         self._build_controllers()
         self._pending_paths: list[str] = []
         self.confirm_box: QMessageBox | None = None
+        self.resend_box: QMessageBox | None = None
+        self.clear_box: QMessageBox | None = None
+        self.close_box: QMessageBox | None = None
         self.probe_dialog: ProbeDialog | None = None
+        self._quit_when_stopped = False  # the user chose to stop the send and quit
+        self._closing = False
+        self._plan_for: tuple[str, frozenset[int]] | None = None  # (profile, instance uids) the Plan column is for
 
         self._setup_layout(log_buffer)
         self._connect_actions()
@@ -110,9 +122,10 @@ class MainWindow(MainWindowLayout):
         self.model.contents_changed.connect(self.counts_timer.start)
         self._connect_controllers()
         self._select_profile(store.last_used)
+        self._shown_profile = self.current_profile().name if self.current_profile() else ""
         self._update_counts()
         self.local_pacs_controller.refresh()
-        self.resize(1500, 900)
+        self.fit_to_screen()
         self.restore_view_state()
         if self.journal_path:
             QTimer.singleShot(0, self.resume_controller.check_interrupted_jobs)
@@ -142,6 +155,7 @@ class MainWindow(MainWindowLayout):
         send.info_changed.connect(self.progress_label.setText)
         send.busy_changed.connect(self._update_send_button)
         send.plan_filled.connect(self._on_send_plan_filled)
+        send.plan_failed.connect(self._on_send_plan_failed)
         send.confirmation_needed.connect(self._on_send_confirmation_needed)
         send.send_started.connect(self._on_send_send_started)
         send.progressed.connect(self._on_send_progressed)
@@ -154,10 +168,16 @@ class MainWindow(MainWindowLayout):
         self.plan_controller.plan_started.connect(self._on_plan_plan_started)
         self.plan_controller.plan_finished.connect(self._on_plan_plan_finished)
         self.probe_controller.probe_started.connect(self._on_probe_probe_started)
-        self.probe_controller.probe_progressed.connect(self.echo_label.show_probe_progress)
+        self.probe_controller.probe_progressed.connect(self.pacs_panel.show_probe_progress)
         self.probe_controller.probe_finished.connect(self._on_probe_probe_finished)
         self.echo_controller.echo_started.connect(self._on_echo_echo_started)
+        self.echo_controller.echo_ticked.connect(self.pacs_panel.show_echo_tick)
+        self.echo_controller.echo_cancelled.connect(self._on_echo_echo_cancelled)
         self.echo_controller.echo_finished.connect(self._on_echo_echo_finished)
+        self.pacs_panel.cancel_button.clicked.connect(self.echo_controller.cancel)
+        for sig in (self.profiles.rowsInserted, self.profiles.rowsRemoved, self.profiles.modelReset):
+            sig.connect(self._on_profiles_changed)
+        self._on_profiles_changed()
         self.local_pacs_controller.running_changed.connect(self._on_local_pacs_running_changed)
         self.local_pacs_controller.accept_changed.connect(self._on_local_pacs_accept_changed)
         self.local_pacs_controller.status_changed.connect(self._on_local_pacs_status_changed)
@@ -192,7 +212,8 @@ class MainWindow(MainWindowLayout):
             a.triggered.connect(lambda _c=False, k=key: self.local_pacs_controller.set_accept(k))
         self.profile_box.currentIndexChanged.connect(self._on_profile_box_changed)
         self.view.details_requested.connect(self.show_details)
-        self.view.selection_changed.connect(self._update_send_button)
+        self.view.selection_changed.connect(self._on_view_selection_changed)
+        self.view.current_changed.connect(self._show_reason)
         self.resume_banner.resume_button.clicked.connect(self.resume_interrupted)
         self.resume_banner.dismiss_button.clicked.connect(self.dismiss_interrupted)
 
@@ -300,17 +321,74 @@ class MainWindow(MainWindowLayout):
     @Slot()
     def remove_selected(self) -> None:
         """Remove the selected rows (not while sending)."""
-        if not self.send_controller.sending:
+        if not self.send_controller.busy:
             self.model.remove(self.view.selected_source_indexes())
             self._update_counts()
 
     @Slot()
-    def clear_all(self) -> None:
-        """Empty the list (not while sending)."""
-        if not self.send_controller.sending:
-            self.model.clear()
-            self.banner.hide()
-            self._update_counts()
+    def clear_all(self) -> bool:
+        """Empty the list (not while sending); asks first when there are results to lose.
+
+        Returns True when the list was emptied now (False: nothing to do, or the question is open).
+        """
+        if self.send_controller.busy or not self.model.leaves():
+            return False
+        if self.send_controller.jobs or any(n.plan for n in self.model.leaves()):
+            n = sum(1 for x in self.model.leaves() if x.state in st.FINAL_STATES)
+            self._ask(
+                "clear_box",
+                QuestionBox(
+                    self,
+                    "Clear all",
+                    f"Remove all {len(self.model.leaves())} file(s) from the list and forget what was sent?",
+                    f"The results of {n} instance(s) (stored, failed, not sent) and any plan are discarded from this "
+                    "window. Files already stored stay at the PACS; the send journal keeps its record. "
+                    "Export the failure report first if you need it.",
+                    [
+                        ("clear", "Clear all", QMessageBox.ButtonRole.DestructiveRole),
+                        ("keep", "Keep", QMessageBox.ButtonRole.RejectRole),
+                    ],
+                    default="keep",
+                    icon=QMessageBox.Icon.Warning,
+                ),
+                self._on_clear_box_finished,
+            )
+            return False
+        self._clear_now()
+        return True
+
+    def _on_clear_box_finished(self, answer: str) -> None:
+        if answer == "clear" and not self.send_controller.busy:
+            self._clear_now()
+
+    def _clear_now(self) -> None:
+        self.model.clear()
+        self.send_controller.results.clear()
+        self.send_controller.jobs.clear()
+        self.send_controller.last_job = None
+        self._clear_plan()
+        self.banner.hide()
+        self.reason_label.hide()
+        self._reset_progress()
+        self._update_counts()
+
+    def _ask(self, attr: str, box: QuestionBox, then: Any) -> None:
+        """Open `box` as attribute `attr` without blocking the event loop; `then(answer)` runs when it closes."""
+        old = getattr(self, attr)
+        if old is not None:
+            old.close()
+
+        def finished(_result: int) -> None:
+            if getattr(self, attr) is box:
+                setattr(self, attr, None)
+            answer = box.answer()
+            box.deleteLater()
+            then(answer)
+
+        box.finished.connect(finished)
+        setattr(self, attr, box)
+        box.open()
+        emit(self.question_asked, box)
 
     # -- counts and labels -------------------------------------------------------------------------
 
@@ -329,21 +407,43 @@ class MainWindow(MainWindowLayout):
         sel = self.view.selected_source_indexes()
         n = len(self.model.sendable_under(sel)) if sel else self.model.stats()["instances"]
         self.send_button.setText(f"Send selected ({n})" if sel else f"Send all ({n})")
+        self.send_button.setToolTip(
+            (f"Send the {n} selected instance(s); click an empty spot of the list to send everything" if sel else "")
+            + ("\n" if sel else "")
+            + self.act_send.toolTip()
+        )
         busy = self.send_controller.busy
+        has_files = bool(self.model.leaves())
         self.act_send.setEnabled(n > 0 and not busy)
         self.act_plan.setEnabled(n > 0 and not busy and not self.plan_controller.busy)
-        self.act_remove.setEnabled(not busy)
-        self.act_clear.setEnabled(not busy)
-        self.act_cancel.setEnabled(busy)
-        retry = len(self.send_controller.retry_nodes())
-        self.act_retry.setEnabled(retry > 0 and not busy)
-        self.retry_button.setText(f"Retry failed ({retry})" if retry else "Retry failed")
-        self.act_export.setEnabled(self.send_controller.last_job is not None and not busy)
+        self.act_remove.setEnabled(bool(sel) and not busy)
+        self.act_clear.setEnabled(has_files and not busy)
+        self.act_cancel.setEnabled(busy and not self.send_controller.cancelling)
+        self.profile_box.setEnabled(not busy)
+        failed, not_sent = self._retry_counts()
+        self.act_retry.setEnabled(bool(failed or not_sent) and not busy)
+        self.retry_button.setText(retry_text(failed, not_sent))
+        self.act_export.setEnabled(self._report_possible() and not busy)
         self.act_probe.setEnabled(not self.probe_controller.busy)
         self.act_probe_all.setEnabled(not self.probe_controller.busy)
+        self.act_test.setEnabled(not self.echo_controller.busy)
         p = self.current_profile()
         self.act_show_map.setEnabled(bool(p is not None and p.acceptance_map))
         self.resume_banner.resume_button.setEnabled(not busy)
+
+    def _retry_counts(self) -> tuple[int, int]:
+        """``(failed, not sent)`` among the instances *Retry* would send (failed counts unknown outcomes too)."""
+        failed = not_sent = 0
+        for node in self.send_controller.retry_nodes():
+            if node.state == st.NOT_SENT:
+                not_sent += 1
+            else:
+                failed += 1
+        return failed, not_sent
+
+    def _report_possible(self) -> bool:
+        p = self.current_profile()
+        return p is not None and bool(self.send_controller.jobs_to(p.name))
 
     # -- profiles and the connection test ----------------------------------------------------------
 
@@ -358,18 +458,56 @@ class MainWindow(MainWindowLayout):
     @Slot(int)
     def _on_profile_box_changed(self, row: int) -> None:
         p = self.profiles.profile(row)
-        self.echo_label.clear()
+        self.pacs_panel.clear()
         if hasattr(self, "act_show_map"):
             self.act_show_map.setEnabled(bool(p is not None and p.acceptance_map))
         if p is not None and p.name != self.store.last_used:
             self.store.last_used = p.name
             self.profiles._save()
+        if hasattr(self, "_shown_profile") and p is not None and p.name != self._shown_profile:
+            self._show_results_of(p.name)
+
+    def _show_results_of(self, name: str) -> None:
+        """The tree, the banner and the progress row show what happened at `name`'s PACS (or nothing yet)."""
+        self._shown_profile = name
+        self.send_controller.results.show(self.model, name)
+        self._clear_plan()
+        jobs = self.send_controller.jobs_to(name)
+        if jobs:
+            self.banner.show_send(jobs[-1])
+        else:
+            self.banner.hide()
+        self._reset_progress()
+        self._show_reason(self.view.to_source(self.view.currentIndex()))
+        self._update_send_button()
+
+    @Slot()
+    def _on_profiles_changed(self) -> None:
+        """The "No PACS yet?" hint only while the local test PACS is the only profile."""
+        self.view.show_pacs_hint = not any(not p.is_local_test for p in self.store.profiles)
+        self.view.viewport().update()
+
+    def fit_to_screen(self) -> None:
+        """Take most of the screen the window is on, never more than it (at most 1500 x 960)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(1280, 800)
+            return
+        avail = screen.availableGeometry()
+        w = min(1500, avail.width() - 16)
+        h = min(960, avail.height() - 40)
+        self.resize(max(640, w), max(480, h))
+        frame = self.frameGeometry()
+        self.move(
+            avail.left() + max(0, (avail.width() - frame.width()) // 2),
+            avail.top() + max(0, (avail.height() - frame.height()) // 2),
+        )
 
     @Slot()
     def manage_profiles(self) -> None:
-        """Open the profile manager."""
+        """Open the profile manager (its connection tests reach this window's local test PACS)."""
         current = self.current_profile()
-        ProfilesDialog(self.profiles, self.pool, self).exec()
+        ProfilesDialog(self.profiles, self.pool, self, local_pacs=self.local_pacs_controller).exec()
         self._select_profile(current.name if current else "")
 
     @Slot()
@@ -382,12 +520,17 @@ class MainWindow(MainWindowLayout):
     @Slot(object)
     def _on_echo_echo_started(self, p: Profile) -> None:
         self.act_test.setEnabled(False)
-        self.echo_label.show_echo_started(p)
+        self.pacs_panel.show_echo_started(p, self.echo_controller.seconds_left())
+
+    @Slot()
+    def _on_echo_echo_cancelled(self) -> None:
+        self.act_test.setEnabled(True)
+        self.pacs_panel.show_echo_cancelled()
 
     @Slot(object, object)
     def _on_echo_echo_finished(self, result: dict[str, Any] | None, error: str | None) -> None:
         self.act_test.setEnabled(True)
-        self.echo_label.show_echo_result(result, error)
+        self.pacs_panel.show_echo_result(result, error)
         p = self.echo_controller.profile or self.current_profile()
         self.diag_model.echo_result(p.name if p else "?", result, error)
 
@@ -414,11 +557,11 @@ class MainWindow(MainWindowLayout):
     @Slot(object, int)
     def _on_probe_probe_started(self, p: Profile, n_classes: int) -> None:
         self._update_send_button()
-        self.echo_label.show_probe_started(p, n_classes)
+        self.pacs_panel.show_probe_started(p, n_classes)
 
     @Slot(object, object)
     def _on_probe_probe_finished(self, amap: AcceptanceMap | None, error: str | None) -> None:
-        self.echo_label.show_probe_result(amap, error)
+        self.pacs_panel.show_probe_result(amap, error)
         if error is None and amap is not None:
             p = self.probe_controller.profile or self.current_profile()
             self.show_map(amap, p.name if p else "")
@@ -468,20 +611,88 @@ class MainWindow(MainWindowLayout):
     @Slot(object, object)
     def _on_plan_plan_finished(self, plans: list[Any] | None, error: str | None) -> None:
         if plans is not None:
+            p = self.plan_controller.profile
+            self._plan_for = (p.name if p else "", frozenset(n.uid for n in self.plan_controller.planned))
             self.view.show_column(Col.PLAN, 260)
             self.banner.show_plan(plans)
             self._set_info("Plan ready: see the Plan column.")
         else:
+            self._clear_plan()
             self.banner.show_plan_error(error or "")
             self._set_info("Planning failed.")
         self._update_send_button()
+
+    def _clear_plan(self) -> None:
+        """Forget the plan: empty and hide the Plan column (and its banner)."""
+        self._plan_for = None
+        leaves = [n for n in self.model.leaves() if n.plan]
+        if leaves:
+            self.model.set_plans((n, "") for n in leaves)
+            self.model.flush()
+        if not self.view.isColumnHidden(Col.PLAN):
+            self.view.hide_column(Col.PLAN)
+        if self.banner.kind == "plan":
+            self.banner.hide()
+
+    @Slot()
+    def _on_view_selection_changed(self) -> None:
+        """A plan stays only while it covers what *Send* would send now."""
+        if self._plan_for is not None and not self.send_controller.busy:
+            chosen = {n.uid for n in self.model.sendable_under(self.view.selected_source_indexes())}
+            if not chosen <= self._plan_for[1]:
+                self._clear_plan()
+        self._update_send_button()
+
+    @Slot(QModelIndex)
+    def _show_reason(self, index: QModelIndex) -> None:
+        """Under the tree: the current file's state and reason, wrapped (the Details column may be narrow)."""
+        node = index.internalPointer() if index.isValid() else None
+        text = reason_line(node) if node is not None else ""
+        self.reason_label.setText(text)
+        self.reason_label.setVisible(bool(text))
 
     # -- sending -----------------------------------------------------------------------------------
 
     @Slot()
     def send(self) -> None:
-        """Send the selected studies/series (or everything) to the chosen PACS."""
-        self.start_send(self.model.sendable_under(self.view.selected_source_indexes()))
+        """Send the selected studies/series (or everything) to the chosen PACS.
+
+        Instances this PACS already holds (stored in this session) are skipped unless the user
+        chooses to send them again: a question with both choices, never silently.
+        """
+        nodes = self.model.sendable_under(self.view.selected_source_indexes())
+        p = self.current_profile()
+        if not nodes or p is None or self.send_controller.busy:
+            return
+        stored = self.send_controller.results.stored(p.name, nodes)
+        if not stored:
+            self.start_send(nodes)
+            return
+        held = {id(n) for n in stored}
+        rest = [n for n in nodes if id(n) not in held]
+        choices = [("again", f"Send all {len(nodes)} again", QMessageBox.ButtonRole.AcceptRole)]
+        if rest:
+            choices.insert(0, ("rest", f"Send the {len(rest)} not stored", QMessageBox.ButtonRole.AcceptRole))
+        choices.append(("cancel", "Cancel", QMessageBox.ButtonRole.RejectRole))
+        self._ask(
+            "resend_box",
+            QuestionBox(
+                self,
+                "Already stored",
+                f"{p.name} already holds {len(stored)} of these {len(nodes)} instance(s): they were stored there "
+                "earlier in this session.",
+                (f"Send only the {len(rest)} that are not stored there yet, or send all again?" if rest else "Send them again?"),
+                choices,
+                default="rest" if rest else "cancel",  # Enter never re-sends what the PACS holds
+            ),
+            lambda answer: self._on_resend_answered(answer, nodes, rest),
+        )
+
+    def _on_resend_answered(self, answer: str, nodes: list[Node], rest: list[Node]) -> None:
+        if answer == "rest":
+            self.start_send(rest)
+        elif answer == "again":
+            self.start_send(nodes)
 
     @Slot()
     def retry_failed(self) -> None:
@@ -522,7 +733,13 @@ class MainWindow(MainWindowLayout):
 
     @Slot(object)
     def _on_send_plan_filled(self, _plans: list[Any]) -> None:
+        self._plan_for = None  # the plan of this send, not one to keep after it
         self.view.show_column(Col.PLAN, 260)
+
+    @Slot(str)
+    def _on_send_plan_failed(self, error: str) -> None:
+        self._clear_plan()
+        self.progress_label.setText(f"No plan before sending ({plain_reason(error).what}); sending anyway…")
 
     @Slot(object, object)
     def _on_send_confirmation_needed(self, plans: list[Any], p: Profile) -> None:
@@ -542,7 +759,10 @@ class MainWindow(MainWindowLayout):
         self.send_controller.confirm(go)
 
     @Slot(object, int)
-    def _on_send_send_started(self, _job: SendRecord, n: int) -> None:
+    def _on_send_send_started(self, job: SendRecord, n: int) -> None:
+        current = self.current_profile()
+        if current is not None and job.profile.name != current.name and self.profiles.row_of(job.profile.name) >= 0:
+            self._select_profile(job.profile.name)  # a resume goes to its job's PACS: show that PACS's results
         self.banner.hide()
         self._begin_progress(n)
         self._update_send_button()
@@ -550,6 +770,7 @@ class MainWindow(MainWindowLayout):
     @Slot(object)
     def _on_send_progressed(self, tracker: ProgressTracker) -> None:
         self._show_progress(tracker, self.send_controller.sending, self.send_controller.cancelling)
+        self._show_reason(self.view.to_source(self.view.currentIndex()))  # the current row's state moves on
 
     @Slot(object)
     def _on_send_arrival_checked(self, _info: dict[str, Any]) -> None:
@@ -560,6 +781,11 @@ class MainWindow(MainWindowLayout):
         self.local_pacs_controller.refresh()
         self.banner.show_send(job)
         self._update_send_button()
+        if self.close_box is not None:  # asked to quit while sending, and the send ended before the answer
+            self.close_box.close()
+            self._quit_when_stopped = True
+        if self._quit_when_stopped:
+            QTimer.singleShot(0, self.close)
 
     # -- resume (send journal) ---------------------------------------------------------------------
 
@@ -616,17 +842,29 @@ class MainWindow(MainWindowLayout):
 
     @Slot()
     def choose_export(self) -> None:
-        """Ask for a file and format, then write the failure report."""
-        if self.send_controller.last_job is None:
+        """Ask for a file, a format and which sends, then write the failure report."""
+        p = self.current_profile()
+        jobs = self.send_controller.jobs_to(p.name) if p is not None else []
+        if not jobs:
             return
-        dlg = ExportDialog(os.path.expanduser("~"), self)
+        dlg = ExportDialog(os.path.expanduser("~"), self, p.name if p else "", len(jobs))
         if dlg.exec() == QDialog.DialogCode.Accepted and dlg.path.text().strip():
-            self.export_failure_report(dlg.path.text().strip(), dlg.omit.isChecked())
+            self.export_failure_report(dlg.path.text().strip(), dlg.omit.isChecked(), last_only=dlg.last_only())
 
-    def export_failure_report(self, path: str, omit_patient: bool = False) -> bool:
-        """Write the last job's failure report to `path` (format from the extension) on a worker."""
-        job = self.send_controller.last_job
-        return job is not None and self.report_controller.export(job, path, omit_patient)
+    def export_failure_report(self, path: str, omit_patient: bool = False, last_only: bool = False) -> bool:
+        """Write the failure report of the chosen PACS to `path` (format from the extension) on a worker.
+
+        It covers every send to that PACS since the app started (or only the last one), plus the
+        files that could not be read or were skipped, with their reasons.
+        """
+        p = self.current_profile()
+        jobs = self.send_controller.jobs_to(p.name) if p is not None else []
+        if not jobs:
+            return False
+        if last_only:
+            jobs = jobs[-1:]
+        bad = [n.inst for n in self.model.leaves() if n.kind == BAD and n.inst is not None]
+        return self.report_controller.export(jobs, path, omit_patient, bad)
 
     @Slot(str, str)
     def _on_report_report_written(self, path: str, error: str) -> None:
@@ -649,6 +887,49 @@ class MainWindow(MainWindowLayout):
         self.log_pane.timer.stop()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.send_controller.busy and not self._closing:
+            # never lose a send by closing: ask, then stop between instances and let the journal record it
+            event.ignore()
+            if not self._quit_when_stopped:
+                self._ask_before_closing()
+            return
+        self._closing = True
         self.save_view_state()
         self.shutdown()
         super().closeEvent(event)
+
+    def _ask_before_closing(self) -> None:
+        job = self.send_controller.job
+        t = self.send_controller.tracker
+        p = job.profile.name if job is not None else "the PACS"
+        self._ask(
+            "close_box",
+            QuestionBox(
+                self,
+                "A send is running",
+                f"A send to {p} is running: {t.done} of {t.total} instance(s) done. Stop it and quit?",
+                "It stops after the current instance. The instances not sent yet stay in the send journal: "
+                "the next time DICOM Courier starts it offers to resume them.",
+                [
+                    ("stop", "Stop sending and quit", QMessageBox.ButtonRole.DestructiveRole),
+                    ("keep", "Keep sending", QMessageBox.ButtonRole.RejectRole),
+                ],
+                default="keep",
+                icon=QMessageBox.Icon.Warning,
+            ),
+            self._on_close_box_finished,
+        )
+
+    def _on_close_box_finished(self, answer: str) -> None:
+        if answer != "stop":
+            return
+        self._quit_when_stopped = True
+        if self.send_controller.sending:
+            self.progress_label.setText("Stopping after the current instance, then quitting…")
+            self.act_cancel.setEnabled(False)
+            self.send_controller.cancel()
+        else:  # still planning or asking: nothing was sent yet
+            if self.confirm_box is not None:
+                self.confirm_box.reject()
+            self.send_controller.cancel()
+            QTimer.singleShot(0, self.close)

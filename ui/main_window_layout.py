@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QMenuBar,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -37,7 +38,7 @@ from .diagnostics import DiagnosticsPane
 from .file_tree import FileTreeView
 from .logpane import LogBuffer, LogPane
 from .models import Col, human_size
-from .pacs_status import PacsStatusLabel
+from .pacs_status import PacsStatusPanel
 from .progress import ProgressTracker
 from .throughput import ThroughputPlot
 
@@ -71,25 +72,38 @@ ACTION_TIPS = {
     "act_add_files": "Add DICOM files or a DICOMDIR (Ctrl+O); you can also drop them on the window",
     "act_add_folder": "Add every file in a folder and its subfolders (Ctrl+Shift+O)",
     "act_remove": "Remove the selected rows from the list (Del)",
-    "act_clear": "Empty the list",
+    "act_clear": "Empty the list and forget what was sent (asks first when there are results) (Ctrl+Shift+Backspace)",
     "act_send": "Send the selected studies/series, or everything when nothing is selected (Ctrl+Enter)",
     "act_plan": "Work out what will happen to each selected instance before sending: as stored, "
     "converted, or blocked and why (asks the PACS; nothing is stored) (Ctrl+Shift+P)",
     "act_cancel": "Stop after the current instance; the rest are marked 'not sent' (Esc)",
-    "act_test": "C-ECHO the selected PACS and show the round trip and accepted context (Ctrl+T)",
-    "act_probe": "Ask the PACS which SOP classes and transfer syntaxes it accepts: the classes "
-    "of the loaded files (all storage classes when none are loaded) x every "
-    "transfer syntax; nothing is stored (Ctrl+Shift+T)",
+    "act_test": "Check that the selected PACS answers: a DICOM 'ping' (C-ECHO); nothing is stored. "
+    "Shows the round trip and what the PACS accepted (Ctrl+T)",
+    "act_probe": "Ask the PACS which kinds of object (SOP classes) and encodings (transfer syntaxes) it accepts: "
+    "the kinds of the loaded files (all storage kinds when none are loaded) x every encoding; "
+    "nothing is stored (Ctrl+Shift+T)",
     "act_probe_all": "Probe every storage SOP class pynetdicom knows (about 170) x every transfer syntax; "
     "takes a few dozen associations",
     "act_show_map": "Show the acceptance map saved with the selected profile by its last probe",
     "act_profiles": "Add, edit, duplicate, delete, import or export PACS profiles (Ctrl+P)",
     "act_failed_only": "Show only failed, not sent and unreadable files (Ctrl+F)",
-    "act_retry": "Send the failed and not-sent instances again (Ctrl+R)",
+    "act_retry": "Send the failed and not-sent instances again to the same PACS (Ctrl+R)",
     "act_export": "Write the failed and warned instances to HTML, CSV or JSON (Ctrl+E)",
     "act_scp": "Start or stop the built-in Storage SCP on this computer (Ctrl+Shift+L)",
     "act_copy": "Copy the selected files' states and reasons as tab-separated text (Ctrl+C)",
     "act_quit": "",
+}
+
+#: The progress line while nothing is being sent.
+IDLE_TEXT = "Drop DICOM files, folders or a DICOMDIR anywhere on this window, or use Add files / Add folder."
+
+#: The progress bar's colour once a send has ended, by how it ended (:func:`ui.controllers.send.outcome_label`).
+BAR_STYLES = {
+    "Done": "QProgressBar::chunk{background:#16a34a;}",
+    "Done with warnings": "QProgressBar::chunk{background:#d97706;}",
+    "Cancelled": "QProgressBar{background:#fef3c7;} QProgressBar::chunk{background:#9ca3af;}",
+    "Some not stored": "QProgressBar{background:#fee2e2;} QProgressBar::chunk{background:#d97706;}",
+    "Nothing stored": "QProgressBar{background:#fecaca;} QProgressBar::chunk{background:#dc2626;}",
 }
 
 #: What the local test PACS's "Accepts" choices do.
@@ -173,6 +187,9 @@ class MainWindowLayout(QMainWindow):
         outer.setContentsMargins(8, 6, 8, 4)
         outer.setSpacing(6)
         outer.addLayout(self._build_header())
+        self.pacs_panel = PacsStatusPanel(self)  # test and probe results wrap here, never in the header
+        self.echo_label = self.pacs_panel.label
+        outer.addWidget(self.pacs_panel)
         outer.addLayout(self._build_progress_row())
         self.resume_banner = ResumeBanner(self)  # an interrupted job in the journal: offer to resume it
         outer.addWidget(self.resume_banner)
@@ -182,15 +199,16 @@ class MainWindowLayout(QMainWindow):
         self._build_status_bar()
 
     def _build_header(self) -> QHBoxLayout:
-        """Files | PACS (selector, profiles, test, probe, result) | plan, send, cancel."""
+        """PACS (selector, profiles, test, probe) | plan, send, cancel; the file actions sit over the tree."""
         head = QHBoxLayout()
-        for act in (self.act_add_files, self.act_add_folder, self.act_remove, self.act_clear):
-            head.addWidget(self._button(act))
-        head.addSpacing(18)
-        head.addWidget(QLabel("PACS:", self))
+        pacs = QLabel("PACS:", self)
+        pacs.setToolTip("The PACS to send to (Ctrl+P to manage profiles)")
+        head.addWidget(pacs)
         self.profile_box = QComboBox(self)
         self.profile_box.setModel(self.profiles)
-        self.profile_box.setMinimumWidth(200)
+        self.profile_box.setMinimumWidth(170)
+        self.profile_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.profile_box.setMinimumContentsLength(16)
         self.profile_box.setToolTip("The PACS to send to (Ctrl+P to manage profiles)")
         head.addWidget(self.profile_box)
         edit = QPushButton("Profiles…", self)
@@ -201,32 +219,42 @@ class MainWindowLayout(QMainWindow):
         head.addWidget(self.test_button)
         self.probe_button = self._button(self.act_probe)
         head.addWidget(self.probe_button)
-        self.echo_label = PacsStatusLabel(self)
-        head.addWidget(self.echo_label, 1)
+        head.addStretch(1)
         head.addWidget(self._button(self.act_plan))
         self.send_button = self._button(self.act_send)
         self.send_button.setDefault(True)
         self.send_button.setStyleSheet("QPushButton{font-weight:bold;padding:4px 18px;}")
         head.addWidget(self.send_button)
-        head.addWidget(self._button(self.act_cancel))
+        self.cancel_button = self._button(self.act_cancel)
+        head.addWidget(self.cancel_button)
         return head
+
+    def _build_files_row(self) -> QHBoxLayout:
+        """The file actions, over the file tree."""
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        for act in (self.act_add_files, self.act_add_folder, self.act_remove, self.act_clear):
+            row.addWidget(self._button(act))
+        row.addStretch(1)
+        return row
 
     def _build_progress_row(self) -> QHBoxLayout:
         prow = QHBoxLayout()
         self.progress = QProgressBar(self)
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
+        self.progress.setMaximumWidth(320)
+        self.progress.setMinimumWidth(160)
         self.progress.setTextVisible(True)
-        self.progress.setFormat("%v / %m")
-        self.progress.setMaximumWidth(420)
-        self.progress_label = QLabel(
-            "Drop DICOM files, folders or a DICOMDIR anywhere on this window, or use Add files / Add folder.", self
-        )
+        self.progress_label = QLabel(IDLE_TEXT, self)
+        self.progress_label.setWordWrap(True)
+        # two lines, always: its text changes 4 times a second while sending and must not re-lay out the window
+        self.progress_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.progress_label.setFixedHeight(self.progress_label.fontMetrics().lineSpacing() * 2 + 4)
         self.plot = ThroughputPlot(self)
-        self.plot.setFixedWidth(380)
+        self.plot.setFixedWidth(340)
         prow.addWidget(self.progress)
         prow.addWidget(self.progress_label, 1)
         prow.addWidget(self.plot)
+        self._reset_progress()
         return prow
 
     def _build_summary_banner(self) -> SummaryBanner:
@@ -242,11 +270,23 @@ class MainWindowLayout(QMainWindow):
         return self.banner
 
     def _build_panes(self, log_buffer: LogBuffer) -> QSplitter:
-        """The file tree over the diagnostics and log panes."""
+        """The file actions, the file tree and the selected file's reason, over the diagnostics and log panes."""
         self.view = FileTreeView(self.model, self.proxy, self.gate, self)
         self.view.set_menu_actions(
             (self.act_copy, None, self.act_send, self.act_retry, None, self.act_remove, None, self.act_failed_only)
         )
+        self.reason_label = QLabel(self)  # the selected file's state and reason, wrapped, never off screen
+        self.reason_label.setWordWrap(True)
+        self.reason_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reason_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.reason_label.hide()
+        files = QWidget(self)
+        fl = QVBoxLayout(files)
+        fl.setContentsMargins(0, 0, 0, 0)
+        fl.setSpacing(3)
+        fl.addLayout(self._build_files_row())
+        fl.addWidget(self.view, 1)
+        fl.addWidget(self.reason_label)
         self.diag_pane = DiagnosticsPane(self.diag_model, self)
         self.log_pane = LogPane(log_buffer, self)
         self.bottom = QSplitter(Qt.Orientation.Horizontal, self)
@@ -255,7 +295,7 @@ class MainWindowLayout(QMainWindow):
         self.bottom.setStretchFactor(0, 3)
         self.bottom.setStretchFactor(1, 2)
         self.splitter = QSplitter(Qt.Orientation.Vertical, self)
-        self.splitter.addWidget(self.view)
+        self.splitter.addWidget(files)
         self.splitter.addWidget(self.bottom)
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
@@ -268,10 +308,13 @@ class MainWindowLayout(QMainWindow):
         self.scan_bar.setMaximumWidth(140)
         self.scan_bar.hide()
         self.counts_label = QLabel(self)
+        self.counts_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.scp_label = QLabel(self)
-        sb.addWidget(self.counts_label, 1)
+        self.scp_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.scp_label.setMinimumWidth(260)
+        sb.addWidget(self.counts_label, 3)
         sb.addPermanentWidget(self.scan_bar)
-        sb.addPermanentWidget(self.scp_label)
+        sb.addPermanentWidget(self.scp_label, 2)
 
     def _build_menus(self) -> None:
         mb = self.menuBar()
@@ -350,24 +393,46 @@ class MainWindowLayout(QMainWindow):
         self.counts_label.setText(
             f"{s['files']} file(s): {s['instances']} DICOM instance(s) in {s['patients']} patient(s), "
             f"{s['studies']} study(ies), {s['series']} series, {human_size(s['bytes'])}"
+            + (f"; {s['indexes']} DICOMDIR index(es)" if s.get("indexes") else "")
             + (f"; {s['bad']} not DICOM or unreadable" if s["bad"] else "")
         )
+
+    def _reset_progress(self) -> None:
+        """Nothing is being sent: an empty bar without numbers, the hint, an empty plot."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.progress.setStyleSheet("")
+        self.progress.setToolTip("")
+        self.progress_label.setText(IDLE_TEXT)
+        self.plot.clear()
 
     def _begin_progress(self, total: int) -> None:
         """Empty the progress bar (of `total` instances) and the throughput plot."""
         self.plot.clear()
+        self.progress.setStyleSheet("")
+        self.progress.setFormat("%v / %m")
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(0)
+        self.progress.setToolTip("Instances that reached an outcome (stored, failed or skipped) of those sent")
 
     def _show_progress(self, tracker: ProgressTracker, sending: bool, cancelling: bool) -> None:
-        """The bar, the rates line and a point on the plot (the line stays "Cancelling…" once asked)."""
+        """The bar, the rates line and a point on the plot, all from `tracker`.
+
+        While cancelling the line keeps saying so and the plot stops; once the send has ended
+        the bar takes the outcome's colour and the plot its average (the line shows the same).
+        """
         self.progress.setMaximum(max(1, tracker.total))
         self.progress.setValue(min(tracker.done, tracker.total))
-        if cancelling:
-            return
-        if sending or tracker.t_end is not None:
+        if tracker.t_end is not None:
             self.progress_label.setText(tracker.text())
-        if sending and tracker.done:
+            self.progress.setStyleSheet(BAR_STYLES.get(tracker.label, ""))
+            self.plot.set_average(*tracker.rates())
+            return
+        if cancelling or not sending:
+            return
+        self.progress_label.setText(tracker.text())
+        if tracker.sent:
             ips, bps = tracker.rates()
             self.plot.add_point(tracker.elapsed_s, ips, bps)
 

@@ -28,17 +28,21 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QBrush, QFont
 
-from core.scan import ScannedInstance
+from core.scan import MEDIA_STORAGE_DIRECTORY, ScannedInstance
 
 from . import states as st
 from .qtcompat import emit, fill_role_data
 from .tree_nodes import (  # noqa: F401  (re-exported: the views import the tree's types from here)
     BAD,
+    BAD_GROUP_KEY,
+    DICOMDIR,
     FIRST_CHANGING_COL,
     GROUP,
     HEADER_TIPS,
     HEADERS,
+    INDEX_GROUP_KEY,
     INSTANCE,
+    LEAF_KINDS,
     PATIENT,
     SERIES,
     STUDY,
@@ -47,6 +51,7 @@ from .tree_nodes import (  # noqa: F401  (re-exported: the views import the tree
     Role,
     cell_text,
     human_size,
+    reason_line,
     summary_state,
     tooltip_text,
 )
@@ -80,7 +85,7 @@ _PAINT_ROLES = (
 
 
 class InstanceTreeModel(QAbstractItemModel):
-    """Patients › studies › series › instances, plus "Not DICOM or unreadable".
+    """Patients › studies › series › instances, then "DICOMDIR" (CD indexes) and "Not DICOM or unreadable".
 
     Signals:
         contents_changed(): files were added or removed (for counts and buttons).
@@ -95,6 +100,7 @@ class InstanceTreeModel(QAbstractItemModel):
         super().__init__(parent)
         self._root = Node("root", None)
         self._group: Node | None = None
+        self._indexes: Node | None = None
         self._leaves: list[Node] = []
         self._paths: set[str] = set()
         self._dirty: set[Node] = set()
@@ -173,7 +179,7 @@ class InstanceTreeModel(QAbstractItemModel):
             return cell_text(node, col)
         if role == Qt.ItemDataRole.ToolTipRole:
             return tooltip_text(node)
-        if role == Qt.ItemDataRole.DecorationRole and col == Col.STATE and node.kind in (INSTANCE, BAD):
+        if role == Qt.ItemDataRole.DecorationRole and col == Col.STATE and node.kind in LEAF_KINDS:
             return st.icon(node.state)
         if role == Qt.ItemDataRole.ForegroundRole and col in (Col.STATE, Col.STATUS, Col.DETAILS):
             return QBrush(st.colour(summary_state(node)))
@@ -215,6 +221,10 @@ class InstanceTreeModel(QAbstractItemModel):
                 parent = self._series_for(inst)
                 leaf = Node(INSTANCE, parent, key, inst)
                 leaf.state = st.READY
+            elif inst.sop_class_uid == MEDIA_STORAGE_DIRECTORY:  # a DICOMDIR: an index, its files come in too
+                parent = self._index_group()
+                leaf = Node(DICOMDIR, parent, key, inst)
+                leaf.state = st.INDEX
             else:
                 parent = self._bad_group()
                 leaf = Node(BAD, parent, key, inst)
@@ -253,7 +263,7 @@ class InstanceTreeModel(QAbstractItemModel):
         pkey = f"{inst.patient_id}\0{inst.patient_name}"
         patient = self._root.index_map.get(pkey)
         if patient is None:
-            row = len(self._root.children) - (1 if self._group is not None else 0)
+            row = len(self._root.children) - (self._group is not None) - (self._indexes is not None)
             patient = self._insert_child(self._root, Node(PATIENT, self._root, pkey, inst), row)
         skey = inst.study_instance_uid or "(no study UID)"
         study = patient.index_map.get(skey)
@@ -267,8 +277,15 @@ class InstanceTreeModel(QAbstractItemModel):
 
     def _bad_group(self) -> Node:
         if self._group is None:
-            self._group = self._insert_child(self._root, Node(GROUP, self._root, "\0group"))
+            self._group = self._insert_child(self._root, Node(GROUP, self._root, BAD_GROUP_KEY))
         return self._group
+
+    def _index_group(self) -> Node:
+        """The group of DICOMDIR files, after the patients and before the bad files."""
+        if self._indexes is None:
+            row = len(self._root.children) - (1 if self._group is not None else 0)
+            self._indexes = self._insert_child(self._root, Node(GROUP, self._root, INDEX_GROUP_KEY), row)
+        return self._indexes
 
     def _account(self, leaf: Node, state: str, delta: int, size: int = 0) -> None:
         node = leaf.parent
@@ -332,15 +349,17 @@ class InstanceTreeModel(QAbstractItemModel):
                 p = p.parent
         if node is self._group:
             self._group = None
+        if node is self._indexes:
+            self._indexes = None
         self._dirty.discard(node)
         if parent is not self._root and not parent.children:
             self._remove_node(parent)
         else:
             self._mark_ancestors(parent)
-        return len([n for n in leaves if n.kind in (INSTANCE, BAD)])
+        return len([n for n in leaves if n.kind in LEAF_KINDS])
 
     def _renumber_leaves(self) -> None:
-        self._leaves = [n for n in self._root.leaves() if n.kind in (INSTANCE, BAD)]
+        self._leaves = [n for n in self._root.leaves() if n.kind in LEAF_KINDS]
         for i, n in enumerate(self._leaves):
             n.uid = i
 
@@ -349,6 +368,7 @@ class InstanceTreeModel(QAbstractItemModel):
         self.beginResetModel()
         self._root = Node("root", None)
         self._group = None
+        self._indexes = None
         self._leaves = []
         self._paths = set()
         self._dirty = set()
@@ -381,13 +401,14 @@ class InstanceTreeModel(QAbstractItemModel):
         return out
 
     def stats(self) -> dict[str, int]:
-        """``files``, ``instances``, ``bad``, ``patients``, ``studies``, ``series``, ``bytes``."""
+        """``files``, ``instances``, ``bad``, ``indexes`` (DICOMDIRs), ``patients``, ``studies``, ``series``, ``bytes``."""
         patients = [n for n in self._root.children if n.kind == PATIENT]
         studies = [s for p in patients for s in p.children]
         return {
             "files": len(self._leaves),
             "instances": sum(1 for n in self._leaves if n.kind == INSTANCE),
             "bad": len(self._group.children) if self._group else 0,
+            "indexes": len(self._indexes.children) if self._indexes else 0,
             "patients": len(patients),
             "studies": len(studies),
             "series": sum(len(s.children) for s in studies),
@@ -549,6 +570,6 @@ class ProblemFilterProxy(QSortFilterProxyModel):
         if not self._only_problems:
             return True
         idx = self.sourceModel().index(source_row, 0, source_parent)
-        if idx.data(Role.KIND) not in (INSTANCE, BAD):
+        if idx.data(Role.KIND) not in LEAF_KINDS:
             return False
         return idx.data(Role.STATE) in st.PROBLEM_STATES

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal, Slot
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -34,6 +36,7 @@ from core.strategies import STRATEGY_ORDER, strategy_syntaxes
 
 from .controllers.echo import EchoController, format_echo
 from .qtcompat import emit
+from .wording import GLOSSARY, plain_reason
 from .workers import TaskWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
@@ -182,20 +185,37 @@ class ProfileEditor(QDialog):
         ("tls_key_password_keyring", "Key passphrase keyring entry"),
     )
 
+    #: Plain explanations of the fields (tooltips of the field and of its label).
+    FIELD_TIPS: ClassVar[dict[str, str]] = {
+        "remote_ae_title": GLOSSARY["called_ae"] + " 1-16 characters, no backslash (PS3.5).",
+        "local_ae_title": GLOSSARY["calling_ae"] + " Default AXIOM_SCU.",
+        "remote_host": "The PACS's host name or IP address.",
+        "remote_port": "The PACS's DICOM port (often 104 or 11112).",
+        "acse_timeout_s": GLOSSARY["acse_timeout"],
+        "dimse_timeout_s": GLOSSARY["dimse_timeout"],
+        "network_timeout_s": GLOSSARY["network_timeout"],
+        "connect_timeout_s": GLOSSARY["connect_timeout"],
+        "max_pdu_bytes": GLOSSARY["max_pdu"],
+    }
+
     def __init__(
         self,
         profile: Profile,
         pool: ThreadPool,
         name_taken: Callable[[str], bool] = lambda n: False,
         parent: QWidget | None = None,
+        local_pacs: Any = None,
     ):
         super().__init__(parent)
         self.setWindowTitle(f"PACS profile - {profile.name}")
         self._original = profile
         self._pool = pool
         self._name_taken = name_taken
-        self.echo_controller = EchoController(pool, parent=self)
+        # the same tests, countdown and hints as the main window's (the local test PACS included)
+        self.echo_controller = EchoController(pool, local_pacs, parent=self)
         self.echo_controller.echo_started.connect(self._on_echo_echo_started)
+        self.echo_controller.echo_ticked.connect(self._on_echo_echo_ticked)
+        self.echo_controller.echo_cancelled.connect(self._on_echo_echo_cancelled)
         self.echo_controller.echo_finished.connect(self._on_echo_echo_finished)
         self.rows: dict[str, _FieldRow] = {}
         self.edits: dict[str, QLineEdit] = {}
@@ -203,42 +223,80 @@ class ProfileEditor(QDialog):
         conn = self._build_connection(profile)
         send = self._build_sending(profile)
         timing = self._build_timing(profile)
-        tls = self._build_tls(profile)
+        self.tls_box = self._build_tls(profile)
         test_row = self._build_test_row()
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self)
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
+        # two columns in a scroll area (a small screen scrolls them; the buttons stay in view):
+        # connection and, only when TLS is on, its certificates | sending, timeouts
+        body = QWidget(self)
         left = QVBoxLayout()
         left.addWidget(conn)
+        left.addWidget(self.tls_box)
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(send)
         right.addWidget(timing)
         right.addStretch(1)
-        cols = QHBoxLayout()
+        cols = QHBoxLayout(body)
+        cols.setContentsMargins(0, 0, 0, 0)
         cols.addLayout(left, 1)
         cols.addLayout(right, 1)
+        conn.setMinimumWidth(400)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidget(body)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         lay = QVBoxLayout(self)
-        lay.addLayout(cols)
-        lay.addWidget(tls)
-        conn.setMinimumWidth(420)
+        lay.addWidget(self.scroll, 1)
         lay.addLayout(test_row)
         lay.addWidget(self.buttons)
         self._on_strategy_changed()
         self._on_tls_toggled(self.tls_enabled.isChecked())
         self.validate()
-        self.resize(980, self.sizeHint().height())
+
+    def fit_to_screen(self) -> None:
+        """As large as the content wants, never larger than the screen (the form scrolls instead)."""
+        body = self.scroll.widget()
+        want_w = body.sizeHint().width() + self.scroll.verticalScrollBar().sizeHint().width() + 30
+        want_h = body.sizeHint().height() + self.buttons.sizeHint().height() + self.test_button.sizeHint().height() + 60
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        avail = screen.availableGeometry() if screen is not None else None
+        if avail is not None:
+            want_w = min(want_w, avail.width() - 40)
+            want_h = min(want_h, avail.height() - 60)
+        self.resize(want_w, want_h)
+
+    def showEvent(self, event: Any) -> None:
+        if not getattr(self, "_fitted", False):
+            self._fitted = True
+            self.fit_to_screen()
+        super().showEvent(event)
+
+    def _label(self, text: str, key: str) -> QLabel:
+        lab = QLabel(text, self)
+        tip = self.FIELD_TIPS.get(key, "")
+        if tip:
+            lab.setToolTip(tip)
+        return lab
 
     def _build_connection(self, profile: Profile) -> QGroupBox:
         conn = QGroupBox("Connection", self)
         cf = QFormLayout(conn)
         for key, label in self.TEXT_FIELDS:
-            cf.addRow(label, self._line(key, str(getattr(profile, key))))
+            cf.addRow(self._label(label, key), self._line(key, str(getattr(profile, key))))
         self.edits["local_ae_title"].setPlaceholderText("AXIOM_SCU")
         self.edits["remote_host"].setPlaceholderText("pacs.example.org or 10.0.0.5")
-        self.edits["remote_ae_title"].setToolTip("The PACS's own AE title: 1-16 characters, no backslash (PS3.5)")
-        self.edits["local_ae_title"].setToolTip("Our AE title, as the PACS knows us (default AXIOM_SCU)")
+        for key, tip in self.FIELD_TIPS.items():
+            if key in self.edits:
+                self.edits[key].setToolTip(tip)
+        self.tls_enabled = QCheckBox("Use DICOM TLS (an encrypted connection; certificates below)", self)
+        self.tls_enabled.setChecked(bool(profile.tls_enabled))
+        self.tls_enabled.setToolTip("Only when the PACS's administrator says so: the PACS must listen for TLS on this port")
+        cf.addRow("", self.tls_enabled)
         return conn
 
     def _build_sending(self, profile: Profile) -> QGroupBox:
@@ -288,17 +346,16 @@ class ProfileEditor(QDialog):
         tf = QFormLayout(timing)
         for key, label in self.TIMING_FIELDS:
             value = getattr(profile, key)
-            tf.addRow(label, self._line(key, f"{value:g}" if isinstance(value, float) else str(value)))
+            tf.addRow(self._label(label, key), self._line(key, f"{value:g}" if isinstance(value, float) else str(value)))
+            self.edits[key].setToolTip(self.FIELD_TIPS.get(key, ""))
         return timing
 
     def _build_tls(self, profile: Profile) -> QGroupBox:
-        tls = QGroupBox("TLS (certificates as files or as Google Cloud Secret Manager secret IDs)", self)
+        tls = QGroupBox("TLS: certificates as files or as Google Cloud Secret Manager secret IDs", self)
         lf = QFormLayout(tls)
-        self.tls_enabled = QCheckBox("Use DICOM TLS", self)
-        self.tls_enabled.setChecked(bool(profile.tls_enabled))
         self.tls_verify = QCheckBox("Verify the PACS's host name", self)
         self.tls_verify.setChecked(bool(profile.tls_verify_hostname))
-        lf.addRow(self.tls_enabled, self.tls_verify)
+        lf.addRow("", self.tls_verify)
         for key, label in self.TLS_FILE_FIELDS:
             row = self._line(key, str(getattr(profile, key)))
             browse = QPushButton("Browse…", self)
@@ -331,8 +388,8 @@ class ProfileEditor(QDialog):
 
     def _build_test_row(self) -> QHBoxLayout:
         self.test_button = QPushButton("Test connection", self)
-        self.test_button.setToolTip("Send a C-ECHO with these settings (in the background)")
-        self.test_button.clicked.connect(self.test_connection)
+        self.test_button.setToolTip("Check that the PACS answers with these settings: " + GLOSSARY["c_echo"])
+        self.test_button.clicked.connect(self._on_test_button_clicked)
         self.test_result = QLabel(self)
         self.test_result.setWordWrap(True)
         self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -363,10 +420,9 @@ class ProfileEditor(QDialog):
 
     @Slot(bool)
     def _on_tls_toggled(self, on: bool) -> None:
-        for key, _ in self.TLS_FILE_FIELDS + self.TLS_SECRET_FIELDS:
-            self.rows[key].setEnabled(on)
-        self.tls_verify.setEnabled(on)
-        self.passphrase_button.setEnabled(on)
+        self.tls_box.setVisible(on)
+        if self.isVisible():
+            self.fit_to_screen()
 
     @Slot()
     def _on_passphrase_clicked(self) -> None:
@@ -446,7 +502,7 @@ class ProfileEditor(QDialog):
                     self.rows[key].show_reason(reason)
             ok_all = not errs
         self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(ok_all)
-        self.test_button.setEnabled(ok_all)
+        self.test_button.setEnabled(ok_all or self.echo_controller.busy)
         if not ok_all:
             self.test_result.setStyleSheet("color:#b91c1c;")
             self.test_result.setText("Fix the fields marked in red to test the connection or save.")
@@ -481,18 +537,37 @@ class ProfileEditor(QDialog):
         if self.validate():
             self.echo_controller.start(self.profile())
 
+    @Slot()
+    def _on_test_button_clicked(self) -> None:
+        if self.echo_controller.busy:
+            self.echo_controller.cancel()
+        else:
+            self.test_connection()
+
     @Slot(object)
     def _on_echo_echo_started(self, _profile: Profile) -> None:
-        self.test_button.setEnabled(False)
-        self.test_result.setStyleSheet("color:#2563eb;")
-        self.test_result.setText("Testing… (C-ECHO)")
+        self.test_button.setText("Cancel test")
+        self.test_result.setStyleSheet("color:#1d4ed8;")
+        self._on_echo_echo_ticked(self.echo_controller.seconds_left())
+
+    @Slot(int)
+    def _on_echo_echo_ticked(self, seconds_left: int) -> None:
+        self.test_result.setText(f"Testing… (C-ECHO) - at most {seconds_left} s left")
+
+    @Slot()
+    def _on_echo_echo_cancelled(self) -> None:
+        self.test_button.setText("Test connection")
+        self.test_result.setStyleSheet("color:#4b5563;")
+        self.test_result.setText("Connection test cancelled: no answer had come yet.")
 
     @Slot(object, object)
     def _on_echo_echo_finished(self, result: dict[str, Any] | None, error: str | None) -> None:
+        self.test_button.setText("Test connection")
         self.test_button.setEnabled(True)
         if error is not None:
             self.test_result.setStyleSheet("color:#b91c1c;")
-            self.test_result.setText(f"✗ {error}")
+            self.test_result.setText(f"✗ {plain_reason(error).text()}")
+            self.test_result.setToolTip(error)
         else:
             assert result is not None
             good = result.get("status") != "failure"
@@ -503,11 +578,12 @@ class ProfileEditor(QDialog):
 class ProfilesDialog(QDialog):
     """The profile list: add, edit, duplicate, delete, import and export."""
 
-    def __init__(self, model: ProfileListModel, pool: ThreadPool, parent: QWidget | None = None):
+    def __init__(self, model: ProfileListModel, pool: ThreadPool, parent: QWidget | None = None, local_pacs: Any = None):
         super().__init__(parent)
         self.setWindowTitle("PACS profiles")
         self.model = model
         self.pool = pool
+        self.local_pacs = local_pacs
         self.list = QListView(self)
         self.list.setModel(model)
         self.list.doubleClicked.connect(lambda _i: self.edit_selected())
@@ -550,7 +626,7 @@ class ProfilesDialog(QDialog):
 
     def editor_for(self, profile: Profile, row: int) -> ProfileEditor:
         """A profile editor bound to this list (tests drive it directly)."""
-        return ProfileEditor(profile, self.pool, self._taken(row), self)
+        return ProfileEditor(profile, self.pool, self._taken(row), self, self.local_pacs)
 
     @Slot()
     def add(self) -> None:

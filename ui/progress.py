@@ -1,4 +1,11 @@
-"""Send progress: instances and bytes done, rates over a sliding window, time left (no Qt)."""
+"""Send progress: instances that reached an outcome, bytes sent, rates over a sliding window, time left (no Qt).
+
+Only instances that went to the PACS count for the rates and the bytes; instances that
+never left (no association, no usable context, cancelled) are counted apart as "not
+sent" and never fill the bar. Once the send ends the rates freeze at the average over
+the time instances were going out, and the bar, the progress line, the plot and the
+summary banner all read that same average.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,19 @@ from collections.abc import Callable
 
 
 class ProgressTracker:
-    """Counts finished instances and bytes and estimates rates and time left.
+    """Counts instances by outcome and bytes sent, and estimates rates and time left.
 
-    Rates are measured over the last `window_s` seconds (so a slow start or a
-    pause does not distort them for long); the time left uses the byte rate when
-    sizes are known, else the instance rate.
+    Rates are measured over the last `window_s` seconds while sending (so a slow start or
+    a pause does not distort them for long); the time left uses the byte rate when sizes
+    are known, else the instance rate.
+
+    Attributes:
+        total / total_bytes: the job's size.
+        done: instances that reached an outcome other than "not sent" (stored, failed, unknown, skipped).
+        sent: instances that went out to the PACS (the rates count these).
+        bytes: bytes of the instances sent.
+        not_sent: instances that never left (no association, no usable context, cancelled).
+        label: how the send ended ("" while it runs), set by :meth:`finish`.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, window_s: float = 8.0):
@@ -25,67 +40,109 @@ class ProgressTracker:
         self.total = total
         self.total_bytes = total_bytes
         self.done = 0
+        self.sent = 0
         self.bytes = 0
+        self.not_sent = 0
+        self.label = ""
         self.t0 = self._clock()
+        self.t_last: float | None = None  # when the last instance that went out finished
         self.t_end: float | None = None
         self._samples: deque[tuple[float, int, int]] = deque([(self.t0, 0, 0)])
 
-    def add(self, n_bytes: int) -> None:
-        """One more instance finished, `n_bytes` of it sent."""
+    @property
+    def idle(self) -> bool:
+        """True before the first job (nothing to show)."""
+        return self.total == 0
+
+    def add(self, n_bytes: int, went_out: bool = True) -> None:
+        """One more instance reached an outcome; `went_out` when it was sent to the PACS (`n_bytes` of it)."""
         self.done += 1
+        if not went_out:
+            return
+        self.sent += 1
         self.bytes += max(0, n_bytes)
         now = self._clock()
-        self._samples.append((now, self.done, self.bytes))
+        self.t_last = now
+        self._samples.append((now, self.sent, self.bytes))
         while len(self._samples) > 2 and now - self._samples[0][0] > self.window_s:
             self._samples.popleft()
 
-    def finish(self) -> None:
-        """Freeze the elapsed time."""
-        self.t_end = self._clock()
+    def add_not_sent(self) -> None:
+        """One more instance ended without being sent."""
+        self.not_sent += 1
+
+    def finish(self, label: str = "") -> None:
+        """Freeze the elapsed time and the rates; `label` says how the send ended (e.g. ``"Cancelled"``)."""
+        if self.t_end is None:
+            self.t_end = self._clock()
+        self.label = label
 
     @property
     def elapsed_s(self) -> float:
         """Seconds since the start (until :meth:`finish`)."""
         return (self.t_end or self._clock()) - self.t0
 
+    @property
+    def sending_s(self) -> float:
+        """Seconds from the start to the last instance that went out (0 when none did)."""
+        return (self.t_last - self.t0) if self.t_last is not None else 0.0
+
     def rates(self) -> tuple[float, float]:
-        """``(instances per second, bytes per second)`` over the recent window (whole job once finished)."""
+        """``(instances per second, bytes per second)`` sent: over the recent window, the average once finished.
+
+        Both are 0 while nothing has been sent (and stay 0 when nothing was).
+        """
+        if not self.sent:
+            return 0.0, 0.0
         if self.t_end is not None:
-            el = max(self.elapsed_s, 1e-6)
-            return self.done / el, self.bytes / el
+            span = max(self.sending_s, 1e-3)
+            return self.sent / span, self.bytes / span
         now = self._clock()
         t, d, b = self._samples[0]
         span = now - t
         if span < 0.2:
             return 0.0, 0.0
-        return (self.done - d) / span, (self.bytes - b) / span
+        return (self.sent - d) / span, (self.bytes - b) / span
 
     def eta_s(self) -> float | None:
-        """Seconds left, or None when unknown."""
-        ips, bps = self.rates()
-        if self.done >= self.total:
+        """Seconds left, or None when unknown (nothing sent yet, or the send has ended)."""
+        if self.t_end is not None:
+            return None
+        left = self.total - self.done - self.not_sent
+        if left <= 0:
             return 0.0
+        ips, bps = self.rates()
         if bps > 0 and self.total_bytes:
             return max(0.0, (self.total_bytes - self.bytes) / bps)
         if ips > 0:
-            return (self.total - self.done) / ips
+            return left / ips
         return None
 
     def text(self) -> str:
-        """``37 / 176 instances · 1.2 / 3.0 MB · 14 inst/s · 0.4 MB/s · about 9 s left``."""
-        ips, bps = self.rates()
-        parts = [
-            f"{self.done} / {self.total} instances",
-            f"{self.bytes / 1e6:.1f} / {self.total_bytes / 1e6:.1f} MB",
-            f"{ips:.1f} inst/s",
-            f"{bps / 1e6:.2f} MB/s",
-        ]
+        """``37 / 176 instances · 1.2 / 3.0 MB · 14.0 inst/s · 0.40 MB/s · about 9 s left``.
+
+        Once finished: the label first, the average rates and ``took …``; ``· 3 not sent`` when
+        some never left; no rates when nothing was sent.
+        """
+        parts = [f"{self.done} / {self.total} instances"]
+        if self.not_sent:
+            parts.append(f"{self.not_sent} not sent")
+        parts.append(f"{self.bytes / 1e6:.1f} / {self.total_bytes / 1e6:.1f} MB")
+        if self.sent:
+            ips, bps = self.rates()
+            parts += [rate_text(ips), f"{bps / 1e6:.2f} MB/s"]
         if self.t_end is not None:
             parts.append(f"took {format_duration(self.elapsed_s)}")
         else:
             eta = self.eta_s()
             parts.append(f"about {format_duration(eta)} left" if eta is not None else "estimating time left…")
-        return " · ".join(parts)
+        text = " · ".join(parts)
+        return f"{self.label}: {text}" if self.label else text
+
+
+def rate_text(instances_per_s: float) -> str:
+    """``14.0 inst/s`` (the one format of an instance rate: the line, the plot and the banner)."""
+    return f"{instances_per_s:.1f} inst/s"
 
 
 def format_duration(seconds: float | None) -> str:

@@ -17,6 +17,7 @@ READY, QUEUED, SENDING = "ready", "queued", "sending"
 STORED, WARNING, FAILED = InstanceState.STORED, InstanceState.STORED_WARNING, InstanceState.FAILED
 NOT_SENT, UNKNOWN, SKIPPED = InstanceState.NOT_SENT, InstanceState.UNKNOWN, InstanceState.SKIPPED
 UNREADABLE, NOT_DICOM = "unreadable", "not-dicom"
+INDEX = "index"  # a DICOMDIR: the index of a CD, whose referenced files are listed under their patients
 
 #: States that count as a problem ("failed only" filter, Retry failed).
 PROBLEM_STATES = frozenset({FAILED, NOT_SENT, UNKNOWN, UNREADABLE})
@@ -37,6 +38,7 @@ LABELS = {
     SKIPPED: "skipped",
     UNREADABLE: "unreadable",
     NOT_DICOM: "not DICOM",
+    INDEX: "DICOMDIR index",
 }
 
 COLOURS = {
@@ -51,10 +53,11 @@ COLOURS = {
     SKIPPED: "#6b7280",
     UNREADABLE: "#b91c1c",
     NOT_DICOM: "#6b7280",
+    INDEX: "#1d4ed8",
 }
 
 #: Order in which parent rows summarise their children's states.
-SUMMARY_ORDER = (STORED, WARNING, FAILED, NOT_SENT, UNKNOWN, SENDING, QUEUED, SKIPPED, UNREADABLE, NOT_DICOM, READY)
+SUMMARY_ORDER = (STORED, WARNING, FAILED, NOT_SENT, UNKNOWN, SENDING, QUEUED, SKIPPED, UNREADABLE, NOT_DICOM, INDEX, READY)
 
 
 def colour(state: str) -> QColor:
@@ -84,6 +87,12 @@ def icon(state: str) -> QIcon:
         p.setPen(white)
         p.drawLine(QPointF(16, 11), QPointF(16, 19))
         p.drawPoint(QPointF(16, 24.5))
+    elif state == INDEX:  # a page with lines: an index
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(c, 3.0))
+        p.drawRoundedRect(QRectF(7, 3, 18, 26), 3, 3)
+        for y in (11, 16, 21):
+            p.drawLine(QPointF(11, y), QPointF(21, y))
     elif state in (READY, QUEUED, SKIPPED, NOT_DICOM):
         p.setBrush(Qt.BrushStyle.NoBrush)
         p.setPen(QPen(c, 3.5))

@@ -7,6 +7,7 @@ nodes) and the views that read them.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any
@@ -17,6 +18,7 @@ from core.convert import syntax_label
 from core.scan import ScannedInstance
 
 from . import states as st
+from .wording import GLOSSARY, date_text, person_name_text, tidy
 
 
 class Col(IntEnum):
@@ -60,26 +62,32 @@ HEADERS = {
 
 HEADER_TIPS = {
     Col.COUNT: "Number of files under this row",
-    Col.SYNTAX: "Transfer syntax the file is stored in",
+    Col.SOP_CLASS: GLOSSARY["sop_class"],
+    Col.SYNTAX: "The encoding the file is stored in. " + GLOSSARY["transfer_syntax"],
     Col.STATE: "Where each instance stands: ready, queued, sending, stored, failed, not sent…",
-    Col.STATUS: "The PACS's C-STORE status code and its meaning (PS3.4 B.2.3)",
+    Col.STATUS: GLOSSARY["status"] + " (C-STORE status, PS3.4 B.2.3)",
     Col.SENT_AS: "Transfer syntax actually sent, with any conversion",
     Col.PLAN: "What a pre-flight plan expects for this instance",
     Col.VERIFIED: "Arrival check after the send: committed (storage commitment), found (C-FIND) or not found",
-    Col.DETAILS: "The reason, the PACS's comment and what to do (hover for the full text)",
+    Col.DETAILS: "The reason, the PACS's comment and what to do (the current row's is also shown under the list)",
 }
 
 
 class Role(IntEnum):
     """Custom data roles."""
 
-    KIND = Qt.ItemDataRole.UserRole + 1  # "patient", "study", "series", "instance", "group", "bad"
+    KIND = Qt.ItemDataRole.UserRole + 1  # "patient", "study", "series", "instance", "group", "bad", "dicomdir"
     STATE = Qt.ItemDataRole.UserRole + 2  # instance state (see ui.states)
     NODE = Qt.ItemDataRole.UserRole + 3  # the Node object
     UID = Qt.ItemDataRole.UserRole + 4  # the instance's model-wide id
 
 
 PATIENT, STUDY, SERIES, INSTANCE, GROUP, BAD = "patient", "study", "series", "instance", "group", "bad"
+DICOMDIR = "dicomdir"  # a DICOMDIR file: an index, not an instance and not a bad file
+#: Kinds of the rows that are files (the tree's leaves).
+LEAF_KINDS = (INSTANCE, BAD, DICOMDIR)
+#: Keys of the two group rows at the end of the tree.
+BAD_GROUP_KEY, INDEX_GROUP_KEY = "\0group", "\0dicomdir"
 
 
 class Node:
@@ -122,29 +130,15 @@ class Node:
 
     def n_files(self) -> int:
         """Number of leaves below (1 for a leaf)."""
-        return sum(self.counts.values()) if self.children or self.kind not in (INSTANCE, BAD) else 1
+        return sum(self.counts.values()) if self.children or self.kind not in LEAF_KINDS else 1
 
     def leaves(self) -> Iterable[Node]:
         """Every leaf below this node (itself when it is one), in order."""
-        if self.kind in (INSTANCE, BAD):
+        if self.kind in LEAF_KINDS:
             yield self
             return
         for c in self.children:
             yield from c.leaves()
-
-
-def person_name_text(value: str) -> str:
-    """``Last, First Middle`` from a DICOM PN value (``Last^First^Middle``; empty components dropped)."""
-    parts = [p for p in value.split("^") if p]
-    if not parts:
-        return ""
-    return f"{parts[0]}, {' '.join(parts[1:])}" if len(parts) > 1 else parts[0]
-
-
-def date_text(value: str) -> str:
-    """``2004-01-19`` from a DICOM DA value (``20040119``); anything else as it is."""
-    v = value.strip()
-    return f"{v[:4]}-{v[4:6]}-{v[6:8]}" if len(v) == 8 and v.isdigit() else v
 
 
 def human_size(n: int) -> str:
@@ -189,7 +183,7 @@ def cell_text(node: Node, col: int) -> str:
             num = f"#{inst.series_number} " if inst and inst.series_number else ""
             return f"{num}{(inst.series_description if inst else '') or '(no series description)'}"
         if kind == GROUP:
-            return "Not DICOM or unreadable"
+            return "DICOMDIR (index of a CD or DVD)" if node.key == INDEX_GROUP_KEY else "Not DICOM or unreadable"
         return os.path.basename(inst.path) if inst else ""
     if col == Col.PATIENT_ID:
         return (inst.patient_id if inst else "") if kind == PATIENT else ""
@@ -202,7 +196,7 @@ def cell_text(node: Node, col: int) -> str:
             return "/".join(sorted({c.inst.modality for c in node.children if c.inst and c.inst.modality}))
         return ""
     if col == Col.COUNT:
-        return str(node.n_files()) if kind not in (INSTANCE, BAD) else ""
+        return str(node.n_files()) if kind not in LEAF_KINDS else ""
     if col == Col.SOP_CLASS:
         if kind == INSTANCE and inst:
             return inst.sop_class_name
@@ -217,7 +211,7 @@ def cell_text(node: Node, col: int) -> str:
     if col == Col.SIZE:
         return human_size(node.size)
     if col == Col.STATE:
-        if kind in (INSTANCE, BAD):
+        if kind in LEAF_KINDS:
             return st.LABELS.get(node.state, node.state)
         return summary_text(node)
     if col == Col.STATUS:
@@ -239,21 +233,37 @@ def cell_text(node: Node, col: int) -> str:
 
 def details_text(node: Node) -> str:
     """The Details column: a bad file's reason, an outcome's message, or the scanner's notes."""
+    if node.kind == DICOMDIR and node.inst:
+        return dicomdir_text(node.inst.reason)
     if node.kind == BAD and node.inst:
         return node.inst.reason
     if node.kind != INSTANCE:
         return ""
     if node.outcome is not None:
-        return str(node.outcome.get("message") or "")
+        return _without_state(tidy(str(node.outcome.get("message") or "")), node.state)
     if node.inst and node.inst.notes:
         return "; ".join(node.inst.notes)
     return ""
 
 
+_STORED_HOW = re.compile(r"^stored \((.*?)\)(.*)$", re.S)
+
+
+def _without_state(message: str, state: str) -> str:
+    """`message` without the words the State column beside it already says (``not sent: …``, ``stored (…)``)."""
+    if state in (st.NOT_SENT, st.FAILED):  # core says "not sent: <why>" also for one it could not convert
+        return message.removeprefix("not sent: ")
+    if state in (st.STORED, st.WARNING):
+        m = _STORED_HOW.match(message)
+        if m:
+            return m.group(1) + m.group(2)
+    return message
+
+
 def tooltip_text(node: Node) -> str:
     """Everything known about a file (path, state, status, conversion, plan, notes), or a group's counts."""
     inst = node.inst
-    if node.kind in (INSTANCE, BAD) and inst:
+    if node.kind in LEAF_KINDS and inst:
         lines = [inst.path, f"State: {st.LABELS.get(node.state, node.state)}"]
         o = node.outcome
         if o:
@@ -280,6 +290,8 @@ def tooltip_text(node: Node) -> str:
             lines.append(f"Arrival check: {o['verified']}")
         lines += [f"Note: {n}" for n in (o.get("notes") if o else inst.notes) or []]
         return "\n".join(lines)
+    if node.kind == GROUP and node.key == INDEX_GROUP_KEY:
+        return "DICOMDIR files: the index of a CD or DVD. The files they list are added under their patients."
     if node.kind == GROUP:
         return "Files that are not DICOM or cannot be read; hover a file for its reason"
     n = node.n_files()
@@ -304,9 +316,26 @@ def summary_text(node: Node) -> str:
 
 def summary_state(node: Node) -> str:
     """The state that colours a row: its own, or the most pressing one below it."""
-    if node.kind in (INSTANCE, BAD):
+    if node.kind in LEAF_KINDS:
         return node.state
     for s in (st.FAILED, st.NOT_SENT, st.UNKNOWN, st.UNREADABLE, st.SENDING, st.WARNING, st.QUEUED):
         if node.counts.get(s):
             return s
     return st.STORED if node.counts.get(st.STORED) else st.READY
+
+
+def dicomdir_text(reason: str) -> str:
+    """A DICOMDIR's Details: what it is and how many files it lists (from the scanner's reason)."""
+    m = re.search(r"(\d+) referenced file", reason)
+    n = f"{m.group(1)} file(s)" if m else "its files"
+    return f"index of a CD or DVD: lists {n}, added to the list under their patients (the index itself is not sent)"
+
+
+def reason_line(node: Node) -> str:
+    """One line for the strip under the tree: the file, its state and its reason ("" for a group without one)."""
+    if node.kind not in LEAF_KINDS or node.inst is None:
+        return ""
+    reason = details_text(node)
+    head = f"{os.path.basename(node.inst.path)}: {st.LABELS.get(node.state, node.state)}"
+    status = status_text(node.outcome)
+    return head + (f" ({status})" if status else "") + (f" - {reason}" if reason else "")

@@ -301,6 +301,19 @@ class ScanWorker(QObject):
             self._last = now
 
 
+def tagged(tag: int, fn: Callable[..., Any], *args: Any) -> tuple[int, Any]:
+    """``(tag, fn(*args))``; an exception leaves with ``.tag`` set, so a late answer can be told apart.
+
+    For work the user may abandon (a plan before a send, a connection test): the controller
+    bumps its tag when it gives up waiting and ignores answers with an older one.
+    """
+    try:
+        return tag, fn(*args)
+    except Exception as exc:
+        exc.tag = tag  # type: ignore[attr-defined]
+        raise
+
+
 class TaskWorker(QObject):
     """Runs one blocking call on the thread it is moved to.
 
@@ -329,6 +342,42 @@ class TaskWorker(QObject):
         else:
             emit(self.succeeded, value)
         emit(self.finished)
+
+
+class DetachedTask(QObject):
+    """Runs one blocking call on a daemon thread that the app never waits for; the answer comes as a signal.
+
+    For work the user may abandon that cannot be interrupted (a connection test waiting for a
+    silent PACS): quitting neither waits for it nor leaves a running QThread behind. The object
+    lives on the GUI thread, so its signals reach their slots there (queued).
+
+    Signals:
+        succeeded(object): the call's return value.
+        failed(object): the exception object (its ``str()`` is the message).
+    """
+
+    succeeded = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "task"):
+        super().__init__()
+        self.fn, self.args = fn, args
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        """Start the call on its daemon thread."""
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            value = self.fn(*self.args)
+        except Exception as exc:  # errors cross threads as data
+            LOGGER.debug("Background task %s failed: %s", getattr(self.fn, "__name__", self.fn), exc)
+            with contextlib.suppress(RuntimeError):  # the window is gone
+                emit(self.failed, exc)
+        else:
+            with contextlib.suppress(RuntimeError):
+                emit(self.succeeded, value)
 
 
 class ProbeWorker(QObject):

@@ -132,3 +132,56 @@ def diag_text(model: Any) -> str:
 
     walk(QModelIndex(), 0)
     return "\n".join(out)
+
+
+def ct_series(folder: Path, n: int, name: str = "TEST^PATIENT") -> list[Path]:
+    """`n` small CT instances (Explicit VR LE) of one invented patient, study and series in `folder`."""
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    src = pydicom.dcmread(TEST_FILES / "CT_small.dcm")
+    src.PatientName = name
+    src.StudyInstanceUID, src.SeriesInstanceUID = generate_uid(), generate_uid()
+    out = []
+    for i in range(n):
+        src.SOPInstanceUID = generate_uid()
+        src.InstanceNumber = i + 1
+        p = folder / f"ct{i:04d}.dcm"
+        src.save_as(p, enforce_file_format=True)
+        out.append(p)
+    return out
+
+
+def answer(qtbot: Any, window: Any, attr: str, key: str, timeout: int = 5000) -> Any:
+    """Wait for the window's non-modal question `attr` (``resend_box``, ``clear_box``, ``close_box``), click `key`."""
+    qtbot.waitUntil(lambda: getattr(window, attr) is not None, timeout=timeout)
+    box = getattr(window, attr)
+    from PySide6.QtCore import Qt
+
+    assert box.isVisible() and box.windowModality() != Qt.WindowModality.ApplicationModal  # open(): the loop runs on
+    text = box.text() + "\n" + box.informativeText()
+    box.choices[key].click()
+    qtbot.waitUntil(lambda: getattr(window, attr) is None, timeout=timeout)
+    return text
+
+
+def inside(widget: Any, screen_width: int, screen_height: int) -> bool:
+    """True when `widget` is shown and lies wholly within a screen of that size (window coordinates from 0, 0)."""
+    from PySide6.QtCore import QPoint
+
+    top_left = widget.mapTo(widget.window(), QPoint(0, 0))
+    win = widget.window().geometry()
+    x, y = win.x() + top_left.x(), win.y() + top_left.y()
+    return (
+        widget.isVisible() and x >= 0 and y >= 0 and x + widget.width() <= screen_width and y + widget.height() <= screen_height
+    )
+
+
+def save_shot(widget: Any, name: str) -> Path:
+    """Save `widget` as ``tests/artifacts/<name>.png`` (kept by CI for review) and return the path."""
+    folder = Path(__file__).resolve().parent.parent / "artifacts"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.png"
+    assert widget.grab().save(str(path)), path
+    return path

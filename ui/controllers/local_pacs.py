@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from core.profiles import Profile
 from core.scp import ACCEPT_CHOICES, EmbeddedSCP
 
 from ..profiles_ui import ProfileListModel
@@ -40,13 +41,17 @@ def start_scp(port: int, accept: str, store_dir: str | None) -> EmbeddedSCP:
 
 
 class LocalPacsController(QObject):
-    """Starts and stops the local test PACS on a worker; the local test profile's port follows it.
+    """Starts and stops this window's local test PACS on a worker.
+
+    When the saved port is taken (another window's local test PACS, say) it listens on a free
+    one; :meth:`resolve` gives every send, plan, probe and test to the local test profile that
+    port, and the saved profile is never changed.
 
     Work that needs the SCP running (a send, a plan, a probe to the local test profile) is
     queued with :meth:`start_then` and runs once it has started (or after a restart).
 
     Args:
-        profiles: the profile list; the "Local test PACS" profile takes the port the SCP got.
+        profiles: the profile list; the "Local test PACS" profile's saved port is tried first.
         pool: where starting and stopping run (binding a port and joining threads block).
         data_dir: received files go to ``<data_dir>/local-test-pacs`` while :attr:`keep_files` is on.
         parent: the owning QObject.
@@ -71,6 +76,7 @@ class LocalPacsController(QObject):
         self.accept = "everything"
         self.keep_files = False
         self._busy = False  # starting or stopping
+        self._asked_port = 0  # the port the last start asked for (0: any)
         self._after: list[Callable[[], object]] = []
         self.timer = QTimer(self)
         self.timer.setInterval(1000)
@@ -80,6 +86,21 @@ class LocalPacsController(QObject):
     def running(self) -> bool:
         """True while the SCP listens."""
         return self.scp is not None
+
+    @property
+    def port(self) -> int | None:
+        """The port this window's local test PACS listens on (None while it is off)."""
+        return self.scp.port if self.scp is not None else None
+
+    def resolve(self, profile: Profile) -> Profile:
+        """`profile` as this window reaches it: the local test profile gets the port its SCP actually has.
+
+        The saved profile keeps its port; a copy with the running SCP's port is returned
+        (every other profile, or the local one while it is off, comes back unchanged).
+        """
+        if profile.is_local_test and self.scp is not None and profile.remote_port != self.scp.port:
+            return replace(profile, remote_port=self.scp.port)
+        return profile
 
     @Slot(bool)
     def set_running(self, on: bool) -> None:
@@ -99,7 +120,8 @@ class LocalPacsController(QObject):
         self._busy = True
         emit(self.status_changed, "Local test PACS: starting…", None)
         store_dir = self.store_dir if self.keep_files else None
-        worker = TaskWorker(start_scp, prof.remote_port if port is None else port, self.accept, store_dir)
+        self._asked_port = prof.remote_port if port is None else port
+        worker = TaskWorker(start_scp, self._asked_port, self.accept, store_dir)
         worker.succeeded.connect(self._on_start_succeeded)
         worker.failed.connect(self._on_start_failed)
         self.pool.start(worker, "scp-start")
@@ -113,10 +135,10 @@ class LocalPacsController(QObject):
     def _on_start_succeeded(self, scp: EmbeddedSCP) -> None:
         self._busy = False
         self.scp = scp
-        prof = self.profiles.store.local_test()
-        if prof.remote_port != scp.port:
-            row = self.profiles.row_of(prof.name)
-            self.profiles.replace_at(row, replace(prof, remote_port=scp.port))
+        if self._asked_port and self._asked_port != scp.port:
+            # this window's own PACS: kept here, never written into the saved profile (another
+            # window, or the next start, may well get the saved port)
+            LOGGER.info("Port %d is taken: this window's local test PACS listens on %d instead", self._asked_port, scp.port)
         self.timer.start()
         self.refresh()
         LOGGER.info("Local test PACS running on 127.0.0.1:%d (accepts %s)", scp.port, self.accept)
@@ -176,10 +198,12 @@ class LocalPacsController(QObject):
             if not self._busy:
                 emit(self.status_changed, "Local test PACS: off (Local test PACS menu)", None)
             return
+        asked = self._asked_port
+        moved = f" ({asked} was taken)" if asked and asked != self.scp.port else ""
         emit(
             self.status_changed,
-            f"Local test PACS: running on 127.0.0.1:{self.scp.port}, accepts "
-            f"{ACCEPT_CHOICES.get(self.accept, self.accept)}; {len(self.scp.received)} received",
+            f"Local test PACS on port {self.scp.port}{moved}: {len(self.scp.received)} received, accepts "
+            f"{ACCEPT_CHOICES.get(self.accept, self.accept)}",
             f"Received files are written to {self.scp.store_dir}"
             if self.scp.store_dir
             else "Received instances are counted, not kept (Local test PACS › Keep received files)",

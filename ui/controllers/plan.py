@@ -91,6 +91,9 @@ class PlanController(QObject):
         self.local_pacs = local_pacs
         self._busy = False
         self._nodes: list[Node] = []
+        #: The profile and the instances of the last plan (for the window to tell when it no longer holds).
+        self.profile: Profile | None = None
+        self.planned: list[Node] = []
 
     @property
     def busy(self) -> bool:
@@ -108,8 +111,10 @@ class PlanController(QObject):
         if profile.is_local_test and not self.local_pacs.running:
             self.local_pacs.start_then(lambda: self.start(nodes, profile))
             return True
+        profile = self.local_pacs.resolve(profile)
         self._busy = True
         self._nodes = list(nodes)
+        self.profile = profile
         emit(self.plan_started, profile, len(nodes))
         worker = TaskWorker(plan, *plan_args(nodes, profile, True))
         worker.succeeded.connect(self._on_worker_succeeded)
@@ -128,6 +133,7 @@ class PlanController(QObject):
     def _finish(self, plans: list[InstancePlan] | None, error: str | None) -> None:
         self._busy = False
         nodes, self._nodes = self._nodes, []
+        self.planned = nodes if plans is not None else []
         if plans is not None:
             apply_plans(self.model, nodes, plans)
         emit(self.plan_finished, plans, error)

@@ -80,6 +80,7 @@ class ProbeController(QObject):
             name = profile.name
             self.local_pacs.start_then(lambda: self._start_by_name(name, which, list(used), syntaxes))
             return True
+        profile = self.local_pacs.resolve(profile)
         try:
             classes = resolve_sop_classes(which, used)
         except ValueError as exc:

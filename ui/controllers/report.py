@@ -1,9 +1,10 @@
-"""The failure report of a send: every failed or warned instance with the reason, written on a worker."""
+"""The failure report of the sends to one PACS: every instance not stored cleanly, with the reason, written on a worker."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -16,9 +17,45 @@ from .send import SendRecord
 
 LOGGER = logging.getLogger(__name__)
 
+_COUNTED = ("success", "warning", "failure", "skipped", "not_sent")
 
-def write_report(path: str, outcomes: list[dict[str, Any]], insts: list[Any], job: SendRecord, omit_patient: bool) -> str:
-    """Build `job`'s failure report and write it to `path`, in the format of its extension (worker thread).
+
+def merged_outcomes(jobs: Sequence[SendRecord]) -> tuple[list[dict[str, Any]], list[Any]]:
+    """Each file's latest outcome over `jobs` (oldest first): a retry's outcome replaces the first send's.
+
+    Returns:
+        ``(outcomes, scanner records)`` in the order the files were first sent.
+    """
+    latest: dict[str, tuple[dict[str, Any], Any]] = {}
+    for job in jobs:
+        for i, node in job.by_index.items():
+            o = job.outcomes.get(i, {"status": "failure", "state": st.NOT_SENT.value, "message": "no outcome"})
+            latest.pop(node.key, None)  # re-inserted: a file keeps its last send's place
+            latest[node.key] = (o, node.inst)
+    return [o for o, _ in latest.values()], [inst for _, inst in latest.values()]
+
+
+def merged_summary(outcomes: Sequence[dict[str, Any]], jobs: Sequence[SendRecord]) -> dict[str, Any]:
+    """The counts of the merged outcomes, plus the associations of every send."""
+    out: dict[str, Any] = dict.fromkeys(_COUNTED, 0)
+    out["total"] = len(outcomes)
+    for o in outcomes:
+        status = o.get("status") or "failure"
+        out[status] = out.get(status, 0) + 1
+        if o.get("state") == st.NOT_SENT.value and status == "failure":
+            out["not_sent"] += 1
+        if o.get("converted_from"):
+            out["converted"] = out.get("converted", 0) + 1
+    out["associations"] = sum(int(j.summary.get("associations", 0) or 0) for j in jobs)
+    return out
+
+
+def write_report(
+    path: str, jobs: Sequence[SendRecord], omit_patient: bool, unreadable: Sequence[Any] = (), last_only: bool = False
+) -> str:
+    """Build the failure report of `jobs` (sends to one PACS) and write it to `path` in the format of its extension.
+
+    Runs on a worker thread (reads only the records, which the GUI no longer changes).
 
     Returns:
         The path written.
@@ -26,22 +63,26 @@ def write_report(path: str, outcomes: list[dict[str, Any]], insts: list[Any], jo
     Raises:
         OSError: the file cannot be written.
     """
+    outcomes, insts = merged_outcomes(jobs)
+    last = jobs[-1]
     report = build_failure_report(
         outcomes,
         insts,
-        job.associations,
-        job.profile.to_json(),
-        job.summary,
-        job.started,
-        job.finished or time.time(),
+        [a for j in jobs for a in j.associations],
+        last.profile.to_json(),
+        merged_summary(outcomes, jobs),
+        jobs[0].started,
+        last.finished or time.time(),
         omit_patient,
-        job.job_id,
+        last.job_id,
+        jobs=[{"id": j.job_id, "started": j.started, "finished": j.finished, "summary": j.summary} for j in jobs],
+        unreadable=unreadable,
     )
     return write_failure_report(path, report, report_format(path))
 
 
 class ReportController(QObject):
-    """Writes a send's failure report (HTML, CSV or JSON) on a worker.
+    """Writes the failure report (HTML, CSV or JSON) of the sends to one PACS on a worker.
 
     Args:
         pool: where the report is written.
@@ -58,13 +99,21 @@ class ReportController(QObject):
         self.pool = pool
         self._path = ""
 
-    def export(self, job: SendRecord, path: str, omit_patient: bool = False) -> bool:
-        """Write `job`'s failure report to `path` (the extension picks the format); patient data left out on request."""
-        outcomes = [
-            job.outcomes.get(i, {"status": "failure", "state": st.NOT_SENT.value, "message": "no outcome"}) for i in job.by_index
-        ]
-        insts = [n.inst for n in job.by_index.values()]
-        worker = TaskWorker(write_report, path, outcomes, insts, job, omit_patient)
+    def export(
+        self, jobs: SendRecord | Sequence[SendRecord], path: str, omit_patient: bool = False, unreadable: Sequence[Any] = ()
+    ) -> bool:
+        """Write the report of `jobs` (one send or several to the same PACS, oldest first) to `path`.
+
+        Args:
+            jobs: the sends it covers.
+            path: the file; its extension picks the format.
+            omit_patient: leave patient names, IDs and folder names out.
+            unreadable: scanner records of the files that could not be read or are not DICOM.
+        """
+        chosen = [jobs] if isinstance(jobs, SendRecord) else list(jobs)
+        if not chosen:
+            return False
+        worker = TaskWorker(write_report, path, chosen, omit_patient, list(unreadable))
         worker.succeeded.connect(self._on_worker_succeeded)
         worker.failed.connect(self._on_worker_failed)
         self._path = path

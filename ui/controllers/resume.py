@@ -1,4 +1,4 @@
-"""Sends the send journal shows as interrupted (the sending process died): offer them, resume one.
+"""Sends the journal shows with instances left unsent (a crash, a stop, a quit mid-send): offer them, resume one.
 
 At start (and after a resumed send) the journal is read on a worker; the window offers the
 first interrupted job in a banner. *Resume* reads the job's files again on a worker, puts
@@ -16,7 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal, Slot
 
-from core.journal import JobRecord, Journal, interrupted_jobs_at
+from core.journal import RESUME_STATES, JobRecord, Journal
+from core.outcomes import STORED_STATES
 from core.profiles import Profile, ProfileStore
 from core.send import RerunPlan, prepare_rerun
 
@@ -43,10 +44,38 @@ def dismissed_jobs(settings_path: str | None) -> set[str]:
         return set()
 
 
-def find_interrupted(journal_path: str, settings_path: str | None) -> list[JobRecord]:
-    """The journal's interrupted jobs that were not dismissed in an earlier session (worker thread)."""
+def find_interrupted(journal_path: str, settings_path: str | None, exclude: frozenset[str] = frozenset()) -> list[JobRecord]:
+    """Jobs of the journal with instances left unsent, whatever ended them (worker thread).
+
+    A job qualifies when no process runs it and some of its instances were never stored
+    (pending, in flight, unknown or not sent): its process died, the user stopped it (also by
+    quitting mid-send), or the PACS could not be reached. Jobs dismissed in an earlier session
+    and those in `exclude` (this session's own, already shown in the window) are left out.
+    """
+    if not os.path.exists(journal_path):
+        return []
     dismissed = dismissed_jobs(settings_path)
-    return [j for j in interrupted_jobs_at(journal_path) if j.id not in dismissed]
+    with Journal(journal_path) as journal:
+        jobs = journal.interrupted_jobs()
+        # this session's own jobs are on screen already, unless a process died while running them
+        jobs = [j for j in jobs if j.id not in dismissed and (j.id not in exclude or j.state == "interrupted")]
+        return [j for j in jobs if _left_unsent(journal, j)]
+
+
+def _left_unsent(journal: Journal, job: JobRecord) -> bool:
+    """False when later jobs to the same peer stored every instance `job` left unsent (a send of the rest, a
+    new send of the same files): there is nothing to resume any more."""
+    later = [j for j in journal.jobs() if j.peer == job.peer and j.started > job.started and j.id != job.id]
+    if not later:
+        return True
+    left = {r["sop_instance_uid"] for r in journal.instances(job.id, [s.value for s in RESUME_STATES])}
+    if None in left:  # an instance whose UID was never read: it cannot be matched
+        return True
+    for j in later:
+        left -= {r["sop_instance_uid"] for r in journal.instances(j.id, [s.value for s in STORED_STATES])}
+        if not left:
+            return False
+    return True
 
 
 def prepare_resume(journal_path: str, job_id: str) -> RerunPlan:
@@ -108,7 +137,8 @@ class ResumeController(QObject):
         """Read the journal on a worker for sends whose process died; ``interrupted_jobs_found`` tells."""
         if not self.journal_path:
             return
-        worker = TaskWorker(find_interrupted, self.journal_path, self.settings_path)
+        own = frozenset(j.job_id for j in self.send.jobs)
+        worker = TaskWorker(find_interrupted, self.journal_path, self.settings_path, own)
         worker.succeeded.connect(self._on_find_succeeded)
         worker.failed.connect(self._on_find_failed)
         self.pool.start(worker, "journal")
@@ -148,7 +178,7 @@ class ResumeController(QObject):
         if not plan.items:
             emit(self.info_changed, f"Job {plan.job.id}: nothing left to send.")
             return
-        self.send.launch(list(by_index.values()), self._profile_for(plan), rerun=plan, by_index=by_index)
+        self.send.resume(list(by_index.values()), self._profile_for(plan), plan, by_index)
 
     def _add_rows(self, plan: RerunPlan) -> dict[int, Node]:
         """Add the plan's files to the model; the row of each item index."""
@@ -167,6 +197,8 @@ class ResumeController(QObject):
         """The job's profile when it still names the job's peer, else one made from the journalled config."""
         name = plan.job.profile or plan.job.peer or "resumed job"
         p = self.store.get(name)
+        if p is not None and p.is_local_test:
+            return p  # the window's local test PACS, on whatever port it listens now
         try:
             same = p is not None and p.to_store_config().peer == plan.job.peer
         except ValueError:

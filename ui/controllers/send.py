@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -29,7 +29,8 @@ from ..diagnostics import DiagnosticsModel
 from ..models import InstanceTreeModel, Node
 from ..progress import ProgressTracker
 from ..qtcompat import emit
-from ..workers import GuiGate, SendWorker, TaskWorker, ThreadPool
+from ..results import PacsResults
+from ..workers import GuiGate, SendWorker, TaskWorker, ThreadPool, tagged
 from .local_pacs import LocalPacsController
 from .plan import apply_plans, plan, plan_args
 
@@ -43,6 +44,8 @@ QUEUE_CHUNK = 2500
 PROGRESS_MS = 250
 
 _STATE_OF = {s.value: s for s in (st.STORED, st.WARNING, st.FAILED, st.NOT_SENT, st.UNKNOWN, st.SKIPPED)}
+#: States of instances that went out to the PACS (a failure counts when the PACS answered it).
+_WENT_OUT = frozenset({st.STORED, st.WARNING, st.UNKNOWN})
 
 
 @dataclass
@@ -63,19 +66,47 @@ class SendRecord:
     arrival: dict[str, Any] = field(default_factory=dict)
     resumed: bool = False
     plan_summary: str = ""
+    association_errors: list[str] = field(default_factory=list)
+    #: From the progress tracker at the end: instances sent, seconds taken, average (inst/s, bytes/s).
+    sent: int = 0
+    elapsed_s: float = 0.0
+    rates: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
         if not self.by_index:
             self.by_index = dict(enumerate(self.nodes))
 
+    @property
+    def counts(self) -> tuple[int, int, int, int]:
+        """``(stored, with warnings, failed, not sent)`` from the summary."""
+        s = self.summary
+        not_sent = s.get("not_sent", 0)
+        return s.get("success", 0), s.get("warning", 0), s.get("failure", 0) - not_sent, not_sent
 
-def _tagged(tag: int, fn: Callable[..., Any], *args: Any) -> tuple[int, Any]:
-    """``(tag, fn(*args))``; an exception leaves with ``.tag`` set (so a late answer can be told apart)."""
-    try:
-        return tag, fn(*args)
-    except Exception as exc:
-        exc.tag = tag  # type: ignore[attr-defined]
-        raise
+    def why_nothing_sent(self) -> str:
+        """Why nothing reached the PACS: the last association's failure, else the job's error or the outcomes' reason."""
+        if self.association_errors:
+            return self.association_errors[-1]
+        if self.error:
+            return self.error
+        reasons: dict[str, int] = {}
+        for o in self.outcomes.values():
+            if o.get("state") == st.NOT_SENT.value and o.get("message"):
+                reasons[o["message"]] = reasons.get(o["message"], 0) + 1
+        return max(reasons, key=lambda m: reasons[m]) if reasons else ""
+
+
+def outcome_label(job: SendRecord) -> str:
+    """How a send ended, in two or three words: ``Done``, ``Done with warnings``, ``Cancelled``,
+    ``Some not stored`` or ``Nothing stored`` (the progress line's prefix and the bar's colour)."""
+    stored, warn, failed, not_sent = job.counts
+    if job.cancelled:
+        return "Cancelled"
+    if not stored and not warn:
+        return "Nothing stored"
+    if failed or not_sent:
+        return "Some not stored"
+    return "Done with warnings" if warn else "Done"
 
 
 class SendController(QObject):
@@ -95,6 +126,7 @@ class SendController(QObject):
         busy_changed(bool): a send began waiting for its plan (True), or was dropped before it started (False).
         plan_filled(object): the plan before the send is in the Plan column; the list of
             :class:`core.preflight.InstancePlan`.
+        plan_failed(str): no plan before the send (why); it goes ahead, the Plan column is cleared.
         confirmation_needed(object, object): ``(plans, core.profiles.Profile)``: the plan blocks some
             instances or converts them lossily; answer with :meth:`confirm`.
         send_started(object, int): ``(SendRecord, number of instances)``; the worker got its job.
@@ -106,6 +138,7 @@ class SendController(QObject):
     info_changed = Signal(str)
     busy_changed = Signal(bool)
     plan_filled = Signal(object)
+    plan_failed = Signal(str)
     confirmation_needed = Signal(object, object)
     send_started = Signal(object, int)
     progressed = Signal(object)
@@ -133,6 +166,10 @@ class SendController(QObject):
         #: The job being sent (None between jobs) and the last one that ended.
         self.job: SendRecord | None = None
         self.last_job: SendRecord | None = None
+        #: Every job that ended in this session, oldest first (the failure report covers them).
+        self.jobs: list[SendRecord] = []
+        #: Each instance's outcome per PACS profile (the tree shows the chosen profile's).
+        self.results = PacsResults()
         self._worker: SendWorker | None = None
         self._preflight: tuple[list[Node], Profile] | None = None  # a send waiting for its plan
         self._preflight_gen = 0
@@ -185,6 +222,7 @@ class SendController(QObject):
             emit(self.info_changed, "Starting the local test PACS first…")
             self.local_pacs.start_then(lambda: self.start(nodes, profile, preflight))
             return True
+        profile = self.local_pacs.resolve(profile)  # this window's local test PACS, wherever it listens
         if preflight:
             return self._start_preflight(list(nodes), profile)
         return self.launch(list(nodes), profile)
@@ -195,7 +233,7 @@ class SendController(QObject):
         from_map = " from its saved acceptance map…" if saved_map_for(p) else "…"
         emit(self.info_changed, f"Planning {len(nodes)} instance(s) against {p.name}{from_map}")
         self._preflight_gen += 1
-        worker = TaskWorker(_tagged, self._preflight_gen, plan, *plan_args(nodes, p, False))
+        worker = TaskWorker(tagged, self._preflight_gen, plan, *plan_args(nodes, p, False))
         worker.succeeded.connect(self._on_preflight_succeeded)
         worker.failed.connect(self._on_preflight_failed)
         self.pool.start(worker, "preflight")
@@ -243,6 +281,10 @@ class SendController(QObject):
             return
         # the send will meet the same problem and report it per instance (and in the journal)
         LOGGER.info("No plan before sending (%s); sending anyway", exc)
+        self._plan_summary = ""
+        self.model.set_plans((n, "") for n in pending[0])
+        self.model.flush()
+        emit(self.plan_failed, str(exc))
         self.launch(*pending)
 
     def _new_job(self, nodes: list[Node], p: Profile) -> tuple[SendRecord, SendRequest, int, str, int]:
@@ -311,6 +353,21 @@ class SendController(QObject):
         self._to_queue = (list(job.by_index.values()), 0, worker)
         self._queue_rows()
         return True
+
+    def resume(self, nodes: list[Node], p: Profile, rerun: Any, by_index: dict[int, Node]) -> bool:
+        """Resume a journalled job (a :class:`core.send.RerunPlan`) to `p`; this window's local test PACS starts first.
+
+        A job to the local test PACS goes to the port this window's SCP listens on now, whatever
+        port the journal recorded.
+        """
+        if p.is_local_test and not self.local_pacs.running:
+            emit(self.info_changed, "Starting the local test PACS first…")
+            self.local_pacs.start_then(lambda: self.resume(nodes, p, rerun, by_index))
+            return True
+        p = self.local_pacs.resolve(p)
+        if p.is_local_test:
+            rerun = replace(rerun, config={**rerun.config, "remote_port": p.remote_port})
+        return self.launch(nodes, p, rerun=rerun, by_index=by_index)
 
     def _connect(self, worker: SendWorker) -> None:
         worker.job_started.connect(self._on_worker_job_started)
@@ -390,6 +447,7 @@ class SendController(QObject):
         record = e.negotiation.to_dict()
         if self.job is not None:
             self.job.associations.append(record)
+            self.job.association_errors.append(e.message)
         self.diag_model.association_failed(e.message, record)
 
     @Slot(object)
@@ -418,8 +476,13 @@ class SendController(QObject):
             return
         o = e.outcome.to_dict()
         self.job.outcomes[e.index] = o
-        self.model.set_state(node, _STATE_OF.get(o.get("state", ""), st.FAILED), o)
-        self.tracker.add(e.bytes_sent)
+        state = _STATE_OF.get(o.get("state", ""), st.FAILED)
+        self.model.set_state(node, state, o)
+        self.results.record(self.job.profile.name, node, state, o)
+        if state == st.NOT_SENT:
+            self.tracker.add_not_sent()
+        else:
+            self.tracker.add(e.bytes_sent, state in _WENT_OUT or (state == st.FAILED and o.get("status_code") is not None))
 
     @Slot(object)
     def _on_worker_job_finished(self, e: Any) -> None:
@@ -446,6 +509,7 @@ class SendController(QObject):
                 o["verified"] = state
             if node is not None and node.outcome is not None:
                 self.model.set_state(node, node.state, {**node.outcome, "verified": state})
+                self.results.record(job.profile.name, node, node.state, node.outcome)
         for m in info.get("messages", []):
             LOGGER.info("Arrival check: %s", m)
         emit(self.arrival_checked, info)
@@ -455,8 +519,8 @@ class SendController(QObject):
         job, self.job = self.job, None
         self._worker = None
         self.timer.stop()
-        self.tracker.finish()
         if job is None:
+            self.tracker.finish()
             return
         job.finished = time.time()
         if isinstance(result, JobResult):
@@ -468,14 +532,23 @@ class SendController(QObject):
             job.cancelled = result.cancelled
         else:
             job.error = result.get("error")
-            self._mark_unsent(job)
+            n = self._mark_unsent(job)
+            job.summary = {"total": len(job.by_index), "success": 0, "warning": 0, "failure": n, "not_sent": n}
         self.model.flush()
+        self.tracker.finish(outcome_label(job))
+        job.sent, job.elapsed_s, job.rates = self.tracker.sent, self.tracker.elapsed_s, self.tracker.rates()
         self.last_job = job
+        self.jobs.append(job)
         emit(self.progressed, self.tracker)
         emit(self.send_finished, job)
 
-    def _mark_unsent(self, job: SendRecord) -> None:
-        """The job could not run at all: its queued rows end "not sent" with the job's error."""
+    def jobs_to(self, profile: str) -> list[SendRecord]:
+        """The jobs of this session that went to `profile`, oldest first."""
+        return [j for j in self.jobs if j.profile.name == profile]
+
+    def _mark_unsent(self, job: SendRecord) -> int:
+        """The job could not run at all: its queued rows end "not sent" with the job's error; returns how many."""
+        count = 0
         for i, n in job.by_index.items():
             if n.state in (st.QUEUED, st.SENDING):
                 o = {
@@ -486,6 +559,10 @@ class SendController(QObject):
                 }
                 job.outcomes[i] = o
                 self.model.set_state(n, st.NOT_SENT, o)
+                self.results.record(job.profile.name, n, st.NOT_SENT, o)
+                self.tracker.add_not_sent()
+                count += 1
+        return count
 
     @Slot()
     def _on_timer_timeout(self) -> None:
