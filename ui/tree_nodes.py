@@ -326,9 +326,10 @@ def summary_state(node: Node) -> str:
 
 def dicomdir_text(reason: str) -> str:
     """A DICOMDIR's Details: what it is and how many files it lists (from the scanner's reason)."""
-    m = re.search(r"(\d+) referenced file", reason)
+    m = re.search(r"(\d+) referenced, (\d+) found", reason)  # core.dicomdir.summary()
     n = f"{m.group(1)} file(s)" if m else "its files"
-    return f"index of a CD or DVD: lists {n}, added to the list under their patients (the index itself is not sent)"
+    missing = f"; {int(m.group(1)) - int(m.group(2))} of them missing" if m and m.group(1) != m.group(2) else ""
+    return f"index of a CD or DVD: lists {n}, added to the list under their patients{missing} (the index itself is not sent)"
 
 
 def reason_line(node: Node) -> str:
