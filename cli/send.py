@@ -41,6 +41,11 @@ def add_send_command(sub: Any) -> None:
     send.add_argument("--max-retries", type=int, default=4, help="how many more conservative strategies to try")
     send.add_argument("--stop-on-error", action="store_true", help="stop at the first failure")
     send.add_argument("--allow-lossy", action="store_true", help="allow lossless-to-lossy conversion")
+    send.add_argument(
+        "--implicit-vr-only",
+        action="store_true",
+        help="send everything as Implicit VR Little Endian (for older PACS that abort on newer VRs such as UC, UR, SV, UV)",
+    )
     send.add_argument("--report", metavar="FILE", help="write a report (.json or .csv)")
     send.add_argument(
         "--parallel",
@@ -115,7 +120,7 @@ def _retry_config(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_send(args: argparse.Namespace) -> int:
     """``send``: build the request from the arguments, run it, print the outcome; returns the exit code."""
     try:
-        cfg = config_from_args(args, allow_lossy=args.allow_lossy, **_retry_config(args))
+        cfg = config_from_args(args, allow_lossy=args.allow_lossy, implicit_vr_only=args.implicit_vr_only, **_retry_config(args))
         options = SendOptions(
             args.strategy,
             args.max_retries,

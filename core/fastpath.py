@@ -42,6 +42,7 @@ _ELEM_HDR = struct.Struct("<HHI")
 _WRITE_BATCH = 256 * 1024
 _READ_BLOCK = 1024 * 1024  # bounded memory per association, few read calls
 _MAX_FRAGMENT = 4 * 1024 * 1024 - 6
+_STOP_POLL_S = 0.2  # how often a wait for the response looks at the stop event, seconds
 
 
 class ChannelBrokenError(Exception):
@@ -51,14 +52,23 @@ class ChannelBrokenError(Exception):
         message: plain words for the report.
         abort_source / abort_reason: from the peer's A-ABORT PDU, when one arrived.
         after_send: True when the whole data set had been written (outcome unknown).
+        stopped: True when the channel's stop event ended the exchange (the user stopped the send).
     """
 
-    def __init__(self, message: str, abort_source: int | None = None, abort_reason: int | None = None, after_send: bool = True):
+    def __init__(
+        self,
+        message: str,
+        abort_source: int | None = None,
+        abort_reason: int | None = None,
+        after_send: bool = True,
+        stopped: bool = False,
+    ):
         super().__init__(message)
         self.message = message
         self.abort_source = abort_source
         self.abort_reason = abort_reason
         self.after_send = after_send
+        self.stopped = stopped
 
 
 class StoreResponse:
@@ -130,12 +140,15 @@ class DirectChannel:
         assoc: an established requestor association (its DUL stops reading while the channel is open).
         dimse_timeout: seconds to wait for a C-STORE-RSP.
         network_timeout: seconds a blocked write may last before the peer is declared stalled.
+        stop: when set, the exchange ends before the next PDU is written or within
+            ``_STOP_POLL_S`` of waiting (:class:`ChannelBrokenError` with ``stopped``).
 
     Use :meth:`close` before releasing or aborting the association.
     """
 
-    def __init__(self, assoc: Association, dimse_timeout: float, network_timeout: float):
+    def __init__(self, assoc: Association, dimse_timeout: float, network_timeout: float, stop: threading.Event | None = None):
         self.assoc = assoc
+        self.stop = stop
         self.dul = assoc.dul
         transport = assoc.dul.socket
         assert transport is not None and transport.socket is not None, "an established association has its socket"
@@ -211,7 +224,12 @@ class DirectChannel:
                 self._write_file(cx_id, f, parts, pending)
         return self._read_response(msg_id)
 
+    def _check_stop(self, after_send: bool) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise ChannelBrokenError("the send was stopped", after_send=after_send, stopped=True)
+
     def _write(self, parts: list[bytes | memoryview]) -> None:
+        self._check_stop(after_send=False)  # between PDUs: the stream stays well formed for an A-ABORT
         try:
             self.sock.settimeout(self.network_timeout)
             if self._scatter:
@@ -297,8 +315,12 @@ class DirectChannel:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(max(65536, n - len(self._rx)))
+            self.sock.settimeout(left if self.stop is None else min(left, _STOP_POLL_S))
+            try:
+                chunk = self.sock.recv(max(65536, n - len(self._rx)))
+            except TimeoutError:
+                self._check_stop(after_send=True)
+                continue
             if not chunk:
                 raise ChannelBrokenError("the peer closed the connection before sending a C-STORE response")
             self._rx += chunk
@@ -340,6 +362,7 @@ class DirectChannel:
                 return
             if readable:
                 return
+            self._check_stop(after_send=True)  # all written: the peer may still read and store it
 
     def _read_response(self, msg_id: int) -> StoreResponse:
         self._await_delivery()

@@ -60,7 +60,9 @@ __all__ = [
 APP_NAME = "dicom-courier"
 SCHEMA_VERSION = 1
 
-#: Instance states a ``resume`` sends again: never sent, sent without a recorded outcome, or outcome unknown.
+#: Instance states a ``resume`` sends again: never sent, sent without a recorded outcome, or outcome unknown;
+#: a resume also sends ``failed`` rows marked ``resumable`` (the peer was unavailable, see
+#: :attr:`core.outcomes.InstanceOutcome.resumable`; older journals wrote those ``not-sent``).
 RESUME_STATES = (InstanceState.PENDING, InstanceState.IN_FLIGHT, InstanceState.UNKNOWN, InstanceState.NOT_SENT)
 #: Instance states a ``retry`` sends again: the above plus failures (refused by the peer, unreadable then).
 RETRY_STATES = (*RESUME_STATES, InstanceState.FAILED)
@@ -100,6 +102,7 @@ CREATE TABLE IF NOT EXISTS instances (
     first_started REAL,
     last_started REAL,
     finished REAL,
+    resumable INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job, idx)  -- no index on state: each commit would rewrite one more page
 );
 CREATE TABLE IF NOT EXISTS attempts (
@@ -207,7 +210,7 @@ class JobRecord:
     @property
     def resumable(self) -> int:
         """How many instances a resume would send."""
-        return sum(self.counts.get(s, 0) for s in RESUME_STATES)
+        return sum(self.counts.get(s, 0) for s in RESUME_STATES) + self.counts.get("failed-resumable", 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: id, started (ISO 8601 UTC), profile, peer, state, counts (also flat)."""
@@ -271,6 +274,8 @@ class Journal:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     self._db.execute(stmt)
+            if "resumable" not in {r["name"] for r in self._db.execute("PRAGMA table_info(instances)")}:
+                self._db.execute("ALTER TABLE instances ADD COLUMN resumable INTEGER NOT NULL DEFAULT 0")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- plumbing -----------------------------------------------------------------------------------
@@ -390,12 +395,16 @@ class Journal:
         marks = ",".join("?" * len(ids))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT job, state, COUNT(*) AS n FROM instances WHERE job IN ({marks}) GROUP BY job, state", ids
+                f"SELECT job, state, COUNT(*) AS n, SUM(resumable) AS r FROM instances WHERE job IN ({marks}) "
+                "GROUP BY job, state",
+                ids,
             ).fetchall()
         for r in rows:
             c = out[r["job"]]
             c[r["state"]] = r["n"]
             c["total"] += r["n"]
+            if r["state"] == InstanceState.FAILED and r["r"]:
+                c["failed-resumable"] = r["r"]
         return out
 
     def jobs(self, limit: int | None = None) -> list[JobRecord]:
@@ -560,7 +569,7 @@ class JournalRecorder:
             db.execute(
                 "UPDATE instances SET state = ?, status = ?, status_code = ?, message = ?, "
                 "transfer_syntax = COALESCE(?, transfer_syntax), finished = ?, "
-                "sop_instance_uid = COALESCE(sop_instance_uid, ?) WHERE job = ? AND idx = ?",
+                "sop_instance_uid = COALESCE(sop_instance_uid, ?), resumable = ? WHERE job = ? AND idx = ?",
                 (
                     o.state,
                     o.status,
@@ -569,6 +578,7 @@ class JournalRecorder:
                     o.transfer_syntax,
                     now,
                     o.sop_instance_uid,
+                    int(o.resumable),
                     self.job_id,
                     event.index,
                 ),

@@ -86,6 +86,7 @@ class ScannedInstance:
     fix_sop_class: bool = False
     pad_tags: tuple[int, ...] = field(default=())
     data_offset: int = 0
+    mtime_ns: int = 0  # st_mtime_ns when scanned (0: unknown); the send checks the file did not change since
 
     @property
     def sendable(self) -> bool:
@@ -239,8 +240,19 @@ def read_instance(path: str) -> ScannedInstance:
     """Read one file's header and classify it (never raises for a bad file).
 
     Returns:
-        a :class:`ScannedInstance`; ``status`` says whether it can be sent.
+        a :class:`ScannedInstance`; ``status`` says whether it can be sent; ``mtime_ns`` is the
+        file's modification time before it was read (a change while it is read shows later).
     """
+    try:
+        mtime_ns = os.stat(path).st_mtime_ns
+    except OSError:
+        mtime_ns = 0
+    rec = _read_instance(path)
+    object.__setattr__(rec, "mtime_ns", mtime_ns)  # a fresh record: cheaper than dataclasses.replace
+    return rec
+
+
+def _read_instance(path: str) -> ScannedInstance:
     fast: FastHeader | None = None
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block or never end

@@ -11,7 +11,8 @@
 5. write the report (:mod:`core.report`).
 
 Progress leaves through ``on_event`` (:mod:`core.events`, any thread); cancellation comes in
-through a ``threading.Event`` checked between C-STOREs. :func:`run_dry_run` is the same
+through a ``threading.Event`` checked between C-STOREs, and a hard stop through another one
+checked between PDUs (the association is aborted; the journal and the report are still written). :func:`run_dry_run` is the same
 request planned instead of sent (:mod:`core.preflight`).
 """
 
@@ -176,7 +177,12 @@ def _ignore(event: ev.Event) -> None:
     """The default event callback."""
 
 
-def run_send(request: SendRequest, on_event: ev.EventCallback | None = None, cancel: threading.Event | None = None) -> SendResult:
+def run_send(
+    request: SendRequest,
+    on_event: ev.EventCallback | None = None,
+    cancel: threading.Event | None = None,
+    stop: threading.Event | None = None,
+) -> SendResult:
     """Run a whole send: journal job, engine (or the rerun of a journalled job), arrival check, report.
 
     Args:
@@ -188,6 +194,10 @@ def run_send(request: SendRequest, on_event: ev.EventCallback | None = None, can
             after the journal has recorded the event.
         cancel: set it to stop before the next C-STORE; the association is released, the rest
             are reported not sent (cancelled), and no arrival check runs.
+        stop: set it to stop now (a second Ctrl+C, SIGTERM, the window closed): the association
+            is aborted between PDUs, the instance in flight is recorded as outcome unknown (or
+            not sent when its data set was not fully written), the rest as not sent ("the send
+            was stopped"); the journal and the report are still written, no arrival check runs.
 
     Returns:
         a :class:`SendResult`. Peer and file problems are outcomes, never exceptions.
@@ -200,14 +210,26 @@ def run_send(request: SendRequest, on_event: ev.EventCallback | None = None, can
     """
     on_event = on_event or _ignore
     cancel = cancel or threading.Event()
+    stop = stop or threading.Event()
     t0 = time.monotonic()
     if request.report_path:
         problem = report_path_problem(request.report_path)
         if problem:
             raise SendRequestError(problem)
     if request.rerun is not None:
-        return _run_rerun(request, request.rerun, on_event, cancel, t0)
-    return _run_new(request, on_event, cancel, t0)
+        return _run_rerun(request, request.rerun, on_event, _Stops(cancel, stop), t0)
+    return _run_new(request, on_event, _Stops(cancel, stop), t0)
+
+
+@dataclass(frozen=True)
+class _Stops:
+    """The two ways a user ends a send: `cancel` before the next instance, `stop` now."""
+
+    cancel: threading.Event
+    stop: threading.Event
+
+    def any(self) -> bool:
+        return self.cancel.is_set() or self.stop.is_set()
 
 
 def _instances(request: SendRequest) -> list[ScannedInstance]:
@@ -259,7 +281,7 @@ def _open_new_job(
     return journal
 
 
-def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading.Event, t0: float) -> SendResult:
+def _run_new(request: SendRequest, on_event: ev.EventCallback, stops: _Stops, t0: float) -> SendResult:
     cfg = request.config
     if cfg is None:
         raise SendRequestError("a send needs the connection settings (config)")
@@ -276,24 +298,28 @@ def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading
             opts.max_retries,
             opts.continue_on_error,
             ev.multicast(recorder, on_event),
-            cancel,
+            stops.cancel,
             job_id,
             parallel=opts.parallel,
+            stop=stops.stop,
         )
         result = job.run(items)
     finally:
         if journal is not None:
             journal.close()
-    arrival = _check_arrival(request.options, cfg, result, on_event, cancel)
+    arrival = _check_arrival(request.options, cfg, result, on_event, stops)
     if request.report_path:
         job_info: dict[str, Any] = {
             "id": job_id,
             "peer": cfg.peer,
             "calling_ae": cfg.local_ae_title,
             "strategy": opts.strategy,
+            "implicit_vr_only": cfg.implicit_vr_only,
             "started": t0,
             "elapsed_s": round(time.monotonic() - t0, 3),
         }
+        if result.stopped:
+            job_info["stopped"] = True
         if arrival is not None:
             job_info["arrival_check"] = arrival.to_dict()
         report = build_report(result.outcomes, result.summary(), result.associations, job_info)
@@ -302,14 +328,14 @@ def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading
 
 
 def _check_arrival(
-    opts: SendOptions, cfg: StoreConfig, result: JobResult, on_event: ev.EventCallback, cancel: threading.Event
+    opts: SendOptions, cfg: StoreConfig, result: JobResult, on_event: ev.EventCallback, stops: _Stops
 ) -> ArrivalCheck | None:
     """Ask the PACS whether it holds the stored instances; set each outcome's ``verified``.
 
     Runs when asked, after a send that reached the peer and was not cancelled. Never raises:
     a check that cannot run at all is an :class:`~core.outcomes.ArrivalCheck` with ``error``.
     """
-    if not opts.verify_arrival or result.no_association or cancel.is_set():
+    if not opts.verify_arrival or result.no_association or stops.any():
         return None
     from .verify import apply_to_outcomes, verify_arrival
 
@@ -353,7 +379,8 @@ def _write(path: str, report: dict[str, Any], on_event: ev.EventCallback) -> Non
 def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_STATES) -> RerunPlan:
     """Build the items of a resume (``RESUME_STATES``) or retry (``RETRY_STATES``) of `job_id`.
 
-    Each file is read again (header only); a file that is gone, no longer
+    Both also take the failed instances marked ``resumable`` (they never reached the peer
+    because it was unavailable). Each file is read again (header only); a file that is gone, no longer
     readable, or now holds another SOP Instance UID becomes a failure item (the
     engine reports it with its reason and sends nothing for it).
 
@@ -364,12 +391,14 @@ def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_
     job = journal.job(job_id)
     if job is None:
         raise KeyError(job_id)
-    known = set(StoreConfig.__dataclass_fields__)
+    known = StoreConfig.known_keys()
     config = {k: v for k, v in (job.options.get("config") or {}).items() if k in known}
     if not config:
         raise ValueError(f"job {job.id} has no saved connection settings")
     items = []
-    for row in journal.instances(job.id, states):
+    for row in journal.instances(job.id):
+        if row["state"] not in states and not (row["state"] == InstanceState.FAILED and row.get("resumable")):
+            continue
         path = row["path"]
         if not path:
             inst = ScannedInstance(
@@ -423,7 +452,7 @@ def _plan_rerun(journal: Journal, rerun: Rerun) -> RerunPlan | None:
         raise SendRequestError(str(exc)) from exc
 
 
-def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, cancel: threading.Event, t0: float) -> SendResult:
+def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, stops: _Stops, t0: float) -> SendResult:
     with _open_journal_for_rerun(request) as journal:
         plan = _plan_rerun(journal, rerun)
         if plan is None:
@@ -445,11 +474,12 @@ def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, c
                 int(opts.get("max_retries", 4)),
                 bool(opts.get("continue_on_error", True)),
                 ev.multicast(journal.recorder(plan.job.id), on_event),
-                cancel,
+                stops.cancel,
                 plan.job.id,
+                stop=stops.stop,
             )
             result = job.run(plan.items)
-            arrival = _check_arrival(request.options, cfg, result, on_event, cancel)
+            arrival = _check_arrival(request.options, cfg, result, on_event, stops)
         rows = journal.instances(plan.job.id)
         counts: dict[str, int] = {"total": len(rows)}
         for row in rows:
@@ -461,6 +491,7 @@ def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, c
                 "peer": cfg.peer,
                 "calling_ae": cfg.local_ae_title,
                 "command": "retrying" if rerun.retry else "resuming",
+                "implicit_vr_only": cfg.implicit_vr_only,
                 "started": plan.job.started,
                 "elapsed_s": round(time.monotonic() - t0, 3),
             }
