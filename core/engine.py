@@ -30,7 +30,7 @@ from pynetdicom.dsutils import split_dataset
 
 from . import events as ev
 from .config import StoreConfig
-from .convert import encode_dataset, load_dataset, syntax_label
+from .convert import conversion_plan, encode_dataset, load_dataset, syntax_label
 from .diagnostics import explain_abort, explain_status
 from .errors import AssociationError, ConversionError, CourierError, TlsConfigError
 from .fastpath import ChannelBrokenError, DirectChannel
@@ -112,6 +112,14 @@ def _dataset_record(ds: Dataset, index: int) -> ScannedInstance:
         sop_class, fix_class = str(meta.MediaStorageSOPClassUID), True
         notes.append("data set lacks SOP Class UID (0008,0016); used Media Storage SOP Class UID (0002,0002)")
     sop_inst = str(ds.get("SOPInstanceUID", "") or "")
+    if ts and not UID(ts).is_transfer_syntax:
+        return ScannedInstance(
+            "",
+            index=index,
+            status="failure",
+            reason=f"unknown transfer syntax UID {ts!r} in (0002,0010)",
+            sop_instance_uid=sop_inst,
+        )
     odd = [int(t) for t, e in ds._dict.items() if (n := getattr(e, "length", 0)) % 2 and n != 0xFFFFFFFF]
     if odd:
         names = ", ".join(f"({t >> 16:04X},{t & 0xFFFF:04X})" for t in odd)
@@ -578,10 +586,10 @@ class SendJob:
         once more, alone, on a fresh association (:func:`core.rules.resends_after_break`). A
         peer judged broken (:func:`core.rules.peer_judged_broken`) gets nothing more.
         """
-        queue = list(members)
+        queue = self._still_as_scanned(members, strategy)  # a file gone or changed opens no association
         aside: list[Item] = []  # broke an association: sent again alone after the others
         deferred: list[Item] = []
-        held: set[int] = set()  # indices in `aside` or `deferred`
+        later: set[int] = set()  # indices in `deferred`
         breaks_in_a_row, answered_mark, started = 0, self._answered, time.monotonic()
         outage_tries = 0
         outage_since: float | None = None
@@ -627,7 +635,6 @@ class SendJob:
                     if resends_after_break(x.attempts, bool(x.broke), self.cfg.max_resends):
                         x.broke = exc.message
                         aside.append(x)
-                        held.add(x.index)
                         LOGGER.info("Instance %d broke the association (%s); it goes again alone, last", x.index, exc.message)
                     else:
                         self._finish_broken(x, exc, strategy)
@@ -642,10 +649,23 @@ class SendJob:
                         self._give_up(queue + aside, f"could not be sent: {why}", strategy)
                         return deferred + more
             deferred += more
-            held.update(it.index for it in more)
-            queue = [it for it in queue if it.index not in self._outcomes and it.index not in held]
-            aside = self._unfinished(aside)
+            later.update(it.index for it in more)
+            done = self._outcomes.keys() | later
+            aside = [it for it in aside if it.index not in done]
+            done |= {it.index for it in aside}
+            queue = [it for it in queue if it.index not in done]
         return deferred
+
+    def _still_as_scanned(self, items: list[Item], strategy: str) -> list[Item]:
+        """`items` whose file is still as the scan saw it; the others fail now (see :func:`source_problem`)."""
+        keep = []
+        for it in items:
+            problem = source_problem(it.inst) if isinstance(it.source, str) and it.index not in self._outcomes else None
+            if problem:
+                self._fail(it, problem, strategy)
+            else:
+                keep.append(it)
+        return keep
 
     def _give_up(self, items: list[Item], message: str, strategy: str) -> None:
         """Finish every unfinished item: outcome unknown if its data set reached the peer once, else failed (resumable)."""
@@ -794,10 +814,11 @@ class SendJob:
         why = "; ".join(sorted(r.replace(" (provider rejection)", "") for r in rejected if r)) or "rejected"
         if not accepted and abstract_refused(sop, record):
             return f"not sent: peer does not support {words}; rejected during association negotiation ({why})"
+        stored = it.inst.transfer_syntax
         if not accepted:
             return (
                 f"not sent: peer accepts none of the transfer syntaxes proposed for {words} "
-                f"(proposed {', '.join(proposed)}; peer answered: {why})"
+                f"(proposed {', '.join(proposed)}; peer answered: {why})" + self._conversion_words(stored, record, sop)
             )
         if self.cfg.implicit_vr_only:
             return (
@@ -807,13 +828,24 @@ class SendJob:
             )
         return (
             f"not sent: the peer accepts {words} only as {', '.join(accepted)} and the file "
-            f"({syntax_label(it.inst.transfer_syntax)}) cannot be converted to it"
+            f"({syntax_label(stored)}) cannot be converted to it"
             + (
-                ""
-                if it.inst.transfer_syntax and UID(it.inst.transfer_syntax).is_encapsulated
+                self._conversion_words(stored, record, sop, accepted_only=True)
+                if stored and UID(stored).is_encapsulated
                 else " without lossy compression (enable lossy conversion to send)"
             )
         )
+
+    def _conversion_words(self, stored: str, record: Negotiation, sop: str, accepted_only: bool = False) -> str:
+        """Why the file cannot be converted to what the peer accepts (or we could propose), e.g. no decoder."""
+        pool = record.accepted if accepted_only else record.proposed
+        targets = [str(c.transfer_syntax) for c in pool if c.abstract_syntax == sop and c.transfer_syntax != stored]
+        targets = [t for t in targets if t] or [ImplicitVRLittleEndian]
+        try:
+            reasons = sorted({conversion_plan(stored, t, self.cfg.allow_lossy).reason for t in targets[:1]})
+        except ValueError:  # a syntax pydicom does not know
+            return ""
+        return f": {reasons[0]}" if reasons and reasons[0] and "cannot" in reasons[0] else ""
 
     def _fail(self, it: Item, message: str, strategy: str) -> None:
         """Finish `it` as failed before any C-STORE of it went out."""
