@@ -38,7 +38,13 @@ def add_send_command(sub: Any) -> None:
         choices=[s.value for s in STRATEGY_ORDER],
         help="first transfer-syntax strategy (default standard); more conservative ones follow",
     )
-    send.add_argument("--max-retries", type=int, default=4, help="how many more conservative strategies to try")
+    send.add_argument(
+        "--max-retries",
+        type=int,
+        default=4,
+        help="fallback steps: how many more conservative transfer-syntax strategies to try when the PACS "
+        "refuses a proposal (never re-sends an instance; see --max-resends)",
+    )
     send.add_argument("--stop-on-error", action="store_true", help="stop at the first failure")
     send.add_argument("--allow-lossy", action="store_true", help="allow lossless-to-lossy conversion")
     send.add_argument(
@@ -81,12 +87,21 @@ def add_send_command(sub: Any) -> None:
     send.add_argument("--journal", metavar="FILE", help="journal file (default: journal.sqlite in the user data dir)")
     send.add_argument("--no-journal", action="store_true", help="do not record the job in a journal")
     send.add_argument(
-        "--retry-attempts",
+        "--max-resends",
         type=int,
         default=None,
         metavar="N",
-        help="transient failures: retries per instance / broken associations in a row (default 5)",
+        help="how many times one instance may be sent again: after 'out of resources' (0xA7xx), or once, alone, "
+        "after the association broke while it was in flight; 0 = never re-send an instance (default 3)",
     )
+    send.add_argument(
+        "--reconnect-attempts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many times to open an association again while the PACS is down or busy (default 5); never re-sends an instance",
+    )
+    send.add_argument("--retry-attempts", type=int, default=None, help=argparse.SUPPRESS)  # old name: sets both
     send.add_argument(
         "--retry-total",
         type=float,
@@ -108,6 +123,8 @@ def _retry_config(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for opt, key in (
         ("retry_attempts", "retry_attempts"),
+        ("max_resends", "max_resends"),
+        ("reconnect_attempts", "reconnect_attempts"),
         ("retry_total", "retry_total_s"),
         ("retry_backoff", "retry_backoff_s"),
     ):

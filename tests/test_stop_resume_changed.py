@@ -268,3 +268,11 @@ def test_saved_config_with_the_old_retry_key_is_still_read():
     assert "retry_attempts" in StoreConfig.known_keys()
     with pytest.raises(ValueError, match="max_resends"):
         StoreConfig.from_dict({"remote_host": "h", "remote_port": 104, "remote_ae_title": "A", "max_resends": -1})
+
+
+def test_cli_resend_options_named_for_what_they_do(run_cli, tmp_path):
+    casegen.make_ct(tmp_path / "in", 1, key="cli-flags")
+    bad = run_cli("send", "--host", "127.0.0.1", "--port", "104", "--called-ae", "X", "--max-resends", "-1", str(tmp_path / "in"))
+    assert bad.returncode == 2 and "--max-resends" in bad.stderr, bad.stderr
+    helptext = " ".join(run_cli("send", "--help").stdout.split())
+    assert "0 = never re-send an instance" in helptext and "never re-sends an instance" in helptext
