@@ -11,8 +11,15 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Dispatch to the GUI, the self-test or the CLI; returns the exit code."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    """Dispatch to the GUI, the self-test or the CLI; returns the exit code (130 after Ctrl+C)."""
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:  # Ctrl+C outside a send (a send handles it and leaves a record)
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: list[str]) -> int:
     if args[:1] == ["--self-test"]:
         from cli.selftest import run_self_test
 

@@ -11,7 +11,7 @@ fi
 if ! .venv/bin/python -c "import pynetdicom, pydicom, PySide6, pylibjpeg" 2>/dev/null || [ pyproject.toml -nt .venv/.installed ]; then
     echo "Installing DICOM Courier into .venv (first run takes a minute)..." >&2
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[test]"
+    .venv/bin/python -m pip install -q -e .  # the app only: the test extra (keyrings.alt, pytest...) is for test.sh
     touch .venv/.installed
 fi
 exec .venv/bin/python main.py "$@"

@@ -1,17 +1,13 @@
-"""What the commands share: the parser class, the peer options, progress and summary output."""
+"""What the commands share: the parser class, the peer options, option names in messages, a quiet stream."""
 
 from __future__ import annotations
 
 import argparse
-import signal
+import contextlib
 import sys
-import threading
-import time
 from typing import Any, NoReturn, TextIO
 
-from core import events as ev
 from core.config import DEFAULT_CALLING_AE, StoreConfig
-from core.outcomes import Status
 
 from .exit_codes import ExitCode
 
@@ -21,9 +17,7 @@ __all__ = [
     "add_log_level",
     "config_from_args",
     "cli_words",
-    "Progress",
-    "print_summary",
-    "install_sigint",
+    "QuietStream",
 ]
 
 
@@ -124,86 +118,35 @@ def cli_words(message: str) -> str:
     return message
 
 
-class Progress:
-    """Prints a one-line progress bar (instances, MB, rate) and each failure, on `stream`."""
+class QuietStream:
+    """A text stream that never raises on write: errors are dropped (a closed terminal, a closed pipe) and
+    characters the stream cannot encode are escaped (a file name that is not UTF-8), so the send goes on.
 
-    def __init__(self, stream: TextIO, enabled: bool = True):
-        self.stream = stream
-        self.enabled = enabled and stream.isatty()
-        self.total = self.done = 0
-        self.total_bytes = self.bytes = 0
-        self.t0 = time.monotonic()
-        self._last = 0.0
-        self.said: set[str] = set()
+    Wraps ``sys.stdout`` / ``sys.stderr`` for a command's run (see :func:`cli.main.main`), so that
+    progress and summary lines never stop a send, its journal or its report.
+    """
 
-    def __call__(self, event: ev.Event) -> None:
-        """The engine's event callback."""
-        if isinstance(event, ev.JobStarted):
-            self.total, self.total_bytes, self.t0 = event.total, event.total_bytes, time.monotonic()
-        elif isinstance(event, ev.InstanceFinished):
-            self.done += 1
-            self.bytes += event.bytes_sent
-            o = event.outcome
-            said = o.message.removeprefix("not sent: ") in self.said  # an association failure, said already
-            cancelled = o.message.endswith("the send was cancelled")
-            if o.status == Status.FAILURE and not said and not cancelled:
-                self._clear()
-                print(f"FAILED  {o.path or o.sop_instance_uid}: {o.message}", file=self.stream)
-            self._draw()
-        elif isinstance(event, ev.AssociationFailed):
-            if event.message not in self.said:  # the same refusal is said once
-                self.said.add(event.message)
-                self._clear()
-                print(f"association failed: {event.message}", file=self.stream)
-        elif isinstance(event, ev.JobFinished):
-            self._draw(force=True)
-            if self.enabled:
-                print(file=self.stream)
+    def __init__(self, stream: TextIO):
+        self._stream = stream
 
-    def _clear(self) -> None:
-        if self.enabled:
-            self.stream.write("\r\033[K")
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except UnicodeEncodeError:  # e.g. a file name that is not UTF-8, inside a message: show its bytes
+            encoding = getattr(self._stream, "encoding", None) or "utf-8"
+            return self.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        except OSError:
+            return len(text)
 
-    def _draw(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self._last < 0.2):
-            return
-        self._last = now
-        el = max(now - self.t0, 1e-6)
-        mb = self.bytes / 1e6
-        line = (
-            f"\r{self.done}/{self.total} instances  {mb:.1f}/{self.total_bytes / 1e6:.1f} MB  "
-            f"{self.done / el:.0f} inst/s  {mb / el:.1f} MB/s"
-        )
-        self.stream.write(line)
-        self.stream.flush()
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self._stream.flush()
 
+    def isatty(self) -> bool:
+        try:
+            return self._stream.isatty()
+        except (OSError, ValueError):
+            return False
 
-def print_summary(summary: dict[str, Any], elapsed: float, stream: TextIO) -> None:
-    """Print ``Stored N of M (...) over K association(s) in S s``; `elapsed` in seconds."""
-    not_sent = summary.get("not_sent", 0)
-    parts = [f"{summary['warning']} with warnings", f"{summary['failure'] - not_sent} failed"]
-    if not_sent:
-        parts.append(f"{not_sent} not sent" + (" (cancelled)" if summary.get("cancelled") else ""))
-    parts.append(f"{summary['skipped']} skipped")
-    if summary.get("converted"):
-        parts.append(f"{summary['converted']} converted")
-    print(
-        f"Stored {summary['success'] + summary['warning']} of {summary['total']} ({', '.join(parts)}) "
-        f"over {summary['associations']} association(s) in {elapsed:.1f} s",
-        file=stream,
-    )
-
-
-def install_sigint(cancel: threading.Event) -> None:
-    """Ctrl+C sets `cancel` (the send stops after the current instance); a second Ctrl+C stops now."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        print("\ncancelling after the current instance (Ctrl+C again to stop now)", file=sys.stderr)
-        cancel.set()
-
-    signal.signal(signal.SIGINT, handler)
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)

@@ -15,9 +15,16 @@ class ExitCode(IntEnum):
     configuration error, NO_ASSOCIATION no association could be established.
     ``send --dry-run``: SOME_FAILED means something is blocked. ``echo``: OK or NO_ASSOCIATION.
     ``probe``: OK the map was made, USAGE, NO_ASSOCIATION.
+
+    A send, resume or retry ended by a signal exits 128 + the signal's number, the shell's
+    convention, after writing the journal, the report and the summary: HANGUP (SIGHUP, the
+    terminal was closed), INTERRUPTED (SIGINT, Ctrl+C), TERMINATED (SIGTERM).
     """
 
     OK = 0
     SOME_FAILED = 1
     USAGE = 2
     NO_ASSOCIATION = 3
+    HANGUP = 129
+    INTERRUPTED = 130
+    TERMINATED = 143

@@ -15,17 +15,20 @@ import json
 import os
 import sqlite3
 import sys
-import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import events as ev
 from core.errors import SendRequestError
 from core.journal import FINAL_OK_STATES, Journal, default_journal_path
 from core.outcomes import InstanceState
-from core.send import Rerun, SendRequest, run_send
 
-from .common import Progress, add_log_level, install_sigint, print_summary
+from .common import add_log_level
 from .exit_codes import ExitCode
+from .interrupts import Interrupts
+from .output import Progress, config_problem, print_end, print_summary, with_hint
+
+if TYPE_CHECKING:
+    from core.send import SendResult
 
 __all__ = ["add_journal_commands", "cmd_resume", "cmd_retry", "cmd_jobs", "COMMANDS"]
 
@@ -65,6 +68,8 @@ def _open(args: argparse.Namespace) -> Journal | None:
 
 def _rerun(args: argparse.Namespace, retry: bool) -> int:
     """``resume`` / ``retry``: send the job again with its saved settings; prints the whole job's state."""
+    from core.send import Rerun, SendRequest, run_send  # here, not at start-up: pydicom and pynetdicom
+
     request = SendRequest(
         journal_path=args.journal or default_journal_path(),
         journal_required=bool(args.journal),
@@ -72,18 +77,29 @@ def _rerun(args: argparse.Namespace, retry: bool) -> int:
         rerun=Rerun(args.job_id, retry),
     )
     output = _RerunOutput(Progress(sys.stderr, enabled=not args.quiet), "retrying" if retry else "resuming")
-    cancel = threading.Event()
-    install_sigint(cancel)
-    try:
-        result = run_send(request, output, cancel)
-    except SendRequestError as exc:
-        print(exc.message, file=sys.stderr)
-        return ExitCode.USAGE
+    with Interrupts() as interrupts:
+        try:
+            # a second signal sets interrupts.stop_now: the hard stop (the association is aborted between PDUs)
+            result = run_send(request, output, interrupts.cancel, interrupts.stop_now)
+        except SendRequestError as exc:
+            print(exc.message, file=sys.stderr)
+            return interrupts.exit_code or ExitCode.USAGE
+        code = _rerun_summary(result, output.progress)
+    return interrupts.exit_code or code
+
+
+def _rerun_summary(result: SendResult, progress: Progress) -> int:
+    """Print what the rerun did and the whole job's state; returns the exit code."""
     if result.job_id is None:
         print("nothing to resume: no interrupted job in the journal", file=sys.stderr)
         return ExitCode.OK
-    if result.job is not None:
-        print_summary(result.job.summary(), result.elapsed_s, sys.stderr)
+    job = result.job
+    said: list[str] = []
+    if job is not None:
+        if job.no_association and not job.cancelled:
+            said.append(with_hint((job.error or "").removeprefix("not sent: ")))
+        print_end(job.outcomes, progress, sys.stderr, skip=said)
+        print_summary(job.summary(), result.elapsed_s, sys.stderr, progress.stored_bytes)
     counts = result.job_counts
     stored = sum(counts.get(s, 0) for s in FINAL_OK_STATES)
     skipped = counts.get(InstanceState.SKIPPED, 0)
@@ -92,8 +108,12 @@ def _rerun(args: argparse.Namespace, retry: bool) -> int:
         f"job {result.job_id}: {stored} stored, {left} not stored" + (f", {skipped} skipped" if skipped else ""),
         file=sys.stderr,
     )
-    if result.job is not None and result.job.no_association:
-        print(f"no association could be established: {result.job.error or 'see above'}", file=sys.stderr)
+    if job is not None and job.no_association and not job.cancelled:
+        problem = config_problem(job.first_exception)
+        if problem:
+            print(f"configuration error: {problem}", file=sys.stderr)
+            return ExitCode.USAGE
+        print(f"no association could be established: {with_hint(job.error or 'see above')}", file=sys.stderr)
         return ExitCode.NO_ASSOCIATION
     return ExitCode.OK if not left else ExitCode.SOME_FAILED
 

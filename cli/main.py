@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 
 from . import jobs, network, send
-from .common import Parser
+from .common import Parser, QuietStream
 from .exit_codes import ExitCode
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -27,7 +28,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI on `argv` (default ``sys.argv[1:]``); returns the exit code."""
+    """Run the CLI on `argv` (default ``sys.argv[1:]``); returns the exit code.
+
+    Output that cannot be written (a closed terminal or pipe) is dropped: it never stops a command.
+    The modules of a command are imported when it runs (``--help`` loads no pydicom).
+    """
+    with contextlib.redirect_stdout(QuietStream(sys.stdout)), contextlib.redirect_stderr(QuietStream(sys.stderr)):
+        return _run(argv)
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = getattr(logging, str(args.log_level).upper(), None)

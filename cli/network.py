@@ -1,6 +1,7 @@
 """``echo``, ``probe`` and ``scp``: the commands that talk to a peer or act as one.
 
-``echo`` exit codes: 0 or 3. ``probe``: 0 the map was made, 2 usage error, 3 no association.
+``echo`` exit codes: 0, 2 configuration error (a TLS file, key or secret), 3 no association.
+``probe``: 0 the map was made, 2 usage or configuration error, 3 no association.
 ``scp`` runs the embedded Storage SCP until interrupted (0, or 2 when it cannot start).
 """
 
@@ -15,8 +16,9 @@ from typing import Any
 
 from core.errors import CourierError
 
-from .common import add_log_level, add_peer, config_from_args
+from .common import add_log_level, add_peer, cli_words, config_from_args
 from .exit_codes import ExitCode
+from .output import config_problem, with_hint
 
 __all__ = ["add_network_commands", "cmd_echo", "cmd_probe", "cmd_scp", "COMMANDS"]
 
@@ -65,12 +67,16 @@ def cmd_echo(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
     except ValueError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {cli_words(str(exc))}", file=sys.stderr)
         return ExitCode.USAGE
     try:
         r = echo(cfg)
     except CourierError as exc:
-        print(f"C-ECHO to {cfg.peer} failed: {exc}", file=sys.stderr)
+        problem = config_problem(exc)
+        if problem:
+            print(f"configuration error: {problem}", file=sys.stderr)
+            return ExitCode.USAGE
+        print(f"C-ECHO to {cfg.peer} failed: {with_hint(exc.message)}", file=sys.stderr)
         return ExitCode.NO_ASSOCIATION
     neg = r["negotiation"]
     acc = neg["accepted"][0] if neg["accepted"] else {}
@@ -102,7 +108,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
     except ValueError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        print(f"configuration error: {cli_words(str(exc))}", file=sys.stderr)
         return ExitCode.USAGE
     which = args.sop_classes or ("used" if args.paths else "all")
     used: list[str] = []
@@ -127,7 +133,11 @@ def cmd_probe(args: argparse.Namespace) -> int:
         print(f"usage error: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     except ProbeError as exc:
-        print(f"probe of {cfg.peer} failed: {exc.message}", file=sys.stderr)
+        problem = config_problem(exc)
+        if problem:
+            print(f"configuration error: {problem}", file=sys.stderr)
+            return ExitCode.USAGE
+        print(f"probe of {cfg.peer} failed: {with_hint(exc.message)}", file=sys.stderr)
         return ExitCode.NO_ASSOCIATION
     peer = amap.peer
     accepted = sum(1 for e in amap.sop_classes.values() if e["accepted"])

@@ -1,8 +1,10 @@
 """``send``: scan, send, report; ``send --dry-run``: plan and report, send nothing.
 
 Exit codes (:class:`~cli.exit_codes.ExitCode`): 0 every DICOM instance stored (warnings
-included), 1 some were not, 2 usage or configuration error, 3 no association could be
-established. ``--dry-run``: 0 nothing blocked, 1 something blocked, 2 usage, 3 no association.
+included), 1 some were not, 2 usage or configuration error (no DICOM file in the paths, a TLS
+file, key or secret that cannot be used), 3 no association could be established, 128 + N after
+signal N (130 Ctrl+C, 143 SIGTERM, 129 SIGHUP). ``--dry-run``: 0 nothing blocked, 1 something
+blocked, 2 usage or configuration, 3 no association.
 """
 
 from __future__ import annotations
@@ -10,18 +12,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import events as ev
 from core.errors import CourierError, SendRequestError
 from core.journal import default_journal_path
 from core.outcomes import InstanceState, Status
-from core.send import SendOptions, SendRequest, SendResult, run_dry_run, run_send
-from core.strategies import STRATEGY_ORDER
+from core.strategy_names import STRATEGY_ORDER
 
-from .common import Progress, add_log_level, add_peer, cli_words, config_from_args, install_sigint, print_summary
+from .common import add_log_level, add_peer, cli_words, config_from_args
 from .exit_codes import ExitCode
+from .interrupts import Interrupts
+from .output import Progress, config_problem, print_end, print_summary, shown, with_hint
+
+if TYPE_CHECKING:
+    from core.send import SendRequest, SendResult
 
 __all__ = ["add_send_command", "cmd_send"]
 
@@ -136,6 +141,8 @@ def _retry_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_send(args: argparse.Namespace) -> int:
     """``send``: build the request from the arguments, run it, print the outcome; returns the exit code."""
+    from core.send import SendOptions, SendRequest, run_send  # here, not at start-up: pydicom and pynetdicom
+
     try:
         cfg = config_from_args(args, allow_lossy=args.allow_lossy, implicit_vr_only=args.implicit_vr_only, **_retry_config(args))
         options = SendOptions(
@@ -160,15 +167,26 @@ def cmd_send(args: argparse.Namespace) -> int:
     )
     if args.dry_run:
         return _dry_run(args, request)
-    cancel = threading.Event()
-    install_sigint(cancel)
     output = _SendOutput(Progress(sys.stderr, enabled=not args.quiet))
-    try:
-        result = run_send(request, output, cancel)
-    except SendRequestError as exc:
-        print(exc.message, file=sys.stderr)
-        return ExitCode.USAGE
-    return _exit_code(result, output.progress)
+    with Interrupts() as interrupts:
+        try:
+            # a second signal sets interrupts.stop_now: the hard stop (the association is aborted between PDUs)
+            result = run_send(request, output, interrupts.cancel, interrupts.stop_now)
+        except SendRequestError as exc:
+            print(exc.message, file=sys.stderr)
+            return interrupts.exit_code or ExitCode.USAGE
+        code = _exit_code(result, output.progress, args)
+        _say_how_to_resume(result, output.journal)
+    return interrupts.exit_code or code
+
+
+def _say_how_to_resume(result: SendResult, journal: ev.JobCreated | None) -> None:
+    """After a cancelled send with a journal: the command that sends the rest."""
+    summary = result.job.summary() if result.job is not None else {}
+    if journal is None or not summary.get("cancelled") or not summary.get("not_sent"):
+        return
+    where = "" if journal.journal_path == default_journal_path() else f" --journal {shown(journal.journal_path)}"
+    print(f"to send the rest: dicom-courier resume {journal.job_id}{where}", file=sys.stderr)
 
 
 class _SendOutput:
@@ -176,9 +194,11 @@ class _SendOutput:
 
     def __init__(self, progress: Progress):
         self.progress = progress
+        self.journal: ev.JobCreated | None = None
 
     def __call__(self, event: ev.Event) -> None:
         if isinstance(event, ev.JobCreated):
+            self.journal = event
             print(f"job {event.job_id}", file=sys.stderr, flush=True)
         elif isinstance(event, ev.JournalUnavailable):
             print(f"warning: no journal for this send ({event.message})", file=sys.stderr)
@@ -206,21 +226,40 @@ def _print_arrival(event: ev.ArrivalCheckFinished) -> None:
         print(f"  {m}", file=sys.stderr)
 
 
-def _exit_code(result: SendResult, progress: Progress) -> int:
-    """Print the summary; 0 every DICOM instance stored (and confirmed when checked), 1 not, 3 no association."""
+def _exit_code(result: SendResult, progress: Progress, args: argparse.Namespace) -> int:
+    """Print the end of the send and the summary; returns the exit code.
+
+    0 every DICOM instance stored (and confirmed when checked), 1 not, 2 no DICOM file or a
+    configuration error (TLS files, key, secret), 3 no association.
+    """
     job = result.job
     assert job is not None  # a new send always runs the engine
-    print_summary(job.summary(), result.elapsed_s, sys.stderr)
-    if job.no_association:
-        reason = (job.error or _first_failure(job.outcomes)).removeprefix("not sent: ")
+    outcomes = job.outcomes
+    dicom = [o for o in outcomes if not (o.status == Status.SKIPPED and o.state == InstanceState.SKIPPED)]
+    if not dicom:
+        reasons = sorted({o.message for o in outcomes})
         print(
-            "no association could be established; nothing was sent"
-            if reason in progress.said
-            else f"no association could be established: {reason}",
+            f"nothing to send: no DICOM file in {', '.join(map(shown, args.paths))} "
+            f"({len(outcomes)} file(s) skipped: {'; '.join(reasons[:3])})",
             file=sys.stderr,
         )
-        return ExitCode.NO_ASSOCIATION
-    dicom = [o for o in job.outcomes if o.status != Status.SKIPPED or o.state == InstanceState.NOT_SENT]
+        return ExitCode.USAGE
+    code = ExitCode.OK
+    said: list[str] = []
+    problem = config_problem(job.first_exception)
+    if job.no_association and not job.cancelled:
+        reason = with_hint((job.error or _first_failure(outcomes)).removeprefix("not sent: "))
+        said.append(reason)
+        if problem:
+            print(f"configuration error: {problem}; nothing was sent", file=sys.stderr)
+            code = ExitCode.USAGE
+        else:
+            print(f"no association could be established: {reason}", file=sys.stderr)
+            code = ExitCode.NO_ASSOCIATION
+    print_end(outcomes, progress, sys.stderr, skip=said)
+    print_summary(job.summary(), result.elapsed_s, sys.stderr, progress.stored_bytes)
+    if code != ExitCode.OK:
+        return code
     if result.arrival is not None and any(o.verified not in (None, "committed", "found") for o in dicom):
         return ExitCode.SOME_FAILED
     return ExitCode.OK if all(o.stored for o in dicom) else ExitCode.SOME_FAILED
@@ -237,6 +276,7 @@ def _dry_run(args: argparse.Namespace, request: SendRequest) -> int:
     """``send --dry-run``: plan, print, write the report with ``status: planned``; 0, 1, 2 or 3."""
     from core.preflight import PlanError, summary_text
     from core.probe import AcceptanceMap
+    from core.send import run_dry_run
 
     amap = None
     if args.acceptance_map:
@@ -252,16 +292,19 @@ def _dry_run(args: argparse.Namespace, request: SendRequest) -> int:
     except SendRequestError as exc:
         print(exc.message, file=sys.stderr)
         return ExitCode.USAGE
-    except PlanError as exc:
-        print(exc.message, file=sys.stderr)
-        return ExitCode.NO_ASSOCIATION
     except CourierError as exc:
-        print(f"cannot plan: {exc.message}", file=sys.stderr)
+        if config_problem(exc):  # a TLS file, key or secret: the settings, not the peer
+            print(f"configuration error: {exc.message.removeprefix('cannot plan: ')}", file=sys.stderr)
+            return ExitCode.USAGE
+        print(with_hint(exc.message if isinstance(exc, PlanError) else f"cannot plan: {exc.message}"), file=sys.stderr)
         return ExitCode.NO_ASSOCIATION
     for p in planned.plans:
-        name = p.path or p.sop_instance_uid
+        name = shown(p.path) or p.sop_instance_uid
         print(f"{p.plan:<9} {name}: {p.message}")
         for finding in p.findings:
             print(f"          {finding.severity}: {finding}")
     print(f"Plan: {summary_text(planned.plans)} (dry run: nothing was sent)", file=sys.stderr)
+    if planned.counts["total"] == planned.counts["skipped"]:
+        print(f"nothing to send: no DICOM file in {', '.join(map(shown, args.paths))}", file=sys.stderr)
+        return ExitCode.USAGE
     return ExitCode.SOME_FAILED if planned.counts["blocked"] else ExitCode.OK

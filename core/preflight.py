@@ -308,8 +308,8 @@ def validate_instances(instances: Sequence[ScannedInstance], read_headers: bool 
         for tag, keyword, attr in _UID_ELEMENTS:
             value = str(getattr(inst, attr, "") or "")
             if not value:
-                required = inst.status == "ok" or attr in ("study_instance_uid", "series_instance_uid")
-                if required and not any(f.tag == tag for f in out):
+                # a failed read may stop before group 0020: its UIDs are unknown, not missing
+                if inst.status == "ok" and not any(f.tag == tag for f in out):
                     out.append(Finding(tag, keyword, "error", "missing (Type 1: a PACS needs it to file the instance)"))
                 continue
             why = validate_uid(value)

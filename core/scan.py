@@ -5,13 +5,22 @@ Every input file becomes one :class:`ScannedInstance`, in scan order, with
 
 * ``"ok"``       readable; may carry ``notes`` about safe inferences (no File Meta,
                  SOP Class UID taken from (0002,0002), odd-length value to pad...).
-* ``"skipped"``  not a DICOM file (text, image, empty) or a DICOMDIR index.
+* ``"skipped"``  not a DICOM file (text, image, empty) or a DICOMDIR (a media
+                 index: the files it references are scanned instead, see
+                 :mod:`core.dicomdir`).
 * ``"failure"``  a DICOM file that cannot be sent: truncated, missing UIDs, a
-                 transfer syntax that contradicts the encoding beyond repair.
+                 structural fault the walk names (:mod:`core.walk`), sequences
+                 nested too deeply, a file a DICOMDIR references that is missing.
 
-Reading stops short of large values (``defer_size``): values above 256 bytes are
-skipped by seeking, so a 0.5 MB CT costs about the same as a 2 KB file. No file
-is ever modified. Sources: PS3.10 7.1 (File Meta), PS3.5 7.1 (element encoding),
+A file whose Transfer Syntax label contradicts its encoding (implicit vs explicit
+VR, little vs big endian, deflated or not) is read with its real encoding, noted,
+and marked ``needs_rewrite`` with ``encoding`` set: it is never streamed as its
+raw bytes under the false label.
+
+Reading skips values by their length (pixel bytes are never read), so a 0.5 MB
+CT costs about the same as a 2 KB file; every reader is iterative or bounded in
+nesting depth, and any exception while reading a file becomes that file's
+failure. No file is ever modified. Sources: PS3.10 7.1 (File Meta), PS3.5 7.1 (element encoding),
 PS3.3 F (DICOMDIR).
 """
 
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import io
 import logging
+import mmap
 import os
 import re
 import stat
@@ -31,15 +41,18 @@ from typing import Literal
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import UID
 
+from . import dicomdir
 from .fastheader import FastHeader, read_fast_header
+from .walk import EXPLICIT_BE, EXPLICIT_LE, IMPLICIT_LE, Encoding, FaultKind, walk_dataset
 
 LOGGER = logging.getLogger(__name__)
 
-__all__ = ["ScannedInstance", "scan_paths", "iter_files", "read_instance", "MEDIA_STORAGE_DIRECTORY"]
+__all__ = ["ScannedInstance", "scan_paths", "iter_files", "read_instance", "MEDIA_STORAGE_DIRECTORY", "DICOMDIR_REASON"]
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+DICOMDIR_REASON = "DICOMDIR (media index, not a storable object)"
 _UNDEFINED = 0xFFFFFFFF
 _DEFER = 256
 _PIXEL_DATA = 0x7FE00010
@@ -60,6 +73,8 @@ class ScannedInstance:
             odd-length value, missing (0008,0016), encoding mismatch).
         size: file size in bytes.
         duplicate_of: index of an earlier input with the same SOP Instance UID.
+        encoding: the data set's real encoding when its (0002,0010) label contradicts it (read
+            the data set with it; ``needs_rewrite`` is then True), else None.
     """
 
     path: str
@@ -86,6 +101,7 @@ class ScannedInstance:
     fix_sop_class: bool = False
     pad_tags: tuple[int, ...] = field(default=())
     data_offset: int = 0
+    encoding: Encoding | None = None
     mtime_ns: int = 0  # st_mtime_ns when scanned (0: unknown); the send checks the file did not change since
 
     @property
@@ -139,12 +155,12 @@ def scan_paths(
     out: list[ScannedInstance] = []
     seen_paths: set[tuple[int, int] | str] = set()
     seen_uids: dict[str, int] = {}
-    pending = list(iter_files(paths))
+    pending: list[tuple[str, dicomdir.Reference | None]] = [(p, None) for p in iter_files(paths)]
     pending.reverse()
     while pending:
         if cancel is not None and cancel.is_set():
             break
-        path = pending.pop()
+        path, ref = pending.pop()
         try:
             st = os.stat(path)
             key: tuple[int, int] | str = (st.st_dev, st.st_ino)
@@ -154,43 +170,70 @@ def scan_paths(
             continue
         seen_paths.add(key)
         inst = read_instance(path)
+        missing: list[ScannedInstance] = []
         if inst.status == "skipped" and inst.sop_class_uid == MEDIA_STORAGE_DIRECTORY:
-            refs = _dicomdir_files(path)
-            inst = replace(inst, reason=f"DICOMDIR index: its {len(refs)} referenced file(s) were added to the list")
-            pending.extend(reversed(refs))
-        object.__setattr__(inst, "index", len(out))  # a fresh record: cheaper than dataclasses.replace
-        if inst.status == "ok" and inst.sop_instance_uid:
-            first = seen_uids.setdefault(inst.sop_instance_uid, inst.index)
-            if first != inst.index:
-                inst = replace(
-                    inst,
-                    duplicate_of=first,
-                    notes=(
-                        *inst.notes,
-                        f"duplicate SOP Instance UID: the same UID as {out[first].path} (the PACS keeps one of them)",
-                    ),
-                )
-        out.append(inst)
-        if on_instance is not None:
-            on_instance(inst)
+            inst, refs, missing = _expand_dicomdir(inst)
+            pending.extend((r.path, r) for r in reversed(refs) if r.path is not None)
+        elif ref is not None:
+            inst = _referenced(inst, ref)
+        for record in (inst, *missing):  # the DICOMDIR, then the files it names that are not there
+            _append(out, record, seen_uids, on_instance)
     return out
 
 
-def _dicomdir_files(path: str) -> list[str]:
-    """Return the files a DICOMDIR references (PS3.3 F.5, Referenced File ID)."""
+def _append(
+    out: list[ScannedInstance],
+    inst: ScannedInstance,
+    seen_uids: dict[str, int],
+    on_instance: Callable[[ScannedInstance], None] | None,
+) -> None:
+    object.__setattr__(inst, "index", len(out))  # a fresh record: cheaper than dataclasses.replace
+    if inst.status == "ok" and inst.sop_instance_uid:
+        first = seen_uids.setdefault(inst.sop_instance_uid, inst.index)
+        if first != inst.index:
+            inst = replace(
+                inst,
+                duplicate_of=first,
+                notes=(*inst.notes, f"duplicate SOP Instance UID: the same UID as {out[first].path} (the PACS keeps one)"),
+            )
+    out.append(inst)
+    if on_instance is not None:
+        on_instance(inst)
+
+
+def _expand_dicomdir(inst: ScannedInstance) -> tuple[ScannedInstance, list[dicomdir.Reference], list[ScannedInstance]]:
+    """Resolve a DICOMDIR's references: its record, the references found, a failure per missing file."""
+    if inst.reason != DICOMDIR_REASON:  # the walk found it unreadable: nothing to follow
+        return inst, [], []
     try:
-        ds = pydicom.dcmread(path, force=True)
-        base = os.path.dirname(path)
-        files = []
-        for rec in ds.get("DirectoryRecordSequence", []):
-            ref = rec.get("ReferencedFileID")
-            if ref:
-                parts = [ref] if isinstance(ref, str) else list(ref)
-                files.append(os.path.join(base, *parts))
-        return files
+        refs = dicomdir.read_references(inst.path)
     except Exception as exc:  # a broken DICOMDIR must not stop the scan
-        LOGGER.warning("Cannot read DICOMDIR %s: %s", path, exc)
-        return []
+        LOGGER.warning("Cannot read DICOMDIR %s: %s", inst.path, exc)
+        return replace(inst, reason=f"{DICOMDIR_REASON}; cannot read its records: {type(exc).__name__}: {exc}"), [], []
+    missing = [
+        ScannedInstance(
+            os.path.join(os.path.dirname(inst.path), *r.file_id.split("\\")),
+            "failure",
+            f"missing: {r.file_id} (referenced by the DICOMDIR {inst.path}; not found exactly, case-insensitively "
+            "or with a .dcm extension)",
+        )
+        for r in refs
+        if r.path is None
+    ]
+    return replace(inst, reason=f"{DICOMDIR_REASON}: {dicomdir.summary(refs)}"), refs, missing
+
+
+def _referenced(inst: ScannedInstance, ref: dicomdir.Reference) -> ScannedInstance:
+    """Add how a DICOMDIR's reference was found, and check the record's SOP Instance UID."""
+    notes = list(inst.notes)
+    if ref.note:
+        notes.append(ref.note)
+    if ref.sop_instance_uid and inst.sop_instance_uid and ref.sop_instance_uid != inst.sop_instance_uid:
+        notes.append(
+            f"the DICOMDIR record for {ref.file_id} gives SOP Instance UID {ref.sop_instance_uid}, "
+            f"the file holds {inst.sop_instance_uid}"
+        )
+    return replace(inst, notes=tuple(notes)) if len(notes) != len(inst.notes) else inst
 
 
 def _looks_like_bare_dataset(head: bytes) -> bool:
@@ -239,6 +282,8 @@ class _ClampedReader(io.BufferedReader):
 def read_instance(path: str) -> ScannedInstance:
     """Read one file's header and classify it (never raises for a bad file).
 
+    Any exception while reading the file becomes its failure with the reason.
+
     Returns:
         a :class:`ScannedInstance`; ``status`` says whether it can be sent; ``mtime_ns`` is the
         file's modification time before it was read (a change while it is read shows later).
@@ -247,7 +292,11 @@ def read_instance(path: str) -> ScannedInstance:
         mtime_ns = os.stat(path).st_mtime_ns
     except OSError:
         mtime_ns = 0
-    rec = _read_instance(path)
+    try:
+        rec = _read_instance(path)
+    except Exception as exc:  # the last guard: one file never stops a batch
+        LOGGER.debug("Reading %s failed", path, exc_info=True)
+        rec = ScannedInstance(path, "failure", f"unreadable DICOM file: {type(exc).__name__}: {exc}")
     object.__setattr__(rec, "mtime_ns", mtime_ns)  # a fresh record: cheaper than dataclasses.replace
     return rec
 
@@ -267,13 +316,18 @@ def _read_instance(path: str) -> ScannedInstance:
         return ScannedInstance(path, "failure", f"cannot read the file: {exc.strerror or exc}")
     if size == 0:
         return ScannedInstance(path, "skipped", "not a DICOM file (empty)", size=size)
-    if has_dicm and fast is not None:
+    if fast is not None:
         try:
             return _classify_fast(path, fast, size)
         except (UnicodeDecodeError, ValueError):
-            pass  # let pydicom judge the values
+            if fast.problem:
+                raise
+            # let pydicom judge the values (the walk bounded the nesting it will meet)
     if not has_dicm and not _looks_like_bare_dataset(head):
         return ScannedInstance(path, "skipped", "not a DICOM file (no 'DICM' marker and no data set found)", size=size)
+    too_deep = _too_deep(path, has_dicm)
+    if too_deep:
+        return ScannedInstance(path, "failure", too_deep, size=size)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -284,12 +338,39 @@ def _read_instance(path: str) -> ScannedInstance:
                 return ScannedInstance(path, "skipped", "not a DICOM file (no data set found)", size=size)
     except InvalidDicomError as exc:
         return ScannedInstance(path, "skipped", f"not a DICOM file ({exc})", size=size)
+    except RecursionError:
+        return ScannedInstance(path, "failure", "sequences nested too deeply to read (a damaged or hostile file)", size=size)
     except Exception as exc:  # pydicom raises many types for broken files
         return ScannedInstance(path, "failure", f"unreadable DICOM file: {type(exc).__name__}: {exc}", size=size)
     try:
         return _classify(path, ds, size, has_dicm, [str(w.message) for w in caught])
+    except RecursionError:
+        return ScannedInstance(path, "failure", "sequences nested too deeply to read (a damaged or hostile file)", size=size)
     except Exception as exc:  # a value that cannot be decoded
         return ScannedInstance(path, "failure", f"unreadable DICOM file: {type(exc).__name__}: {exc}", size=size)
+
+
+def _too_deep(path: str, has_dicm: bool) -> str:
+    """Why pydicom (a recursive reader) must not read this file: sequences nested too deeply, or "".
+
+    Walks the data set under each native encoding (the walk is iterative); a walk that reaches
+    :data:`~core.walk.MAX_DEPTH` levels names the sequence.
+    """
+    offset = 0
+    with _ClampedReader.open(path, os.path.getsize(path)) as fp:  # a hostile meta length allocates nothing
+        if has_dicm:
+            try:
+                pydicom.filereader.read_preamble(fp, False)
+                pydicom.filereader._read_file_meta_info(fp)  # flat: group 0002 has no sequences
+                offset = fp.tell()
+            except Exception:
+                offset = 132
+        with mmap.mmap(fp.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            for enc in (IMPLICIT_LE, EXPLICIT_LE, EXPLICIT_BE):
+                result = walk_dataset(mm, enc, offset)
+                if result.fault is not None and result.fault.kind is FaultKind.DEPTH:
+                    return f"unreadable DICOM file: {result.fault}"
+    return ""
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -300,11 +381,29 @@ def _text(ds: Dataset, keyword: str) -> str:
     return "" if value is None else str(value)
 
 
-def _encoding_syntax(ds: Dataset) -> UID:
+def _real_encoding(ds: Dataset, warns: list[str]) -> Encoding:
+    """The encoding pydicom actually read the data set with (it keeps the declared one otherwise)."""
     implicit, little = ds.original_encoding
-    if implicit:
-        return ImplicitVRLittleEndian
-    return ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    for text in warns:
+        if "Expected explicit VR, but found implicit VR" in text:
+            implicit = True
+        elif "Expected implicit VR, but found explicit VR" in text:
+            implicit = False
+    return Encoding(bool(implicit), little is not False)
+
+
+def _mislabel_note(label: str, real: Encoding) -> str:
+    """The report's words for a Transfer Syntax label that contradicts the encoding (PS3.10 7.1)."""
+    declared = Encoding.of(label)
+    return (
+        f"(0002,0010) says {UID(label).name} ({declared.name}) but the data set is encoded as {real.name}: "
+        "it is read as such and re-encoded in a correct transfer syntax before it is sent, never sent under the false label"
+    )
+
+
+def _syntax_for(label: str, real: Encoding) -> str:
+    """The syntax a mislabelled data set is in: its real native encoding, or the label's codec."""
+    return label if UID(label).is_encapsulated else real.native_syntax
 
 
 def _classify(path: str, ds: Dataset, size: int, has_dicm: bool, warns: list[str]) -> ScannedInstance:
@@ -315,37 +414,37 @@ def _classify(path: str, ds: Dataset, size: int, has_dicm: bool, warns: list[str
 
     media_class = _text(meta, "MediaStorageSOPClassUID")
     if media_class == MEDIA_STORAGE_DIRECTORY:
-        return replace(base, status="skipped", reason="DICOMDIR index", sop_class_uid=media_class)
+        return replace(base, status="skipped", reason=DICOMDIR_REASON, sop_class_uid=media_class)
 
     ts = _text(meta, "TransferSyntaxUID")
-    encoding = _encoding_syntax(ds)
+    real = _real_encoding(ds, warns)
+    encoding: Encoding | None = None
     if not ts:
-        ts = str(encoding)
+        ts = real.native_syntax
         rewrite = True
         notes.append(f"no File Meta Information; transfer syntax inferred as {UID(ts).name}")
     elif not UID(ts).is_transfer_syntax:
         return replace(base, status="failure", reason=f"unknown transfer syntax UID '{ts}' in (0002,0010)")
-    elif not UID(ts).is_encapsulated and UID(ts) != encoding and not UID(ts).is_deflated:
-        notes.append(f"(0002,0010) says {UID(ts).name} but the data set is encoded as {encoding.name}; sent as {encoding.name}")
-        ts = str(encoding)
-        rewrite = True
+    elif not UID(ts).is_deflated and Encoding.of(ts) != real:
+        notes.append(_mislabel_note(ts, real))
+        ts, encoding, rewrite = _syntax_for(ts, real), real, True
 
     problem, pads = _check_elements(ds, size, UID(ts))
-    warn_notes = [f"pydicom: {w.split(' - ')[0]}" for w in warns if "Expected explicit VR" in w or "Expected implicit VR" in w]
     texts = {kw: _text(ds, kw) for kw in _TEXT_FIELDS}
-    return _record(
+    rec = _record(
         path,
         size,
         ts,
         media_class,
         _text(ds, "SOPClassUID"),
         _text(ds, "SOPInstanceUID"),
-        notes + warn_notes,
+        notes,
         rewrite or not has_dicm,
         problem,
         pads,
         texts,
     )
+    return replace(rec, encoding=encoding) if encoding is not None and rec.status == "ok" else rec
 
 
 _TEXT_FIELDS = (
@@ -365,46 +464,61 @@ _TEXT_FIELDS = (
 def _classify_fast(path: str, fast: FastHeader, size: int) -> ScannedInstance:
     media_class = fast.meta.get("MediaStorageSOPClassUID", "")
     if media_class == MEDIA_STORAGE_DIRECTORY:
-        return ScannedInstance(path, "skipped", "DICOMDIR index", size=size, sop_class_uid=media_class)
+        reason = (
+            f"{DICOMDIR_REASON}; unreadable, its references are not followed: {fast.problem}" if fast.problem else DICOMDIR_REASON
+        )
+        return ScannedInstance(path, "skipped", reason, size=size, sop_class_uid=media_class)
     charset = fast.values.get("SpecificCharacterSet", b"").decode("ascii", "replace").strip(" \0")
     texts = {kw: _decode(fast.values.get(kw, b""), charset, kw) for kw in _TEXT_FIELDS}
     uid = {kw: fast.values.get(kw, b"").rstrip(b"\0 ").decode("ascii") for kw in ("SOPClassUID", "SOPInstanceUID")}
-    problem = fast.problem or _pixel_problem(fast)
+    ts = fast.meta["TransferSyntaxUID"]
+    notes: list[str] = []
+    rewrite = False
+    if fast.encoding is not None:
+        notes.append(_mislabel_note(ts, fast.encoding))
+        ts, rewrite = _syntax_for(ts, fast.encoding), True
+    nested = [r for r in (fast.walk.repairs if fast.walk is not None else ()) if r.where or r.what.startswith("fragment")]
+    if nested:
+        rewrite = True
+        shown = "; ".join(str(r) for r in nested[:5]) + (f"; and {len(nested) - 5} more" if len(nested) > 5 else "")
+        notes.append(f"padded to even length inside its item when re-encoded: {shown}")
+    problem = fast.problem or _pixel_problem(fast, ts)
     rec = _record(
         path,
         size,
-        fast.meta["TransferSyntaxUID"],
+        ts,
         media_class,
         uid["SOPClassUID"],
         uid["SOPInstanceUID"],
-        [],
-        False,
+        notes,
+        rewrite,
         problem,
         fast.odd_tags,
         texts,
     )
     if rec.status == "ok":
         object.__setattr__(rec, "data_offset", fast.offset)  # a fresh record: cheaper than dataclasses.replace
+        if fast.encoding is not None:
+            object.__setattr__(rec, "encoding", fast.encoding)
     return rec
 
 
-def _us(raw: bytes | None) -> int:
-    return int.from_bytes(raw[:2], "little") if raw and len(raw) >= 2 else 0
+def _us(raw: bytes | None, little: bool = True) -> int:
+    return int.from_bytes(raw[:2], "little" if little else "big") if raw and len(raw) >= 2 else 0
 
 
-def _pixel_problem(fast: FastHeader) -> str:
-    """Native Pixel Data that cannot be what (0002,0010) says (PS3.5 8.1.1, 8.2)."""
-    ts = fast.meta.get("TransferSyntaxUID", "")
-    if fast.pixel_length is None or ts not in ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1"):
+def _pixel_problem(fast: FastHeader, ts: str) -> str:
+    """Native Pixel Data that cannot be what the transfer syntax says (PS3.5 8.1.1, 8.2)."""
+    if fast.pixel_length is None or UID(ts).is_encapsulated:
         return ""
     if fast.pixel_head == b"\xfe\xff\x00\xe0":
         return (
             f"Pixel Data (7FE0,0010) holds encapsulated (compressed) fragments but (0002,0010) says "
             f"{UID(ts).name}: the transfer syntax contradicts the encoding"
         )
-    v = fast.values
-    rows, cols, bits = _us(v.get("Rows")), _us(v.get("Columns")), _us(v.get("BitsAllocated"))
-    spp = _us(v.get("SamplesPerPixel")) or 1
+    v, little = fast.values, fast.little
+    rows, cols, bits = _us(v.get("Rows"), little), _us(v.get("Columns"), little), _us(v.get("BitsAllocated"), little)
+    spp = _us(v.get("SamplesPerPixel"), little) or 1
     try:
         frames = int((v.get("NumberOfFrames") or b"1").strip(b" \0") or 1)
     except ValueError:
@@ -446,9 +560,29 @@ def _record(
     pads: list[int],
     texts: dict[str, str],
 ) -> ScannedInstance:
-    """Build the scanner's record from what either reader found (the checks live here)."""
-    base = ScannedInstance(path, size=size, transfer_syntax=ts)
+    """Build the scanner's record from what either reader found (the checks live here).
+
+    A failed record keeps the study and series it belongs to, so that no check reports them missing.
+    """
+    base = ScannedInstance(
+        path,
+        size=size,
+        transfer_syntax=ts,
+        notes=tuple(notes),
+        patient_name=texts["PatientName"],
+        patient_id=texts["PatientID"],
+        study_instance_uid=texts["StudyInstanceUID"],
+        study_date=texts["StudyDate"],
+        study_description=texts["StudyDescription"],
+        series_instance_uid=texts["SeriesInstanceUID"],
+        series_description=texts["SeriesDescription"],
+        series_number=texts["SeriesNumber"],
+        modality=texts["Modality"],
+        instance_number=texts["InstanceNumber"],
+    )
     fix_class = False
+    if problem and not (sop_class and sop_inst):  # the fault stopped the reading before the UIDs
+        return replace(base, status="failure", sop_class_uid=sop_class, sop_instance_uid=sop_inst, reason=problem)
     if not sop_class:
         if media_class:
             sop_class = media_class

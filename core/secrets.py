@@ -4,7 +4,9 @@ Certificates and private keys may be named by a Google Cloud Secret Manager secr
 (the seed's ``tls_*_secret_name`` keys) and are read with application-default credentials.
 The private key's passphrase lives in the OS keyring under the service :data:`KEYRING_SERVICE`,
 keyed by profile, or in the :data:`PASSWORD_ENV` environment variable; never in a settings
-file or on a command line.
+file or on a command line. A keyring backend that would keep it in plain text or under a weak
+fixed encryption (``keyrings.alt``), or no usable backend, is refused when saving
+(:class:`InsecureKeyringError`); reading falls back to the environment variable.
 
 Nothing here logs or puts into an exception the secret bytes or the passphrase: messages name
 only the secret's resource name, the keyring entry or the environment variable.
@@ -22,6 +24,8 @@ from core.errors import TlsConfigError
 __all__ = [
     "KEYRING_SERVICE",
     "PASSWORD_ENV",
+    "InsecureKeyringError",
+    "keyring_problem",
     "resolve_secret_name",
     "fetch_secret",
     "get_key_password",
@@ -180,12 +184,63 @@ def _keyring() -> Any:
     return keyring
 
 
+class InsecureKeyringError(TlsConfigError):
+    """The OS keyring would keep the passphrase in plain text, or there is no usable keyring: nothing was stored.
+
+    The message says what to install or to use :data:`PASSWORD_ENV`; front ends show it as is.
+    ``details["backend"]`` names the keyring backend.
+    """
+
+
+#: What to do instead, in every refusal.
+_INSTALL_HINT = (
+    "Install a keyring that encrypts: on Linux a Secret Service such as GNOME Keyring (gnome-keyring) or KWallet "
+    "(macOS and Windows have one built in); or give the passphrase in the environment variable "
+    f"{PASSWORD_ENV} instead of saving it"
+)
+
+
 def _keyring_error(action: str, profile_key: str, exc: Exception) -> TlsConfigError:
     return TlsConfigError(
         f"the OS keyring could not {action} the TLS key passphrase for {profile_key!r} "
         f"({type(exc).__name__}); set {PASSWORD_ENV} instead or fix the keyring",
         details={"kind": "keyring", "entry": profile_key, "error": type(exc).__name__},
     )
+
+
+def _backend_name(backend: Any) -> str:
+    return f"{type(backend).__module__}.{type(backend).__name__}"
+
+
+def keyring_problem(backend: Any = None) -> str | None:
+    """Why a keyring backend must not hold a secret, or None when it may.
+
+    Refused: every ``keyrings.alt`` backend (a file in plain text, base64 or a weak fixed
+    encryption), keyring's ``fail`` and ``null`` backends (no usable keyring), and a chainer
+    whose first backend is one of those (the chainer writes to its first backend).
+
+    Args:
+        backend: a ``keyring.backend.KeyringBackend``; None checks the process's current one.
+
+    Returns:
+        The reason in words, to follow "the OS keyring here" (e.g. "has no usable backend"), or None.
+    """
+    if backend is None:
+        backend = _keyring().get_keyring()
+    from keyring.backends import chainer, fail, null
+
+    if isinstance(backend, chainer.ChainerBackend):
+        chained = list(backend.backends)
+        return keyring_problem(chained[0]) if chained else "has no usable backend"
+    if isinstance(backend, fail.Keyring):
+        return "has no usable backend"
+    if isinstance(backend, null.Keyring):
+        return "is disabled (null backend)"
+    name = _backend_name(backend)
+    if name.startswith("keyrings.alt."):
+        how = "in plain text" if "Plaintext" in name else "under a weak or fixed encryption"
+        return f"would keep it {how} in a file ({name}, a fallback backend not meant for secrets)"
+    return None
 
 
 def get_key_password(profile_key: str) -> str | None:
@@ -211,9 +266,18 @@ def set_key_password(profile_key: str, password: str) -> None:
     """Store `password` in the OS keyring for `profile_key` (replacing any old one).
 
     Raises:
+        InsecureKeyringError: the keyring backend would keep it in plain text, or there is no
+            usable backend (:func:`keyring_problem`); nothing was stored.
         TlsConfigError: the keyring backend failed.
     """
     keyring = _keyring()
+    backend = keyring.get_keyring()
+    problem = keyring_problem(backend)
+    if problem:
+        raise InsecureKeyringError(
+            f"The TLS key passphrase was not saved: the OS keyring here {problem}. {_INSTALL_HINT}.",
+            details={"kind": "keyring", "entry": profile_key, "backend": _backend_name(backend)},
+        )
     try:
         keyring.set_password(KEYRING_SERVICE, profile_key, password)
     except keyring.errors.KeyringError as exc:
@@ -251,13 +315,19 @@ def key_password(profile_key: str | None) -> tuple[str | None, str | None]:
         (``"keyring entry 'X'"`` or the variable's name); ``(None, None)`` if none is set.
 
     Raises:
-        TlsConfigError: the keyring backend failed.
+        TlsConfigError: the keyring backend failed and :data:`PASSWORD_ENV` is not set.
     """
+    env = os.environ.get(PASSWORD_ENV)
     if profile_key:
-        password = get_key_password(profile_key)
+        try:
+            password = get_key_password(profile_key)
+        except TlsConfigError as exc:
+            if not env:
+                raise
+            LOGGER.info("Keyring unusable (%s); using %s", exc.details.get("error"), PASSWORD_ENV)
+            password = None
         if password is not None:
             return password, f"keyring entry {profile_key!r}"
-    password = os.environ.get(PASSWORD_ENV)
-    if password:
-        return password, PASSWORD_ENV
+    if env:
+        return env, PASSWORD_ENV
     return None, None

@@ -14,8 +14,6 @@ product seed, most conservative first::
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from pydicom.uid import (
     UID,
     AllTransferSyntaxes,
@@ -26,6 +24,16 @@ from pydicom.uid import (
     JPEG2000Lossless,
     JPEGLSLossless,
     RLELossless,
+)
+
+from .strategy_names import (  # the names live apart so that listing them needs no pydicom
+    COMPRESSION,
+    CONSERVATIVE,
+    EXTENDED,
+    STANDARD,
+    STRATEGY_ORDER,
+    UNIVERSAL,
+    TransferSyntaxStrategy,
 )
 
 __all__ = [
@@ -44,31 +52,6 @@ __all__ = [
     "UNCOMPRESSED_SYNTAXES",
 ]
 
-
-class TransferSyntaxStrategy(StrEnum):
-    """The five transfer-syntax strategies, most conservative first."""
-
-    UNIVERSAL = "universal"
-    CONSERVATIVE = "conservative"
-    STANDARD = "standard"
-    COMPRESSION = "compression"
-    EXTENDED = "extended"
-
-
-UNIVERSAL = TransferSyntaxStrategy.UNIVERSAL
-CONSERVATIVE = TransferSyntaxStrategy.CONSERVATIVE
-STANDARD = TransferSyntaxStrategy.STANDARD
-COMPRESSION = TransferSyntaxStrategy.COMPRESSION
-EXTENDED = TransferSyntaxStrategy.EXTENDED
-
-#: Most conservative first; fallback walks this list towards index 0.
-STRATEGY_ORDER: tuple[TransferSyntaxStrategy, ...] = (
-    UNIVERSAL,
-    CONSERVATIVE,
-    STANDARD,
-    COMPRESSION,
-    EXTENDED,
-)
 
 UNCOMPRESSED_SYNTAXES: frozenset[str] = frozenset(
     {ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian, DeflatedExplicitVRLittleEndian}

@@ -419,16 +419,14 @@ def test_test_connection_over_tls(qtbot, window, scp_factory, tmp_path) -> None:
 
 def test_key_passphrase_goes_to_the_keyring_not_the_profile(qtbot, window, tmp_path) -> None:
     import keyring
-    from keyrings.alt.file import PlaintextKeyring
 
     from core.profiles import Profile
     from core.secrets import KEYRING_SERVICE
+    from helpers.keyrings import MemoryKeyring
     from ui.profiles_ui import ProfileEditor
 
     previous = keyring.get_keyring()
-    backend = PlaintextKeyring()
-    backend.file_path = str(tmp_path / "keyring" / "keyring_pass.cfg")
-    keyring.set_keyring(backend)
+    keyring.set_keyring(MemoryKeyring())  # a test keyring: the app refuses keyrings.alt's plain-text file
     try:
         ed = ProfileEditor(
             Profile(name="Secure PACS", remote_host="pacs", remote_port=2762, remote_ae_title="PACS", tls_enabled=True),

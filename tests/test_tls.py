@@ -2,7 +2,8 @@
 
 Peers: DCMTK ``storescp +tls`` (marked ``interop``) with a PKI made here (``tests/tls_pki.py``);
 a local gRPC server speaking the Secret Manager API, driven through the real
-``SecretManagerServiceClient``; the file-based keyring of ``keyrings.alt`` under ``tmp_path``.
+``SecretManagerServiceClient``; a test keyring in memory (``helpers.keyrings``: the app refuses
+keyrings.alt's plain-text file, see tests/test_secrets_at_rest.py).
 Covers case c25 (TLS on one side only; a peer that wants a client certificate) and issue 4.
 """
 
@@ -31,7 +32,6 @@ from google.cloud.secretmanager_v1.types import (
     AccessSecretVersionResponse,
     SecretPayload,
 )
-from keyrings.alt.file import PlaintextKeyring
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 from pynetdicom import AE
@@ -41,6 +41,7 @@ from core import secrets, tls
 from core.config import StoreConfig
 from core.errors import TlsConfigError
 from helpers.dcmtk import StoreSCPProcess, tls_flags
+from helpers.keyrings import MemoryKeyring, use_keyring
 from helpers.process import free_port
 from helpers.tls_pki import LOCAL_SANS, TestPki, make_leaf, make_test_pki, write_leaf
 
@@ -84,14 +85,10 @@ def client_files(pki: TestPki) -> dict[str, str]:
 
 
 @pytest.fixture
-def file_keyring(tmp_path: Path) -> Iterator[PlaintextKeyring]:
-    """A real file-based keyring under tmp_path, installed as the process's keyring."""
-    previous = keyring.get_keyring()
-    backend = PlaintextKeyring()
-    backend.file_path = str(tmp_path / "keyring" / "keyring_pass.cfg")
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """A test keyring (in memory), installed as the process's keyring."""
+    with use_keyring(MemoryKeyring()) as backend:
+        yield backend
 
 
 @pytest.fixture(autouse=True)
@@ -172,7 +169,7 @@ def test_tls12_with_rsa_server(storescp, pki):
 @pytest.mark.interop
 @needs_storescp
 @pytest.mark.parametrize("source", ["keyring", "env"])
-def test_encrypted_client_key(storescp, pki, file_keyring, monkeypatch, source):
+def test_encrypted_client_key(storescp, pki, memory_keyring, monkeypatch, source):
     peer = tls_peer(storescp, pki, pki.server_key, pki.server, "-rc")
     files = client_files(pki) | {"tls_client_key_file": str(pki.client_key_encrypted)}
     if source == "keyring":
@@ -387,7 +384,7 @@ def test_key_does_not_match_certificate(pki):
         tls.build_ssl_context(cfg)
 
 
-def test_encrypted_key_without_passphrase(pki, file_keyring):
+def test_encrypted_key_without_passphrase(pki, memory_keyring):
     cfg = config(
         **client_files(pki) | {"tls_client_key_file": str(pki.client_key_encrypted)},
         tls_key_password_keyring="no-such-entry",
@@ -573,7 +570,7 @@ def test_secret_error_reaches_build_ssl_context(secret_manager):
 # --------------------------------------------------------------------------------------------
 # Keyring
 # --------------------------------------------------------------------------------------------
-def test_keyring_round_trip(file_keyring, monkeypatch):
+def test_keyring_round_trip(memory_keyring, monkeypatch):
     assert secrets.get_key_password("pacs-b") is None
     secrets.set_key_password("pacs-b", "s3cret")
     assert secrets.get_key_password("pacs-b") == "s3cret"
