@@ -361,15 +361,33 @@ def _new_vr_hint(source: str | Dataset, sent_syntax: str | None) -> str:
 
 
 def _twice_message(first: str, second: _BrokenAssociationError) -> str:
-    """Why an instance that broke the association twice failed, with what to do (issue 12, item 1)."""
+    """Why an instance that broke the association twice failed, ending with what to do (issue 12, item 1)."""
     if second.abort:
         what = "the PACS aborted the association twice while receiving this instance"
     else:
         what = "the association broke twice while the PACS was receiving this instance"
+    again = "" if second.message == first else f"; the first time: {first}"
     return (
-        f"{what}: it probably cannot read it — check the file (e.g. dciodvfy or dcmdump) and the PACS log; "
-        f"the second time it was sent alone, after the others ({second.message}; the first time: {first})"
+        f"{what}: it probably cannot read it — {second.message}{again}; hint: it went alone the second time, after the "
+        "others, so the file itself is the likely cause: check it (e.g. dciodvfy or dcmdump) and the PACS log"
     )
+
+
+def _kind(it: Item) -> tuple[str, str, str]:
+    """What makes files alike for a peer's parser: series, SOP class, stored transfer syntax."""
+    return it.inst.series_instance_uid, it.inst.sop_class_uid, it.inst.transfer_syntax
+
+
+def _other_kind_first(queue: list[Item], kinds: set[tuple[str, str, str]]) -> list[Item]:
+    """`queue` with its first instance of a kind not in `kinds` moved to the front (unchanged if none).
+
+    After several instances in a row broke the association, the next one tells more when it is of
+    another kind: stored, it shows the peer works and those files are the problem.
+    """
+    for n, it in enumerate(queue):
+        if _kind(it) not in kinds:
+            return [it, *queue[:n], *queue[n + 1 :]] if n else queue
+    return queue
 
 
 class SendJob:
@@ -380,7 +398,9 @@ class SendJob:
     a peer that aborts one instance is up), then it is sent once more, alone, on a fresh
     association; breaking it again fails it with words a person can act on. After
     :data:`core.rules.BROKEN_PEER_BREAKS` instances in a row each break the association with
-    none answered in between, the peer is judged broken and the rest fail with that reason.
+    none answered in between, the peer is judged broken and the rest fail with that reason; after
+    two in a row, an instance of another series, class or syntax goes next (it tells whether the
+    peer or those files are the problem).
     Back-off happens only while associating fails (the peer is down or busy).
 
     Args:
@@ -507,9 +527,7 @@ class SendJob:
             return _outcome(
                 it, Status.SKIPPED, InstanceState.NOT_SENT, "skipped: an earlier instance failed and continue_on_error is off"
             )
-        return _outcome(
-            it, Status.FAILURE, InstanceState.FAILED, f"could not be sent: {self._error or 'no association'}", resumable=True
-        )
+        return _outcome(it, Status.FAILURE, InstanceState.FAILED, f"not sent: {self._error or 'no association'}", resumable=True)
 
     # -- fallback across strategies ----------------------------------------------------------------
 
@@ -591,6 +609,7 @@ class SendJob:
         deferred: list[Item] = []
         later: set[int] = set()  # indices in `deferred`
         breaks_in_a_row, answered_mark, started = 0, self._answered, time.monotonic()
+        run_kinds: set[tuple[str, str, str]] = set()  # what the instances of the current run of breaks have in common
         outage_tries = 0
         outage_since: float | None = None
         connected = False
@@ -603,7 +622,7 @@ class SendJob:
                     raise _HandBackError(self._unfinished(members)) from exc  # fewer associations, same work
                 if can_fall_back and not connected and falls_back(exc.details):
                     for it in queue:
-                        last_reason[it.index] = (f"could not be sent: {exc.message}", True)
+                        last_reason[it.index] = (f"not sent: {exc.message}", True)
                     return deferred + queue
                 # wait out an outage only of a peer that has worked in this job, or one that says "busy"
                 if association_retryable(exc.details, self._established > 0):
@@ -616,7 +635,7 @@ class SendJob:
                         self._wait(delay)
                         continue
                 self._error = self._error or exc.message
-                self._give_up(queue + aside, f"could not be sent: {exc.message}", strategy)
+                self._give_up(queue + aside, f"not sent: {exc.message}", strategy)
                 return deferred
             connected = True
             outage_since, outage_tries = None, 0
@@ -638,15 +657,19 @@ class SendJob:
                         LOGGER.info("Instance %d broke the association (%s); it goes again alone, last", x.index, exc.message)
                     else:
                         self._finish_broken(x, exc, strategy)
+                    run_kinds = run_kinds if breaks_in_a_row > 1 else set()
+                    run_kinds.add(_kind(x))
+                    if breaks_in_a_row >= 2:  # files of one kind in a row may all be bad: try another kind next
+                        queue = _other_kind_first(queue, run_kinds)
                     quiet = time.monotonic() - max(self._last_answer, started)
                     if peer_judged_broken(breaks_in_a_row, quiet, self.cfg.retry_total_s):
                         why = (
                             f"the PACS broke the association on {breaks_in_a_row} instances in a row without answering "
-                            f"any (the last time: {exc.message}); it is not taking instances now, so nothing more was "
-                            "offered to it — check the PACS, then resume the job"
+                            f"any (the last time: {exc.message}), so nothing more was offered to it; hint: it is not "
+                            "taking instances now: check the PACS (its log says why), then resume the job"
                         )
                         self._error = why
-                        self._give_up(queue + aside, f"could not be sent: {why}", strategy)
+                        self._give_up(queue + aside, f"not sent: {why}", strategy)
                         return deferred + more
             deferred += more
             later.update(it.index for it in more)
@@ -669,7 +692,9 @@ class SendJob:
 
     def _give_up(self, items: list[Item], message: str, strategy: str) -> None:
         """Finish every unfinished item: outcome unknown if its data set reached the peer once, else failed (resumable)."""
-        for it in self._unfinished(items):
+        for it in items:
+            if it.index in self._outcomes:  # finished, or listed twice (in flight and set aside)
+                continue
             if it.unknown:
                 self._finish(it, _outcome(it, Status.FAILURE, InstanceState.UNKNOWN, it.unknown, strategy_used=strategy))
             else:

@@ -65,7 +65,7 @@ _JUDGED_ON_ITS_OWN = (3, 4)
 
 #: Instances in a row that may each break the association, with none answered in between,
 #: before the peer is judged broken and the rest of the batch is not offered to it.
-BROKEN_PEER_BREAKS = 8
+BROKEN_PEER_BREAKS = 6
 
 
 def partition_by_study(members: Sequence[T], n: int, key: Callable[[T], tuple[int, str, int]]) -> list[list[T]]:

@@ -99,9 +99,12 @@ def test_abort_once_then_stored_alone(scp_factory, tmp_path):
 def test_a_peer_that_aborts_every_instance_is_judged_broken(scp_factory, tmp_path):
     paths = make_ct(tmp_path, 30, 16, "always")
     scp = scp_factory(accept={CTImageStorage: UNCOMPRESSED}, policy=lambda req: "abort")
+    events: list[ev.Event] = []
     t0 = time.monotonic()
-    result = SendJob(scp.config(**fast())).run(items_from_inputs(paths))
+    result = SendJob(scp.config(**fast()), on_event=events.append).run(items_from_inputs(paths))
     took = time.monotonic() - t0
+    finished = [e.index for e in events if isinstance(e, ev.InstanceFinished)]
+    assert sorted(finished) == list(range(30)), "an instance finished twice or never"
     assert len(scp.associations) == BROKEN_PEER_BREAKS, "a broken peer opened more associations than the bound"
     assert len(scp.requests) == BROKEN_PEER_BREAKS
     assert took < 10
@@ -113,6 +116,22 @@ def test_a_peer_that_aborts_every_instance_is_judged_broken(scp_factory, tmp_pat
     assert all(o.resumable and f"broke the association on {BROKEN_PEER_BREAKS} instances in a row" in o.message for o in rest)
     assert "not-sent" not in states, "not-sent is for a send the user stopped"
     assert result.error and "check the PACS" in result.error
+
+
+def test_a_run_of_bad_files_in_one_series_does_not_condemn_the_peer(scp_factory, tmp_path):
+    """More bad files in a row than the broken-peer bound, then good ones of other series: all good ones stored."""
+    bad_paths = casegen.make_ct(tmp_path / "a_bad", BROKEN_PEER_BREAKS + 4, key="bad-series")
+    good_paths = casegen.make_ct(tmp_path / "b_good", 6, key="good-series")
+    bad_series = str(casegen.ct_dataset("bad-series").SeriesInstanceUID)
+    scp = scp_factory(
+        accept={CTImageStorage: UNCOMPRESSED},
+        policy=lambda req: "abort" if str(req.dataset.SeriesInstanceUID) == bad_series else 0,
+    )
+    result = SendJob(scp.config(**fast())).run(items_from_inputs([*bad_paths, *good_paths]))
+    states = [o.state for o in result.outcomes]
+    assert states[len(bad_paths) :] == ["stored"] * 6, [o.message[:80] for o in result.outcomes]
+    assert all("aborted the association twice" in o.message for o in result.outcomes[: len(bad_paths)])
+    assert not result.error
 
 
 def test_peer_closing_the_connection_on_one_instance(tmp_path):

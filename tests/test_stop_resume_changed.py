@@ -122,7 +122,7 @@ def test_hard_stop_while_waiting_for_a_response(scp_factory, tmp_path):
     casegen.make_ct(tmp_path / "slow", 30, key="slowstop")
     scp = scp_factory(accept={CTImageStorage: UNCOMPRESSED}, policy=lambda req: ("sleep", 0.4, 0x0000))
     stop = threading.Event()
-    _stop_after(stop, scp.stored, 3)
+    _stop_after(stop, scp.requests, 4)  # the 4th is at the peer, which takes 0.4 s to answer
     events: list[ev.Event] = []
     result = SendJob(scp.config(**fast()), on_event=events.append, stop=stop).run(
         items_from_scan(scan_paths([str(tmp_path / "slow")]))
