@@ -104,6 +104,8 @@ _OPTION_NAMES = {
     "connect_timeout": "--connect-timeout",
     "max_pdu": "--max-pdu",
     "retry_attempts": "--retry-attempts",
+    "max_resends": "--max-resends",
+    "reconnect_attempts": "--reconnect-attempts",
     "retry_total_s": "--retry-total",
     "retry_backoff_s": "--retry-backoff",
 }

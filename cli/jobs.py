@@ -79,8 +79,8 @@ def _rerun(args: argparse.Namespace, retry: bool) -> int:
     output = _RerunOutput(Progress(sys.stderr, enabled=not args.quiet), "retrying" if retry else "resuming")
     with Interrupts() as interrupts:
         try:
-            # a second signal sets interrupts.stop_now: hand it to run_send as its hard stop once it takes one
-            result = run_send(request, output, interrupts.cancel)
+            # a second signal sets interrupts.stop_now: the hard stop (the association is aborted between PDUs)
+            result = run_send(request, output, interrupts.cancel, interrupts.stop_now)
         except SendRequestError as exc:
             print(exc.message, file=sys.stderr)
             return interrupts.exit_code or ExitCode.USAGE
@@ -152,7 +152,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     try:
         with journal:
             jobs = journal.jobs(args.limit)
-    except sqlite3.Error as exc:  # damage that the check on opening did not see
+    except (sqlite3.Error, UnicodeDecodeError) as exc:  # damage that the check on opening did not see
         print(f"cannot read the journal {journal.path}: {exc}", file=sys.stderr)
         return ExitCode.USAGE
     if args.json:

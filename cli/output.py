@@ -115,7 +115,7 @@ class Progress:
             o = event.outcome
             if o.stored:
                 self.stored_bytes += event.bytes_sent
-            if o.status == Status.FAILURE and o.state != InstanceState.NOT_SENT:  # the peer refused it, or no answer
+            if o.status == Status.FAILURE and not _never_sent(o):  # the peer refused it, or no answer
                 self.say(f"FAILED  {shown(o.path) or o.sop_instance_uid}: {with_hint(o.message)}")
             self._draw()
         elif isinstance(event, ev.AssociationFailed):
@@ -232,12 +232,19 @@ def _name(o: InstanceOutcome) -> str:
     return shown(o.path) or o.sop_instance_uid or f"#{o.index}"
 
 
+def _never_sent(o: InstanceOutcome) -> bool:
+    """Not sent at all: stopped by the user, or failed before any C-STORE (no association, no context, the file)."""
+    if o.state == InstanceState.NOT_SENT:
+        return True
+    return o.state == InstanceState.FAILED and o.tries == 0 and o.message.startswith("not sent: ")
+
+
 def not_sent_groups(outcomes: Sequence[InstanceOutcome]) -> dict[str, list[str]]:
     """The instances never sent (the user's cancel aside), by reason, without the ``not sent:`` prefix."""
     return _grouped(
         (with_hint(o.message.removeprefix("not sent: ")), _name(o))
         for o in outcomes
-        if o.status == Status.FAILURE and o.state == InstanceState.NOT_SENT and not o.message.endswith("the send was cancelled")
+        if o.status == Status.FAILURE and _never_sent(o) and not o.message.endswith("the send was cancelled")
     )
 
 

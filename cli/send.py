@@ -43,9 +43,20 @@ def add_send_command(sub: Any) -> None:
         choices=[s.value for s in STRATEGY_ORDER],
         help="first transfer-syntax strategy (default standard); more conservative ones follow",
     )
-    send.add_argument("--max-retries", type=int, default=4, help="how many more conservative strategies to try")
+    send.add_argument(
+        "--max-retries",
+        type=int,
+        default=4,
+        help="fallback steps: how many more conservative transfer-syntax strategies to try when the PACS "
+        "refuses a proposal (never re-sends an instance; see --max-resends)",
+    )
     send.add_argument("--stop-on-error", action="store_true", help="stop at the first failure")
     send.add_argument("--allow-lossy", action="store_true", help="allow lossless-to-lossy conversion")
+    send.add_argument(
+        "--implicit-vr-only",
+        action="store_true",
+        help="send everything as Implicit VR Little Endian (for older PACS that abort on newer VRs such as UC, UR, SV, UV)",
+    )
     send.add_argument("--report", metavar="FILE", help="write a report (.json or .csv)")
     send.add_argument(
         "--parallel",
@@ -81,12 +92,21 @@ def add_send_command(sub: Any) -> None:
     send.add_argument("--journal", metavar="FILE", help="journal file (default: journal.sqlite in the user data dir)")
     send.add_argument("--no-journal", action="store_true", help="do not record the job in a journal")
     send.add_argument(
-        "--retry-attempts",
+        "--max-resends",
         type=int,
         default=None,
         metavar="N",
-        help="transient failures: retries per instance / broken associations in a row (default 5)",
+        help="how many times one instance may be sent again: after 'out of resources' (0xA7xx), or once, alone, "
+        "after the association broke while it was in flight; 0 = never re-send an instance (default 3)",
     )
+    send.add_argument(
+        "--reconnect-attempts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many times to open an association again while the PACS is down or busy (default 5); never re-sends an instance",
+    )
+    send.add_argument("--retry-attempts", type=int, default=None, help=argparse.SUPPRESS)  # old name: sets both
     send.add_argument(
         "--retry-total",
         type=float,
@@ -108,6 +128,8 @@ def _retry_config(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for opt, key in (
         ("retry_attempts", "retry_attempts"),
+        ("max_resends", "max_resends"),
+        ("reconnect_attempts", "reconnect_attempts"),
         ("retry_total", "retry_total_s"),
         ("retry_backoff", "retry_backoff_s"),
     ):
@@ -122,7 +144,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from core.send import SendOptions, SendRequest, run_send  # here, not at start-up: pydicom and pynetdicom
 
     try:
-        cfg = config_from_args(args, allow_lossy=args.allow_lossy, **_retry_config(args))
+        cfg = config_from_args(args, allow_lossy=args.allow_lossy, implicit_vr_only=args.implicit_vr_only, **_retry_config(args))
         options = SendOptions(
             args.strategy,
             args.max_retries,
@@ -148,8 +170,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     output = _SendOutput(Progress(sys.stderr, enabled=not args.quiet))
     with Interrupts() as interrupts:
         try:
-            # a second signal sets interrupts.stop_now: hand it to run_send as its hard stop once it takes one
-            result = run_send(request, output, interrupts.cancel)
+            # a second signal sets interrupts.stop_now: the hard stop (the association is aborted between PDUs)
+            result = run_send(request, output, interrupts.cancel, interrupts.stop_now)
         except SendRequestError as exc:
             print(exc.message, file=sys.stderr)
             return interrupts.exit_code or ExitCode.USAGE

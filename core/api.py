@@ -21,7 +21,7 @@ from .config import StoreConfig
 from .engine import SendJob, items_from_inputs
 from .errors import AssociationError, DimseCommandError, TlsConfigError
 from .negotiation import open_association
-from .outcomes import InstanceState
+from .outcomes import AttemptResult, InstanceOutcome, InstanceState
 from .rules import refused_whatever_we_propose
 from .strategies import fallback_chain, strategy_syntaxes
 
@@ -70,9 +70,21 @@ def store_dataset(
     out["attempts"] = attempts
     if result.no_association and result.first_exception is not None:
         _raise_with_attempts(result.first_exception, attempts)
-    if result.outcomes[0].state == InstanceState.UNKNOWN:
+    if _exchange_broke(result.outcomes[0]):
         raise DimseCommandError(out["message"], remote_ae=job.cfg.remote_ae_title, details={"attempts": attempts, "result": out})
     return out
+
+
+def _exchange_broke(outcome: InstanceOutcome) -> bool:
+    """True when the instance's C-STOREs ended without a response (abort, timeout, closed connection)."""
+    if outcome.state == InstanceState.UNKNOWN:
+        return True
+    last = outcome.attempts_detail[-1] if outcome.attempts_detail else None
+    return (
+        outcome.state == InstanceState.FAILED
+        and last is not None
+        and last.result in (AttemptResult.UNKNOWN, AttemptResult.NOT_RECEIVED)
+    )
 
 
 def _raise_with_attempts(exc: Exception, attempts: list[dict[str, Any]]) -> None:

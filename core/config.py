@@ -8,8 +8,16 @@ Extensions: ``tls_ca_cert_file``, ``tls_client_cert_file``, ``tls_client_key_fil
 ``tls_verify_hostname`` (True), ``tls_key_password_keyring`` (keyring entry name),
 ``gcp_project_id``, ``acse_timeout``, ``dimse_timeout``, ``network_timeout``,
 ``connect_timeout`` (seconds), ``max_pdu`` (bytes, 0 = unlimited),
-``allow_lossy`` (False), ``retry_attempts`` (5), ``retry_total_s`` (120),
-``retry_backoff_s`` (1.0).
+``allow_lossy`` (False), ``implicit_vr_only`` (False), ``max_resends`` (3),
+``reconnect_attempts`` (5), ``retry_total_s`` (120), ``retry_backoff_s`` (1.0).
+
+Which setting re-sends an instance: only ``max_resends``. It is how many times the same
+instance may be sent again after the peer answered "out of resources" (0xA7xx, 0x0213) or
+broke the association while receiving it (that case at most once, alone, after the others);
+``0`` never sends an instance twice, so nothing the PACS may already hold is sent again.
+``reconnect_attempts`` and ``retry_total_s`` only open associations again while the peer is
+down or busy; they never re-send an instance. The old key ``retry_attempts`` is still read
+and sets both (see :data:`CONFIG_ALIASES`).
 """
 
 from __future__ import annotations
@@ -17,9 +25,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["StoreConfig", "validate_ae_title", "DEFAULT_CALLING_AE"]
+__all__ = ["StoreConfig", "validate_ae_title", "DEFAULT_CALLING_AE", "CONFIG_ALIASES"]
 
 DEFAULT_CALLING_AE = "AXIOM_SCU"
+
+#: Old config keys still read (saved jobs, seed-style dicts) -> the keys they set when those are not given.
+CONFIG_ALIASES: dict[str, tuple[str, ...]] = {"retry_attempts": ("max_resends", "reconnect_attempts")}
 
 
 def validate_ae_title(value: Any, what: str = "AE title") -> tuple[bool, str]:
@@ -60,6 +71,16 @@ class StoreConfig:
         connect_timeout: seconds to wait for the TCP connection.
         max_pdu: our Maximum Length Received in bytes (0 = unlimited), PS3.8 D.1.
         allow_lossy: allow lossless-to-lossy conversion.
+        implicit_vr_only: propose only Implicit VR Little Endian (PS3.5 A.1) for every instance,
+            for receivers that cannot parse explicit VRs they do not know (UC, UR, SV, UV...);
+            compressed files are then decoded (said on each instance) or fail.
+        max_resends: how many times one instance may be sent again (>= 0): after a transient
+            refusal (0xA7xx, 0x0213; PS3.4 B.2.3) with back-off, or once, alone and after the
+            others, after the association broke while it was in flight. 0 = never re-send.
+        reconnect_attempts: how many times to open an association again while the peer is down
+            or busy (with back-off, within `retry_total_s`); never re-sends an instance.
+        retry_total_s: the longest outage waited out, seconds.
+        retry_backoff_s: the first back-off delay, seconds (doubled each time, with jitter).
     """
 
     remote_host: str
@@ -82,7 +103,9 @@ class StoreConfig:
     connect_timeout: float = 10.0
     max_pdu: int = 262144
     allow_lossy: bool = False
-    retry_attempts: int = 5
+    implicit_vr_only: bool = False
+    max_resends: int = 3
+    reconnect_attempts: int = 5
     retry_total_s: float = 120.0
     retry_backoff_s: float = 1.0
 
@@ -98,6 +121,7 @@ class StoreConfig:
             return config
         if not isinstance(config, dict):
             raise ValueError("config must be a dict")
+        config = cls._resolve_aliases(config)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(config) - known)
         if unknown:
@@ -109,6 +133,23 @@ class StoreConfig:
         cfg = cls(**values)
         cfg.validate()
         return cfg
+
+    @classmethod
+    def known_keys(cls) -> frozenset[str]:
+        """Every key :meth:`from_dict` accepts (the fields and the old aliases)."""
+        return frozenset({f.name for f in fields(cls)} | set(CONFIG_ALIASES))
+
+    @staticmethod
+    def _resolve_aliases(config: dict[str, Any]) -> dict[str, Any]:
+        """`config` with each old key replaced by the new keys it sets (a new key given wins)."""
+        if not any(k in config for k in CONFIG_ALIASES):
+            return config
+        out = {k: v for k, v in config.items() if k not in CONFIG_ALIASES}
+        for old, new_keys in CONFIG_ALIASES.items():
+            if config.get(old) is not None:
+                for key in new_keys:
+                    out.setdefault(key, config[old])
+        return out
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad value."""
@@ -135,9 +176,11 @@ class StoreConfig:
             or not (self.max_pdu == 0 or 4096 <= self.max_pdu <= 2**32 - 1)
         ):
             raise ValueError(f"config key 'max_pdu' must be 0 (unlimited) or 4096..4294967295 bytes, not {self.max_pdu!r}")
-        if isinstance(self.retry_attempts, bool) or not isinstance(self.retry_attempts, int) or self.retry_attempts < 0:
-            raise ValueError(f"config key 'retry_attempts' must be a whole number >= 0, not {self.retry_attempts!r}")
-        for key in ("tls_enabled", "tls_verify_hostname", "allow_lossy"):
+        for key in ("max_resends", "reconnect_attempts"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"config key '{key}' must be a whole number >= 0, not {value!r}")
+        for key in ("tls_enabled", "tls_verify_hostname", "allow_lossy", "implicit_vr_only"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"config key '{key}' must be true or false")
 

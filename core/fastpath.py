@@ -58,6 +58,7 @@ _READ_BLOCK = 1024 * 1024  # bounded memory per association, few read calls
 _MAX_FRAGMENT = 4 * 1024 * 1024 - 6
 _MAX_COMMAND = 64 * 1024  # a response command set is a few hundred bytes; more is a peer gone wrong
 _CLOSED_ERRNOS = (errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.ESHUTDOWN)
+_STOP_POLL_S = 0.2  # how often a wait for the response looks at the stop event, seconds
 
 
 class ChannelBrokenError(Exception):
@@ -67,14 +68,23 @@ class ChannelBrokenError(Exception):
         message: plain words for the report.
         abort_source / abort_reason: from the peer's A-ABORT PDU, when one arrived.
         after_send: True when the whole data set had been written (outcome unknown).
+        stopped: True when the channel's stop event ended the exchange (the user stopped the send).
     """
 
-    def __init__(self, message: str, abort_source: int | None = None, abort_reason: int | None = None, after_send: bool = True):
+    def __init__(
+        self,
+        message: str,
+        abort_source: int | None = None,
+        abort_reason: int | None = None,
+        after_send: bool = True,
+        stopped: bool = False,
+    ):
         super().__init__(message)
         self.message = message
         self.abort_source = abort_source
         self.abort_reason = abort_reason
         self.after_send = after_send
+        self.stopped = stopped
 
 
 class StoreResponse:
@@ -168,6 +178,8 @@ class DirectChannel:
         assoc: an established requestor association (its DUL stops reading while the channel is open).
         dimse_timeout: seconds to wait for a response, counted from the end of the request.
         network_timeout: seconds a blocked write may last before the peer is declared stalled.
+        stop: when set, the exchange ends before the next PDU is written or within
+            ``_STOP_POLL_S`` of waiting (:class:`ChannelBrokenError` with ``stopped``).
 
     Raises:
         ValueError: the peer's maximum PDU length is below :data:`MIN_PEER_MAX_PDU`
@@ -176,8 +188,9 @@ class DirectChannel:
     Use :meth:`close` before releasing or aborting the association.
     """
 
-    def __init__(self, assoc: Association, dimse_timeout: float, network_timeout: float):
+    def __init__(self, assoc: Association, dimse_timeout: float, network_timeout: float, stop: threading.Event | None = None):
         self.assoc = assoc
+        self.stop = stop
         self.dul = assoc.dul
         transport = assoc.dul.socket
         assert transport is not None and transport.socket is not None, "an established association has its socket"
@@ -288,7 +301,12 @@ class DirectChannel:
             pending += len(chunk) + 12
         return pending
 
+    def _check_stop(self, after_send: bool) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise ChannelBrokenError("the send was stopped", after_send=after_send, stopped=True)
+
     def _write(self, parts: list[bytes | memoryview]) -> None:
+        self._check_stop(after_send=False)  # between PDUs: the stream stays well formed for an A-ABORT
         try:
             self.sock.settimeout(self.network_timeout)
             if self._scatter:
@@ -418,8 +436,12 @@ class DirectChannel:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
-            self.sock.settimeout(left)
-            chunk = self.sock.recv(max(65536, n - len(self._rx)))
+            self.sock.settimeout(left if self.stop is None else min(left, _STOP_POLL_S))
+            try:
+                chunk = self.sock.recv(max(65536, n - len(self._rx)))
+            except TimeoutError:
+                self._check_stop(after_send=True)
+                continue
             if not chunk:
                 raise self._closed_by_peer(unsent_bytes(self.sock) or 0)  # an orderly close keeps the queue
             self._rx += chunk
@@ -464,6 +486,7 @@ class DirectChannel:
             if readable:
                 self._unacked = left  # a reset purges the queue: keep the last count for _closed_by_peer
                 return
+            self._check_stop(after_send=True)  # all written: the peer may still read and store it
 
     def _read_response(self, msg_id: int, command_field: int = 0x8001) -> StoreResponse:
         """Read P-DATA-TF PDUs until the response to `msg_id`, within the DIMSE timeout.

@@ -106,7 +106,9 @@ GROUP_MAX = 256
 #: ... or when no event came for this long (seconds): the send waits for the peer.
 GROUP_IDLE_S = 0.005
 
-#: Instance states a ``resume`` sends again: never sent, sent without a recorded outcome, or outcome unknown.
+#: Instance states a ``resume`` sends again: never sent, sent without a recorded outcome, or outcome unknown;
+#: a resume also sends ``failed`` rows marked ``resumable`` (the peer was unavailable, see
+#: :attr:`core.outcomes.InstanceOutcome.resumable`; older journals wrote those ``not-sent``).
 RESUME_STATES = (InstanceState.PENDING, InstanceState.IN_FLIGHT, InstanceState.UNKNOWN, InstanceState.NOT_SENT)
 #: Instance states a ``retry`` sends again: the above plus failures (refused by the peer, unreadable then).
 RETRY_STATES = (*RESUME_STATES, InstanceState.FAILED)
@@ -156,6 +158,7 @@ CREATE TABLE IF NOT EXISTS instances (
     first_started REAL,
     last_started REAL,
     finished REAL,
+    resumable INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (job, idx)  -- no index on state: each commit would rewrite one more page
 );
 CREATE TABLE IF NOT EXISTS attempts (
@@ -175,7 +178,10 @@ CREATE TABLE IF NOT EXISTS attempts (
 """
 
 #: Columns added after version 1 (``ALTER TABLE`` on an older journal).
-_ADDED_COLUMNS = {"jobs": (("lock_token", "TEXT"), ("locked_since", "REAL"))}
+_ADDED_COLUMNS = {
+    "jobs": (("lock_token", "TEXT"), ("locked_since", "REAL")),
+    "instances": (("resumable", "INTEGER NOT NULL DEFAULT 0"),),
+}
 
 
 def default_journal_path() -> str:
@@ -337,7 +343,7 @@ class JobRecord:
     @property
     def resumable(self) -> int:
         """How many instances a resume would send."""
-        return sum(self.counts.get(s, 0) for s in RESUME_STATES)
+        return sum(self.counts.get(s, 0) for s in RESUME_STATES) + self.counts.get("failed-resumable", 0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: id, started (ISO 8601 UTC), profile, peer, state, counts (also flat)."""
@@ -432,7 +438,10 @@ class Journal:
         try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA busy_timeout=30000")
-            problems = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
+            try:
+                problems = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
+            except UnicodeDecodeError as exc:  # damage in the text quick_check quotes
+                raise sqlite3.DatabaseError(f"database disk image is malformed (unreadable text: {exc.reason})") from exc
             if problems != ["ok"]:
                 raise sqlite3.DatabaseError("database disk image is malformed: " + "; ".join(problems))
             db.execute("PRAGMA journal_mode=WAL")
@@ -709,12 +718,16 @@ class Journal:
         marks = ",".join("?" * len(ids))
         with self._lock:
             rows = self._db.execute(
-                f"SELECT job, state, COUNT(*) AS n FROM instances WHERE job IN ({marks}) GROUP BY job, state", ids
+                f"SELECT job, state, COUNT(*) AS n, SUM(resumable) AS r FROM instances WHERE job IN ({marks}) "
+                "GROUP BY job, state",
+                ids,
             ).fetchall()
         for r in rows:
             c = out[r["job"]]
             c[r["state"]] = r["n"]
             c["total"] += r["n"]
+            if r["state"] == InstanceState.FAILED and r["r"]:
+                c["failed-resumable"] = r["r"]
         return out
 
     def counts(self, job_id: str) -> dict[str, int]:
@@ -866,7 +879,7 @@ _STARTED_SQL = (
 _FINISHED_SQL = (
     "UPDATE instances SET state = ?, status = ?, status_code = ?, message = ?, "
     "transfer_syntax = COALESCE(?, transfer_syntax), finished = ?, "
-    "sop_instance_uid = COALESCE(sop_instance_uid, ?) WHERE job = ? AND idx = ?"
+    "sop_instance_uid = COALESCE(sop_instance_uid, ?), resumable = ? WHERE job = ? AND idx = ?"
 )
 # an attempt's number in the job: the instance's attempts so far (all its starts are recorded
 # first) minus this run's tries plus the attempt's number in this run
@@ -1035,6 +1048,7 @@ class JournalRecorder:
                         o.transfer_syntax,
                         now,
                         o.sop_instance_uid,
+                        int(o.resumable),
                         self.job_id,
                         e.index,
                     )

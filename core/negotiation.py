@@ -101,6 +101,7 @@ def plan_contexts(
     strategy: str,
     allow_lossy: bool = False,
     max_contexts: int = MAX_CONTEXTS,
+    only: str | None = None,
 ) -> list[ContextGroup]:
     """Plan presentation contexts for a batch, split into groups of at most `max_contexts`.
 
@@ -109,6 +110,8 @@ def plan_contexts(
         strategy: the transfer-syntax strategy for the fallback contexts.
         allow_lossy: whether lossy targets may be proposed.
         max_contexts: contexts per association (128 at most, PS3.8 9.3.2.2).
+        only: propose this one transfer syntax for every SOP class instead (a destination's
+            preference, e.g. Implicit VR Little Endian only), whatever the stored syntaxes.
 
     Returns:
         list of :class:`ContextGroup`; each SOP class lives in exactly one group,
@@ -122,7 +125,7 @@ def plan_contexts(
     groups: list[ContextGroup] = []
     current = ContextGroup()
     for sop_class, syntaxes in stored.items():
-        cxs = _contexts_for_class(sop_class, syntaxes, strategy, allow_lossy)[:max_contexts]
+        cxs = [(sop_class, only)] if only else _contexts_for_class(sop_class, syntaxes, strategy, allow_lossy)[:max_contexts]
         if current.contexts and len(current.contexts) + len(cxs) > max_contexts:
             groups.append(current)
             current = ContextGroup()

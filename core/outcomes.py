@@ -40,9 +40,9 @@ class InstanceState(StrEnum):
     IN_FLIGHT = "in-flight"  # a C-STORE started, no outcome recorded (a crash in between)
     STORED = "stored"  # the peer answered Success (0x0000)
     STORED_WARNING = "stored-warning"  # the peer answered a Warning status (0xB000, 0xB006, 0xB007...)
-    FAILED = "failed"  # refused by the peer, or the file could not be read or converted
+    FAILED = "failed"  # refused, aborted twice, no association or context, file unreadable or not convertible
     UNKNOWN = "unknown"  # the link broke after the data set was sent: stored or not, nobody knows
-    NOT_SENT = "not-sent"  # never sent: no association, no usable context, cancelled
+    NOT_SENT = "not-sent"  # never sent because the user stopped the send (cancel, signal, window closed)
     SKIPPED = "skipped"  # not a DICOM instance, or skipped after an earlier failure
 
 
@@ -138,6 +138,8 @@ class InstanceOutcome:
         verified: the arrival check's answer (``committed``, ``found``, ``not found``,
             ``not checked``), None when the instance was not stored.
         arrival_checked: an arrival check ran for the job (then ``to_dict`` holds ``verified``).
+        resumable: a failure that never reached the peer because of the peer (no association,
+            the peer judged broken): a ``resume`` sends it again although its state is ``failed``.
     """
 
     index: int
@@ -164,6 +166,7 @@ class InstanceOutcome:
     association: int | None = None
     verified: str | None = None
     arrival_checked: bool = False
+    resumable: bool = False
 
     @property
     def stored(self) -> bool:
@@ -200,6 +203,8 @@ class InstanceOutcome:
             d["association"] = self.association
         if self.arrival_checked:
             d["verified"] = self.verified
+        if self.resumable:
+            d["resumable"] = True
         return d
 
 

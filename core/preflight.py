@@ -40,12 +40,21 @@ from .config import StoreConfig
 from .convert import conversion_plan, syntax_label
 from .errors import AssociationError, CourierError
 from .events import Event
-from .negotiation import candidate_contexts, open_association, plan_contexts
+from .negotiation import open_association
 from .outcomes import ContextRecord, Negotiation
 from .probe import REASON_ABSTRACT, REASON_NONE, REASON_TRANSFER, REASON_USER, AcceptanceMap, quiet_no_context
-from .rules import abstract_refused, falls_back, partition_by_study, secondary_gives_up, waits_for_next_strategy
+from .rules import (
+    abstract_refused,
+    falls_back,
+    partition_by_study,
+    planned_contexts,
+    secondary_gives_up,
+    send_chain,
+    usable_contexts,
+    waits_for_next_strategy,
+)
 from .scan import ScannedInstance
-from .strategies import fallback_chain, is_lossy_syntax, parse_strategy, strategy_syntaxes
+from .strategies import is_lossy_syntax, parse_strategy, strategy_syntaxes
 
 LOGGER = logging.getLogger(__name__)
 
@@ -562,7 +571,7 @@ def plan_instances(
             )
         else:
             plans[inst.index] = _blocked(inst, f"blocked: file problem ({inst.reason})")
-    chain = fallback_chain(strategy, max_retries)
+    chain = send_chain(strategy, max_retries, cfg)
     progress = {"done": 0}
 
     def one_pass(pending: list[ScannedInstance], primary: bool) -> list[ScannedInstance]:
@@ -576,7 +585,7 @@ def plan_instances(
             if not pending or (cancel is not None and cancel.is_set()):
                 break
             deferred: list[ScannedInstance] = []
-            groups = plan_contexts(((i.sop_class_uid, i.transfer_syntax) for i in pending), strat, cfg.allow_lossy)
+            groups = planned_contexts(((i.sop_class_uid, i.transfer_syntax) for i in pending), strat, cfg)
             more = attempt < len(chain)
             for gi, group in enumerate(groups):
                 members = [i for i in pending if i.sop_class_uid in group.sop_classes]
@@ -602,7 +611,7 @@ def plan_instances(
                 for i in members:
                     key = (i.sop_class_uid, i.transfer_syntax)
                     if key not in cache:
-                        cache[key] = candidate_contexts(accepted, *key, cfg.allow_lossy)
+                        cache[key] = usable_contexts(accepted, *key, cfg)
                     cands = cache[key]
                     if cands:
                         plans[i.index] = _plan_from_candidate(i, str(cands[0][0].transfer_syntax[0]), str(strat))

@@ -88,6 +88,7 @@ STORE_CONFIG_FIELDS = {
     "connect_timeout_s": "connect_timeout",
     "max_pdu_bytes": "max_pdu",
     "allow_lossy": "allow_lossy",
+    "implicit_vr_only": "implicit_vr_only",
     "tls_enabled": "tls_enabled",
     "tls_verify_hostname": "tls_verify_hostname",
     "tls_ca_cert_file": "tls_ca_cert_file",
@@ -146,6 +147,8 @@ class Profile:
         acse_timeout_s / dimse_timeout_s / network_timeout_s / connect_timeout_s: seconds.
         max_pdu_bytes: our maximum PDU length in bytes, 0 (unlimited) or 4096-4294967295.
         allow_lossy: allow lossless-to-lossy conversion.
+        implicit_vr_only: send everything to this PACS as Implicit VR Little Endian (for older
+            receivers that abort on VRs they do not know, such as UC, UR, SV, UV).
         tls_enabled: use DICOM TLS (PS3.15 B.1).
         tls_ca_cert_file / tls_client_cert_file / tls_client_key_file: PEM file paths.
         tls_ca_cert_secret_name / tls_client_cert_secret_name / tls_client_key_secret_name:
@@ -175,6 +178,7 @@ class Profile:
     connect_timeout_s: float = 10.0
     max_pdu_bytes: int = 262144
     allow_lossy: bool = False
+    implicit_vr_only: bool = False
     tls_enabled: bool = False
     tls_ca_cert_file: str = ""
     tls_client_cert_file: str = ""
@@ -310,7 +314,7 @@ _SECRET_FULL = re.compile(r"^projects/[^/]+(?:/locations/[^/]+)?/secrets/[A-Za-z
 _SECRET_SHORT = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
 _SECONDS = ("acse_timeout_s", "dimse_timeout_s", "network_timeout_s", "connect_timeout_s")
-_BOOLS = ("allow_lossy", "tls_enabled", "tls_verify_hostname", "is_local_test", "verify_arrival")
+_BOOLS = ("allow_lossy", "implicit_vr_only", "tls_enabled", "tls_verify_hostname", "is_local_test", "verify_arrival")
 _TEXT = (
     "tls_ca_cert_file",
     "tls_client_cert_file",

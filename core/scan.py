@@ -102,6 +102,7 @@ class ScannedInstance:
     pad_tags: tuple[int, ...] = field(default=())
     data_offset: int = 0
     encoding: Encoding | None = None
+    mtime_ns: int = 0  # st_mtime_ns when scanned (0: unknown); the send checks the file did not change since
 
     @property
     def sendable(self) -> bool:
@@ -284,13 +285,20 @@ def read_instance(path: str) -> ScannedInstance:
     Any exception while reading the file becomes its failure with the reason.
 
     Returns:
-        a :class:`ScannedInstance`; ``status`` says whether it can be sent.
+        a :class:`ScannedInstance`; ``status`` says whether it can be sent; ``mtime_ns`` is the
+        file's modification time before it was read (a change while it is read shows later).
     """
     try:
-        return _read_instance(path)
+        mtime_ns = os.stat(path).st_mtime_ns
+    except OSError:
+        mtime_ns = 0
+    try:
+        rec = _read_instance(path)
     except Exception as exc:  # the last guard: one file never stops a batch
         LOGGER.debug("Reading %s failed", path, exc_info=True)
-        return ScannedInstance(path, "failure", f"unreadable DICOM file: {type(exc).__name__}: {exc}")
+        rec = ScannedInstance(path, "failure", f"unreadable DICOM file: {type(exc).__name__}: {exc}")
+    object.__setattr__(rec, "mtime_ns", mtime_ns)  # a fresh record: cheaper than dataclasses.replace
+    return rec
 
 
 def _read_instance(path: str) -> ScannedInstance:

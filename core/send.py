@@ -11,7 +11,8 @@
 5. write the report (:mod:`core.report`).
 
 Progress leaves through ``on_event`` (:mod:`core.events`, any thread); cancellation comes in
-through a ``threading.Event`` checked between C-STOREs. :func:`run_dry_run` is the same
+through a ``threading.Event`` checked between C-STOREs, and a hard stop through another one
+checked between PDUs (the association is aborted; the journal and the report are still written). :func:`run_dry_run` is the same
 request planned instead of sent (:mod:`core.preflight`).
 """
 
@@ -179,7 +180,12 @@ def _ignore(event: ev.Event) -> None:
     """The default event callback."""
 
 
-def run_send(request: SendRequest, on_event: ev.EventCallback | None = None, cancel: threading.Event | None = None) -> SendResult:
+def run_send(
+    request: SendRequest,
+    on_event: ev.EventCallback | None = None,
+    cancel: threading.Event | None = None,
+    stop: threading.Event | None = None,
+) -> SendResult:
     """Run a whole send: journal job, engine (or the rerun of a journalled job), arrival check, report.
 
     Args:
@@ -194,6 +200,10 @@ def run_send(request: SendRequest, on_event: ev.EventCallback | None = None, can
         cancel: set it to stop before the next C-STORE; the association is released, the rest
             are reported not sent (cancelled), and no arrival check runs. A journal that cannot
             be written stops the send the same way (``SendResult.journal_error``).
+        stop: set it to stop now (a second Ctrl+C, SIGTERM, the window closed): the association
+            is aborted between PDUs, the instance in flight is recorded as outcome unknown (or
+            not sent when its data set was not fully written), the rest as not sent ("the send
+            was stopped"); the journal and the report are still written, no arrival check runs.
 
     Returns:
         a :class:`SendResult`. Peer and file problems are outcomes, never exceptions.
@@ -208,14 +218,26 @@ def run_send(request: SendRequest, on_event: ev.EventCallback | None = None, can
     """
     on_event = on_event or _ignore
     cancel = cancel or threading.Event()
+    stop = stop or threading.Event()
     t0 = time.monotonic()
     if request.report_path:
         problem = report_path_problem(request.report_path)
         if problem:
             raise SendRequestError(problem)
     if request.rerun is not None:
-        return _run_rerun(request, request.rerun, on_event, cancel, t0)
-    return _run_new(request, on_event, cancel, t0)
+        return _run_rerun(request, request.rerun, on_event, _Stops(cancel, stop), t0)
+    return _run_new(request, on_event, _Stops(cancel, stop), t0)
+
+
+@dataclass(frozen=True)
+class _Stops:
+    """The two ways a user ends a send: `cancel` before the next instance, `stop` now."""
+
+    cancel: threading.Event
+    stop: threading.Event
+
+    def any(self) -> bool:
+        return self.cancel.is_set() or self.stop.is_set()
 
 
 def _instances(request: SendRequest) -> list[ScannedInstance]:
@@ -268,7 +290,7 @@ def _open_new_job(
     return journal
 
 
-def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading.Event, t0: float) -> SendResult:
+def _run_new(request: SendRequest, on_event: ev.EventCallback, stops: _Stops, t0: float) -> SendResult:
     cfg = request.config
     if cfg is None:
         raise SendRequestError("a send needs the connection settings (config)")
@@ -277,7 +299,8 @@ def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading
     job_id = request.job_id or new_job_id()
     items = items_from_scan(instances)
     journal = _open_new_job(request, cfg, job_id, items, on_event)
-    recorder = journal.recorder(job_id, on_event, cancel) if journal is not None else None
+    recorder = journal.recorder(job_id, on_event, stops.cancel) if journal is not None else None
+    engine_cancel = recorder.stop if recorder else stops.cancel  # the recorder also stops it when the journal fails
     try:
         job = SendJob(
             cfg,
@@ -285,9 +308,10 @@ def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading
             opts.max_retries,
             opts.continue_on_error,
             recorder or on_event,  # the recorder passes each event on once it is in the journal
-            recorder.stop if recorder else cancel,
+            engine_cancel,
             job_id,
             parallel=opts.parallel,
+            stop=stops.stop,
         )
         result = job.run(items)
     finally:
@@ -295,16 +319,19 @@ def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading
             journal.close()  # commits the last group, gives the job back
     if recorder is not None:
         recorder.settle(result)
-    arrival = _check_arrival(request.options, cfg, result, on_event, recorder.stop if recorder else cancel)
+    arrival = _check_arrival(request.options, cfg, result, on_event, _Stops(engine_cancel, stops.stop))
     if request.report_path:
         job_info: dict[str, Any] = {
             "id": job_id,
             "peer": cfg.peer,
             "calling_ae": cfg.local_ae_title,
             "strategy": opts.strategy,
+            "implicit_vr_only": cfg.implicit_vr_only,
             "started": t0,
             "elapsed_s": round(time.monotonic() - t0, 3),
         }
+        if result.stopped:
+            job_info["stopped"] = True
         if arrival is not None:
             job_info["arrival_check"] = arrival.to_dict()
         report = build_report(result.outcomes, result.summary(), result.associations, job_info)
@@ -314,14 +341,14 @@ def _run_new(request: SendRequest, on_event: ev.EventCallback, cancel: threading
 
 
 def _check_arrival(
-    opts: SendOptions, cfg: StoreConfig, result: JobResult, on_event: ev.EventCallback, cancel: threading.Event
+    opts: SendOptions, cfg: StoreConfig, result: JobResult, on_event: ev.EventCallback, stops: _Stops
 ) -> ArrivalCheck | None:
     """Ask the PACS whether it holds the stored instances; set each outcome's ``verified``.
 
     Runs when asked, after a send that reached the peer and was not cancelled. Never raises:
     a check that cannot run at all is an :class:`~core.outcomes.ArrivalCheck` with ``error``.
     """
-    if not opts.verify_arrival or result.no_association or cancel.is_set():
+    if not opts.verify_arrival or result.no_association or stops.any():
         return None
     from .verify import apply_to_outcomes, verify_arrival
 
@@ -365,7 +392,8 @@ def _write(path: str, report: dict[str, Any], on_event: ev.EventCallback) -> Non
 def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_STATES) -> RerunPlan:
     """Build the items of a resume (``RESUME_STATES``) or retry (``RETRY_STATES``) of `job_id`.
 
-    Each file is read again (header only); a file that is gone, no longer
+    Both also take the failed instances marked ``resumable`` (they never reached the peer
+    because it was unavailable). Each file is read again (header only); a file that is gone, no longer
     readable, or now holds another SOP Instance UID becomes a failure item (the
     engine reports it with its reason and sends nothing for it).
 
@@ -376,12 +404,12 @@ def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_
     job = journal.job(job_id)
     if job is None:
         raise KeyError(job_id)
-    known = set(StoreConfig.__dataclass_fields__)
+    known = StoreConfig.known_keys()
     config = {k: v for k, v in (job.options.get("config") or {}).items() if k in known}
     if not config:
         raise ValueError(f"job {job.id} has no saved connection settings")
     items = []
-    for row in journal.iter_instances(job.id, states):
+    for row in _rerun_rows(journal, job.id, states):
         path = row["path"]
         if not path:
             inst = ScannedInstance(
@@ -403,6 +431,13 @@ def prepare_rerun(journal: Journal, job_id: str, states: Sequence[str] = RESUME_
             )
         items.append(Item(row["idx"], path, inst))
     return RerunPlan(job, config, {k: v for k, v in job.options.items() if k != "config"}, items)
+
+
+def _rerun_rows(journal: Journal, job_id: str, states: Sequence[str]) -> Iterator[dict[str, Any]]:
+    """The job's rows a rerun sends: those in `states`, and failed ones marked ``resumable``."""
+    for row in journal.iter_instances(job_id):
+        if row["state"] in states or (row["state"] == InstanceState.FAILED and row.get("resumable")):
+            yield row
 
 
 def _open_journal_for_rerun(request: SendRequest) -> Journal:
@@ -453,7 +488,7 @@ def _plan_rerun(journal: Journal, rerun: Rerun, job_id: str) -> RerunPlan:
     try:
         if rerun.plan is None:
             return prepare_rerun(journal, job_id, states)
-        todo = {row["idx"] for row in journal.iter_instances(job_id, states)}
+        todo = {row["idx"] for row in _rerun_rows(journal, job_id, states)}
         return replace(rerun.plan, items=[it for it in rerun.plan.items if it.index in todo])
     except KeyError:
         raise SendRequestError(f"no job {job_id!r} in the journal {journal.path}") from None
@@ -461,7 +496,7 @@ def _plan_rerun(journal: Journal, rerun: Rerun, job_id: str) -> RerunPlan:
         raise SendRequestError(str(exc)) from exc
 
 
-def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, cancel: threading.Event, t0: float) -> SendResult:
+def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, stops: _Stops, t0: float) -> SendResult:
     with _open_journal_for_rerun(request) as journal:  # closing it gives the job back
         add_set_aside_event(journal, on_event)
         try:
@@ -478,7 +513,7 @@ def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, c
         on_event(ev.RerunPrepared(plan.job.id, len(plan.items), cfg.peer, rerun.retry))
         result = None
         arrival = None
-        recorder = journal.recorder(plan.job.id, on_event, cancel)
+        recorder = journal.recorder(plan.job.id, on_event, stops.cancel)
         if plan.items:
             opts = plan.options
             job = SendJob(
@@ -489,13 +524,14 @@ def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, c
                 recorder,  # passes each event on once it is in the journal
                 recorder.stop,
                 plan.job.id,
+                stop=stops.stop,
             )
             try:
                 result = job.run(plan.items)
             finally:
                 recorder.close()
             recorder.settle(result)
-            arrival = _check_arrival(request.options, cfg, result, on_event, recorder.stop)
+            arrival = _check_arrival(request.options, cfg, result, on_event, _Stops(recorder.stop, stops.stop))
         else:
             journal.release(plan.job.id, before.state)  # nothing sent: the job stays as it was
         counts = journal.counts(plan.job.id)
@@ -506,6 +542,7 @@ def _run_rerun(request: SendRequest, rerun: Rerun, on_event: ev.EventCallback, c
                 "peer": cfg.peer,
                 "calling_ae": cfg.local_ae_title,
                 "command": "retrying" if rerun.retry else "resuming",
+                "implicit_vr_only": cfg.implicit_vr_only,
                 "started": plan.job.started,
                 "elapsed_s": round(time.monotonic() - t0, 3),
             }

@@ -154,14 +154,14 @@ def test_send_asks_first_when_the_plan_blocks_something(qtbot, window, picky, tm
     assert scp.stored == [] and window.model.counts().get(st.STORED, 0) == 0
     assert "nothing was sent" in window.progress_label.text()
     assert window.act_send.isEnabled()
-    # Send anyway: the blocked ones end "not sent", the rest stored
+    # Send anyway: the blocked ones end failed (never sent: no context), the rest stored
     asked: list[Any] = []
     window.confirmation_requested.connect(asked.append)
     job = send_and_wait(qtbot, window)
     assert len(asked) == 1
     states = {Path(n.inst.path).name: n.state for n in window.model.leaves() if n.kind == "instance"}
     assert states["CT_small.dcm"] == st.STORED and states["MR_small.dcm"] == st.STORED
-    assert states["rtplan.dcm"] == st.NOT_SENT and states["JPEG2000.dcm"] == st.NOT_SENT
+    assert states["rtplan.dcm"] == st.FAILED and states["JPEG2000.dcm"] == st.FAILED
     assert job.summary["success"] == 2
     assert "Plan before sending:" in window.banner.label.text() and "2 blocked" in window.banner.label.text()
     assert "plan: " in diag_text(window.diag_model)

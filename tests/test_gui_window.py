@@ -146,7 +146,7 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     assert states["CT_small.dcm"] == st.STORED
     assert states["JPEG2000.dcm"] == st.STORED
     assert states["MR_small.dcm"] == st.FAILED
-    assert states["rtplan.dcm"] == st.NOT_SENT
+    assert states["rtplan.dcm"] == st.FAILED  # refused class: failed with the reason; not-sent is for a stopped send
     assert states["README.txt"] == st.NOT_DICOM and states["broken.dcm"] == st.UNREADABLE
     # what the peer saw: our calling AE title, Implicit VR LE only
     assert set(scp.calling) == {"COURIER_TEST"} and set(scp.syntaxes) == {ImplicitVRLittleEndian}
@@ -178,9 +178,10 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     # the summary banner, retry button and the diagnostics
     assert window.banner.isVisible()
     banner = window.banner.label.text()
-    assert "<b>2</b> stored" in banner and "1</b> failed" in banner and "<b>1</b> not sent" in banner
-    # issue 14: the button counts failures as failures and the unsent instance as unsent
-    assert window.act_retry.isEnabled() and window.retry_button.text() == "Retry failed (1) and not sent (1)"
+    # a refused SOP class is a failure, not "not sent" (reserved for a send the user stopped)
+    assert "<b>2</b> stored" in banner and "2</b> failed" in banner and "not sent" not in banner
+    # issue 14: the button counts failures as failures (and unsent instances apart, when there are any)
+    assert window.act_retry.isEnabled() and window.retry_button.text() == "Retry failed (2)"
     text = diag_text(window.diag_model)
     assert "Association 1 | established - strategy compression" in text
     assert "Rejected" in text and "RT Plan Storage | abstract syntax not supported" in text
@@ -292,7 +293,7 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
     assert mr["patient_id"] and mr["transfer_syntax_tried"] == "Implicit VR LE"
     assert mr["fallback_steps"] and mr["fallback_steps"][0].startswith("#1 compression: accepted Implicit VR LE")
     assert by_file["CT_small.dcm"]["status"] == "warning" and by_file["CT_small.dcm"]["status_code"] == "0xB000"
-    assert by_file["rtplan.dcm"]["state"] == "not-sent" and "RT Plan" in by_file["rtplan.dcm"]["message"]
+    assert by_file["rtplan.dcm"]["state"] == "failed" and "RT Plan" in by_file["rtplan.dcm"]["message"]
     assert "abstract syntax not supported" in " ".join(by_file["rtplan.dcm"]["fallback_steps"])
     assert rep["profile"]["name"] == "Picky" and rep["profile"]["remote_port"] == scp.port
     assert rep["negotiation"][0]["peer_max_pdu"] is not None and rep["job"]["started"]

@@ -93,7 +93,8 @@ def test_a_4_gb_c_store_response_aborts_at_once(small):
     first = result.outcomes[0]
     assert first.state == "unknown"
     assert "P-DATA-TF of 4294967280 bytes, above the maximum PDU length we advertised (262144 bytes)" in first.message
-    assert all(o.message for o in result.outcomes) and connections == 1
+    # each instance breaks the association it is sent on; with re-sends off none is sent twice
+    assert all(o.message for o in result.outcomes) and connections <= len(small)
 
 
 def test_a_response_above_our_own_small_maximum_is_refused(small):
@@ -121,7 +122,7 @@ def test_peer_max_pdu_below_a_pdv_is_a_named_protocol_error(small, peer_max):
     assert exc is None, exc
     assert took < 5 and connections == 1 and messages == 0
     for o in result.outcomes:
-        assert o.state == "not-sent"
+        assert o.state == "failed"  # not-sent is for a send the user stopped
         assert f"maximum PDU length of {peer_max} bytes" in o.message and "protocol error" in o.message
 
 
@@ -131,7 +132,7 @@ def test_peer_max_pdu_6_from_pynetdicom_refuses_echo_and_send(scp_factory, small
     with pytest.raises(AssociationError, match="maximum PDU length of 6 bytes"):
         echo(cfg)
     result = SendJob(cfg).run(items_from_inputs([str(p) for p in small]))
-    assert all(o.state == "not-sent" and "maximum PDU length of 6 bytes" in o.message for o in result.outcomes)
+    assert all(o.state == "failed" and "maximum PDU length of 6 bytes" in o.message for o in result.outcomes)
 
 
 @pytest.mark.parametrize("peer_max", [8, 9, 10, 12, 13, 100])
@@ -259,7 +260,7 @@ def test_a_refused_connection_is_named_without_a_second_attempt():
 @pytest.mark.parametrize("act", [("late", 30, 0), ("drip", 0.3, 0)], ids=["late", "dripping"])
 def test_a_late_or_dripping_c_store_response_is_bounded_by_the_dimse_timeout(small, act):
     with RawSCP(respond=lambda msg: act) as peer:
-        result, _, took = timed(send, peer.port, small, dimse_timeout=2)
+        result, _, took = timed(send, peer.port, small[:1], dimse_timeout=2)  # one wait, one instance
     first = result.outcomes[0].attempts_detail[0]
     assert first.result == "unknown" and "no C-STORE response within the DIMSE timeout (2 s): waited 2.0 s" in first.message
     assert first.elapsed_s <= 2 + SLACK_S
@@ -327,7 +328,9 @@ def test_c33_odd_but_legal_associate_ac_is_accepted(tmp_path, variant, caplog):
     assert statuses == ["success", "failure", "success"], [o.message for o in result.outcomes]
     assert all(o.transfer_syntax == ImplicitVRLittleEndian for o in (result.outcomes[0], result.outcomes[2]))
     mr = result.outcomes[1]
-    assert mr.state == "not-sent" and "peer rejected MR Image Storage (abstract syntax not supported" in mr.message
+    # c33's words, in c31's form: the class is named and the peer's reason given
+    assert mr.state == "failed" and "peer does not support MR Image Storage" in mr.message
+    assert "abstract syntax not supported" in mr.message
     assert connections == 1 and aborts == 0
     record = result.associations[0]
     assert record.peer_implementation_class_uid == "1.2.3.4.5"
@@ -354,7 +357,7 @@ def test_c33_an_accepted_context_without_a_transfer_syntax_is_refused_by_name(tm
     assert exc is None and took < 5
     assert connections == 1, "a malformed answer is not worth another association"
     for o in result.outcomes:
-        assert o.state == "not-sent"
+        assert o.state == "failed"
         assert "the peer's A-ASSOCIATE-AC is malformed: accepted context" in o.message
         assert "names no transfer syntax" in o.message
 

@@ -124,7 +124,7 @@ def test_plan_and_send_agree_instance_by_instance(batch, picky_scp, strategy, pa
             assert outcome.status == Status.SKIPPED, why
             continue
         if plan.plan == "blocked":
-            assert outcome.status == Status.FAILURE and outcome.state == InstanceState.NOT_SENT, why
+            assert outcome.status == Status.FAILURE and outcome.state == InstanceState.FAILED, why
             assert outcome.sop_instance_uid not in received, why
             if plan.sop_class_uid == SC:
                 assert plan.message == MSG_CLASS_REFUSED, why

@@ -96,7 +96,12 @@ def test_each_engine_setting_is_mapped_from_one_profile_field() -> None:
     store_fields = {f.name for f in fields(StoreConfig)}
     profile_fields = {f.name for f in fields(Profile)}
     assert set(STORE_CONFIG_FIELDS) <= profile_fields
-    assert set(STORE_CONFIG_FIELDS.values()) == store_fields - {"retry_attempts", "retry_total_s", "retry_backoff_s"}
+    assert set(STORE_CONFIG_FIELDS.values()) == store_fields - {
+        "max_resends",
+        "reconnect_attempts",
+        "retry_total_s",
+        "retry_backoff_s",
+    }
     p = good()
     p.tls_ca_cert_file = " /ca.pem "
     cfg = p.to_store_config()

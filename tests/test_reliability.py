@@ -71,18 +71,22 @@ def test_c23_abort_after_data_set_recovers_on_new_association(c23_files):
     assert "aborted by the peer's DICOM service provider" in first.message
     assert "after the data set was sent, before a response" in first.message
     assert second.result == "success" and second.association != first.association
-    assert peer.associations == 2
+    # the others went on at once on a second association; the third went again alone, last, on a third
+    assert peer.associations == 3
+    assert peer.log[-1][0].uid == third.sop_instance_uid
     assert released(events)[0] == "aborted"
 
 
-def test_c23_without_retries_reports_unknown_then_not_sent(c23_files):
+def test_c23_never_resend_leaves_it_unknown_and_sends_the_rest(c23_files):
     with BadPeer(_c23_script) as peer:
-        result, _ = send(peer, c23_files, retry_attempts=0)
+        result, _ = send(peer, c23_files, max_resends=0)
     states = [o.state for o in result.outcomes]
-    assert states == ["stored", "stored", "unknown", "not-sent", "not-sent", "not-sent"]
+    assert states == ["stored", "stored", "unknown", "stored", "stored", "stored"]
     assert result.outcomes[2].message.startswith("outcome unknown - association aborted")
-    assert all(o.status_code is None for o in result.outcomes[2:]), "an invented DIMSE status"
-    assert peer.associations == 1
+    assert "not sent again (max_resends is 0)" in result.outcomes[2].message
+    assert result.outcomes[2].status_code is None, "an invented DIMSE status"
+    assert peer.associations == 2
+    assert peer.seen[result.outcomes[2].sop_instance_uid] <= 1, "max_resends 0 re-sent an instance"
 
 
 # -- c22: the receiver stops reading in the middle of a C-STORE ------------------------------------------
@@ -105,7 +109,7 @@ def test_c22_stalled_peer_association_not_reused(c22_files):
         result, events = send(peer, c22_files)
         took = time.monotonic() - t0
         assert [o.status for o in result.outcomes] == ["success"] * 5
-        assert peer.associations == 2
+        assert peer.associations == 3  # the stalled one, the others, then the second instance alone
         assert peer.interleaved == 0, "fragments of a new message before the previous one ended (PS3.8 Annex E)"
         assert peer.after_stall == 0, "a PDV was sent on the stalled association"
     assert took < 20, f"took {took:.1f} s with a 2 s network timeout"
@@ -117,16 +121,16 @@ def test_c22_stalled_peer_association_not_reused(c22_files):
     assert released(events)[0] == "aborted"
 
 
-def test_c22_without_retries_names_the_write_timeout(c22_files):
+def test_c22_never_resend_names_the_write_timeout_and_sends_the_rest(c22_files):
     with BadPeer(_c22_script, rcvbuf=16384) as peer:
-        result, _ = send(peer, c22_files, retry_attempts=0)
+        result, _ = send(peer, c22_files, max_resends=0)
         assert peer.after_stall == 0 and peer.interleaved == 0
     assert result.outcomes[0].state == "stored"
     second = result.outcomes[1]
     assert second.status == "failure" and second.status_code is None
     if sys.platform.startswith("linux"):
-        assert "timeout while sending: peer stopped reading" in second.message
-    assert all(o.state == "not-sent" for o in result.outcomes[2:])
+        assert second.state == "failed" and "timeout while sending: peer stopped reading" in second.message
+    assert all(o.state == "stored" for o in result.outcomes[2:])
 
 
 def test_blocked_write_is_bounded_by_the_network_timeout(tmp_path):
@@ -167,9 +171,10 @@ def test_peer_silent_forever_every_instance_gets_an_outcome(small):
         t0 = time.monotonic()
         result, _ = send(peer, small, dimse_timeout=0.5, retry_attempts=1)
         took = time.monotonic() - t0
+        assert peer.associations == 8, "each instance: once with the others, once alone"
     assert took < 15
-    assert [o.state for o in result.outcomes] == ["unknown", "not-sent", "not-sent", "not-sent"]
-    assert all(o.message for o in result.outcomes)
+    assert [o.state for o in result.outcomes] == ["failed"] * 4
+    assert all("broke twice" in o.message and "DIMSE timeout (0.5 s)" in o.message for o in result.outcomes)
 
 
 @pytest.mark.parametrize("act", [Act(abort_after_kib=32), Act(close_after_kib=32)], ids=["abort", "close"])
@@ -196,9 +201,9 @@ def test_malformed_pdu_once_recovers(small):
 def test_malformed_pdu_always_gives_up_with_outcomes(small):
     with BadPeer(lambda req: Act(malformed=True)) as peer:
         result, _ = send(peer, small, retry_attempts=2)
-        assert peer.associations == 3
-    assert [o.state for o in result.outcomes] == ["unknown", "not-sent", "not-sent", "not-sent"]
-    assert len(result.outcomes[0].attempts_detail) == 3
+        assert peer.associations == 8  # each instance at most twice, the second time alone
+    assert [o.state for o in result.outcomes] == ["failed"] * 4
+    assert all(len(o.attempts_detail) == 2 for o in result.outcomes)
 
 
 def test_refuses_every_instance_permanent_no_retry(small):
@@ -261,7 +266,8 @@ def test_unreachable_from_the_start_fails_fast(small):
     t0 = time.monotonic()
     result = SendJob(config(port, retry_total_s=60)).run(items_from_inputs(small))
     assert time.monotonic() - t0 < 5
-    assert result.no_association and all(o.state == "not-sent" for o in result.outcomes)
+    assert result.no_association and all(o.state == "failed" and o.resumable for o in result.outcomes)
+    assert all("connection refused" in o.message for o in result.outcomes)
 
 
 def test_peer_down_for_a_while_mid_send(tmp_path):
@@ -313,6 +319,7 @@ def test_outage_longer_than_retry_total_gives_up_in_time(tmp_path):
     took = time.monotonic() - t0
     assert took < 12, f"{took:.1f} s with retry_total_s=3"
     states = [o.state for o in result.outcomes]
-    assert states.count("stored") >= 5 and set(states) <= {"stored", "not-sent", "unknown"}
+    assert states.count("stored") >= 5 and set(states) <= {"stored", "failed", "unknown"}
+    assert all(o.resumable for o in result.outcomes if o.state == "failed")
     assert all(o.message for o in result.outcomes)
     assert not result.no_association

@@ -71,6 +71,17 @@ class Request:
     uid: str | None = None
 
 
+def _affected_uid(command: bytes) -> str | None:
+    """(0000,1000) Affected SOP Instance UID of an Implicit VR Little Endian command set (PS3.7 9.3.1.1)."""
+    pos = 0
+    while pos + 8 <= len(command):
+        group, elem, length = struct.unpack_from("<HHI", command, pos)
+        if (group, elem) == (0x0000, 0x1000):
+            return command[pos + 8 : pos + 8 + length].rstrip(b"\0 ").decode("ascii", "replace")
+        pos += 8 + length
+    return None
+
+
 class _AssocState:
     def __init__(self, number: int):
         self.number = number
@@ -81,6 +92,8 @@ class _AssocState:
         self.act: Act | None = None
         self.stalled = False
         self.dead = False
+        self.assoc: Any = None
+        self.command = b""  # the command set received so far
 
 
 class BadPeer:
@@ -132,6 +145,7 @@ class BadPeer:
             if st is None:
                 self.associations += 1
                 st = self._state[id(assoc)] = _AssocState(self.associations)
+                st.assoc = assoc  # held, so that its id() is not reused by a later association
             return st
 
     def _on_open(self, event: Any) -> None:
@@ -170,11 +184,14 @@ class BadPeer:
                     self.interleaved += 1  # a new message began before the data set ended
                 if not st.in_command:
                     st.requests += 1
+                    st.command = b""
+                    st.bytes = 0
+                st.command += item.presentation_data_value[1:]
+                if is_last:  # the whole command set: decide, knowing the SOP Instance UID
                     with self._lock:
                         self._requests += 1
                         n = self._requests
-                    st.act = self.script(Request(st.number, n, st.requests))
-                    st.bytes = 0
+                    st.act = self.script(Request(st.number, n, st.requests, _affected_uid(st.command)))
                 st.in_command = not is_last
                 st.in_dataset = is_last
             else:

@@ -11,12 +11,13 @@ SHORT_TIMEOUTS = {"acse_timeout": 5, "dimse_timeout": 5, "network_timeout": 5, "
 
 
 def engine_config_keys() -> set[str]:
-    """The config keys the engine knows (its StoreConfig fields), or an empty set."""
+    """The config keys the engine knows (its StoreConfig fields and old aliases), or an empty set."""
     try:
         from core.config import StoreConfig
     except ImportError:
         return set()
-    return {f.name for f in fields(StoreConfig)}
+    known = getattr(StoreConfig, "known_keys", None)
+    return set(known()) if known is not None else {f.name for f in fields(StoreConfig)}
 
 
 def engine_extras(**wanted: Any) -> dict[str, Any]:
