@@ -125,8 +125,11 @@ def test_nothing_sent_to_a_stopped_peer_says_why_and_shows_no_rate(qtbot, window
     assert window.progress.value() == 0 and window.progress.text() == "0 / 20"
     line = window.progress_label.text()
     assert line.startswith("Nothing stored: 0 / 20 instances · 20 not sent") and "inst/s" not in line, line
+    # the engine records them failed (resumable); the window shows them apart, with why
+    assert "20 not sent: the PACS could not be reached" in line
     banner = window.banner.label.text()
-    assert "Nothing was sent" in banner
+    assert "Nothing was sent" in banner and ">0</b> failed" in banner
+    assert "<b>20</b> not sent: the PACS could not be reached" in banner
     assert f"<b>Why:</b> Could not reach the PACS at 127.0.0.1:{port}: connection refused." in banner
     assert "<b>What to do:</b> nothing listens on port" in banner
     assert window.plot.placeholder() == "nothing was sent"
@@ -462,7 +465,8 @@ def test_the_reason_is_visible_without_scrolling(qtbot, window, picky, tmp_path)
     rt = next(n for n in window.model.leaves() if n.inst.path.endswith("rtplan.dcm"))
     window.view.setCurrentIndex(window.view.to_view(window.model.index_of(rt)))
     assert window.reason_label.isVisible()
-    assert window.reason_label.text().startswith("rtplan.dcm: not sent - ") and "RT Plan" in window.reason_label.text()
+    # a refused SOP class is a failure with its reason ("not sent" is for a send the user stopped)
+    assert window.reason_label.text().startswith("rtplan.dcm: failed - ") and "RT Plan" in window.reason_label.text()
 
 
 def test_profile_editor_fits_and_shows_tls_only_when_on(qtbot, window) -> None:
@@ -659,14 +663,16 @@ def test_failure_report_covers_every_send_unreadable_files_labels_and_anonymous_
     with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
         assert window.export_failure_report(str(path))
     rep = json.loads(path.read_text())
-    # every instance sent to this PACS (not the retry's 2): CT, and MR on the retry, stored; the SC and the RT Plan not sent
-    assert (rep["summary"]["total"], rep["summary"]["success"], rep["summary"]["not_sent"]) == (4, 2, 2)
+    # every instance sent to this PACS (not the retry's 2): CT, and MR on the retry, stored; the Secondary Capture and the
+    # RT Plan failed (classes the picky PACS refuses: failures with the reason, not "not sent")
+    summary = rep["summary"]
+    assert (summary["total"], summary["success"], summary["failure"], summary["not_sent"]) == (4, 2, 2, 0)
     assert len(rep["jobs"]) == 2 and rep["job"]["sends"] == 2
     by_file = {Path(e["file"]).name: e for e in rep["instances"]}
     assert "MR_small.dcm" not in by_file, "its latest send stored it"
     assert by_file["broken.dcm"]["state"] == "unreadable" and by_file["broken.dcm"]["message"]
     assert by_file["README.txt"]["state"] == "not DICOM"
-    assert by_file["rtplan.dcm"]["state"] == "not-sent"
+    assert by_file["rtplan.dcm"]["state"] == "failed" and "does not support RT Plan" in by_file["rtplan.dcm"]["message"]
     html_path = tmp_path / "report.html"
     with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
         window.export_failure_report(str(html_path))

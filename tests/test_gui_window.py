@@ -187,9 +187,10 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     assert "Rejected" in text and "RT Plan Storage | abstract syntax not supported" in text
     assert ("Peer max PDU" in text and "Ended | released after 1 stored" in text) or "Ended | released" in text
     assert job.summary["success"] == 2
-    # progress (issue 14): the blocked RT Plan never left, so it does not fill the bar; rates shown
-    assert (window.progress.value(), window.progress.maximum()) == (3, 4)
-    assert "3 / 4 instances · 1 not sent" in window.progress_label.text() and "MB/s" in window.progress_label.text()
+    # progress (issue 14): every instance reached an outcome (the refused RT Plan a failure, not "not sent"); rates shown
+    assert (window.progress.value(), window.progress.maximum()) == (4, 4)
+    assert "4 / 4 instances ·" in window.progress_label.text() and "not sent" not in window.progress_label.text()
+    assert "MB/s" in window.progress_label.text()
     # failed only
     window.act_failed_only.setChecked(True)
     assert window.failed_only_box.isChecked()

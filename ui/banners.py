@@ -14,7 +14,7 @@ from core.journal import JobRecord
 from core.preflight import InstancePlan, needs_confirmation, summary_text
 
 from .controllers.send import SendRecord
-from .progress import format_duration, rate_text
+from .progress import UNREACHABLE_WHY, format_duration, rate_text
 from .wording import datetime_text, plain_reason
 
 RED, AMBER, GREEN, BLUE = "#fee2e2", "#fef3c7", "#dcfce7", "#dbeafe"
@@ -22,12 +22,12 @@ RED, AMBER, GREEN, BLUE = "#fee2e2", "#fef3c7", "#dcfce7", "#dbeafe"
 
 def _headline(job: SendRecord) -> tuple[str, str]:
     """``(background colour, headline)`` of a send's summary: how it ended, at a glance."""
-    stored, warn, failed, not_sent = job.counts
+    stored, warn, failed, not_sent, unreachable = job.counts
     if job.cancelled:
         return AMBER, "Cancelled"
     if not stored and not warn:
         return RED, "Nothing was sent" if not job.sent else "Nothing was stored"
-    if failed or not_sent:
+    if failed or not_sent or unreachable:
         return RED, "Some instances were not stored"
     if warn:
         return AMBER, "All stored, some with warnings"
@@ -55,9 +55,8 @@ def _arrival_text(arrival: dict[str, Any]) -> str:
     return ""
 
 
-def _why_text(job: SendRecord) -> str:
-    """When nothing reached the PACS: why, in plain words, and what to do (the details in the diagnostics pane)."""
-    reason = job.why_nothing_sent()
+def _why_text(job: SendRecord, reason: str) -> str:
+    """Why nothing (or not everything) reached the PACS, in plain words, and what to do (details: the diagnostics pane)."""
     if not reason:
         return ""
     plain = plain_reason(reason)
@@ -72,27 +71,33 @@ def send_summary(job: SendRecord) -> tuple[str, str]:
     The time and rate are the progress tracker's (the progress line and the plot show the same).
     """
     s = job.summary
-    stored, warn, failed, not_sent = job.counts
+    stored, warn, failed, not_sent, unreachable = job.counts
     skipped, conv = s.get("skipped", 0), s.get("converted", 0)
     colour, head = _headline(job)
     parts = [
         f"<b>{stored}</b> stored" + (f" ({conv} converted)" if conv else ""),
         f"<b>{warn}</b> with warnings",
         f"<b style='color:#b91c1c'>{failed}</b> failed",
-        f"<b>{not_sent}</b> not sent" + (" (cancelled)" if job.cancelled and not_sent else ""),
     ]
+    # "not sent" only when something was: the user stopped the send, or the PACS could not be reached
+    if not_sent:
+        parts.append(f"<b>{not_sent}</b> not sent" + (" (cancelled)" if job.cancelled else ""))
+    if unreachable:
+        parts.append(f"<b>{unreachable}</b> not sent: {UNREACHABLE_WHY}")
     if skipped:
         parts.append(f"{skipped} skipped")
     took = f"{format_duration(job.elapsed_s)}" + (f", {rate_text(job.rates[0])}" if job.sent else "")
     text = f"<b>{head}</b> - {html.escape(job.profile.name)}: " + " · ".join(parts) + f" - {took}"
     if not stored and not warn and not job.cancelled:
-        text += _why_text(job)
+        text += _why_text(job, job.why_nothing_sent())
+    elif unreachable:  # some went out, then the PACS could not take the rest
+        text += _why_text(job, job.why_unreachable())
     text += _arrival_text(job.arrival)
     if job.plan_summary:
         text += f"<br>Plan before sending: {html.escape(job.plan_summary)}."
     if job.resumed:
         text += f"<br>Resumed job {html.escape(job.job_id)}: only instances left unsent or in doubt were sent."
-    if job.cancelled and not_sent:
+    if (job.cancelled and not_sent) or unreachable:
         text += "<br>The instances not sent stay in the send journal: <i>Retry</i> sends them now, or resume them later."
     if job.error and job.error not in job.why_nothing_sent():
         text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"

@@ -432,10 +432,11 @@ class MainWindow(MainWindowLayout):
         self.resume_banner.resume_button.setEnabled(not busy)
 
     def _retry_counts(self) -> tuple[int, int]:
-        """``(failed, not sent)`` among the instances *Retry* would send (failed counts unknown outcomes too)."""
+        """``(failed, not sent)`` among the instances *Retry* would send (failed counts unknown outcomes too;
+        not sent: stopped by the user, or the PACS could not be reached)."""
         failed = not_sent = 0
         for node in self.send_controller.retry_nodes():
-            if node.state == st.NOT_SENT:
+            if node.state == st.NOT_SENT or st.never_reached(node.state, node.outcome):
                 not_sent += 1
             else:
                 failed += 1

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
@@ -48,6 +48,16 @@ _STATE_OF = {s.value: s for s in (st.STORED, st.WARNING, st.FAILED, st.NOT_SENT,
 _WENT_OUT = frozenset({st.STORED, st.WARNING, st.UNKNOWN})
 
 
+class JobCounts(NamedTuple):
+    """A send's instances by how they ended (each instance in one count; skipped ones in none)."""
+
+    stored: int  # the PACS answered Success
+    warned: int  # stored, with a Warning status
+    failed: int  # refused by the PACS (a status, a refused SOP class), unknown outcome, not convertible...
+    not_sent: int  # the user stopped the send first (cancel, close)
+    unreachable: int  # never reached the PACS: it was down, refused the association or was judged broken
+
+
 @dataclass
 class SendRecord:
     """One send job as the window saw it (for the summary, Retry failed and the report)."""
@@ -77,11 +87,14 @@ class SendRecord:
             self.by_index = dict(enumerate(self.nodes))
 
     @property
-    def counts(self) -> tuple[int, int, int, int]:
-        """``(stored, with warnings, failed, not sent)`` from the summary."""
+    def counts(self) -> JobCounts:
+        """The job's counts: the summary's, with the failures that never reached the PACS apart."""
         s = self.summary
         not_sent = s.get("not_sent", 0)
-        return s.get("success", 0), s.get("warning", 0), s.get("failure", 0) - not_sent, not_sent
+        unreachable = sum(1 for o in self.outcomes.values() if st.never_reached(o.get("state", ""), o))
+        return JobCounts(
+            s.get("success", 0), s.get("warning", 0), s.get("failure", 0) - not_sent - unreachable, not_sent, unreachable
+        )
 
     def why_nothing_sent(self) -> str:
         """Why nothing reached the PACS: the last association's failure, else the job's error or the outcomes' reason."""
@@ -89,9 +102,20 @@ class SendRecord:
             return self.association_errors[-1]
         if self.error:
             return self.error
+        return (
+            self.why_unreachable()
+            or self._commonest(lambda o: o.get("state") == st.NOT_SENT.value)
+            or self._commonest(lambda o: o.get("status") == "failure")
+        )
+
+    def why_unreachable(self) -> str:
+        """The commonest reason of the instances the PACS could not take (down, association refused, judged broken)."""
+        return self._commonest(lambda o: st.never_reached(o.get("state", ""), o))
+
+    def _commonest(self, chosen: Any) -> str:
         reasons: dict[str, int] = {}
         for o in self.outcomes.values():
-            if o.get("state") == st.NOT_SENT.value and o.get("message"):
+            if o.get("message") and chosen(o):
                 reasons[o["message"]] = reasons.get(o["message"], 0) + 1
         return max(reasons, key=lambda m: reasons[m]) if reasons else ""
 
@@ -99,12 +123,12 @@ class SendRecord:
 def outcome_label(job: SendRecord) -> str:
     """How a send ended, in two or three words: ``Done``, ``Done with warnings``, ``Cancelled``,
     ``Some not stored`` or ``Nothing stored`` (the progress line's prefix and the bar's colour)."""
-    stored, warn, failed, not_sent = job.counts
+    stored, warn, failed, not_sent, unreachable = job.counts
     if job.cancelled:
         return "Cancelled"
     if not stored and not warn:
         return "Nothing stored"
-    if failed or not_sent:
+    if failed or not_sent or unreachable:
         return "Some not stored"
     return "Done with warnings" if warn else "Done"
 
@@ -479,8 +503,8 @@ class SendController(QObject):
         state = _STATE_OF.get(o.get("state", ""), st.FAILED)
         self.model.set_state(node, state, o)
         self.results.record(self.job.profile.name, node, state, o)
-        if state == st.NOT_SENT:
-            self.tracker.add_not_sent()
+        if state == st.NOT_SENT or st.never_reached(state, o):
+            self.tracker.add_not_sent(unreachable=state != st.NOT_SENT)
         else:
             self.tracker.add(e.bytes_sent, state in _WENT_OUT or (state == st.FAILED and o.get("status_code") is not None))
 
