@@ -423,6 +423,39 @@ def test_test_connection_over_tls(qtbot, window, scp_factory, tmp_path) -> None:
     assert result is None and "certificate" in error.lower()
 
 
+def test_editor_sets_implicit_vr_only_resends_and_reconnects_and_the_send_uses_them(qtbot, window, tmp_path) -> None:
+    import json
+
+    from core.profiles import Profile, ProfileStore
+    from ui.profiles_ui import ProfileEditor
+
+    ed = ProfileEditor(Profile(name="Old PACS", remote_host="pacs", remote_port=104, remote_ae_title="OLD"), window.pool)
+    qtbot.addWidget(ed)
+    # plain labels, and tooltips that say what each does
+    assert ed.implicit_vr_only.text() == "Implicit VR Little Endian only (for older PACS)" and not ed.implicit_vr_only.isChecked()
+    assert "newer than they know" in ed.implicit_vr_only.toolTip() and "UC, UR, SV, UV" in ed.implicit_vr_only.toolTip()
+    assert "0 = never" in ed.max_resends.toolTip() and "down or busy" in ed.reconnect_attempts.toolTip()
+    assert (ed.max_resends.value(), ed.reconnect_attempts.value()) == (3, 5)  # the engine's defaults
+    assert ed.max_resends.maximum() == 10 and ed.reconnect_attempts.maximum() == 50
+    ed.implicit_vr_only.setChecked(True)
+    ed.max_resends.setValue(0)
+    ed.reconnect_attempts.setValue(9)
+    assert ed.validate()
+    p = ed.profile()
+    window.profiles.insert(window.profiles.rowCount(), p)
+    saved = next(x for x in json.loads(Path(window.store.path).read_text())["profiles"] if x["name"] == "Old PACS")
+    assert (saved["implicit_vr_only"], saved["max_resends"], saved["reconnect_attempts"]) == (True, 0, 9)
+    again = ProfileStore(window.store.path)
+    again.load()
+    _job, request, *_ = window.send_controller._new_job([], again.get("Old PACS"))  # the request a send hands to core
+    cfg = request.config
+    assert (cfg.implicit_vr_only, cfg.max_resends, cfg.reconnect_attempts) == (True, 0, 9)
+    ed2 = ProfileEditor(again.get("Old PACS"), window.pool)  # and the editor shows them back
+    qtbot.addWidget(ed2)
+    assert ed2.implicit_vr_only.isChecked() and (ed2.max_resends.value(), ed2.reconnect_attempts.value()) == (0, 9)
+    assert ed2.max_resends.text() == "0 (never)"
+
+
 def test_key_passphrase_goes_to_the_keyring_not_the_profile(qtbot, window, tmp_path) -> None:
     import keyring
 

@@ -62,6 +62,19 @@ GLOSSARY = {
         "Transfer-syntax strategy: which encodings to offer first. When the PACS declines them, more "
         "conservative strategies follow (fallback), down to the one every PACS accepts."
     ),
+    "implicit_vr_only": (
+        "Implicit VR Little Endian only: send every instance in the oldest encoding, which every PACS reads. "
+        "For older receivers that break off the connection on data types newer than they know (VRs such as "
+        "UC, UR, SV, UV). Compressed files are decompressed first, losslessly; one that cannot be is reported as failed."
+    ),
+    "max_resends": (
+        "Re-sends per instance: how many times one instance may be sent again when the PACS was too busy to take it "
+        "or the connection broke while it was on its way. 0 = never: nothing the PACS may already hold is sent twice."
+    ),
+    "reconnect_attempts": (
+        "Reconnect attempts: how many times to connect again while the PACS is down or busy, waiting a little longer "
+        "each time (2 minutes at most in all). Connecting again never sends an instance twice."
+    ),
 }
 
 
