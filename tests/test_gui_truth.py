@@ -276,6 +276,51 @@ def test_quitting_mid_send_asks_stops_and_the_next_start_offers_resume(qtbot, pi
     w2.close()
 
 
+def test_closing_mid_instance_stops_between_pdus_and_the_job_stays_resumable(qtbot, tmp_path, monkeypatch) -> None:
+    """Large files to a slow peer: once the user confirms, the window is gone within seconds (it does not wait
+    for the instance in flight), the journal keeps the job resumable, and the next start offers Resume."""
+    import time
+    from types import SimpleNamespace
+
+    from core.journal import Journal
+    from helpers.badpeers import Act, BadPeer, make_ct
+    from ui import states as st
+    from ui.app import build_window
+    from ui.logpane import LogBuffer
+
+    monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(tmp_path / "config"))
+    cfg, data = str(tmp_path / "config"), str(tmp_path / "data")
+    make_ct(tmp_path / "big", 3, 1600, "gui-close")  # ~5 MB each: ~310 PDUs of 16 KiB, 20 ms each at the peer
+    with BadPeer(lambda req: Act(slow_s=0.02), rcvbuf=16384) as peer:
+        w = build_window(LogBuffer(), cfg, data, remember_layout=True)
+        qtbot.addWidget(w)
+        w.show()
+        use_profile(w, SimpleNamespace(port=peer.port, ae_title="BADPEER"), strategy="conservative")
+        drop(qtbot, w, [tmp_path / "big"])
+        w.send_button.click()
+        qtbot.waitUntil(lambda: w.model.counts().get(st.SENDING, 0) == 1, timeout=30000)
+        qtbot.wait(700)  # well into the first data set (about 6 s of PDUs at this peer)
+        w.close()
+        t0 = time.monotonic()
+        answer(qtbot, w, "close_box", "stop")
+        qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)
+        took = time.monotonic() - t0
+        assert took < 4, f"{took:.1f} s to close"
+        assert not peer.seen, "the instance cut off mid-way was not stored"
+    job = w.send_controller.last_job
+    assert job is not None and job.cancelled
+    with Journal(w.journal_path) as j:
+        record = j.job(job.job_id)
+        assert record is not None and record.state == "cancelled" and record.resumable == 3
+        assert {r["state"] for r in j.instances(job.job_id)} == {"not-sent"}
+    w2 = build_window(LogBuffer(), cfg, data, remember_layout=True)
+    qtbot.addWidget(w2)
+    w2.show()
+    qtbot.waitUntil(lambda: w2.resume_banner.isVisible(), timeout=15000)
+    assert "<b>3</b> not sent" in w2.resume_banner.label.text() and job.job_id in w2.resume_banner.label.text()
+    w2.close()
+
+
 def test_no_resume_offer_once_the_rest_was_sent_in_the_same_session(qtbot, picky, tmp_path, monkeypatch) -> None:
     from ui import states as st
     from ui.app import build_window

@@ -909,8 +909,9 @@ class MainWindow(MainWindowLayout):
                 self,
                 "A send is running",
                 f"A send to {p} is running: {t.done} of {t.total} instance(s) done. Stop it and quit?",
-                "It stops after the current instance. The instances not sent yet stay in the send journal: "
-                "the next time DICOM Courier starts it offers to resume them.",
+                "It stops within a second or two (a large instance is cut off mid-way and sent again later). "
+                "The instances not sent yet stay in the send journal: the next time DICOM Courier starts it "
+                "offers to resume them.",
                 [
                     ("stop", "Stop sending and quit", QMessageBox.ButtonRole.DestructiveRole),
                     ("keep", "Keep sending", QMessageBox.ButtonRole.RejectRole),
@@ -926,9 +927,9 @@ class MainWindow(MainWindowLayout):
             return
         self._quit_when_stopped = True
         if self.send_controller.sending:
-            self.progress_label.setText("Stopping after the current instance, then quitting…")
             self.act_cancel.setEnabled(False)
-            self.send_controller.cancel()
+            self.send_controller.stop_to_quit()
+            self.progress_label.setText("Stopping the send, then quitting (what is left stays in the journal for Resume)…")
         else:  # still planning or asking: nothing was sent yet
             if self.confirm_box is not None:
                 self.confirm_box.reject()

@@ -42,6 +42,8 @@ EVENT_BATCH_S = 0.1
 QUEUE_CHUNK = 2500
 #: Milliseconds between progress updates while sending.
 PROGRESS_MS = 250
+#: Seconds a send stopped to quit may finish its current instance before it is cut off between PDUs.
+QUIT_GRACE_S = 1.0
 
 _STATE_OF = {s.value: s for s in (st.STORED, st.WARNING, st.FAILED, st.NOT_SENT, st.UNKNOWN, st.SKIPPED)}
 #: States of instances that went out to the PACS (a failure counts when the PACS answered it).
@@ -433,11 +435,28 @@ class SendController(QObject):
             emit(self.info_changed, "Send cancelled before it started: nothing was sent.")
             emit(self.busy_changed, False)
 
+    def stop_to_quit(self, grace_s: float = QUIT_GRACE_S) -> None:
+        """Stop the running job because the window closes: after the current instance when that takes
+        less than `grace_s` seconds, else at once between PDUs (the association is aborted). Either way
+        the journal records every outcome and keeps the rest for a resume; ``send_finished`` follows."""
+        worker = self._worker
+        if worker is None:
+            self.cancel()
+            return
+        worker.cancel()
+        emit(self.info_changed, "Stopping the send; what is left stays in the send journal for Resume…")
+        QTimer.singleShot(int(grace_s * 1000), lambda: self._stop_now(worker))
+
+    def _stop_now(self, worker: SendWorker) -> None:
+        if worker is self._worker:  # still running: cut the instance in flight off
+            LOGGER.info("Stopping the send now (the window is closing)")
+            worker.stop()
+
     def shutdown(self) -> None:
-        """Cancel the running job and start no other (the window is closing)."""
+        """Stop the running job at once and start no other (the window is closing)."""
         self._closing = True
         if self._worker is not None:
-            self._worker.cancel()
+            self._worker.stop()
         self.timer.stop()
 
     # -- the engine's events -------------------------------------------------------------------------
