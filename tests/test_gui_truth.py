@@ -321,6 +321,78 @@ def test_closing_mid_instance_stops_between_pdus_and_the_job_stays_resumable(qtb
     w2.close()
 
 
+@pytest.fixture
+def immutable() -> Iterator[Any]:
+    """``make(path)``: set the immutable attribute (``chattr +i``: every write fails, open files too); undone at the end."""
+    import subprocess
+
+    done: list[Path] = []
+
+    def make(path: Path) -> None:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+        done.append(path)
+
+    yield make
+    for path in done:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+def test_a_journal_that_cannot_be_written_stops_the_send_and_the_banner_says_why(qtbot, window, tmp_path, immutable) -> None:
+    import subprocess
+    from types import SimpleNamespace
+
+    from core.journal import Journal
+    from helpers.badpeers import Act, BadPeer, make_ct
+    from ui import states as st
+
+    make_ct(tmp_path / "in", 150, 32, "gui-journal")
+    with BadPeer(lambda req: Act(silent=0.01)) as peer:
+        use_profile(window, SimpleNamespace(port=peer.port, ae_title="BADPEER"), strategy="conservative")
+        drop(qtbot, window, [tmp_path / "in"])
+        with qtbot.waitSignal(window.send_controller.send_finished, timeout=90000) as b:
+            window.send_button.click()
+            qtbot.waitUntil(lambda: window.model.counts().get(st.STORED, 0) >= 20, timeout=30000)
+            for suffix in ("", "-wal"):  # the journal's disk fails: no write gets through
+                immutable(Path(window.journal_path + suffix))
+        job = b.args[0]
+    assert job.journal_error and not job.cancelled
+    banner = window.banner.label.text()
+    assert "The send stopped: the send journal could not be written" in banner
+    assert "<b>Why:</b> cannot write the send journal" in banner
+    assert "Nothing the journal did not record is called stored" in banner
+    assert "<b>What to do:</b> free some disk space" in banner
+    assert window.progress_label.text().startswith("Stopped: ") and "#9ca3af" in window.progress.styleSheet()
+    assert "could not be written" in window.statusBar().currentMessage()
+    # what the window calls stored is what the journal recorded, no more
+    for suffix in ("", "-wal"):  # the disk works again
+        subprocess.run(["chattr", "-i", window.journal_path + suffix], check=True)
+    with Journal(window.journal_path) as j:
+        recorded = {r["idx"] for r in j.instances(job.job_id) if r["state"] == "stored"}
+    shown = {i for i, n in job.by_index.items() if n.state == st.STORED}
+    assert shown == recorded and 20 <= len(recorded) < 150
+    assert window.model.counts().get(st.STORED, 0) == len(recorded)
+
+
+def test_a_damaged_journal_is_set_aside_and_the_window_says_so(qtbot, tmp_path, monkeypatch) -> None:
+    from ui.app import build_window
+    from ui.logpane import LogBuffer
+
+    monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(tmp_path / "config"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "journal.sqlite").write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 64)  # an SQLite header, then junk
+    w = build_window(LogBuffer(), str(tmp_path / "config"), str(data), remember_layout=True)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.resume_controller.journal_noted, timeout=10000):
+        w.show()
+    text = w.banner.label.text()
+    assert w.banner.isVisible() and text.startswith("The send journal was damaged") and "journal.sqlite.corrupt-" in text
+    assert "can no longer be resumed" in text
+    assert list(data.glob("journal.sqlite.corrupt-*")), "the damaged file is kept"
+    w.close()
+
+
 def test_no_resume_offer_once_the_rest_was_sent_in_the_same_session(qtbot, picky, tmp_path, monkeypatch) -> None:
     from ui import states as st
     from ui.app import build_window

@@ -8,26 +8,28 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from core.journal import JobRecord
 from core.preflight import InstancePlan, needs_confirmation, summary_text
 
 from .controllers.send import SendRecord
 from .progress import UNREACHABLE_WHY, format_duration, rate_text
-from .wording import datetime_text, plain_reason
+from .wording import JOURNAL_HINT, datetime_text, plain_reason
 
 RED, AMBER, GREEN, BLUE = "#fee2e2", "#fef3c7", "#dcfce7", "#dbeafe"
 
 
 def _headline(job: SendRecord) -> tuple[str, str]:
     """``(background colour, headline)`` of a send's summary: how it ended, at a glance."""
-    stored, warn, failed, not_sent, unreachable = job.counts
+    stored, warn, failed, not_sent, unreachable, unknown = job.counts
+    if job.journal_error:
+        return RED, "The send stopped: the send journal could not be written"
     if job.cancelled:
         return AMBER, "Cancelled"
     if not stored and not warn:
         return RED, "Nothing was sent" if not job.sent else "Nothing was stored"
-    if failed or not_sent or unreachable:
+    if failed or not_sent or unreachable or unknown:
         return RED, "Some instances were not stored"
     if warn:
         return AMBER, "All stored, some with warnings"
@@ -55,13 +57,35 @@ def _arrival_text(arrival: dict[str, Any]) -> str:
     return ""
 
 
+def _text(message: str) -> str:
+    """`message` escaped for rich text, with a path breakable after each "/" (a long path never widens the banner)."""
+    return html.escape(message).replace("/", "/\u200b")
+
+
 def _why_text(job: SendRecord, reason: str) -> str:
     """Why nothing (or not everything) reached the PACS, in plain words, and what to do (details: the diagnostics pane)."""
     if not reason:
         return ""
     plain = plain_reason(reason)
-    return f"<br><span style='color:#991b1b'><b>Why:</b> {html.escape(plain.what)}.</span>" + (
-        f" <b>What to do:</b> {html.escape(plain.hint)}." if plain.hint else ""
+    return f"<br><span style='color:#991b1b'><b>Why:</b> {_text(plain.what)}.</span>" + (
+        f" <b>What to do:</b> {_text(plain.hint)}." if plain.hint else ""
+    )
+
+
+def _journal_text(job: SendRecord) -> str:
+    """The send stopped because its journal could not be written: why, what that means for the counts, what to do."""
+    unrecorded = sum(
+        1 for o in job.outcomes.values() if o.get("state") == "unknown" and str(o.get("message", "")).startswith("outcome not")
+    )
+    return (
+        f"<br><span style='color:#991b1b'><b>Why:</b> {_text(job.journal_error)}.</span>"
+        "<br>Nothing the journal did not record is called stored"
+        + (
+            f": <b>{unrecorded}</b> instance(s) the PACS acknowledged are shown as outcome unknown and are sent again."
+            if unrecorded
+            else "."
+        )
+        + f" <b>What to do:</b> {html.escape(JOURNAL_HINT)}."
     )
 
 
@@ -71,7 +95,7 @@ def send_summary(job: SendRecord) -> tuple[str, str]:
     The time and rate are the progress tracker's (the progress line and the plot show the same).
     """
     s = job.summary
-    stored, warn, failed, not_sent, unreachable = job.counts
+    stored, warn, failed, not_sent, unreachable, unknown = job.counts
     skipped, conv = s.get("skipped", 0), s.get("converted", 0)
     colour, head = _headline(job)
     parts = [
@@ -79,6 +103,8 @@ def send_summary(job: SendRecord) -> tuple[str, str]:
         f"<b>{warn}</b> with warnings",
         f"<b style='color:#b91c1c'>{failed}</b> failed",
     ]
+    if unknown:
+        parts.append(f"<b style='color:#7c3aed'>{unknown}</b> outcome unknown")
     # "not sent" only when something was: the user stopped the send, or the PACS could not be reached
     if not_sent:
         parts.append(f"<b>{not_sent}</b> not sent" + (" (cancelled)" if job.cancelled else ""))
@@ -88,7 +114,9 @@ def send_summary(job: SendRecord) -> tuple[str, str]:
         parts.append(f"{skipped} skipped")
     took = f"{format_duration(job.elapsed_s)}" + (f", {rate_text(job.rates[0])}" if job.sent else "")
     text = f"<b>{head}</b> - {html.escape(job.profile.name)}: " + " · ".join(parts) + f" - {took}"
-    if not stored and not warn and not job.cancelled:
+    if job.journal_error:
+        text += _journal_text(job)
+    elif not stored and not warn and not job.cancelled:
         text += _why_text(job, job.why_nothing_sent())
     elif unreachable:  # some went out, then the PACS could not take the rest
         text += _why_text(job, job.why_unreachable())
@@ -99,8 +127,10 @@ def send_summary(job: SendRecord) -> tuple[str, str]:
         text += f"<br>Resumed job {html.escape(job.job_id)}: only instances left unsent or in doubt were sent."
     if (job.cancelled and not_sent) or unreachable:
         text += "<br>The instances not sent stay in the send journal: <i>Retry</i> sends them now, or resume them later."
-    if job.error and job.error not in job.why_nothing_sent():
-        text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"
+    if job.error and job.error != job.journal_error and job.error not in job.why_nothing_sent():
+        text += f"<br><span style='color:#b91c1c'>{_text(job.error)}</span>"
+    for note in job.journal_notes:
+        text += f"<br><i>{_text(note)}</i>"
     return colour, text
 
 
@@ -124,6 +154,8 @@ class SummaryBanner(QFrame):
         self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setWordWrap(True)
         self.label.setOpenExternalLinks(True)
+        # the text takes the room the buttons leave (it wraps); a long text never squeezes a button's words
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._row.addWidget(self.label, 1)
         self.hide()
 
@@ -156,6 +188,10 @@ class SummaryBanner(QFrame):
             + ". Nothing was sent.",
             "plan",
         )
+
+    def show_notice(self, text: str, error: bool = False) -> None:
+        """Say something about the app's own state (e.g. the send journal) until the next send or plan."""
+        self._show(RED if error else AMBER, _text(text), "notice")
 
     def show_plan_error(self, error: str) -> None:
         """Say why there is no plan (in plain words, with the hint)."""

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.events import JournalFailed
 from core.probe import AcceptanceMap
 from core.profiles import Profile, ProfileStore
 
@@ -45,7 +46,7 @@ from .probe_dialog import ProbeDialog
 from .profiles_ui import ProfileListModel, ProfilesDialog
 from .progress import ProgressTracker
 from .qtcompat import emit
-from .wording import plain_reason
+from .wording import journal_note, plain_reason
 from .workers import GuiGate, ScanWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ class MainWindow(MainWindowLayout):
         send.progressed.connect(self._on_send_progressed)
         send.arrival_checked.connect(self._on_send_arrival_checked)
         send.send_finished.connect(self._on_send_send_finished)
+        send.journal_noted.connect(self._on_journal_noted)
+        resume.journal_noted.connect(self._on_journal_noted)
         resume.interrupted_jobs_found.connect(self._on_resume_interrupted_jobs_found)
         resume.resume_prepared.connect(self._on_resume_resume_prepared)
         resume.resume_failed.connect(self._on_resume_resume_failed)
@@ -789,6 +792,15 @@ class MainWindow(MainWindowLayout):
             QTimer.singleShot(0, self.close)
 
     # -- resume (send journal) ---------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_journal_noted(self, event: Any) -> None:
+        """The send journal was set aside, is unavailable or could not be written: say so in plain words."""
+        text = journal_note(event)
+        failed = isinstance(event, JournalFailed)
+        self.statusBar().showMessage(text, 30000)
+        if not self.send_controller.sending:  # during a send the summary at its end says it
+            self.banner.show_notice(text, error=failed)
 
     @Slot(object)
     def _on_resume_interrupted_jobs_found(self, jobs: list[Any]) -> None:

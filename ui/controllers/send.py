@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from core import events as ev
 from core.engine import JobResult
 from core.events import InstanceFinished
 from core.preflight import InstancePlan, needs_confirmation, summary_text
@@ -30,6 +31,7 @@ from ..models import InstanceTreeModel, Node
 from ..progress import ProgressTracker
 from ..qtcompat import emit
 from ..results import PacsResults
+from ..wording import journal_note
 from ..workers import GuiGate, SendWorker, TaskWorker, ThreadPool, tagged
 from .local_pacs import LocalPacsController
 from .plan import apply_plans, plan, plan_args
@@ -45,6 +47,7 @@ PROGRESS_MS = 250
 #: Seconds a send stopped to quit may finish its current instance before it is cut off between PDUs.
 QUIT_GRACE_S = 1.0
 
+_JOURNAL_EVENTS = (ev.JournalFailed, ev.JournalSetAside, ev.JournalUnavailable)
 _STATE_OF = {s.value: s for s in (st.STORED, st.WARNING, st.FAILED, st.NOT_SENT, st.UNKNOWN, st.SKIPPED)}
 #: States of instances that went out to the PACS (a failure counts when the PACS answered it).
 _WENT_OUT = frozenset({st.STORED, st.WARNING, st.UNKNOWN})
@@ -55,9 +58,10 @@ class JobCounts(NamedTuple):
 
     stored: int  # the PACS answered Success
     warned: int  # stored, with a Warning status
-    failed: int  # refused by the PACS (a status, a refused SOP class), unknown outcome, not convertible...
+    failed: int  # refused by the PACS (a status, a refused SOP class), not convertible, unreadable mid-send...
     not_sent: int  # the user stopped the send first (cancel, close)
     unreachable: int  # never reached the PACS: it was down, refused the association or was judged broken
+    unknown: int  # the data set went out, no answer came (or the journal could not record the answer)
 
 
 @dataclass
@@ -83,6 +87,10 @@ class SendRecord:
     sent: int = 0
     elapsed_s: float = 0.0
     rates: tuple[float, float] = (0.0, 0.0)
+    #: Why the send journal could not be written (the send stopped then), else "".
+    journal_error: str = ""
+    #: What else happened to the send journal, in plain words (set aside, unavailable).
+    journal_notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.by_index:
@@ -90,13 +98,15 @@ class SendRecord:
 
     @property
     def counts(self) -> JobCounts:
-        """The job's counts: the summary's, with the failures that never reached the PACS apart."""
+        """The job's counts: the summary's, with the failures that never reached the PACS and the unknown outcomes apart."""
         s = self.summary
         not_sent = s.get("not_sent", 0)
-        unreachable = sum(1 for o in self.outcomes.values() if st.never_reached(o.get("state", ""), o))
-        return JobCounts(
-            s.get("success", 0), s.get("warning", 0), s.get("failure", 0) - not_sent - unreachable, not_sent, unreachable
-        )
+        unreachable = unknown = 0
+        for o in self.outcomes.values():
+            unreachable += st.never_reached(o.get("state", ""), o)
+            unknown += o.get("state") == st.UNKNOWN.value
+        failed = s.get("failure", 0) - not_sent - unreachable - unknown
+        return JobCounts(s.get("success", 0), s.get("warning", 0), failed, not_sent, unreachable, unknown)
 
     def why_nothing_sent(self) -> str:
         """Why nothing reached the PACS: the last association's failure, else the job's error or the outcomes' reason."""
@@ -123,14 +133,17 @@ class SendRecord:
 
 
 def outcome_label(job: SendRecord) -> str:
-    """How a send ended, in two or three words: ``Done``, ``Done with warnings``, ``Cancelled``,
-    ``Some not stored`` or ``Nothing stored`` (the progress line's prefix and the bar's colour)."""
-    stored, warn, failed, not_sent, unreachable = job.counts
+    """How a send ended, in two or three words: ``Done``, ``Done with warnings``, ``Cancelled``, ``Stopped``
+    (the journal could not be written), ``Some not stored`` or ``Nothing stored`` (the progress line's prefix
+    and the bar's colour)."""
+    stored, warn, failed, not_sent, unreachable, unknown = job.counts
+    if job.journal_error:
+        return "Stopped"
     if job.cancelled:
         return "Cancelled"
     if not stored and not warn:
         return "Nothing stored"
-    if failed or not_sent or unreachable:
+    if failed or not_sent or unreachable or unknown:
         return "Some not stored"
     return "Done with warnings" if warn else "Done"
 
@@ -158,6 +171,8 @@ class SendController(QObject):
         send_started(object, int): ``(SendRecord, number of instances)``; the worker got its job.
         progressed(object): every 250 ms while sending and once at the end; the :class:`ui.progress.ProgressTracker`.
         arrival_checked(object): the arrival check's result (see ``SendWorker.arrival_checked``).
+        journal_noted(object): the send journal was set aside, is unavailable or could not be written (the
+            :class:`core.events.JournalSetAside`, ``JournalUnavailable`` or ``JournalFailed``).
         send_finished(object): the job ended; its :class:`SendRecord` (now :attr:`last_job`).
     """
 
@@ -169,6 +184,7 @@ class SendController(QObject):
     send_started = Signal(object, int)
     progressed = Signal(object)
     arrival_checked = Signal(object)
+    journal_noted = Signal(object)
     send_finished = Signal(object)
 
     def __init__(
@@ -408,6 +424,7 @@ class SendController(QObject):
         worker.arrival_check_started.connect(self._on_worker_arrival_check_started)
         worker.arrival_checked.connect(self._on_worker_arrival_checked)
         worker.result_ready.connect(self._on_worker_result_ready)
+        worker.event_received.connect(self._on_worker_event_received)
 
     @Slot()
     def _queue_rows(self) -> None:
@@ -534,6 +551,20 @@ class SendController(QObject):
             self.job.summary = dict(e.summary or {})
             self.job.error = e.error
             self.job.cancelled = e.cancelled
+
+    @Slot(object)
+    def _on_worker_event_received(self, e: ev.Event) -> None:
+        if not isinstance(e, _JOURNAL_EVENTS):
+            return
+        note = journal_note(e)
+        job = self.job
+        if job is not None and isinstance(e, ev.JournalFailed):
+            job.journal_error = e.message
+        elif job is not None:
+            job.journal_notes.append(note)
+        if isinstance(e, ev.JournalFailed):
+            emit(self.info_changed, "The send journal could not be written: stopping before the next instance…")
+        emit(self.journal_noted, e)
 
     @Slot(int)
     def _on_worker_arrival_check_started(self, n: int) -> None:
