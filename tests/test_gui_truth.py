@@ -134,6 +134,13 @@ def test_nothing_sent_to_a_stopped_peer_says_why_and_shows_no_rate(qtbot, window
     assert "<b>What to do:</b> nothing listens on port" in banner
     assert window.plot.placeholder() == "nothing was sent"
     assert window.retry_button.text() == "Send the not sent (20)", "no failure to retry: 20 were not sent"
+    # the failure report says so too: failed in the journal's words, never reached the PACS, sent again on resume
+    page = tmp_path / "report.html"
+    with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
+        assert window.export_failure_report(str(page), omit_patient=True)
+    html = page.read_text()
+    assert "<b>0</b> Failed" in html and "<b>20</b> Not sent: the PACS could not be reached" in html
+    assert html.count("never reached the PACS; a resume sends it again") == 20
 
 
 def test_wrong_called_ae_title_in_plain_words_once(qtbot, window, picky, tmp_path) -> None:
@@ -790,11 +797,13 @@ def test_failure_report_covers_every_send_unreadable_files_labels_and_anonymous_
     assert by_file["broken.dcm"]["state"] == "unreadable" and by_file["broken.dcm"]["message"]
     assert by_file["README.txt"]["state"] == "not DICOM"
     assert by_file["rtplan.dcm"]["state"] == "failed" and "does not support RT Plan" in by_file["rtplan.dcm"]["message"]
+    assert not by_file["rtplan.dcm"]["resumable"]
     html_path = tmp_path / "report.html"
     with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
         window.export_failure_report(str(html_path))
     page = html_path.read_text()
     assert "Association (ACSE) timeout, s" in page and "acse_timeout_s" not in page
+    assert "<b>2</b> Failed" in page and "Not sent" not in page, "a refused class is a failure, nothing was stopped"
     assert "2 sends to this PACS" in page
     # names as people write them; with patient data left out, no folder (nor a name in the file name)
     anon = tmp_path / "anon.json"

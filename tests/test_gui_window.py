@@ -180,6 +180,10 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     banner = window.banner.label.text()
     # a refused SOP class is a failure, not "not sent" (reserved for a send the user stopped)
     assert "<b>2</b> stored" in banner and "2</b> failed" in banner and "not sent" not in banner
+    assert (
+        "<b>Failed:</b> The PACS refused it: 0xC000 Cannot Understand (1); The PACS does not accept RT Plan Storage (1)."
+        in banner
+    )
     # issue 14: the button counts failures as failures (and unsent instances apart, when there are any)
     assert window.act_retry.isEnabled() and window.retry_button.text() == "Retry failed (2)"
     text = diag_text(window.diag_model)
@@ -285,7 +289,7 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
         out[ext] = path.read_text(encoding="utf-8")
     rep = json.loads(out["json"])
     by_file = {Path(e["file"]).name: e for e in rep["instances"]}
-    # warned (0xB000), failed (0xA900), not sent (RT Plan, refused class) and (issue 14) the unreadable
+    # warned (0xB000), failed (0xA900), failed (RT Plan, a refused class; no longer "not sent") and (issue 14) the unreadable
     # and non-DICOM files are all listed
     assert set(by_file) == {"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "rtplan.dcm", "broken.dcm", "README.txt"}
     mr = by_file["MR_small.dcm"]

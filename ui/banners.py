@@ -72,6 +72,29 @@ def _why_text(job: SendRecord, reason: str) -> str:
     )
 
 
+#: How many reasons the banner gives for failures (the rest: the tree, the report).
+MAX_REASONS = 3
+
+
+def _failed_text(job: SendRecord) -> str:
+    """The commonest reasons of the failures, in plain words, with how many each (e.g. a refused SOP class)."""
+    reasons: dict[str, int] = {}
+    for o in job.outcomes.values():
+        if o.get("state") == "failed" and not o.get("resumable") and o.get("message"):
+            what = plain_reason(str(o["message"])).what
+            reasons[what] = reasons.get(what, 0) + 1
+    if not reasons:
+        return ""
+    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:MAX_REASONS]
+    more = len(reasons) - len(top)
+    return (
+        "<br><b>Failed:</b> "
+        + "; ".join(f"{_text(what)} ({n})" for what, n in top)
+        + (f"; {more} other reason(s) (see the Details column)" if more else "")
+        + "."
+    )
+
+
 def _journal_text(job: SendRecord) -> str:
     """The send stopped because its journal could not be written: why, what that means for the counts, what to do."""
     unrecorded = sum(
@@ -120,6 +143,8 @@ def send_summary(job: SendRecord) -> tuple[str, str]:
         text += _why_text(job, job.why_nothing_sent())
     elif unreachable:  # some went out, then the PACS could not take the rest
         text += _why_text(job, job.why_unreachable())
+    if failed and not job.journal_error:
+        text += _failed_text(job)
     text += _arrival_text(job.arrival)
     if job.plan_summary:
         text += f"<br>Plan before sending: {html.escape(job.plan_summary)}."

@@ -121,6 +121,8 @@ _PLAIN = tuple(
         (r"association aborted during ", "the connection was closed during "),
         (r" ?\(A-ABORT, [^)]*\)", ""),
         (r"no presentation context accepted for ", "the PACS does not accept "),
+        (r"^peer does not support (.+?) [\d.]+; rejected during association negotiation.*$", r"the PACS does not accept \1"),
+        (r"^(0x[0-9A-Fa-f]{4} .+)$", r"the PACS refused it: \1"),
     )
 )
 

@@ -109,16 +109,13 @@ class SendRecord:
         return JobCounts(s.get("success", 0), s.get("warning", 0), failed, not_sent, unreachable, unknown)
 
     def why_nothing_sent(self) -> str:
-        """Why nothing reached the PACS: the last association's failure, else the job's error or the outcomes' reason."""
+        """Why nothing reached the PACS: the last association's failure, else the job's error or the reason of the
+        instances not sent ("" when the PACS answered: the failures' reasons are said apart)."""
         if self.association_errors:
             return self.association_errors[-1]
         if self.error:
             return self.error
-        return (
-            self.why_unreachable()
-            or self._commonest(lambda o: o.get("state") == st.NOT_SENT.value)
-            or self._commonest(lambda o: o.get("status") == "failure")
-        )
+        return self.why_unreachable() or self._commonest(lambda o: o.get("state") == st.NOT_SENT.value)
 
     def why_unreachable(self) -> str:
         """The commonest reason of the instances the PACS could not take (down, association refused, judged broken)."""
