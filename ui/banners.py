@@ -72,8 +72,15 @@ def _why_text(job: SendRecord, reason: str) -> str:
     )
 
 
-#: How many reasons the banner gives for failures (the rest: the tree, the report).
-MAX_REASONS = 3
+#: How many reasons the banner gives for failures (the rest: the tree, the report), and how long each may be.
+MAX_REASONS, MAX_REASON_CHARS = 3, 90
+
+
+def _short(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """`text` cut at a word before `limit` characters, with an ellipsis (the whole reason is in the Details column)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
 
 
 def _failed_text(job: SendRecord) -> str:
@@ -81,7 +88,7 @@ def _failed_text(job: SendRecord) -> str:
     reasons: dict[str, int] = {}
     for o in job.outcomes.values():
         if o.get("state") == "failed" and not o.get("resumable") and o.get("message"):
-            what = plain_reason(str(o["message"])).what
+            what = _short(plain_reason(str(o["message"])).what)
             reasons[what] = reasons.get(what, 0) + 1
     if not reasons:
         return ""
