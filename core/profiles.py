@@ -36,6 +36,7 @@ LOGGER = logging.getLogger(__name__)
 
 __all__ = [
     "STORE_CONFIG_FIELDS",
+    "COUNT_LIMITS",
     "Profile",
     "ProfileStore",
     "ProfileFileError",
@@ -76,7 +77,7 @@ _SECRET_KEYS = frozenset(
 
 #: Profile field -> :class:`core.config.StoreConfig` field: every connection setting a profile
 #: holds, mapped in this one place (profile names carry units, the engine keeps the seed's keys).
-#: The engine's retry settings (``retry_*``) are not per profile.
+#: The engine's outage budget (``retry_total_s``, ``retry_backoff_s``) is not per profile.
 STORE_CONFIG_FIELDS = {
     "remote_host": "remote_host",
     "remote_port": "remote_port",
@@ -89,6 +90,8 @@ STORE_CONFIG_FIELDS = {
     "max_pdu_bytes": "max_pdu",
     "allow_lossy": "allow_lossy",
     "implicit_vr_only": "implicit_vr_only",
+    "max_resends": "max_resends",
+    "reconnect_attempts": "reconnect_attempts",
     "tls_enabled": "tls_enabled",
     "tls_verify_hostname": "tls_verify_hostname",
     "tls_ca_cert_file": "tls_ca_cert_file",
@@ -149,6 +152,10 @@ class Profile:
         allow_lossy: allow lossless-to-lossy conversion.
         implicit_vr_only: send everything to this PACS as Implicit VR Little Endian (for older
             receivers that abort on VRs they do not know, such as UC, UR, SV, UV).
+        max_resends: how many times one instance may be sent again after the PACS was busy or the
+            association broke while it was in flight (0-10; 0 = never; see :class:`core.config.StoreConfig`).
+        reconnect_attempts: how many times to open an association again while the PACS is down
+            or busy (0-50); never re-sends an instance.
         tls_enabled: use DICOM TLS (PS3.15 B.1).
         tls_ca_cert_file / tls_client_cert_file / tls_client_key_file: PEM file paths.
         tls_ca_cert_secret_name / tls_client_cert_secret_name / tls_client_key_secret_name:
@@ -179,6 +186,8 @@ class Profile:
     max_pdu_bytes: int = 262144
     allow_lossy: bool = False
     implicit_vr_only: bool = False
+    max_resends: int = 3
+    reconnect_attempts: int = 5
     tls_enabled: bool = False
     tls_ca_cert_file: str = ""
     tls_client_cert_file: str = ""
@@ -313,6 +322,8 @@ def local_test_profile(port: int = LOCAL_TEST_PORT) -> Profile:
 _SECRET_FULL = re.compile(r"^projects/[^/]+(?:/locations/[^/]+)?/secrets/[A-Za-z0-9_-]{1,255}(?:/versions/[^/]+)?$")
 _SECRET_SHORT = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
 
+#: Whole-number settings counted from 0, and their upper limits (the editor's spin boxes use them).
+COUNT_LIMITS = {"max_resends": 10, "reconnect_attempts": 50}
 _SECONDS = ("acse_timeout_s", "dimse_timeout_s", "network_timeout_s", "connect_timeout_s")
 _BOOLS = ("allow_lossy", "implicit_vr_only", "tls_enabled", "tls_verify_hostname", "is_local_test", "verify_arrival")
 _TEXT = (
@@ -333,7 +344,7 @@ def coerce_field(name: str, value: Any) -> Any:
     Raises:
         ValueError: the value cannot be read as that type; the message says why.
     """
-    if name in ("remote_port", "max_retries", "max_pdu_bytes", "parallel_associations"):
+    if name in ("remote_port", "max_retries", "max_pdu_bytes", "parallel_associations", "max_resends", "reconnect_attempts"):
         if isinstance(value, bool):
             raise ValueError("must be a whole number")
         if isinstance(value, int):
@@ -420,6 +431,9 @@ def check_field(name: str, value: Any) -> tuple[bool, str]:
         )
     if name == "parallel_associations":
         return (True, "") if 1 <= v <= 16 else (False, f"{v} is outside 1-16")
+    if name in COUNT_LIMITS:
+        top = COUNT_LIMITS[name]
+        return (True, "") if 0 <= v <= top else (False, f"{v} is outside 0-{top}")
     if name in _SECONDS:
         if not v > 0:
             return False, "must be more than 0 seconds"

@@ -125,12 +125,22 @@ def test_nothing_sent_to_a_stopped_peer_says_why_and_shows_no_rate(qtbot, window
     assert window.progress.value() == 0 and window.progress.text() == "0 / 20"
     line = window.progress_label.text()
     assert line.startswith("Nothing stored: 0 / 20 instances · 20 not sent") and "inst/s" not in line, line
+    # the engine records them failed (resumable); the window shows them apart, with why
+    assert "20 not sent: the PACS could not be reached" in line
     banner = window.banner.label.text()
-    assert "Nothing was sent" in banner
+    assert "Nothing was sent" in banner and ">0</b> failed" in banner
+    assert "<b>20</b> not sent: the PACS could not be reached" in banner
     assert f"<b>Why:</b> Could not reach the PACS at 127.0.0.1:{port}: connection refused." in banner
     assert "<b>What to do:</b> nothing listens on port" in banner
     assert window.plot.placeholder() == "nothing was sent"
     assert window.retry_button.text() == "Send the not sent (20)", "no failure to retry: 20 were not sent"
+    # the failure report says so too: failed in the journal's words, never reached the PACS, sent again on resume
+    page = tmp_path / "report.html"
+    with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
+        assert window.export_failure_report(str(page), omit_patient=True)
+    html = page.read_text()
+    assert "<b>0</b> Failed" in html and "<b>20</b> Not sent: the PACS could not be reached" in html
+    assert html.count("never reached the PACS; a resume sends it again") == 20
 
 
 def test_wrong_called_ae_title_in_plain_words_once(qtbot, window, picky, tmp_path) -> None:
@@ -271,6 +281,123 @@ def test_quitting_mid_send_asks_stops_and_the_next_start_offers_resume(qtbot, pi
         w2.resume_banner.resume_button.click()
     assert b.args[0].resumed and len(scp.stored) == 200 and len(set(scp.stored)) == 200
     w2.close()
+
+
+def test_closing_mid_instance_stops_between_pdus_and_the_job_stays_resumable(qtbot, tmp_path, monkeypatch) -> None:
+    """Large files to a slow peer: once the user confirms, the window is gone within seconds (it does not wait
+    for the instance in flight), the journal keeps the job resumable, and the next start offers Resume."""
+    import time
+    from types import SimpleNamespace
+
+    from core.journal import Journal
+    from helpers.badpeers import Act, BadPeer, make_ct
+    from ui import states as st
+    from ui.app import build_window
+    from ui.logpane import LogBuffer
+
+    monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(tmp_path / "config"))
+    cfg, data = str(tmp_path / "config"), str(tmp_path / "data")
+    make_ct(tmp_path / "big", 3, 1600, "gui-close")  # ~5 MB each: ~310 PDUs of 16 KiB, 20 ms each at the peer
+    with BadPeer(lambda req: Act(slow_s=0.02), rcvbuf=16384) as peer:
+        w = build_window(LogBuffer(), cfg, data, remember_layout=True)
+        qtbot.addWidget(w)
+        w.show()
+        use_profile(w, SimpleNamespace(port=peer.port, ae_title="BADPEER"), strategy="conservative")
+        drop(qtbot, w, [tmp_path / "big"])
+        w.send_button.click()
+        qtbot.waitUntil(lambda: w.model.counts().get(st.SENDING, 0) == 1, timeout=30000)
+        qtbot.wait(700)  # well into the first data set (about 6 s of PDUs at this peer)
+        w.close()
+        t0 = time.monotonic()
+        answer(qtbot, w, "close_box", "stop")
+        qtbot.waitUntil(lambda: not w.isVisible(), timeout=10000)
+        took = time.monotonic() - t0
+        assert took < 4, f"{took:.1f} s to close"
+        assert not peer.seen, "the instance cut off mid-way was not stored"
+    job = w.send_controller.last_job
+    assert job is not None and job.cancelled
+    with Journal(w.journal_path) as j:
+        record = j.job(job.job_id)
+        assert record is not None and record.state == "cancelled" and record.resumable == 3
+        assert {r["state"] for r in j.instances(job.job_id)} == {"not-sent"}
+    w2 = build_window(LogBuffer(), cfg, data, remember_layout=True)
+    qtbot.addWidget(w2)
+    w2.show()
+    qtbot.waitUntil(lambda: w2.resume_banner.isVisible(), timeout=15000)
+    assert "<b>3</b> not sent" in w2.resume_banner.label.text() and job.job_id in w2.resume_banner.label.text()
+    w2.close()
+
+
+@pytest.fixture
+def immutable() -> Iterator[Any]:
+    """``make(path)``: set the immutable attribute (``chattr +i``: every write fails, open files too); undone at the end."""
+    import subprocess
+
+    done: list[Path] = []
+
+    def make(path: Path) -> None:
+        if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+            pytest.skip("chattr +i is not available here")
+        done.append(path)
+
+    yield make
+    for path in done:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+def test_a_journal_that_cannot_be_written_stops_the_send_and_the_banner_says_why(qtbot, window, tmp_path, immutable) -> None:
+    import subprocess
+    from types import SimpleNamespace
+
+    from core.journal import Journal
+    from helpers.badpeers import Act, BadPeer, make_ct
+    from ui import states as st
+
+    make_ct(tmp_path / "in", 150, 32, "gui-journal")
+    with BadPeer(lambda req: Act(silent=0.01)) as peer:
+        use_profile(window, SimpleNamespace(port=peer.port, ae_title="BADPEER"), strategy="conservative")
+        drop(qtbot, window, [tmp_path / "in"])
+        with qtbot.waitSignal(window.send_controller.send_finished, timeout=90000) as b:
+            window.send_button.click()
+            qtbot.waitUntil(lambda: window.model.counts().get(st.STORED, 0) >= 20, timeout=30000)
+            for suffix in ("", "-wal"):  # the journal's disk fails: no write gets through
+                immutable(Path(window.journal_path + suffix))
+        job = b.args[0]
+    assert job.journal_error and not job.cancelled
+    banner = window.banner.label.text()
+    assert "The send stopped: the send journal could not be written" in banner
+    assert "<b>Why:</b> cannot write the send journal" in banner
+    assert "Nothing the journal did not record is called stored" in banner
+    assert "<b>What to do:</b> free some disk space" in banner
+    assert window.progress_label.text().startswith("Stopped: ") and "#9ca3af" in window.progress.styleSheet()
+    assert "could not be written" in window.statusBar().currentMessage()
+    # what the window calls stored is what the journal recorded, no more
+    for suffix in ("", "-wal"):  # the disk works again
+        subprocess.run(["chattr", "-i", window.journal_path + suffix], check=True)
+    with Journal(window.journal_path) as j:
+        recorded = {r["idx"] for r in j.instances(job.job_id) if r["state"] == "stored"}
+    shown = {i for i, n in job.by_index.items() if n.state == st.STORED}
+    assert shown == recorded and 20 <= len(recorded) < 150
+    assert window.model.counts().get(st.STORED, 0) == len(recorded)
+
+
+def test_a_damaged_journal_is_set_aside_and_the_window_says_so(qtbot, tmp_path, monkeypatch) -> None:
+    from ui.app import build_window
+    from ui.logpane import LogBuffer
+
+    monkeypatch.setenv("DICOM_COURIER_CONFIG_DIR", str(tmp_path / "config"))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "journal.sqlite").write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 64)  # an SQLite header, then junk
+    w = build_window(LogBuffer(), str(tmp_path / "config"), str(data), remember_layout=True)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.resume_controller.journal_noted, timeout=10000):
+        w.show()
+    text = w.banner.label.text()
+    assert w.banner.isVisible() and text.startswith("The send journal was damaged") and "journal.sqlite.corrupt-" in text
+    assert "can no longer be resumed" in text
+    assert list(data.glob("journal.sqlite.corrupt-*")), "the damaged file is kept"
+    w.close()
 
 
 def test_no_resume_offer_once_the_rest_was_sent_in_the_same_session(qtbot, picky, tmp_path, monkeypatch) -> None:
@@ -462,7 +589,8 @@ def test_the_reason_is_visible_without_scrolling(qtbot, window, picky, tmp_path)
     rt = next(n for n in window.model.leaves() if n.inst.path.endswith("rtplan.dcm"))
     window.view.setCurrentIndex(window.view.to_view(window.model.index_of(rt)))
     assert window.reason_label.isVisible()
-    assert window.reason_label.text().startswith("rtplan.dcm: not sent - ") and "RT Plan" in window.reason_label.text()
+    # a refused SOP class is a failure with its reason ("not sent" is for a send the user stopped)
+    assert window.reason_label.text().startswith("rtplan.dcm: failed - ") and "RT Plan" in window.reason_label.text()
 
 
 def test_profile_editor_fits_and_shows_tls_only_when_on(qtbot, window) -> None:
@@ -659,19 +787,23 @@ def test_failure_report_covers_every_send_unreadable_files_labels_and_anonymous_
     with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
         assert window.export_failure_report(str(path))
     rep = json.loads(path.read_text())
-    # every instance sent to this PACS (not the retry's 2): CT, and MR on the retry, stored; the SC and the RT Plan not sent
-    assert (rep["summary"]["total"], rep["summary"]["success"], rep["summary"]["not_sent"]) == (4, 2, 2)
+    # every instance sent to this PACS (not the retry's 2): CT, and MR on the retry, stored; the Secondary Capture and the
+    # RT Plan failed (classes the picky PACS refuses: failures with the reason, not "not sent")
+    summary = rep["summary"]
+    assert (summary["total"], summary["success"], summary["failure"], summary["not_sent"]) == (4, 2, 2, 0)
     assert len(rep["jobs"]) == 2 and rep["job"]["sends"] == 2
     by_file = {Path(e["file"]).name: e for e in rep["instances"]}
     assert "MR_small.dcm" not in by_file, "its latest send stored it"
     assert by_file["broken.dcm"]["state"] == "unreadable" and by_file["broken.dcm"]["message"]
     assert by_file["README.txt"]["state"] == "not DICOM"
-    assert by_file["rtplan.dcm"]["state"] == "not-sent"
+    assert by_file["rtplan.dcm"]["state"] == "failed" and "does not support RT Plan" in by_file["rtplan.dcm"]["message"]
+    assert not by_file["rtplan.dcm"]["resumable"]
     html_path = tmp_path / "report.html"
     with qtbot.waitSignal(window.report_controller.report_written, timeout=20000):
         window.export_failure_report(str(html_path))
     page = html_path.read_text()
     assert "Association (ACSE) timeout, s" in page and "acse_timeout_s" not in page
+    assert "<b>2</b> Failed" in page and "Not sent" not in page, "a refused class is a failure, nothing was stopped"
     assert "2 sends to this PACS" in page
     # names as people write them; with patient data left out, no folder (nor a name in the file name)
     anon = tmp_path / "anon.json"

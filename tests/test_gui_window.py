@@ -180,6 +180,10 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     banner = window.banner.label.text()
     # a refused SOP class is a failure, not "not sent" (reserved for a send the user stopped)
     assert "<b>2</b> stored" in banner and "2</b> failed" in banner and "not sent" not in banner
+    assert (
+        "<b>Failed:</b> The PACS refused it: 0xC000 Cannot Understand (1); The PACS does not accept RT Plan Storage (1)."
+        in banner
+    )
     # issue 14: the button counts failures as failures (and unsent instances apart, when there are any)
     assert window.act_retry.isEnabled() and window.retry_button.text() == "Retry failed (2)"
     text = diag_text(window.diag_model)
@@ -187,9 +191,10 @@ def test_send_to_a_picky_pacs_shows_states_and_diagnostics(qtbot, window, picky,
     assert "Rejected" in text and "RT Plan Storage | abstract syntax not supported" in text
     assert ("Peer max PDU" in text and "Ended | released after 1 stored" in text) or "Ended | released" in text
     assert job.summary["success"] == 2
-    # progress (issue 14): the blocked RT Plan never left, so it does not fill the bar; rates shown
-    assert (window.progress.value(), window.progress.maximum()) == (3, 4)
-    assert "3 / 4 instances · 1 not sent" in window.progress_label.text() and "MB/s" in window.progress_label.text()
+    # progress (issue 14): every instance reached an outcome (the refused RT Plan a failure, not "not sent"); rates shown
+    assert (window.progress.value(), window.progress.maximum()) == (4, 4)
+    assert "4 / 4 instances ·" in window.progress_label.text() and "not sent" not in window.progress_label.text()
+    assert "MB/s" in window.progress_label.text()
     # failed only
     window.act_failed_only.setChecked(True)
     assert window.failed_only_box.isChecked()
@@ -284,7 +289,7 @@ def test_export_failure_report_in_three_formats(qtbot, window, picky, tmp_path) 
         out[ext] = path.read_text(encoding="utf-8")
     rep = json.loads(out["json"])
     by_file = {Path(e["file"]).name: e for e in rep["instances"]}
-    # warned (0xB000), failed (0xA900), not sent (RT Plan, refused class) and (issue 14) the unreadable
+    # warned (0xB000), failed (0xA900), failed (RT Plan, a refused class; no longer "not sent") and (issue 14) the unreadable
     # and non-DICOM files are all listed
     assert set(by_file) == {"CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "rtplan.dcm", "broken.dcm", "README.txt"}
     mr = by_file["MR_small.dcm"]
@@ -420,6 +425,39 @@ def test_test_connection_over_tls(qtbot, window, scp_factory, tmp_path) -> None:
         window.test_button.click()
     result, error = b.args
     assert result is None and "certificate" in error.lower()
+
+
+def test_editor_sets_implicit_vr_only_resends_and_reconnects_and_the_send_uses_them(qtbot, window, tmp_path) -> None:
+    import json
+
+    from core.profiles import Profile, ProfileStore
+    from ui.profiles_ui import ProfileEditor
+
+    ed = ProfileEditor(Profile(name="Old PACS", remote_host="pacs", remote_port=104, remote_ae_title="OLD"), window.pool)
+    qtbot.addWidget(ed)
+    # plain labels, and tooltips that say what each does
+    assert ed.implicit_vr_only.text() == "Implicit VR Little Endian only (for older PACS)" and not ed.implicit_vr_only.isChecked()
+    assert "newer than they know" in ed.implicit_vr_only.toolTip() and "UC, UR, SV, UV" in ed.implicit_vr_only.toolTip()
+    assert "0 = never" in ed.max_resends.toolTip() and "down or busy" in ed.reconnect_attempts.toolTip()
+    assert (ed.max_resends.value(), ed.reconnect_attempts.value()) == (3, 5)  # the engine's defaults
+    assert ed.max_resends.maximum() == 10 and ed.reconnect_attempts.maximum() == 50
+    ed.implicit_vr_only.setChecked(True)
+    ed.max_resends.setValue(0)
+    ed.reconnect_attempts.setValue(9)
+    assert ed.validate()
+    p = ed.profile()
+    window.profiles.insert(window.profiles.rowCount(), p)
+    saved = next(x for x in json.loads(Path(window.store.path).read_text())["profiles"] if x["name"] == "Old PACS")
+    assert (saved["implicit_vr_only"], saved["max_resends"], saved["reconnect_attempts"]) == (True, 0, 9)
+    again = ProfileStore(window.store.path)
+    again.load()
+    _job, request, *_ = window.send_controller._new_job([], again.get("Old PACS"))  # the request a send hands to core
+    cfg = request.config
+    assert (cfg.implicit_vr_only, cfg.max_resends, cfg.reconnect_attempts) == (True, 0, 9)
+    ed2 = ProfileEditor(again.get("Old PACS"), window.pool)  # and the editor shows them back
+    qtbot.addWidget(ed2)
+    assert ed2.implicit_vr_only.isChecked() and (ed2.max_resends.value(), ed2.reconnect_attempts.value()) == (0, 9)
+    assert ed2.max_resends.text() == "0 (never)"
 
 
 def test_key_passphrase_goes_to_the_keyring_not_the_profile(qtbot, window, tmp_path) -> None:

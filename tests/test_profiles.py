@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,9 @@ def good() -> Profile:
         ("max_pdu_bytes", "100", "4096"),
         ("strategy", "fastest", "unknown strategy"),
         ("max_retries", "9", "outside 0-4"),
+        ("max_resends", "-1", "outside 0-10"),
+        ("max_resends", "11", "outside 0-10"),
+        ("reconnect_attempts", "often", "not a whole number"),
         ("tls_ca_cert_file", "-----BEGIN CERTIFICATE-----", "never stored"),
         ("tls_client_key_secret_name", "-----BEGIN PRIVATE KEY----- abc", "not the secret itself"),
     ],
@@ -68,6 +72,8 @@ def test_check_field_rejects_with_a_reason(field: str, value: str, needle: str) 
         ("acse_timeout_s", "2.5"),
         ("max_pdu_bytes", "0"),
         ("max_pdu_bytes", "16384"),
+        ("max_resends", "0"),
+        ("reconnect_attempts", 50),
         ("strategy", "Universal"),
         ("remote_host", "10.0.0.5"),
         ("tls_ca_cert_secret_name", "projects/p/secrets/ca/versions/latest"),
@@ -96,17 +102,33 @@ def test_each_engine_setting_is_mapped_from_one_profile_field() -> None:
     store_fields = {f.name for f in fields(StoreConfig)}
     profile_fields = {f.name for f in fields(Profile)}
     assert set(STORE_CONFIG_FIELDS) <= profile_fields
-    assert set(STORE_CONFIG_FIELDS.values()) == store_fields - {
-        "max_resends",
-        "reconnect_attempts",
-        "retry_total_s",
-        "retry_backoff_s",
-    }
+    # the re-send settings are per profile (the editor shows them); the outage budget is the engine's
+    assert set(STORE_CONFIG_FIELDS.values()) == store_fields - {"retry_total_s", "retry_backoff_s"}
     p = good()
     p.tls_ca_cert_file = " /ca.pem "
     cfg = p.to_store_config()
     assert cfg.tls_ca_cert_file == "/ca.pem" and cfg.tls_client_cert_file is None
     assert Profile.from_json(cfg.to_dict()).to_store_config() == cfg
+
+
+def test_send_settings_round_trip_through_the_file_and_reach_the_send(tmp_path: Path) -> None:
+    """Implicit VR only (c35), re-sends and reconnects: saved in profiles.json, read back, given to the engine."""
+    p = replace(good(), implicit_vr_only=True, max_resends=0, reconnect_attempts=12)
+    store = ProfileStore()
+    store.load()
+    store.profiles.append(p)
+    store.save()
+    saved = next(x for x in json.loads(Path(store.path).read_text())["profiles"] if x["name"] == p.name)
+    assert (saved["implicit_vr_only"], saved["max_resends"], saved["reconnect_attempts"]) == (True, 0, 12)
+    again = ProfileStore()
+    again.load()
+    back = again.get(p.name)
+    assert back == p
+    cfg = back.to_store_config()
+    assert (cfg.implicit_vr_only, cfg.max_resends, cfg.reconnect_attempts) == (True, 0, 12)
+    # a profile written before these settings existed gets the engine's defaults
+    old = Profile.from_json({k: v for k, v in saved.items() if k not in ("max_resends", "reconnect_attempts")})
+    assert (old.max_resends, old.reconnect_attempts) == (StoreConfig.max_resends, StoreConfig.reconnect_attempts)
 
 
 def test_client_key_without_certificate_is_an_error() -> None:

@@ -8,26 +8,28 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QWidget
 
 from core.journal import JobRecord
 from core.preflight import InstancePlan, needs_confirmation, summary_text
 
 from .controllers.send import SendRecord
-from .progress import format_duration, rate_text
-from .wording import datetime_text, plain_reason
+from .progress import UNREACHABLE_WHY, format_duration, rate_text
+from .wording import JOURNAL_HINT, datetime_text, plain_reason
 
 RED, AMBER, GREEN, BLUE = "#fee2e2", "#fef3c7", "#dcfce7", "#dbeafe"
 
 
 def _headline(job: SendRecord) -> tuple[str, str]:
     """``(background colour, headline)`` of a send's summary: how it ended, at a glance."""
-    stored, warn, failed, not_sent = job.counts
+    stored, warn, failed, not_sent, unreachable, unknown = job.counts
+    if job.journal_error:
+        return RED, "The send stopped: the send journal could not be written"
     if job.cancelled:
         return AMBER, "Cancelled"
     if not stored and not warn:
         return RED, "Nothing was sent" if not job.sent else "Nothing was stored"
-    if failed or not_sent:
+    if failed or not_sent or unreachable or unknown:
         return RED, "Some instances were not stored"
     if warn:
         return AMBER, "All stored, some with warnings"
@@ -55,14 +57,65 @@ def _arrival_text(arrival: dict[str, Any]) -> str:
     return ""
 
 
-def _why_text(job: SendRecord) -> str:
-    """When nothing reached the PACS: why, in plain words, and what to do (the details in the diagnostics pane)."""
-    reason = job.why_nothing_sent()
+def _text(message: str) -> str:
+    """`message` escaped for rich text, with a path breakable after each "/" (a long path never widens the banner)."""
+    return html.escape(message).replace("/", "/\u200b")
+
+
+def _why_text(job: SendRecord, reason: str) -> str:
+    """Why nothing (or not everything) reached the PACS, in plain words, and what to do (details: the diagnostics pane)."""
     if not reason:
         return ""
     plain = plain_reason(reason)
-    return f"<br><span style='color:#991b1b'><b>Why:</b> {html.escape(plain.what)}.</span>" + (
-        f" <b>What to do:</b> {html.escape(plain.hint)}." if plain.hint else ""
+    return f"<br><span style='color:#991b1b'><b>Why:</b> {_text(plain.what)}.</span>" + (
+        f" <b>What to do:</b> {_text(plain.hint)}." if plain.hint else ""
+    )
+
+
+#: How many reasons the banner gives for failures (the rest: the tree, the report), and how long each may be.
+MAX_REASONS, MAX_REASON_CHARS = 3, 90
+
+
+def _short(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """`text` cut at a word before `limit` characters, with an ellipsis (the whole reason is in the Details column)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:") + "…"
+
+
+def _failed_text(job: SendRecord) -> str:
+    """The commonest reasons of the failures, in plain words, with how many each (e.g. a refused SOP class)."""
+    reasons: dict[str, int] = {}
+    for o in job.outcomes.values():
+        if o.get("state") == "failed" and not o.get("resumable") and o.get("message"):
+            what = _short(plain_reason(str(o["message"])).what)
+            reasons[what] = reasons.get(what, 0) + 1
+    if not reasons:
+        return ""
+    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:MAX_REASONS]
+    more = len(reasons) - len(top)
+    return (
+        "<br><b>Failed:</b> "
+        + "; ".join(f"{_text(what)} ({n})" for what, n in top)
+        + (f"; {more} other reason(s) (see the Details column)" if more else "")
+        + "."
+    )
+
+
+def _journal_text(job: SendRecord) -> str:
+    """The send stopped because its journal could not be written: why, what that means for the counts, what to do."""
+    unrecorded = sum(
+        1 for o in job.outcomes.values() if o.get("state") == "unknown" and str(o.get("message", "")).startswith("outcome not")
+    )
+    return (
+        f"<br><span style='color:#991b1b'><b>Why:</b> {_text(job.journal_error)}.</span>"
+        "<br>Nothing the journal did not record is called stored"
+        + (
+            f": <b>{unrecorded}</b> instance(s) the PACS acknowledged are shown as outcome unknown and are sent again."
+            if unrecorded
+            else "."
+        )
+        + f" <b>What to do:</b> {html.escape(JOURNAL_HINT)}."
     )
 
 
@@ -72,30 +125,44 @@ def send_summary(job: SendRecord) -> tuple[str, str]:
     The time and rate are the progress tracker's (the progress line and the plot show the same).
     """
     s = job.summary
-    stored, warn, failed, not_sent = job.counts
+    stored, warn, failed, not_sent, unreachable, unknown = job.counts
     skipped, conv = s.get("skipped", 0), s.get("converted", 0)
     colour, head = _headline(job)
     parts = [
         f"<b>{stored}</b> stored" + (f" ({conv} converted)" if conv else ""),
         f"<b>{warn}</b> with warnings",
         f"<b style='color:#b91c1c'>{failed}</b> failed",
-        f"<b>{not_sent}</b> not sent" + (" (cancelled)" if job.cancelled and not_sent else ""),
     ]
+    if unknown:
+        parts.append(f"<b style='color:#7c3aed'>{unknown}</b> outcome unknown")
+    # "not sent" only when something was: the user stopped the send, or the PACS could not be reached
+    if not_sent:
+        parts.append(f"<b>{not_sent}</b> not sent" + (" (cancelled)" if job.cancelled else ""))
+    if unreachable:
+        parts.append(f"<b>{unreachable}</b> not sent: {UNREACHABLE_WHY}")
     if skipped:
         parts.append(f"{skipped} skipped")
     took = f"{format_duration(job.elapsed_s)}" + (f", {rate_text(job.rates[0])}" if job.sent else "")
     text = f"<b>{head}</b> - {html.escape(job.profile.name)}: " + " · ".join(parts) + f" - {took}"
-    if not stored and not warn and not job.cancelled:
-        text += _why_text(job)
+    if job.journal_error:
+        text += _journal_text(job)
+    elif not stored and not warn and not job.cancelled:
+        text += _why_text(job, job.why_nothing_sent())
+    elif unreachable:  # some went out, then the PACS could not take the rest
+        text += _why_text(job, job.why_unreachable())
+    if failed and not job.journal_error:
+        text += _failed_text(job)
     text += _arrival_text(job.arrival)
     if job.plan_summary:
         text += f"<br>Plan before sending: {html.escape(job.plan_summary)}."
     if job.resumed:
         text += f"<br>Resumed job {html.escape(job.job_id)}: only instances left unsent or in doubt were sent."
-    if job.cancelled and not_sent:
+    if (job.cancelled and not_sent) or unreachable:
         text += "<br>The instances not sent stay in the send journal: <i>Retry</i> sends them now, or resume them later."
-    if job.error and job.error not in job.why_nothing_sent():
-        text += f"<br><span style='color:#b91c1c'>{html.escape(job.error)}</span>"
+    if job.error and job.error != job.journal_error and job.error not in job.why_nothing_sent():
+        text += f"<br><span style='color:#b91c1c'>{_text(job.error)}</span>"
+    for note in job.journal_notes:
+        text += f"<br><i>{_text(note)}</i>"
     return colour, text
 
 
@@ -119,6 +186,8 @@ class SummaryBanner(QFrame):
         self.label.setTextFormat(Qt.TextFormat.RichText)
         self.label.setWordWrap(True)
         self.label.setOpenExternalLinks(True)
+        # the text takes the room the buttons leave (it wraps); a long text never squeezes a button's words
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._row.addWidget(self.label, 1)
         self.hide()
 
@@ -151,6 +220,10 @@ class SummaryBanner(QFrame):
             + ". Nothing was sent.",
             "plan",
         )
+
+    def show_notice(self, text: str, error: bool = False) -> None:
+        """Say something about the app's own state (e.g. the send journal) until the next send or plan."""
+        self._show(RED if error else AMBER, _text(text), "notice")
 
     def show_plan_error(self, error: str) -> None:
         """Say why there is no plan (in plain words, with the hint)."""

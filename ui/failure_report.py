@@ -4,7 +4,8 @@ Pure Python (no Qt), so it can run on a worker thread and be tested directly.
 Per instance: file, patient ID (and name unless omitted), study / series / SOP
 Instance UIDs, SOP class, state, status code and meaning, the PACS's Error
 Comment, the message and hint, the transfer syntax tried (and converted from),
-the strategy and the fallback steps. Plus the profile used (no secrets: a
+the strategy, the fallback steps and whether a resume sends it again (a failure that
+never reached the PACS). Plus the profile used (no secrets: a
 profile holds none), the negotiation summary, the counts and the time.
 Every value in the HTML page is escaped.
 """
@@ -53,6 +54,7 @@ REPORT_COLUMNS = (
     "strategy_used",
     "fallback_steps",
     "notes",
+    "resumable",
 )
 
 _PROBLEM_STATUS = ("failure", "warning", "skipped")
@@ -68,6 +70,9 @@ SETTING_LABELS = {
     "max_retries": "Fallback steps",
     "parallel_associations": "Parallel associations",
     "allow_lossy": "Lossy conversion allowed",
+    "implicit_vr_only": "Implicit VR Little Endian only",
+    "max_resends": "Re-sends per instance",
+    "reconnect_attempts": "Reconnect attempts",
     "verify_arrival": "Arrival check after sending",
     "acse_timeout_s": "Association (ACSE) timeout, s",
     "dimse_timeout_s": "Response (DIMSE) timeout, s",
@@ -174,6 +179,7 @@ def _report_entry(o: dict[str, Any], inst: Any, associations: Sequence[dict[str,
         "strategy_used": o.get("strategy_used") or "",
         "fallback_steps": fallback_steps(o.get("sop_class_uid") or getattr(inst, "sop_class_uid", ""), associations),
         "notes": list(o.get("notes") or []),
+        "resumable": bool(o.get("resumable")),
     }
 
 
@@ -211,6 +217,7 @@ def _unreadable_entry(inst: Any) -> dict[str, Any]:
         message=getattr(inst, "reason", "") or ("cannot be read" if failed else "not a DICOM file"),
         fallback_steps=[],
         notes=list(getattr(inst, "notes", ()) or ()),
+        resumable=False,
     )
     return entry
 
@@ -336,18 +343,23 @@ def _html_header(report: dict[str, Any]) -> list[str]:
         + "</p>",
         "<p class='counts'>",
     ]
+    apart = int(s.get("not_sent", 0) or 0) + int(s.get("not_reached", 0) or 0)  # failures said on their own
+    counts = {**s, "failed_only": int(s.get("failure", 0) or 0) - apart}
     for label, key in (
         ("Total", "total"),
         ("Stored", "success"),
         ("With warnings", "warning"),
-        ("Failed", "failure"),
-        ("Not sent", "not_sent"),
+        ("Failed", "failed_only"),
+        ("Not sent: the PACS could not be reached", "not_reached"),
+        ("Not sent: the send was stopped", "not_sent"),
         ("Skipped", "skipped"),
         ("Unreadable or not DICOM", "unreadable"),
         ("Converted", "converted"),
         ("Associations", "associations"),
     ):
-        out.append(f"<span><b>{_e(s.get(key, 0))}</b> {_e(label)}</span>")
+        if key in ("not_reached", "not_sent") and not counts.get(key):
+            continue
+        out.append(f"<span><b>{_e(counts.get(key, 0))}</b> {_e(label)}</span>")
     out.append("</p>")
     if len(report.get("jobs", [])) > 1:
         out.append("<h2>Sends covered</h2><table><tr><th>Job</th><th>Started</th><th>Finished</th><th>Counts</th></tr>")
@@ -378,6 +390,8 @@ def _html_instance_row(e: dict[str, Any], omit_patient: bool) -> str:
         f"<span class='muted'>SOP</span> <code>{_e(e['sop_instance_uid'])}</code>"
     )
     status = f"<span class='{cls}'>{_e(e['state'])}</span>"
+    if e.get("resumable"):
+        status += "<br><span class='muted'>never reached the PACS; a resume sends it again</span>"
     if e["status_code"]:
         status += f"<br><code>{_e(e['status_code'])}</code> {_e(e['status_meaning'])}"
     what = _e(e["message"])

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.events import JournalFailed
 from core.probe import AcceptanceMap
 from core.profiles import Profile, ProfileStore
 
@@ -45,7 +46,7 @@ from .probe_dialog import ProbeDialog
 from .profiles_ui import ProfileListModel, ProfilesDialog
 from .progress import ProgressTracker
 from .qtcompat import emit
-from .wording import plain_reason
+from .wording import journal_note, plain_reason
 from .workers import GuiGate, ScanWorker, ThreadPool
 
 LOGGER = logging.getLogger(__name__)
@@ -161,6 +162,8 @@ class MainWindow(MainWindowLayout):
         send.progressed.connect(self._on_send_progressed)
         send.arrival_checked.connect(self._on_send_arrival_checked)
         send.send_finished.connect(self._on_send_send_finished)
+        send.journal_noted.connect(self._on_journal_noted)
+        resume.journal_noted.connect(self._on_journal_noted)
         resume.interrupted_jobs_found.connect(self._on_resume_interrupted_jobs_found)
         resume.resume_prepared.connect(self._on_resume_resume_prepared)
         resume.resume_failed.connect(self._on_resume_resume_failed)
@@ -432,10 +435,11 @@ class MainWindow(MainWindowLayout):
         self.resume_banner.resume_button.setEnabled(not busy)
 
     def _retry_counts(self) -> tuple[int, int]:
-        """``(failed, not sent)`` among the instances *Retry* would send (failed counts unknown outcomes too)."""
+        """``(failed, not sent)`` among the instances *Retry* would send (failed counts unknown outcomes too;
+        not sent: stopped by the user, or the PACS could not be reached)."""
         failed = not_sent = 0
         for node in self.send_controller.retry_nodes():
-            if node.state == st.NOT_SENT:
+            if node.state == st.NOT_SENT or st.never_reached(node.state, node.outcome):
                 not_sent += 1
             else:
                 failed += 1
@@ -790,6 +794,15 @@ class MainWindow(MainWindowLayout):
     # -- resume (send journal) ---------------------------------------------------------------------
 
     @Slot(object)
+    def _on_journal_noted(self, event: Any) -> None:
+        """The send journal was set aside, is unavailable or could not be written: say so in plain words."""
+        text = journal_note(event)
+        failed = isinstance(event, JournalFailed)
+        self.statusBar().showMessage(text, 30000)
+        if not self.send_controller.sending:  # during a send the summary at its end says it
+            self.banner.show_notice(text, error=failed)
+
+    @Slot(object)
     def _on_resume_interrupted_jobs_found(self, jobs: list[Any]) -> None:
         self.resume_banner.show_jobs(jobs)
         self._update_send_button()
@@ -908,8 +921,9 @@ class MainWindow(MainWindowLayout):
                 self,
                 "A send is running",
                 f"A send to {p} is running: {t.done} of {t.total} instance(s) done. Stop it and quit?",
-                "It stops after the current instance. The instances not sent yet stay in the send journal: "
-                "the next time DICOM Courier starts it offers to resume them.",
+                "It stops within a second or two (a large instance is cut off mid-way and sent again later). "
+                "The instances not sent yet stay in the send journal: the next time DICOM Courier starts it "
+                "offers to resume them.",
                 [
                     ("stop", "Stop sending and quit", QMessageBox.ButtonRole.DestructiveRole),
                     ("keep", "Keep sending", QMessageBox.ButtonRole.RejectRole),
@@ -925,9 +939,9 @@ class MainWindow(MainWindowLayout):
             return
         self._quit_when_stopped = True
         if self.send_controller.sending:
-            self.progress_label.setText("Stopping after the current instance, then quitting…")
             self.act_cancel.setEnabled(False)
-            self.send_controller.cancel()
+            self.send_controller.stop_to_quit()
+            self.progress_label.setText("Stopping the send, then quitting (what is left stays in the journal for Resume)…")
         else:  # still planning or asking: nothing was sent yet
             if self.confirm_box is not None:
                 self.confirm_box.reject()

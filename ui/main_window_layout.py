@@ -102,6 +102,7 @@ BAR_STYLES = {
     "Done": "QProgressBar::chunk{background:#16a34a;}",
     "Done with warnings": "QProgressBar::chunk{background:#d97706;}",
     "Cancelled": "QProgressBar{background:#fef3c7;} QProgressBar::chunk{background:#9ca3af;}",
+    "Stopped": "QProgressBar{background:#fee2e2;} QProgressBar::chunk{background:#9ca3af;}",
     "Some not stored": "QProgressBar{background:#fee2e2;} QProgressBar::chunk{background:#d97706;}",
     "Nothing stored": "QProgressBar{background:#fecaca;} QProgressBar::chunk{background:#dc2626;}",
 }

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.profiles import Profile, ProfileFileError, ProfileStore, check_field, coerce_field
+from core.profiles import COUNT_LIMITS, Profile, ProfileFileError, ProfileStore, check_field, coerce_field
 from core.strategies import STRATEGY_ORDER, strategy_syntaxes
 
 from .controllers.echo import EchoController, format_echo
@@ -196,6 +196,9 @@ class ProfileEditor(QDialog):
         "network_timeout_s": GLOSSARY["network_timeout"],
         "connect_timeout_s": GLOSSARY["connect_timeout"],
         "max_pdu_bytes": GLOSSARY["max_pdu"],
+        "implicit_vr_only": GLOSSARY["implicit_vr_only"],
+        "max_resends": GLOSSARY["max_resends"],
+        "reconnect_attempts": GLOSSARY["reconnect_attempts"],
     }
 
     def __init__(
@@ -221,6 +224,7 @@ class ProfileEditor(QDialog):
         self.edits: dict[str, QLineEdit] = {}
 
         conn = self._build_connection(profile)
+        outage = self._build_outage(profile)
         send = self._build_sending(profile)
         timing = self._build_timing(profile)
         self.tls_box = self._build_tls(profile)
@@ -230,7 +234,7 @@ class ProfileEditor(QDialog):
         self.buttons.rejected.connect(self.reject)
 
         # two columns in a scroll area (a small screen scrolls them; the buttons stay in view):
-        # connection and, only when TLS is on, its certificates | sending, timeouts
+        # connection and, only when TLS is on, its certificates | sending, outages, timeouts
         body = QWidget(self)
         left = QVBoxLayout()
         left.addWidget(conn)
@@ -238,6 +242,7 @@ class ProfileEditor(QDialog):
         left.addStretch(1)
         right = QVBoxLayout()
         right.addWidget(send)
+        right.addWidget(outage)
         right.addWidget(timing)
         right.addStretch(1)
         cols = QHBoxLayout(body)
@@ -269,6 +274,12 @@ class ProfileEditor(QDialog):
             want_w = min(want_w, avail.width() - 40)
             want_h = min(want_h, avail.height() - 60)
         self.resize(want_w, want_h)
+        if avail is not None and self.isVisible():  # grown (TLS turned on): keep Save and Cancel on the screen
+            frame = self.frameGeometry()
+            x = min(max(frame.left(), avail.left()), avail.right() - frame.width())
+            y = min(max(frame.top(), avail.top()), avail.bottom() - frame.height())
+            if (x, y) != (frame.left(), frame.top()):
+                self.move(x, y)
 
     def showEvent(self, event: Any) -> None:
         if not getattr(self, "_fitted", False):
@@ -332,6 +343,10 @@ class ProfileEditor(QDialog):
         self.allow_lossy = QCheckBox("Allow lossy conversion (never needed for uncompressed files)", self)
         self.allow_lossy.setChecked(bool(profile.allow_lossy))
         sf.addRow("", self.allow_lossy)
+        self.implicit_vr_only = QCheckBox("Implicit VR Little Endian only (for older PACS)", self)
+        self.implicit_vr_only.setChecked(bool(profile.implicit_vr_only))
+        self.implicit_vr_only.setToolTip(self.FIELD_TIPS["implicit_vr_only"])
+        sf.addRow("", self.implicit_vr_only)
         self.verify_arrival = QCheckBox("Check arrival after sending (storage commitment, else C-FIND)", self)
         self.verify_arrival.setChecked(bool(profile.verify_arrival))
         self.verify_arrival.setToolTip(
@@ -340,6 +355,24 @@ class ProfileEditor(QDialog):
         )
         sf.addRow("", self.verify_arrival)
         return send
+
+    def _count_box(self, key: str, value: Any, default: int) -> QSpinBox:
+        box = QSpinBox(self)
+        box.setObjectName(key)
+        box.setRange(0, COUNT_LIMITS[key])
+        box.setValue(int(value) if str(value).isdigit() else default)
+        box.setToolTip(self.FIELD_TIPS[key])
+        return box
+
+    def _build_outage(self, profile: Profile) -> QGroupBox:
+        outage = QGroupBox("When the PACS is busy or down", self)
+        of = QFormLayout(outage)
+        self.reconnect_attempts = self._count_box("reconnect_attempts", profile.reconnect_attempts, 5)
+        of.addRow(self._label("Reconnect attempts", "reconnect_attempts"), self.reconnect_attempts)
+        self.max_resends = self._count_box("max_resends", profile.max_resends, 3)
+        self.max_resends.setSpecialValueText("0 (never)")
+        of.addRow(self._label("Re-sends per instance", "max_resends"), self.max_resends)
+        return outage
 
     def _build_timing(self, profile: Profile) -> QGroupBox:
         timing = QGroupBox("Timeouts and PDU", self)
@@ -523,6 +556,9 @@ class ProfileEditor(QDialog):
         values["max_retries"] = self.max_retries.value()
         values["parallel_associations"] = self.parallel.value()
         values["allow_lossy"] = self.allow_lossy.isChecked()
+        values["implicit_vr_only"] = self.implicit_vr_only.isChecked()
+        values["max_resends"] = self.max_resends.value()
+        values["reconnect_attempts"] = self.reconnect_attempts.value()
         values["verify_arrival"] = self.verify_arrival.isChecked()
         values["tls_enabled"] = self.tls_enabled.isChecked()
         values["tls_verify_hostname"] = self.tls_verify.isChecked()

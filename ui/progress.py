@@ -1,8 +1,10 @@
 """Send progress: instances that reached an outcome, bytes sent, rates over a sliding window, time left (no Qt).
 
-Only instances that went to the PACS count for the rates and the bytes; instances that
-never left (no association, no usable context, cancelled) are counted apart as "not
-sent" and never fill the bar. Once the send ends the rates freeze at the average over
+Only instances that went to the PACS count for the rates and the bytes. Instances that
+never left are counted apart as "not sent" and never fill the bar: those the user stopped
+(cancel, close) and those the PACS could not take at all (unreachable, association refused,
+judged broken: the engine's ``failed`` outcomes marked ``resumable``), counted as
+:attr:`ProgressTracker.unreachable`. Once the send ends the rates freeze at the average over
 the time instances were going out, and the bar, the progress line, the plot and the
 summary banner all read that same average.
 """
@@ -23,10 +25,12 @@ class ProgressTracker:
 
     Attributes:
         total / total_bytes: the job's size.
-        done: instances that reached an outcome other than "not sent" (stored, failed, unknown, skipped).
+        done: instances that reached an outcome (stored, failed, unknown, skipped), "not sent" aside.
         sent: instances that went out to the PACS (the rates count these).
         bytes: bytes of the instances sent.
-        not_sent: instances that never left (no association, no usable context, cancelled).
+        not_sent: instances that never left: stopped by the user, or the PACS could not be reached.
+        unreachable: those of `not_sent` the PACS could not take (down, refused the association,
+            judged broken); a resume sends them again.
         label: how the send ended ("" while it runs), set by :meth:`finish`.
     """
 
@@ -43,6 +47,7 @@ class ProgressTracker:
         self.sent = 0
         self.bytes = 0
         self.not_sent = 0
+        self.unreachable = 0
         self.label = ""
         self.t0 = self._clock()
         self.t_last: float | None = None  # when the last instance that went out finished
@@ -67,9 +72,10 @@ class ProgressTracker:
         while len(self._samples) > 2 and now - self._samples[0][0] > self.window_s:
             self._samples.popleft()
 
-    def add_not_sent(self) -> None:
-        """One more instance ended without being sent."""
+    def add_not_sent(self, unreachable: bool = False) -> None:
+        """One more instance ended without being sent; `unreachable` when the PACS could not take it (not the user's stop)."""
         self.not_sent += 1
+        self.unreachable += int(unreachable)
 
     def finish(self, label: str = "") -> None:
         """Freeze the elapsed time and the rates; `label` says how the send ended (e.g. ``"Cancelled"``)."""
@@ -122,11 +128,12 @@ class ProgressTracker:
         """``37 / 176 instances · 1.2 / 3.0 MB · 14.0 inst/s · 0.40 MB/s · about 9 s left``.
 
         Once finished: the label first, the average rates and ``took …``; ``· 3 not sent`` when
-        some never left; no rates when nothing was sent.
+        some never left (``· 3 not sent: the PACS could not be reached`` when that is why); no
+        rates when nothing was sent.
         """
         parts = [f"{self.done} / {self.total} instances"]
         if self.not_sent:
-            parts.append(f"{self.not_sent} not sent")
+            parts.append(not_sent_text(self.not_sent, self.unreachable))
         parts.append(f"{self.bytes / 1e6:.1f} / {self.total_bytes / 1e6:.1f} MB")
         if self.sent:
             ips, bps = self.rates()
@@ -138,6 +145,19 @@ class ProgressTracker:
             parts.append(f"about {format_duration(eta)} left" if eta is not None else "estimating time left…")
         text = " · ".join(parts)
         return f"{self.label}: {text}" if self.label else text
+
+
+#: Why instances the PACS could not take were not sent (the progress line, the banner).
+UNREACHABLE_WHY = "the PACS could not be reached"
+
+
+def not_sent_text(not_sent: int, unreachable: int) -> str:
+    """``3 not sent``, ``3 not sent: the PACS could not be reached`` or ``5 not sent (3: the PACS could not be reached)``."""
+    if not unreachable:
+        return f"{not_sent} not sent"
+    if unreachable >= not_sent:
+        return f"{not_sent} not sent: {UNREACHABLE_WHY}"
+    return f"{not_sent} not sent ({unreachable}: {UNREACHABLE_WHY})"
 
 
 def rate_text(instances_per_s: float) -> str:

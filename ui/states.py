@@ -6,7 +6,9 @@ The engine's final states (:class:`core.outcomes.InstanceState`) plus the window
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPen, QPixmap
@@ -55,6 +57,17 @@ COLOURS = {
     NOT_DICOM: "#6b7280",
     INDEX: "#1d4ed8",
 }
+
+
+def never_reached(state: str, outcome: Mapping[str, Any] | None) -> bool:
+    """True for a failure that never reached the PACS because of the PACS (down, association refused, judged broken).
+
+    The engine records it ``failed`` with the reason and ``resumable`` (a resume sends it
+    again); the window counts it apart, as not sent, never as progress. A refused SOP class
+    is a plain failure (sending it again would not help).
+    """
+    return state == FAILED and bool(outcome and outcome.get("resumable"))
+
 
 #: Order in which parent rows summarise their children's states.
 SUMMARY_ORDER = (STORED, WARNING, FAILED, NOT_SENT, UNKNOWN, SENDING, QUEUED, SKIPPED, UNREADABLE, NOT_DICOM, INDEX, READY)

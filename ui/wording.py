@@ -7,13 +7,17 @@ plus the hint, :data:`GLOSSARY` explains the terms the window cannot avoid (in t
 :func:`person_name_text` writes a DICOM person name as people do, and :func:`date_text` /
 :func:`datetime_text` show dates one way, the locale's. Importing this module needs no Qt
 (the failure report uses it on a worker); only the date functions use QtCore's locale.
+:func:`journal_note` says what the send journal's events mean.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
+
+from core import events as ev
 
 #: Plain explanations of the DICOM terms the window shows (tooltips).
 GLOSSARY = {
@@ -62,6 +66,19 @@ GLOSSARY = {
         "Transfer-syntax strategy: which encodings to offer first. When the PACS declines them, more "
         "conservative strategies follow (fallback), down to the one every PACS accepts."
     ),
+    "implicit_vr_only": (
+        "Implicit VR Little Endian only: send every instance in the oldest encoding, which every PACS reads. "
+        "For older receivers that break off the connection on data types newer than they know (VRs such as "
+        "UC, UR, SV, UV). Compressed files are decompressed first, losslessly; one that cannot be is reported as failed."
+    ),
+    "max_resends": (
+        "Re-sends per instance: how many times one instance may be sent again when the PACS was too busy to take it "
+        "or the connection broke while it was on its way. 0 = never: nothing the PACS may already hold is sent twice."
+    ),
+    "reconnect_attempts": (
+        "Reconnect attempts: how many times to connect again while the PACS is down or busy, waiting a little longer "
+        "each time (2 minutes at most in all). Connecting again never sends an instance twice."
+    ),
 }
 
 
@@ -104,6 +121,8 @@ _PLAIN = tuple(
         (r"association aborted during ", "the connection was closed during "),
         (r" ?\(A-ABORT, [^)]*\)", ""),
         (r"no presentation context accepted for ", "the PACS does not accept "),
+        (r"^peer does not support (.+?) [\d.]+; rejected during association negotiation.*$", r"the PACS does not accept \1"),
+        (r"^(0x[0-9A-Fa-f]{4} .+)$", r"the PACS refused it: \1"),
     )
 )
 
@@ -141,6 +160,32 @@ def plain_reason(message: str) -> PlainReason:
     if what[:1].islower():
         what = what[:1].upper() + what[1:]
     return PlainReason(what, hint.strip(), message)
+
+
+#: What to do when the send journal cannot be written.
+JOURNAL_HINT = "free some disk space or make the journal's folder writable, then Retry (or resume the job later)"
+
+
+def journal_note(event: ev.Event) -> str:
+    """A journal event in one or two plain sentences ("" for any other event).
+
+    :class:`core.events.JournalSetAside` (a damaged journal was replaced), :class:`core.events.JournalUnavailable`
+    (this send has no journal) and :class:`core.events.JournalFailed` (the journal could not be written: the
+    send stopped).
+    """
+    if isinstance(event, ev.JournalSetAside):
+        return (
+            f"The send journal was damaged ({event.reason}): it was set aside as {os.path.basename(event.set_aside_as)} "
+            "and a new one started. Sends recorded before can no longer be resumed from here."
+        )
+    if isinstance(event, ev.JournalUnavailable):
+        return f"This send has no send journal ({event.message}): if DICOM Courier stops during it, it cannot offer to resume it."
+    if isinstance(event, ev.JournalFailed):
+        return (
+            f"The send journal {event.path} could not be written, so the send stopped before the next instance. "
+            "Only instances the journal recorded are counted as stored."
+        )
+    return ""
 
 
 def _date_format() -> str:

@@ -215,10 +215,17 @@ class SendWorker(EngineEventAdapter):
         super().__init__(batch_s, gate)
         self.request = request
         self.cancel_event = threading.Event()
+        self.stop_event = threading.Event()
 
     def cancel(self) -> None:
         """Ask the engine to stop before the next C-STORE (thread-safe)."""
         self.cancel_event.set()
+
+    def stop(self) -> None:
+        """Stop the send now, between PDUs (thread-safe): the association is aborted, the instance in
+        flight ends outcome unknown or not sent, the journal keeps the rest for a resume."""
+        self.cancel_event.set()
+        self.stop_event.set()
 
     def __call__(self, event: ev.Event) -> None:
         """The send's callback: every event as :class:`EngineEventAdapter`, the arrival check's as its signals."""
@@ -237,7 +244,7 @@ class SendWorker(EngineEventAdapter):
         _lower_priority()
         self.start_batching()
         try:
-            sent = run_send(self.request, self, self.cancel_event)
+            sent = run_send(self.request, self, self.cancel_event, self.stop_event)
             result = sent.job if sent.job is not None else {"error": "nothing to send"}
         except Exception as exc:  # errors cross threads as data
             LOGGER.error("Send job %s could not run: %s", self.request.job_id or "", exc)
@@ -461,11 +468,12 @@ class ThreadPool(QObject):
         return len(self._running)
 
     def shutdown(self, timeout_ms: int = 30000) -> None:
-        """Ask cancellable workers to stop and wait for every thread."""
+        """Ask cancellable workers to stop (a send: at once, between PDUs) and wait for every thread."""
         for _thread, worker in list(self._running.values()):
-            cancel = getattr(worker, "cancel_event", None)
-            if cancel is not None:
-                cancel.set()
+            for name in ("cancel_event", "stop_event"):
+                event = getattr(worker, name, None)
+                if event is not None:
+                    event.set()
         for thread, _worker in list(self._running.values()):
             thread.quit()
             if not thread.wait(timeout_ms):

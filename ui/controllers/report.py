@@ -17,7 +17,7 @@ from .send import SendRecord
 
 LOGGER = logging.getLogger(__name__)
 
-_COUNTED = ("success", "warning", "failure", "skipped", "not_sent")
+_COUNTED = ("success", "warning", "failure", "skipped", "not_sent", "not_reached")
 
 
 def merged_outcomes(jobs: Sequence[SendRecord]) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -36,7 +36,12 @@ def merged_outcomes(jobs: Sequence[SendRecord]) -> tuple[list[dict[str, Any]], l
 
 
 def merged_summary(outcomes: Sequence[dict[str, Any]], jobs: Sequence[SendRecord]) -> dict[str, Any]:
-    """The counts of the merged outcomes, plus the associations of every send."""
+    """The counts of the merged outcomes, plus the associations of every send.
+
+    ``failure`` counts every failed instance, as the engine's summary does; of those, ``not_sent``
+    were never sent because the user stopped the send and ``not_reached`` never reached the PACS
+    (it was down, refused the association or was judged broken; a resume sends them again).
+    """
     out: dict[str, Any] = dict.fromkeys(_COUNTED, 0)
     out["total"] = len(outcomes)
     for o in outcomes:
@@ -44,6 +49,8 @@ def merged_summary(outcomes: Sequence[dict[str, Any]], jobs: Sequence[SendRecord
         out[status] = out.get(status, 0) + 1
         if o.get("state") == st.NOT_SENT.value and status == "failure":
             out["not_sent"] += 1
+        elif st.never_reached(o.get("state", ""), o):
+            out["not_reached"] += 1
         if o.get("converted_from"):
             out["converted"] = out.get("converted", 0) + 1
     out["associations"] = sum(int(j.summary.get("associations", 0) or 0) for j in jobs)

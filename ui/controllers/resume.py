@@ -16,7 +16,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, QTimer, Signal, Slot
 
-from core.journal import RESUME_STATES, JobRecord, Journal
+from core import events as ev
+from core.journal import RESUME_STATES, JobRecord, Journal, add_set_aside_event
 from core.outcomes import STORED_STATES
 from core.profiles import Profile, ProfileStore
 from core.send import RerunPlan, prepare_rerun
@@ -44,22 +45,39 @@ def dismissed_jobs(settings_path: str | None) -> set[str]:
         return set()
 
 
-def find_interrupted(journal_path: str, settings_path: str | None, exclude: frozenset[str] = frozenset()) -> list[JobRecord]:
+def find_interrupted(
+    journal_path: str,
+    settings_path: str | None,
+    exclude: frozenset[str] = frozenset(),
+    on_event: ev.EventCallback | None = None,
+) -> list[JobRecord]:
     """Jobs of the journal with instances left unsent, whatever ended them (worker thread).
 
     A job qualifies when no process runs it and some of its instances were never stored
     (pending, in flight, unknown or not sent): its process died, the user stopped it (also by
     quitting mid-send), or the PACS could not be reached. Jobs dismissed in an earlier session
     and those in `exclude` (this session's own, already shown in the window) are left out.
+    A damaged journal is set aside and a fresh one started: `on_event` then gets the
+    :class:`core.events.JournalSetAside`.
     """
     if not os.path.exists(journal_path):
         return []
     dismissed = dismissed_jobs(settings_path)
     with Journal(journal_path) as journal:
+        if on_event is not None:
+            add_set_aside_event(journal, on_event)
         jobs = journal.interrupted_jobs()
         # this session's own jobs are on screen already, unless a process died while running them
         jobs = [j for j in jobs if j.id not in dismissed and (j.id not in exclude or j.state == "interrupted")]
         return [j for j in jobs if _left_unsent(journal, j)]
+
+
+def find_interrupted_and_notes(
+    journal_path: str, settings_path: str | None, exclude: frozenset[str] = frozenset()
+) -> tuple[list[JobRecord], list[ev.Event]]:
+    """:func:`find_interrupted`, and the journal's events on the way (a damaged journal set aside)."""
+    notes: list[ev.Event] = []
+    return find_interrupted(journal_path, settings_path, exclude, notes.append), notes
 
 
 def _left_unsent(journal: Journal, job: JobRecord) -> bool:
@@ -99,6 +117,8 @@ class ResumeController(QObject):
     Signals:
         interrupted_jobs_found(object): the journal was read; the list of interrupted
             :class:`core.journal.JobRecord` not dismissed (maybe empty, also when it cannot be read).
+        journal_noted(object): reading it, the journal was found damaged and set aside
+            (the :class:`core.events.JournalSetAside`).
         resume_prepared(object): the :class:`core.send.RerunPlan` is in the model; its send starts
             unless nothing is left to send.
         resume_failed(str): why the job could not be resumed.
@@ -106,6 +126,7 @@ class ResumeController(QObject):
     """
 
     interrupted_jobs_found = Signal(object)
+    journal_noted = Signal(object)
     resume_prepared = Signal(object)
     resume_failed = Signal(str)
     info_changed = Signal(str)
@@ -138,13 +159,16 @@ class ResumeController(QObject):
         if not self.journal_path:
             return
         own = frozenset(j.job_id for j in self.send.jobs)
-        worker = TaskWorker(find_interrupted, self.journal_path, self.settings_path, own)
+        worker = TaskWorker(find_interrupted_and_notes, self.journal_path, self.settings_path, own)
         worker.succeeded.connect(self._on_find_succeeded)
         worker.failed.connect(self._on_find_failed)
         self.pool.start(worker, "journal")
 
     @Slot(object)
-    def _on_find_succeeded(self, jobs: list[JobRecord]) -> None:
+    def _on_find_succeeded(self, found: tuple[list[JobRecord], list[ev.Event]]) -> None:
+        jobs, notes = found
+        for note in notes:
+            emit(self.journal_noted, note)
         self.interrupted = [j for j in jobs if j.id not in self._dismissed]
         emit(self.interrupted_jobs_found, list(self.interrupted))
 

@@ -8,15 +8,17 @@ summary, *Retry failed* and the failure report.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
+from core import events as ev
 from core.engine import JobResult
 from core.events import InstanceFinished
 from core.preflight import InstancePlan, needs_confirmation, summary_text
@@ -30,6 +32,7 @@ from ..models import InstanceTreeModel, Node
 from ..progress import ProgressTracker
 from ..qtcompat import emit
 from ..results import PacsResults
+from ..wording import journal_note
 from ..workers import GuiGate, SendWorker, TaskWorker, ThreadPool, tagged
 from .local_pacs import LocalPacsController
 from .plan import apply_plans, plan, plan_args
@@ -42,10 +45,37 @@ EVENT_BATCH_S = 0.1
 QUEUE_CHUNK = 2500
 #: Milliseconds between progress updates while sending.
 PROGRESS_MS = 250
+#: Seconds a send stopped to quit may finish its current instance before it is cut off between PDUs.
+QUIT_GRACE_S = 1.0
 
+_JOURNAL_EVENTS = (ev.JournalFailed, ev.JournalSetAside, ev.JournalUnavailable)
 _STATE_OF = {s.value: s for s in (st.STORED, st.WARNING, st.FAILED, st.NOT_SENT, st.UNKNOWN, st.SKIPPED)}
 #: States of instances that went out to the PACS (a failure counts when the PACS answered it).
 _WENT_OUT = frozenset({st.STORED, st.WARNING, st.UNKNOWN})
+
+
+def _freeze_heap() -> None:
+    """Leave what exists now (the tree of 10,000 rows, the scan's records) out of the garbage collector's
+    full collections until the send ends or is dropped (:func:`gc.freeze`; undone by :func:`gc.unfreeze`).
+
+    A full collection holds the GIL while it walks every tracked object: 40-80 ms with 10,000 files
+    listed, and when the send's thread triggers one, every call of the GUI thread into Python (a
+    paint, a timer) waits that long. Frozen, those objects are not walked; what the send creates
+    still is. Both calls take constant time.
+    """
+    gc.collect(1)  # the young garbage of the scan and the plan goes now, not into the frozen set
+    gc.freeze()
+
+
+class JobCounts(NamedTuple):
+    """A send's instances by how they ended (each instance in one count; skipped ones in none)."""
+
+    stored: int  # the PACS answered Success
+    warned: int  # stored, with a Warning status
+    failed: int  # refused by the PACS (a status, a refused SOP class), not convertible, unreadable mid-send...
+    not_sent: int  # the user stopped the send first (cancel, close)
+    unreachable: int  # never reached the PACS: it was down, refused the association or was judged broken
+    unknown: int  # the data set went out, no answer came (or the journal could not record the answer)
 
 
 @dataclass
@@ -71,40 +101,73 @@ class SendRecord:
     sent: int = 0
     elapsed_s: float = 0.0
     rates: tuple[float, float] = (0.0, 0.0)
+    #: Why the send journal could not be written (the send stopped then), else "".
+    journal_error: str = ""
+    #: What else happened to the send journal, in plain words (set aside, unavailable).
+    journal_notes: list[str] = field(default_factory=list)
+    _counts: tuple[dict[str, Any], JobCounts] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.by_index:
             self.by_index = dict(enumerate(self.nodes))
 
     @property
-    def counts(self) -> tuple[int, int, int, int]:
-        """``(stored, with warnings, failed, not sent)`` from the summary."""
+    def counts(self) -> JobCounts:
+        """The job's counts: the summary's, with the failures that never reached the PACS and the unknown outcomes apart.
+
+        Counted once when the job has ended (a summary of 10,000 outcomes is read several times then).
+        """
+        cached = self._counts
+        if cached is not None and cached[0] is self.summary:
+            return cached[1]
+        counts = self._count()
+        if self.finished:
+            self._counts = (self.summary, counts)
+        return counts
+
+    def _count(self) -> JobCounts:
         s = self.summary
         not_sent = s.get("not_sent", 0)
-        return s.get("success", 0), s.get("warning", 0), s.get("failure", 0) - not_sent, not_sent
+        unreachable = unknown = 0
+        for o in self.outcomes.values():
+            unreachable += st.never_reached(o.get("state", ""), o)
+            unknown += o.get("state") == st.UNKNOWN.value
+        failed = s.get("failure", 0) - not_sent - unreachable - unknown
+        return JobCounts(s.get("success", 0), s.get("warning", 0), failed, not_sent, unreachable, unknown)
 
     def why_nothing_sent(self) -> str:
-        """Why nothing reached the PACS: the last association's failure, else the job's error or the outcomes' reason."""
+        """Why nothing reached the PACS: the last association's failure, else the job's error or the reason of the
+        instances not sent ("" when the PACS answered: the failures' reasons are said apart)."""
         if self.association_errors:
             return self.association_errors[-1]
         if self.error:
             return self.error
+        return self.why_unreachable() or self._commonest(lambda o: o.get("state") == st.NOT_SENT.value)
+
+    def why_unreachable(self) -> str:
+        """The commonest reason of the instances the PACS could not take (down, association refused, judged broken)."""
+        return self._commonest(lambda o: st.never_reached(o.get("state", ""), o))
+
+    def _commonest(self, chosen: Any) -> str:
         reasons: dict[str, int] = {}
         for o in self.outcomes.values():
-            if o.get("state") == st.NOT_SENT.value and o.get("message"):
+            if o.get("message") and chosen(o):
                 reasons[o["message"]] = reasons.get(o["message"], 0) + 1
         return max(reasons, key=lambda m: reasons[m]) if reasons else ""
 
 
 def outcome_label(job: SendRecord) -> str:
-    """How a send ended, in two or three words: ``Done``, ``Done with warnings``, ``Cancelled``,
-    ``Some not stored`` or ``Nothing stored`` (the progress line's prefix and the bar's colour)."""
-    stored, warn, failed, not_sent = job.counts
+    """How a send ended, in two or three words: ``Done``, ``Done with warnings``, ``Cancelled``, ``Stopped``
+    (the journal could not be written), ``Some not stored`` or ``Nothing stored`` (the progress line's prefix
+    and the bar's colour)."""
+    stored, warn, failed, not_sent, unreachable, unknown = job.counts
+    if job.journal_error:
+        return "Stopped"
     if job.cancelled:
         return "Cancelled"
     if not stored and not warn:
         return "Nothing stored"
-    if failed or not_sent:
+    if failed or not_sent or unreachable or unknown:
         return "Some not stored"
     return "Done with warnings" if warn else "Done"
 
@@ -132,6 +195,8 @@ class SendController(QObject):
         send_started(object, int): ``(SendRecord, number of instances)``; the worker got its job.
         progressed(object): every 250 ms while sending and once at the end; the :class:`ui.progress.ProgressTracker`.
         arrival_checked(object): the arrival check's result (see ``SendWorker.arrival_checked``).
+        journal_noted(object): the send journal was set aside, is unavailable or could not be written (the
+            :class:`core.events.JournalSetAside`, ``JournalUnavailable`` or ``JournalFailed``).
         send_finished(object): the job ended; its :class:`SendRecord` (now :attr:`last_job`).
     """
 
@@ -143,6 +208,7 @@ class SendController(QObject):
     send_started = Signal(object, int)
     progressed = Signal(object)
     arrival_checked = Signal(object)
+    journal_noted = Signal(object)
     send_finished = Signal(object)
 
     def __init__(
@@ -228,6 +294,7 @@ class SendController(QObject):
         return self.launch(list(nodes), profile)
 
     def _start_preflight(self, nodes: list[Node], p: Profile) -> bool:
+        _freeze_heap()  # from the plan on (its worker allocates too); thawed when the send ends or is dropped
         self._preflight = (nodes, p)
         emit(self.busy_changed, True)
         from_map = " from its saved acceptance map…" if saved_map_for(p) else "…"
@@ -270,6 +337,7 @@ class SendController(QObject):
             self.launch(*pending)
         else:
             emit(self.info_changed, "Send cancelled after the plan: nothing was sent (see the Plan column).")
+            gc.unfreeze()
             emit(self.busy_changed, False)
 
     @Slot(object)
@@ -332,6 +400,7 @@ class SendController(QObject):
             )
         except ValueError as exc:
             emit(self.info_changed, f"Cannot send: {exc}")
+            gc.unfreeze()
             return False
         worker = SendWorker(request, batch_s=EVENT_BATCH_S, gate=self.gate)
         self._connect(worker)
@@ -382,6 +451,7 @@ class SendController(QObject):
         worker.arrival_check_started.connect(self._on_worker_arrival_check_started)
         worker.arrival_checked.connect(self._on_worker_arrival_checked)
         worker.result_ready.connect(self._on_worker_result_ready)
+        worker.event_received.connect(self._on_worker_event_received)
 
     @Slot()
     def _queue_rows(self) -> None:
@@ -395,6 +465,7 @@ class SendController(QObject):
         self._to_queue = ([], 0, None)
         if worker is self._worker and worker is not None and not self._closing:
             self.model.flush()
+            _freeze_heap()
             self.pool.start(worker, "send")
 
     # -- cancelling ----------------------------------------------------------------------------------
@@ -407,14 +478,33 @@ class SendController(QObject):
         elif self._preflight is not None:
             self._preflight = None  # the plan's result is ignored when it comes
             emit(self.info_changed, "Send cancelled before it started: nothing was sent.")
+            gc.unfreeze()
             emit(self.busy_changed, False)
 
+    def stop_to_quit(self, grace_s: float = QUIT_GRACE_S) -> None:
+        """Stop the running job because the window closes: after the current instance when that takes
+        less than `grace_s` seconds, else at once between PDUs (the association is aborted). Either way
+        the journal records every outcome and keeps the rest for a resume; ``send_finished`` follows."""
+        worker = self._worker
+        if worker is None:
+            self.cancel()
+            return
+        worker.cancel()
+        emit(self.info_changed, "Stopping the send; what is left stays in the send journal for Resume…")
+        QTimer.singleShot(int(grace_s * 1000), lambda: self._stop_now(worker))
+
+    def _stop_now(self, worker: SendWorker) -> None:
+        if worker is self._worker:  # still running: cut the instance in flight off
+            LOGGER.info("Stopping the send now (the window is closing)")
+            worker.stop()
+
     def shutdown(self) -> None:
-        """Cancel the running job and start no other (the window is closing)."""
+        """Stop the running job at once and start no other (the window is closing)."""
         self._closing = True
         if self._worker is not None:
-            self._worker.cancel()
+            self._worker.stop()
         self.timer.stop()
+        gc.unfreeze()
 
     # -- the engine's events -------------------------------------------------------------------------
 
@@ -479,8 +569,8 @@ class SendController(QObject):
         state = _STATE_OF.get(o.get("state", ""), st.FAILED)
         self.model.set_state(node, state, o)
         self.results.record(self.job.profile.name, node, state, o)
-        if state == st.NOT_SENT:
-            self.tracker.add_not_sent()
+        if state == st.NOT_SENT or st.never_reached(state, o):
+            self.tracker.add_not_sent(unreachable=state != st.NOT_SENT)
         else:
             self.tracker.add(e.bytes_sent, state in _WENT_OUT or (state == st.FAILED and o.get("status_code") is not None))
 
@@ -491,6 +581,20 @@ class SendController(QObject):
             self.job.summary = dict(e.summary or {})
             self.job.error = e.error
             self.job.cancelled = e.cancelled
+
+    @Slot(object)
+    def _on_worker_event_received(self, e: ev.Event) -> None:
+        if not isinstance(e, _JOURNAL_EVENTS):
+            return
+        note = journal_note(e)
+        job = self.job
+        if job is not None and isinstance(e, ev.JournalFailed):
+            job.journal_error = e.message
+        elif job is not None:
+            job.journal_notes.append(note)
+        if isinstance(e, ev.JournalFailed):
+            emit(self.info_changed, "The send journal could not be written: stopping before the next instance…")
+        emit(self.journal_noted, e)
 
     @Slot(int)
     def _on_worker_arrival_check_started(self, n: int) -> None:
@@ -519,13 +623,15 @@ class SendController(QObject):
         job, self.job = self.job, None
         self._worker = None
         self.timer.stop()
+        gc.unfreeze()
         if job is None:
             self.tracker.finish()
             return
         job.finished = time.time()
         if isinstance(result, JobResult):
-            for o in result.outcomes:
-                job.outcomes.setdefault(o.index, o.to_dict())
+            missing = [o for o in result.outcomes if o.index not in job.outcomes]  # the events brought the rest
+            for o in missing:
+                job.outcomes[o.index] = o.to_dict()
             job.associations = [a.to_dict() for a in result.associations]
             job.summary = result.summary()
             job.error = result.error
